@@ -1,0 +1,1 @@
+"""Druidflow operators: one per task step."""

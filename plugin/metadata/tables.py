@@ -1,0 +1,161 @@
+"""Druidflow's tables, all prefixed ``druidflow_`` so that they can live in the Airflow metadata DB.
+
+Druid keeps instants as ISO strings (``start``, ``end``, versions); we keep those for fidelity and add
+``start_ms``/``end_ms`` integers, because string order breaks for Druid's far-past ETERNITY bounds and
+integer range predicates use the indexes well. Alembic migrations in ``migrations/`` create exactly these
+tables; a test checks that the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+PREFIX = "druidflow_"
+
+metadata = MetaData()
+
+segments = Table(
+    f"{PREFIX}segments",
+    metadata,
+    Column("id", String(512), primary_key=True),
+    Column("dataSource", String(255), nullable=False),
+    Column("created_date", String(32), nullable=False),
+    Column("start", String(40), nullable=False),
+    Column("end", String(40), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("partitioned", Boolean, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("partition_num", Integer, nullable=False),
+    Column("used", Boolean, nullable=False),
+    Column("used_status_last_updated", String(32), nullable=False),
+    # Why the segment is unused: overshadowed-by-compaction, overshadowed-by-reindex, dropped-by-user, dropped-by-rule.
+    Column("unused_reason", String(64), nullable=True),
+    # Set once a kill has claimed the row: from then on it can never be marked used again.
+    Column("kill_task_id", String(255), nullable=True),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("num_rows", BigInteger, nullable=False, default=0),
+    # The physical file(s) the loadSpec points at, so that kill can reference-count shared files.
+    Column("load_path", String(1024), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Index(f"ix_{PREFIX}segments_ds_used_start_end", "dataSource", "used", "start_ms", "end_ms"),
+    Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
+    Index(f"ix_{PREFIX}segments_load_path", "load_path"),
+)
+
+pending_segments = Table(
+    f"{PREFIX}pending_segments",
+    metadata,
+    Column("id", String(512), primary_key=True),
+    Column("dataSource", String(255), nullable=False),
+    Column("created_date", String(32), nullable=False),
+    Column("start", String(40), nullable=False),
+    Column("end", String(40), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("sequence_name", String(255), nullable=False),
+    Column("sequence_prev_id", String(512), nullable=False),
+    Column("sequence_name_prev_id_sha1", String(64), nullable=False, unique=True),
+    Column("task_allocator_id", String(255), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Index(f"ix_{PREFIX}pending_segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
+    Index(f"ix_{PREFIX}pending_segments_allocator", "dataSource", "task_allocator_id"),
+)
+
+tasks = Table(
+    f"{PREFIX}tasks",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("dataSource", String(255), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # RUNNING | SUCCESS | FAILED (Druid's TaskState)
+    Column("active", Boolean, nullable=False),
+    Column("payload", Text, nullable=False),  # the task JSON with defaults filled in
+    Column("status_payload", Text, nullable=True),  # Druid's TaskStatus JSON
+    Column("report", Text, nullable=True),  # the task report JSON (ingestionStatsAndErrors, kill report, ...)
+    Column("error_msg", Text, nullable=True),
+    Column("created_date", String(32), nullable=False),
+    Column("updated_date", String(32), nullable=False),
+    Index(f"ix_{PREFIX}tasks_active_created", "active", "created_date"),
+    Index(f"ix_{PREFIX}tasks_ds_created", "dataSource", "created_date"),
+)
+
+# One row per dataSource, used as the per-dataSource mutex by the lockbox (row lock on PostgreSQL) and to hand
+# out strictly increasing lock versions even if the clock steps back.
+lock_datasources = Table(
+    f"{PREFIX}lock_datasources",
+    metadata,
+    Column("dataSource", String(255), primary_key=True),
+    Column("last_version", String(64), nullable=False),
+)
+
+task_locks = Table(
+    f"{PREFIX}task_locks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("task_id", String(255), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("dataSource", String(255), nullable=False),
+    Column("interval", String(100), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    Column("type", String(16), nullable=False),  # EXCLUSIVE | SHARED | REPLACE | APPEND
+    Column("version", String(64), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("lease_expires_ms", BigInteger, nullable=False),
+    Column("in_critical_section", Boolean, nullable=False, default=False),
+    Column("created_date", String(32), nullable=False),
+    Index(f"ix_{PREFIX}task_locks_task", "task_id"),
+    Index(f"ix_{PREFIX}task_locks_ds_start_end", "dataSource", "start_ms", "end_ms"),
+)
+
+# An audit trail of what happened to locks (acquire, revoke, release, expire, force-release).
+lock_events = Table(
+    f"{PREFIX}lock_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("task_id", String(255), nullable=False),
+    Column("dataSource", String(255), nullable=False),
+    Column("interval", String(100), nullable=False),
+    Column("version", String(64), nullable=True),
+    Column("actor", String(255), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index(f"ix_{PREFIX}lock_events_task", "task_id"),
+)
+
+# Retention rules per dataSource (Druid's druid_rules): a JSON list, first match wins.
+rules = Table(
+    f"{PREFIX}rules",
+    metadata,
+    Column("dataSource", String(255), primary_key=True),
+    Column("version", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+__all__ = [
+    "metadata",
+    "segments",
+    "pending_segments",
+    "tasks",
+    "lock_datasources",
+    "task_locks",
+    "lock_events",
+    "rules",
+    "PREFIX",
+]
+

@@ -1,0 +1,1 @@
+"""Pydantic models of Druid's task JSON, accepted as Druid users write it (camelCase)."""

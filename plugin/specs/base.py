@@ -1,0 +1,67 @@
+"""The one base model every spec and record derives from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from druidflow.exceptions import SpecError
+
+
+class DruidModel(BaseModel):
+    """Frozen, camelCase-aliased, typo-rejecting base for Druid JSON.
+
+    Fields are snake_case in Python and camelCase in JSON (``data_source`` <-> ``dataSource``); both spellings
+    are accepted on input. ``extra="forbid"`` turns a misspelt key into an error instead of a silently ignored
+    setting. Dumps default to Druid's shape: aliases on, ``None`` left out.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        arbitrary_types_allowed=True,
+    )
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        kwargs.setdefault("by_alias", True)
+        kwargs.setdefault("exclude_none", True)
+        kwargs.setdefault("mode", "json")
+        return super().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:  # type: ignore[override]
+        kwargs.setdefault("by_alias", True)
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump_json(**kwargs)
+
+    @classmethod
+    def parse(cls, data: Any, path: str = ""):
+        """Validate ``data`` (a dict or JSON text), raising :class:`SpecError` that names the field path and value."""
+        try:
+            if isinstance(data, (str, bytes)):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise spec_error_from(exc, path) from None
+
+
+def spec_error_from(exc: ValidationError, prefix: str = "") -> SpecError:
+    """Turn pydantic's first error into a SpecError naming the dotted field path and the offending value."""
+    err = exc.errors(include_url=False)[0]
+    parts = [prefix] if prefix else []
+    for loc in err.get("loc", ()):
+        if isinstance(loc, int):
+            parts[-1:] = [f"{parts[-1]}[{loc}]"] if parts else [f"[{loc}]"]
+        elif not str(loc).startswith(("function-", "tagged-union", "union[")):
+            parts.append(str(loc))
+    path = ".".join(parts)
+    msg = err.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    more = len(exc.errors()) - 1
+    if more > 0:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return SpecError(path, err.get("input"), msg)
