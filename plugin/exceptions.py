@@ -85,3 +85,15 @@ class SegmentNotFoundError(TerminalError):
 
 class MetadataError(DruidflowError):
     """The metadata store is in a state Druidflow cannot work with (schema missing or too old)."""
+
+
+class TimelineConflictError(TerminalError):
+    """Two partition sets share a version but have overlapping, unequal intervals, which no timeline can hold."""
+
+
+class SegmentAllocationError(TerminalError):
+    """An appending task cannot be given a new segment id in a time chunk (Druid's segmentAllocate returning null)."""
+
+
+class SegmentBeingKilledError(TerminalError):
+    """A segment claimed by a kill can no longer be marked used."""
