@@ -1,0 +1,624 @@
+"""Where ingested rows come from: input sources, input formats and the classic firehoses (``ioConfig``).
+
+Accepted as Druid users write them (camelCase, discriminated by ``type``). A classic firehose turns into the
+equivalent modern input source with :meth:`to_input_source`, so readers only ever see input sources.
+
+What the readers (``druidflow.inputs``) support beyond plain validation is documented on each model; anything
+Druid accepts but Druidflow cannot honour (a ``jq`` flatten field, a multi-character TSV delimiter, Jackson
+parser features that relax JSON syntax) is rejected here, before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from druidflow.exceptions import InputError
+from druidflow.intervals import Interval
+from druidflow.specs.base import DruidModel
+
+# ---------------------------------------------------------------------------------------------------------------
+# Password providers (Druid's ``PasswordProvider``: a plain string, or {"type": "default"|"environment", ...})
+
+
+class DefaultPasswordProvider(DruidModel):
+    """``{"type": "default", "password": "..."}``: the password itself."""
+
+    type: Literal["default"] = "default"
+    password: str
+
+    def get(self) -> str:
+        return self.password
+
+
+class EnvironmentVariablePasswordProvider(DruidModel):
+    """``{"type": "environment", "variable": "NAME"}``: the password is read from an environment variable."""
+
+    type: Literal["environment"] = "environment"
+    variable: str
+
+    def get(self) -> str:
+        value = os.environ.get(self.variable)
+        if value is None:
+            raise InputError(f"password environment variable {self.variable!r} is not set")
+        return value
+
+
+PasswordProvider = Union[
+    str,
+    Annotated[Union[DefaultPasswordProvider, EnvironmentVariablePasswordProvider], Field(discriminator="type")],
+]
+
+
+def resolve_password(provider: Optional[PasswordProvider]) -> Optional[str]:
+    """The secret a password provider stands for (``None`` stays ``None``)."""
+    if provider is None or isinstance(provider, str):
+        return provider
+    return provider.get()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JSONPath-lite, for flattenSpec ``path`` fields
+
+_PATH_TOKEN = re.compile(
+    r"""\.(?P<name>[^.\[\]]+)            # .name
+      | \[\s*'(?P<sq>(?:[^'\\]|\\.)*)'\s*\]   # ['name']
+      | \[\s*"(?P<dq>(?:[^"\\]|\\.)*)"\s*\]   # ["name"]
+      | \[\s*(?P<idx>-?\d+)\s*\]          # [0], [-1]
+    """,
+    re.VERBOSE,
+)
+
+
+def parse_json_path(expr: str) -> tuple[Union[str, int], ...]:
+    """Steps of a JSONPath expression: field names (str) and list indexes (int).
+
+    Supported: ``$``, ``.name``, ``['name']``, ``["name"]``, ``[n]`` and ``[-n]``. Wildcards, deep scan (``..``),
+    filters and functions are not, and raise ``ValueError``.
+    """
+    text = expr.strip()
+    if not text.startswith("$"):
+        raise ValueError(f"JSONPath must start with '$': {expr!r}")
+    steps: list[Union[str, int]] = []
+    pos = 1
+    while pos < len(text):
+        m = _PATH_TOKEN.match(text, pos)
+        if m is None or (m.group("name") is not None and m.group("name").endswith("()")):
+            raise ValueError(
+                f"unsupported JSONPath {expr!r} at position {pos}: only .name, ['name'] and [index] steps are supported"
+            )
+        if m.group("name") is not None:
+            name = m.group("name")
+            if name == "*" or "(" in name:
+                raise ValueError(f"unsupported JSONPath {expr!r}: wildcards and functions are not supported")
+            steps.append(name)
+        elif m.group("idx") is not None:
+            steps.append(int(m.group("idx")))
+        else:
+            quoted = m.group("sq") if m.group("sq") is not None else m.group("dq")
+            steps.append(re.sub(r"\\(.)", r"\1", quoted))
+        pos = m.end()
+    return tuple(steps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# flattenSpec
+
+
+class FlattenField(DruidModel):
+    """One ``flattenSpec.fields`` entry.
+
+    ``root`` reads the top-level field ``expr`` (or ``name``); ``path`` evaluates a JSONPath-lite expression (see
+    :func:`parse_json_path`); ``tree`` follows ``nodes`` (a list of keys). ``jq`` is not supported.
+    """
+
+    type: Literal["root", "path", "jq", "tree"]
+    name: str = Field(min_length=1)
+    expr: Optional[str] = None
+    nodes: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FlattenField:
+        if self.type == "jq":
+            raise ValueError(f"flatten field {self.name!r}: 'jq' fields are not supported; use a 'path' field")
+        if self.type == "path":
+            if not self.expr:
+                raise ValueError(f"flatten field {self.name!r}: a 'path' field needs 'expr'")
+            parse_json_path(self.expr)
+        if self.type == "tree" and not self.nodes:
+            raise ValueError(f"flatten field {self.name!r}: a 'tree' field needs 'nodes'")
+        return self
+
+    @property
+    def steps(self) -> tuple[Union[str, int], ...]:
+        """The path from the record's root to this field's value."""
+        if self.type == "root":
+            return (self.expr or self.name,)
+        if self.type == "tree":
+            return tuple(self.nodes or ())
+        return parse_json_path(self.expr or "$")
+
+
+class FlattenSpec(DruidModel):
+    """``flattenSpec``: extra columns taken from nested data, plus (``useFieldDiscovery``) the top-level fields."""
+
+    use_field_discovery: bool = True
+    fields: list[FlattenField] = Field(default_factory=list)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_names(cls, fields: list[FlattenField]) -> list[FlattenField]:
+        seen: set[str] = set()
+        for f in fields:
+            if f.name in seen:
+                raise ValueError(f"duplicate flatten field name {f.name!r}")
+            seen.add(f.name)
+        return fields
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Input formats
+
+# Jackson features that relax JSON syntax; our parser cannot honour them, so enabling one is an error.
+_UNSUPPORTED_JSON_FEATURES = frozenset(
+    {
+        "ALLOW_COMMENTS",
+        "ALLOW_YAML_COMMENTS",
+        "ALLOW_UNQUOTED_FIELD_NAMES",
+        "ALLOW_SINGLE_QUOTES",
+        "ALLOW_UNQUOTED_CONTROL_CHARS",
+        "ALLOW_BACKSLASH_ESCAPING_ANY_CHARACTER",
+        "ALLOW_NUMERIC_LEADING_ZEROS",
+        "ALLOW_NON_NUMERIC_NUMBERS",
+        "ALLOW_MISSING_VALUES",
+        "ALLOW_TRAILING_COMMA",
+        "ALLOW_LEADING_DECIMAL_POINT_FOR_NUMBERS",
+    }
+)
+
+DEFAULT_LIST_DELIMITER = "\u0001"  # Druid's Parsers.DEFAULT_LIST_DELIMITER (Ctrl-A)
+
+
+class JsonInputFormat(DruidModel):
+    """``{"type": "json"}``: one JSON object per line (JSON lines).
+
+    ``featureSpec`` is Jackson's parser feature map; features that relax JSON syntax cannot be honoured and are
+    rejected when enabled, the others are accepted and have no effect. ``keepNullColumns`` is passed on to the
+    engine (schemaless dimension discovery).
+    """
+
+    type: Literal["json"] = "json"
+    flatten_spec: Optional[FlattenSpec] = None
+    feature_spec: Optional[dict[str, bool]] = None
+    keep_null_columns: Optional[bool] = None
+    assume_newline_delimited: Optional[bool] = None
+    use_json_node_reader: Optional[bool] = None
+
+    @field_validator("feature_spec")
+    @classmethod
+    def _features(cls, features: Optional[dict[str, bool]]) -> Optional[dict[str, bool]]:
+        for name, enabled in (features or {}).items():
+            if enabled and name in _UNSUPPORTED_JSON_FEATURES:
+                raise ValueError(f"JSON parser feature {name} is not supported (input must be standard JSON)")
+        return features
+
+
+class _DelimitedInputFormat(DruidModel):
+    """What CSV and TSV share (Druid's ``FlatTextInputFormat``)."""
+
+    # Declared before ``columns`` so that the columns check below can see them.
+    find_columns_from_header: Optional[bool] = None
+    has_header_row: Optional[bool] = None  # Druid's deprecated name for findColumnsFromHeader
+    list_delimiter: Optional[str] = None
+    skip_header_rows: int = Field(default=0, ge=0)
+    columns: Optional[list[str]] = Field(default=None, validate_default=True)
+
+    @field_validator("list_delimiter")
+    @classmethod
+    def _list_delimiter(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value == "":
+            raise ValueError("listDelimiter must not be empty")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, columns: Optional[list[str]], info: ValidationInfo) -> Optional[list[str]]:
+        header = info.data.get("find_columns_from_header") or info.data.get("has_header_row")
+        if not columns and not header:
+            raise ValueError("columns are required unless findColumnsFromHeader is true")
+        seen: set[str] = set()
+        for c in columns or ():
+            if c in seen:
+                raise ValueError(f"duplicate column {c!r}")
+            seen.add(c)
+        return columns
+
+    @property
+    def uses_header(self) -> bool:
+        """Whether column names come from the first row after ``skipHeaderRows``."""
+        return bool(self.find_columns_from_header or self.has_header_row)
+
+    @property
+    def delimiter_char(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def effective_list_delimiter(self) -> str:
+        """The multi-value delimiter, with Druid's default (``\\u0001``)."""
+        return self.list_delimiter if self.list_delimiter is not None else DEFAULT_LIST_DELIMITER
+
+    @model_validator(mode="after")
+    def _delimiters(self):
+        delim = self.delimiter_char
+        if self.list_delimiter == delim:
+            raise ValueError(f"listDelimiter cannot be the same as the delimiter {delim!r}")
+        for c in self.columns or ():
+            if delim in c:
+                raise ValueError(f"column {c!r} contains the delimiter {delim!r}")
+        return self
+
+
+class CsvInputFormat(_DelimitedInputFormat):
+    """``{"type": "csv"}``: comma-separated, ``"``-quoted; every value is read as a string, empty means null."""
+
+    type: Literal["csv"] = "csv"
+
+    @property
+    def delimiter_char(self) -> str:
+        return ","
+
+
+class TsvInputFormat(_DelimitedInputFormat):
+    """``{"type": "tsv"}``: values split on ``delimiter`` (tab by default), no quoting, as Druid's TSV reader does."""
+
+    type: Literal["tsv"] = "tsv"
+    delimiter: str = Field(default="\t", validate_default=True)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError("delimiter must be a single character")
+        if value in "\r\n":
+            raise ValueError("delimiter cannot be a line break")
+        return value
+
+    @property
+    def delimiter_char(self) -> str:
+        return self.delimiter
+
+
+class ParquetInputFormat(DruidModel):
+    """``{"type": "parquet"}``: Parquet files. ``binaryAsString`` turns un-annotated binary columns into UTF-8."""
+
+    type: Literal["parquet"] = "parquet"
+    binary_as_string: bool = False
+    flatten_spec: Optional[FlattenSpec] = None
+
+
+InputFormat = Annotated[
+    Union[JsonInputFormat, CsvInputFormat, TsvInputFormat, ParquetInputFormat], Field(discriminator="type")
+]
+
+# ---------------------------------------------------------------------------------------------------------------
+# Input sources
+
+
+def _check_uri(uri: str, schemes: tuple[str, ...], need_path: bool) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() not in schemes:
+        raise ValueError(f"URI {uri!r} must use {' or '.join(s + '://' for s in schemes)}")
+    if not parsed.netloc:
+        raise ValueError(f"URI {uri!r} has no host or bucket")
+    if need_path and not parsed.path.lstrip("/"):
+        raise ValueError(f"URI {uri!r} names no object")
+    return uri
+
+
+class LocalInputSource(DruidModel):
+    """``{"type": "local"}``: files under ``baseDir`` (searched recursively) whose *name* matches ``filter`` (a
+    commons-io wildcard: ``*`` and ``?``), then the listed ``files``. Empty files are skipped; each file is read
+    once even if both select it."""
+
+    type: Literal["local"] = "local"
+    base_dir: Optional[str] = None
+    filter: Optional[str] = None
+    files: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LocalInputSource:
+        if self.base_dir is not None and not self.filter:
+            raise ValueError("filter is required when baseDir is set")
+        if self.base_dir is None and not self.files:
+            raise ValueError("at least one of baseDir or files must be set")
+        return self
+
+
+class InlineInputSource(DruidModel):
+    """``{"type": "inline", "data": "..."}``: the input itself, inside the spec."""
+
+    type: Literal["inline"] = "inline"
+    data: str = Field(min_length=1)
+
+
+class HttpInputSource(DruidModel):
+    """``{"type": "http"}``: files downloaded from ``uris`` (http or https), with optional basic authentication."""
+
+    type: Literal["http"] = "http"
+    uris: list[str] = Field(min_length=1)
+    http_authentication_username: Optional[str] = None
+    http_authentication_password: Optional[PasswordProvider] = None
+    request_headers: Optional[dict[str, str]] = None
+
+    @field_validator("uris")
+    @classmethod
+    def _uris(cls, uris: list[str]) -> list[str]:
+        return [_check_uri(u, ("http", "https"), need_path=False) for u in uris]
+
+
+class S3Object(DruidModel):
+    """One ``objects`` entry of an s3 input source."""
+
+    bucket: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+
+
+class S3Properties(DruidModel):
+    """``properties`` of an s3 input source: credentials used instead of the default chain."""
+
+    access_key_id: Optional[PasswordProvider] = None
+    secret_access_key: Optional[PasswordProvider] = None
+    session_token: Optional[PasswordProvider] = None
+    assume_role_arn: Optional[str] = None
+    assume_role_external_id: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> S3Properties:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("accessKeyId and secretAccessKey must be given together")
+        return self
+
+
+class S3EndpointConfig(DruidModel):
+    """``endpointConfig``: an S3-compatible endpoint and its signing region."""
+
+    url: Optional[str] = None
+    signing_region: Optional[str] = None
+
+
+class S3ClientConfig(DruidModel):
+    """``clientConfig``: protocol and addressing of the S3 client."""
+
+    protocol: Optional[Literal["http", "https"]] = None
+    disable_chunked_encoding: Optional[bool] = None
+    enable_path_style_access: Optional[bool] = None
+    force_global_bucket_access_enabled: Optional[bool] = None
+
+
+class S3ProxyConfig(DruidModel):
+    """``proxyConfig``: an HTTP proxy for the S3 client."""
+
+    host: Optional[str] = None
+    port: Optional[int] = Field(default=None, ge=1, le=65535)
+    username: Optional[str] = None
+    password: Optional[PasswordProvider] = None
+
+
+class S3InputSource(DruidModel):
+    """``{"type": "s3"}``: exactly one of ``uris``, ``prefixes`` or ``objects``; ``objectGlob`` (Java glob: ``*``
+    stays within one ``/`` level, ``**`` crosses them) filters object keys. Empty objects are skipped when listing
+    by prefix."""
+
+    type: Literal["s3"] = "s3"
+    uris: Optional[list[str]] = None
+    prefixes: Optional[list[str]] = None
+    objects: Optional[list[S3Object]] = None
+    object_glob: Optional[str] = None
+    properties: Optional[S3Properties] = None
+    endpoint_config: Optional[S3EndpointConfig] = None
+    client_config: Optional[S3ClientConfig] = None
+    proxy_config: Optional[S3ProxyConfig] = None
+
+    @field_validator("uris")
+    @classmethod
+    def _uris(cls, uris: Optional[list[str]]) -> Optional[list[str]]:
+        return None if uris is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=True) for u in uris]
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, prefixes: Optional[list[str]]) -> Optional[list[str]]:
+        return None if prefixes is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=False) for u in prefixes]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> S3InputSource:
+        given = [n for n in ("uris", "prefixes", "objects") if getattr(self, n)]
+        if len(given) != 1:
+            detail = "none is set" if not given else f"got {' and '.join(given)}"
+            raise ValueError(f"exactly one of uris, prefixes or objects must be set ({detail})")
+        return self
+
+
+class WindowedSegmentId(DruidModel):
+    """An entry of ``segments`` in a druid input source: a segment id and the intervals of it to read."""
+
+    segment_id: str
+    intervals: list[Interval]
+
+
+class DruidInputSource(DruidModel):
+    """``{"type": "druid"}``: re-read the segments of a dataSource. ``dimensions``/``metrics``: null means all,
+    ``[]`` means none. Read by the engine, not by ``druidflow.inputs``."""
+
+    type: Literal["druid"] = "druid"
+    data_source: str = Field(min_length=1)
+    interval: Optional[Interval] = None
+    segments: Optional[list[WindowedSegmentId]] = None
+    filter: Optional[dict[str, Any]] = None
+    dimensions: Optional[list[str]] = None
+    metrics: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _interval_or_segments(self) -> DruidInputSource:
+        if (self.interval is None) == (self.segments is None):
+            raise ValueError("exactly one of interval or segments must be set")
+        return self
+
+
+InputSource = Annotated[
+    Union[LocalInputSource, InlineInputSource, HttpInputSource, S3InputSource, DruidInputSource],
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------------------------------------------------------
+# Classic firehoses
+
+
+class _PrefetchKnobs(DruidModel):
+    """The cache/prefetch settings of Druid's prefetchable firehoses; accepted and validated (our readers stream,
+    so they have no effect)."""
+
+    max_cache_capacity_bytes: int = Field(default=1 << 30, ge=0)
+    max_fetch_capacity_bytes: int = Field(default=1 << 30, ge=0)
+    prefetch_trigger_bytes: Optional[int] = Field(default=None, ge=0)
+    fetch_timeout: int = Field(default=60_000, ge=0)
+    max_fetch_retry: int = Field(default=3, ge=0)
+
+
+class LocalFirehose(DruidModel):
+    """``{"type": "local", "baseDir", "filter"}`` (both required)."""
+
+    type: Literal["local"] = "local"
+    base_dir: str = Field(min_length=1)
+    filter: str = Field(min_length=1)
+    parser: Optional[dict[str, Any]] = None  # some old specs repeat the parser here; ignored, as Druid does
+
+    def to_input_source(self) -> LocalInputSource:
+        return LocalInputSource(base_dir=self.base_dir, filter=self.filter)
+
+
+class HttpFirehose(_PrefetchKnobs):
+    """``{"type": "http", "uris"}`` plus the prefetch knobs and basic authentication."""
+
+    type: Literal["http"] = "http"
+    uris: list[str] = Field(min_length=1)
+    http_authentication_username: Optional[str] = None
+    http_authentication_password: Optional[PasswordProvider] = None
+
+    @field_validator("uris")
+    @classmethod
+    def _uris(cls, uris: list[str]) -> list[str]:
+        return [_check_uri(u, ("http", "https"), need_path=False) for u in uris]
+
+    def to_input_source(self) -> HttpInputSource:
+        return HttpInputSource(
+            uris=self.uris,
+            http_authentication_username=self.http_authentication_username,
+            http_authentication_password=self.http_authentication_password,
+        )
+
+
+class StaticS3Firehose(_PrefetchKnobs):
+    """``{"type": "static-s3"}`` with ``uris`` or ``prefixes`` (not both) plus the prefetch knobs."""
+
+    type: Literal["static-s3"] = "static-s3"
+    uris: Optional[list[str]] = None
+    prefixes: Optional[list[str]] = None
+
+    @field_validator("uris")
+    @classmethod
+    def _uris(cls, uris: Optional[list[str]]) -> Optional[list[str]]:
+        return None if uris is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=True) for u in uris]
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, prefixes: Optional[list[str]]) -> Optional[list[str]]:
+        return None if prefixes is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=False) for u in prefixes]
+
+    @model_validator(mode="after")
+    def _one(self) -> StaticS3Firehose:
+        if bool(self.uris) == bool(self.prefixes):
+            raise ValueError("exactly one of uris or prefixes must be set")
+        return self
+
+    def to_input_source(self) -> S3InputSource:
+        return S3InputSource(uris=self.uris or None, prefixes=self.prefixes or None)
+
+
+class InlineFirehose(DruidModel):
+    """``{"type": "inline", "data": "..."}``."""
+
+    type: Literal["inline"] = "inline"
+    data: str = Field(min_length=1)
+
+    def to_input_source(self) -> InlineInputSource:
+        return InlineInputSource(data=self.data)
+
+
+class IngestSegmentFirehose(DruidModel):
+    """``{"type": "ingestSegment"}``: re-read Druid segments (``interval`` or ``segments``)."""
+
+    type: Literal["ingestSegment"] = "ingestSegment"
+    data_source: str = Field(min_length=1)
+    interval: Optional[Interval] = None
+    segments: Optional[list[WindowedSegmentId]] = None
+    dimensions: Optional[list[str]] = None
+    metrics: Optional[list[str]] = None
+    filter: Optional[dict[str, Any]] = None
+    max_input_segment_bytes_per_task: Optional[int] = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _interval_or_segments(self) -> IngestSegmentFirehose:
+        if (self.interval is None) == (self.segments is None):
+            raise ValueError("exactly one of interval or segments must be set")
+        return self
+
+    def to_input_source(self) -> DruidInputSource:
+        return DruidInputSource(
+            data_source=self.data_source,
+            interval=self.interval,
+            segments=self.segments,
+            filter=self.filter,
+            dimensions=self.dimensions,
+            metrics=self.metrics,
+        )
+
+
+Firehose = Annotated[
+    Union[LocalFirehose, HttpFirehose, StaticS3Firehose, InlineFirehose, IngestSegmentFirehose],
+    Field(discriminator="type"),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing the unions
+
+
+def _parse_union(union: Any, data: Any, path: str) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    from druidflow.specs.base import spec_error_from
+
+    try:
+        adapter = TypeAdapter(union)
+        return adapter.validate_json(data) if isinstance(data, (str, bytes)) else adapter.validate_python(data)
+    except ValidationError as exc:
+        raise spec_error_from(exc, path) from None
+
+
+def parse_input_source(data: Any, path: str = "inputSource") -> Any:
+    """Validate an ``inputSource`` object; raises SpecError naming the field path and value."""
+    return _parse_union(InputSource, data, path)
+
+
+def parse_input_format(data: Any, path: str = "inputFormat") -> Any:
+    """Validate an ``inputFormat`` object; raises SpecError naming the field path and value."""
+    return _parse_union(InputFormat, data, path)
+
+
+def parse_firehose(data: Any, path: str = "firehose") -> Any:
+    """Validate a classic ``firehose`` object; raises SpecError naming the field path and value."""
+    return _parse_union(Firehose, data, path)
