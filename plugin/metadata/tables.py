@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 PREFIX = "druidflow_"
@@ -92,8 +93,10 @@ tasks = Table(
     Index(f"ix_{PREFIX}tasks_ds_created", "dataSource", "created_date"),
 )
 
-# One row per dataSource, used as the per-dataSource mutex by the lockbox (row lock on PostgreSQL) and to hand
-# out strictly increasing lock versions even if the clock steps back.
+# --- Task locks (owned by druidflow.locks) -----------------------------------------------------------------
+# One row per dataSource: the lockbox's per-dataSource mutex (taken with SELECT ... FOR UPDATE on PostgreSQL;
+# SQLite's BEGIN IMMEDIATE serialises everything anyway) and the last lock version handed out for it, so that
+# versions keep increasing even if a clock steps back.
 lock_datasources = Table(
     f"{PREFIX}lock_datasources",
     metadata,
@@ -101,10 +104,14 @@ lock_datasources = Table(
     Column("last_version", String(64), nullable=False),
 )
 
+# One row per (lock, task): Druid's TaskLockPosse is the set of rows sharing ``posse_id`` (tasks of one groupId
+# share one lock and one version). Each row carries its task's lease; a posse exists while one of its rows is
+# live (lease not expired and not yet recorded as expired).
 task_locks = Table(
     f"{PREFIX}task_locks",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("posse_id", String(32), nullable=False),
     Column("task_id", String(255), nullable=False),
     Column("group_id", String(255), nullable=False),
     Column("dataSource", String(255), nullable=False),
@@ -116,13 +123,16 @@ task_locks = Table(
     Column("priority", Integer, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
     Column("lease_expires_ms", BigInteger, nullable=False),
-    Column("in_critical_section", Boolean, nullable=False, default=False),
+    # Set, once and for good, by the first lockbox transaction that finds the lease run out.
+    Column("expired_at_ms", BigInteger, nullable=True),
     Column("created_date", String(32), nullable=False),
+    UniqueConstraint("posse_id", "task_id", name=f"uq_{PREFIX}task_locks_posse_task"),
     Index(f"ix_{PREFIX}task_locks_task", "task_id"),
     Index(f"ix_{PREFIX}task_locks_ds_start_end", "dataSource", "start_ms", "end_ms"),
 )
 
-# An audit trail of what happened to locks (acquire, revoke, release, expire, force-release).
+# The audit trail of every lock state change: acquire, revoke, release, expire, force_release. Rows of one
+# dataSource are written only while its mutex is held, so their ids are in the order the changes happened.
 lock_events = Table(
     f"{PREFIX}lock_events",
     metadata,
@@ -130,12 +140,18 @@ lock_events = Table(
     Column("at", String(32), nullable=False),
     Column("event", String(32), nullable=False),
     Column("task_id", String(255), nullable=False),
+    Column("group_id", String(255), nullable=True),
     Column("dataSource", String(255), nullable=False),
     Column("interval", String(100), nullable=False),
+    Column("type", String(16), nullable=True),
     Column("version", String(64), nullable=True),
+    Column("priority", Integer, nullable=True),
+    Column("posse_id", String(32), nullable=True),
+    # Who caused it: the preempting task for a revoke, the admin for a force release.
     Column("actor", String(255), nullable=True),
     Column("detail", Text, nullable=True),
     Index(f"ix_{PREFIX}lock_events_task", "task_id"),
+    Index(f"ix_{PREFIX}lock_events_ds_id", "dataSource", "id"),
 )
 
 # Retention rules per dataSource (Druid's druid_rules): a JSON list, first match wins.

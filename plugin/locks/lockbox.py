@@ -1,0 +1,644 @@
+"""Druid's TaskLockbox, kept in the metadata database so that workers on many machines share one truth.
+
+Why this is safe
+----------------
+Every change to the locks of a dataSource (acquire, revoke, release, lease expiry, heartbeat) and every
+critical section runs in ONE database transaction that first takes that dataSource's mutex: its row in
+``druidflow_lock_datasources``.
+
+* PostgreSQL: ``SELECT ... FOR UPDATE`` on that row (inserted first with ``ON CONFLICT DO NOTHING`` if missing).
+  The row lock is held until the transaction commits or rolls back, so transactions on one dataSource run one
+  after the other, exactly like Druid's in-memory mutex, but across processes and machines. Connections run at
+  READ COMMITTED, where every statement sees everything committed before it: once a transaction holds the
+  mutex, it reads the state its predecessor committed, decides, writes, and commits before the next one reads.
+  A crash releases the row lock with the connection, never leaving a half-made change.
+* SQLite: ``make_engine`` starts every transaction with ``BEGIN IMMEDIATE``, which takes the database's single
+  write lock, so all lockbox transactions (all dataSources) are serialised.
+
+Consequences: the "read the locks, check compatibility, write" sequence can never interleave with another one on
+the same dataSource, so two conflicting locks are never granted. Revocation needs the mutex, and the critical
+section holds it while the caller inserts its segments on the same connection, so no lock can be revoked (or
+expire) between the check "my lock is valid" and the commit of the segments: the check and the insert are one
+atomic transaction. A transaction that needs several dataSources takes their mutexes in sorted order, and no
+statement touches lock rows before taking the mutexes, so mutex waits cannot form a cycle (no deadlock).
+``lock()`` never holds a transaction while it waits: it polls ``try_lock``, each try its own short transaction.
+
+Leases: each (lock, task) row carries ``lease_expires_ms``; ``heartbeat`` pushes it forward. A row whose lease
+has run out counts as released: the first mutex-holding transaction that sees it sets ``expired_at_ms`` and
+records an ``expire`` event, and from then on nothing (not even a late heartbeat from a slow clock) brings it
+back. Expired rows are kept, visible as expired, for ``expired_retention_seconds``, then deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Union
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
+from druidflow.intervals import Interval, format_instant, now_ms, parse_instant
+from druidflow.locks.lock import APPEND_VERSION, LockResult, LockType, TaskLock
+from druidflow.locks.policy import DEFAULT_LOCK_TIMEOUT_SECONDS
+from druidflow.locks.rules import Decision, Posse, Request, decide, supersedes
+from druidflow.metadata.engine import make_engine
+from druidflow.metadata.tables import lock_datasources, lock_events, metadata, task_locks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_EXPIRED_RETENTION_SECONDS = 24 * 3600.0
+
+LOCK_TABLES = (lock_datasources, task_locks, lock_events)
+
+_T = task_locks.c
+
+
+@dataclass(frozen=True)
+class CriticalSection:
+    """What the body of :meth:`TaskLockbox.critical_section` gets.
+
+    ``connection`` is inside the transaction that holds the dataSource mutex: write the segments on it, and
+    they commit together with the lock check when the block exits normally (and roll back if it raises).
+    ``locks`` are the task's valid locks covering the requested intervals.
+    """
+
+    connection: Connection
+    task_id: str
+    datasource: str
+    locks: tuple[TaskLock, ...]
+
+    def lock_for(self, interval: Interval | str) -> TaskLock:
+        """The lock (highest version first) covering ``interval``; publish checks ``lock.version >= segment.version``."""
+        iv = Interval.parse(interval, "interval")
+        covering = [lk for lk in self.locks if lk.interval.contains(iv)]
+        if not covering:
+            raise LockNotHeldError(f"task {self.task_id} holds no lock on {self.datasource} covering {iv}")
+        return max(covering, key=lambda lk: lk.version)
+
+
+class TaskLockbox:
+    """Time-chunk task locks with priorities, preemption and leases, shared through the metadata database.
+
+    ``url_or_engine`` is an SQLAlchemy URL or Engine (PostgreSQL or SQLite). ``lease_seconds`` is how long a
+    lock survives without a heartbeat. ``clock`` returns epoch milliseconds (injectable for tests); it stamps
+    versions and leases.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: Union[str, Engine],
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        clock: Callable[[], int] = now_ms,
+        expired_retention_seconds: float = DEFAULT_EXPIRED_RETENTION_SECONDS,
+        max_poll_seconds: float = 0.5,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise SpecError("lease_seconds", lease_seconds, "must be positive")
+        engine = make_engine(url_or_engine)
+        self._dialect = engine.dialect.name
+        if self._dialect == "postgresql":
+            # The mutex argument needs READ COMMITTED: under REPEATABLE READ the snapshot would predate the wait.
+            engine = engine.execution_options(isolation_level="READ COMMITTED")
+        self.engine = engine
+        self.lease_ms = int(lease_seconds * 1000)
+        self.clock = clock
+        self.expired_retention_ms = int(expired_retention_seconds * 1000)
+        self.max_poll_seconds = max_poll_seconds
+
+    # ------------------------------------------------------------------ schema
+
+    def create_tables(self) -> None:
+        """Create the three lock tables if missing (migrations do this in production; handy for tests and CLI)."""
+        metadata.create_all(self.engine, tables=list(LOCK_TABLES))
+
+    # ------------------------------------------------------------------ acquiring
+
+    def try_lock(
+        self,
+        task_id: str,
+        group_id: str | None = None,
+        datasource: str = "",
+        interval: Interval | str = "",
+        lock_type: LockType | str = LockType.EXCLUSIVE,
+        priority: int = 0,
+    ) -> LockResult:
+        """Try once to lock ``interval`` of ``datasource`` for the task; never waits for other tasks.
+
+        Returns ``acquired`` with the lock (the same lock and version when asked again), ``revoked`` if the lock
+        this request maps to was preempted, or neither (with the blocking locks in ``conflicts``).
+        ``group_id`` defaults to ``task_id``.
+        """
+        request = self._request(task_id, group_id, datasource, interval, lock_type, priority)
+        with self._transaction() as conn:
+            now = self.clock()
+            self._take_mutexes(conn, [datasource])
+            self._sweep_expired(conn, datasource, now)
+            return self._try_lock_locked(conn, datasource, request, now)
+
+    def lock(
+        self,
+        task_id: str,
+        group_id: str | None = None,
+        datasource: str = "",
+        interval: Interval | str = "",
+        lock_type: LockType | str = LockType.EXCLUSIVE,
+        priority: int = 0,
+        timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    ) -> LockResult:
+        """Like :meth:`try_lock`, but waits up to ``timeout`` seconds for the interval to become free.
+
+        Returns at once when acquired or revoked; after the timeout, returns the last failed answer. Between
+        tries no transaction is open, so waiting blocks nobody.
+        """
+        self._request(task_id, group_id, datasource, interval, lock_type, priority)  # validate before waiting
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            result = self.try_lock(task_id, group_id, datasource, interval, lock_type, priority)
+            remaining = deadline - time.monotonic()
+            if result.acquired or result.revoked or remaining <= 0:
+                return result
+            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            delay = min(delay * 2, self.max_poll_seconds)
+
+    def _request(
+        self,
+        task_id: str,
+        group_id: str | None,
+        datasource: str,
+        interval: Interval | str,
+        lock_type: LockType | str,
+        priority: int,
+    ) -> Request:
+        if not task_id:
+            raise SpecError("task_id", task_id, "a lock needs a task id")
+        if not datasource:
+            raise SpecError("datasource", datasource, "a lock needs a dataSource")
+        iv = Interval.parse(interval, "interval")
+        if iv.is_empty():
+            raise SpecError("interval", interval, "cannot lock an empty interval")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise SpecError("priority", priority, "expected an integer")
+        return Request(task_id, group_id or task_id, iv, LockType.parse(lock_type), priority)
+
+    def _try_lock_locked(self, conn: Connection, datasource: str, request: Request, now: int) -> LockResult:
+        rows = conn.execute(
+            sa.select(task_locks)
+            .where(_T.dataSource == datasource, _T.start_ms < request.interval.end, _T.end_ms > request.interval.start)
+            .order_by(_T.id)
+        ).mappings().all()
+        posses = _posses(rows, now)
+        decision = decide(request, list(posses.values()))
+
+        if decision.outcome == "fail":
+            blockers = tuple(
+                self._to_lock(r, now)
+                for p in decision.blockers
+                for r in rows
+                if r["posse_id"] == p.posse_id and _live(r, now)
+            )
+            return LockResult.fail(blockers)
+
+        if decision.outcome == "reuse":
+            posse = decision.posse
+            assert posse is not None
+            mine = next((r for r in rows if r["posse_id"] == posse.posse_id and r["task_id"] == request.task_id), None)
+            if posse.revoked:
+                return LockResult.revoked_lock(self._posse_lock(posse, datasource, request.task_id, mine, now))
+            if posse.priority != request.priority:
+                raise SpecError(
+                    "priority",
+                    request.priority,
+                    f"group {request.group_id} holds {posse.type.value} lock {posse.interval} at priority "
+                    f"{posse.priority}; every task of a group must ask with the same priority",
+                )
+            lease = now + self.lease_ms
+            if mine is not None and request.task_id in posse.tasks:
+                conn.execute(
+                    sa.update(task_locks)
+                    .where(_T.id == mine["id"], _T.lease_expires_ms < lease)
+                    .values(lease_expires_ms=lease)
+                )
+                lock = self._posse_lock(posse, datasource, request.task_id, mine, now, lease=max(lease, mine["lease_expires_ms"]))
+                return LockResult.ok(lock)
+            if mine is not None:  # the task's lease had run out while its group kept the lock: it rejoins
+                conn.execute(
+                    sa.update(task_locks).where(_T.id == mine["id"]).values(lease_expires_ms=lease, expired_at_ms=None)
+                )
+            else:
+                self._insert_member(conn, posse, datasource, request.task_id, lease, now)
+            lock = self._posse_lock(posse, datasource, request.task_id, None, now, lease=lease)
+            self._event(conn, now, "acquire", lock)
+        else:
+            self._revoke(conn, decision, datasource, request, now)
+            version = APPEND_VERSION if request.type is LockType.APPEND else self._next_version(conn, datasource, now)
+            posse = Posse(
+                uuid.uuid4().hex, request.group_id, request.interval, request.type, version, request.priority,
+                False, frozenset(),
+            )
+            lease = now + self.lease_ms
+            self._insert_member(conn, posse, datasource, request.task_id, lease, now)
+            lock = self._posse_lock(posse, datasource, request.task_id, None, now, lease=lease)
+            self._event(conn, now, "acquire", lock)
+
+        # Modern Druid: a task that got an APPEND lock enclosing a smaller APPEND lock of its group leaves the latter.
+        for old in posses.values():
+            if request.task_id in old.tasks and old.posse_id != posse.posse_id and supersedes(posse, old):
+                self._delete_rows(
+                    conn, [r for r in rows if r["posse_id"] == old.posse_id and r["task_id"] == request.task_id],
+                    "release", now, detail=f"superseded by {lock.interval}",
+                )
+        return LockResult.ok(lock)
+
+    def _revoke(self, conn: Connection, decision: Decision, datasource: str, request: Request, now: int) -> None:
+        if not decision.revoke:
+            return
+        ids = [p.posse_id for p in decision.revoke]
+        revoked = conn.execute(
+            sa.update(task_locks)
+            .where(_T.dataSource == datasource, _T.posse_id.in_(ids))
+            .values(revoked=True)
+            .returning(*task_locks.c)
+        ).mappings().all()
+        detail = (
+            f"preempted by task {request.task_id} (group {request.group_id}, priority {request.priority}) "
+            f"asking {request.type.value} on {request.interval}"
+        )
+        for row in sorted(revoked, key=lambda r: r["id"]):
+            self._event(conn, now, "revoke", self._to_lock(row, now), actor=request.task_id, detail=detail)
+
+    def _insert_member(
+        self, conn: Connection, posse: Posse, datasource: str, task_id: str, lease: int, now: int
+    ) -> None:
+        conn.execute(
+            sa.insert(task_locks).values(
+                posse_id=posse.posse_id,
+                task_id=task_id,
+                group_id=posse.group_id,
+                dataSource=datasource,
+                interval=str(posse.interval),
+                start_ms=posse.interval.start,
+                end_ms=posse.interval.end,
+                type=posse.type.value,
+                version=posse.version,
+                priority=posse.priority,
+                revoked=posse.revoked,
+                lease_expires_ms=lease,
+                expired_at_ms=None,
+                created_date=format_instant(now),
+            )
+        )
+
+    def _next_version(self, conn: Connection, datasource: str, now: int) -> str:
+        """``now`` as an ISO version, or 1 ms after the last version of the dataSource if the clock is behind it."""
+        last = conn.execute(
+            sa.select(lock_datasources.c.last_version).where(lock_datasources.c.dataSource == datasource)
+        ).scalar_one()
+        ms = now if not last else max(now, parse_instant(last) + 1)
+        version = format_instant(ms)
+        conn.execute(
+            sa.update(lock_datasources).where(lock_datasources.c.dataSource == datasource).values(last_version=version)
+        )
+        return version
+
+    # ------------------------------------------------------------------ leases
+
+    def heartbeat(self, task_id: str) -> int:
+        """Extend the lease of every live lock of the task; returns how many. Expired locks stay expired."""
+        with self._transaction() as conn:
+            now = self.clock()
+            datasources = self._task_datasources(conn, task_id)
+            if not datasources:
+                return 0
+            self._take_mutexes(conn, datasources)
+            for ds in datasources:
+                self._sweep_expired(conn, ds, now)
+            return self._extend(conn, task_id, datasources, now)
+
+    def _extend(self, conn: Connection, task_id: str, datasources: Iterable[str], now: int) -> int:
+        lease = now + self.lease_ms
+        result = conn.execute(
+            sa.update(task_locks)
+            .where(
+                _T.task_id == task_id,
+                _T.dataSource.in_(list(datasources)),
+                _T.expired_at_ms.is_(None),
+                _T.lease_expires_ms > now,
+            )
+            # Never shorten a lease (another machine's clock may be ahead of ours).
+            .values(lease_expires_ms=sa.case((_T.lease_expires_ms < lease, lease), else_=_T.lease_expires_ms))
+        )
+        return result.rowcount
+
+    @contextmanager
+    def keep_alive(self, task_id: str, every: float | None = None) -> Iterator[None]:
+        """Heartbeat the task's locks from a background thread while the block runs (every lease/3 by default)."""
+        period = every if every is not None else self.lease_ms / 3000.0
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(period):
+                try:
+                    self.heartbeat(task_id)
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack for it
+                    log.warning("heartbeat of task %s failed", task_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"druidflow-heartbeat-{task_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _sweep_expired(self, conn: Connection, datasource: str, now: int) -> None:
+        """Record (once) every lease of the dataSource that has run out; forget long-expired rows."""
+        expired = conn.execute(
+            sa.update(task_locks)
+            .where(_T.dataSource == datasource, _T.expired_at_ms.is_(None), _T.lease_expires_ms <= now)
+            .values(expired_at_ms=now)
+            .returning(*task_locks.c)
+        ).mappings().all()
+        for row in sorted(expired, key=lambda r: r["id"]):
+            self._event(
+                conn, now, "expire", self._to_lock(row, now), detail=f"lease ran out at {format_instant(row['lease_expires_ms'])}"
+            )
+        conn.execute(
+            sa.delete(task_locks).where(
+                _T.dataSource == datasource,
+                _T.expired_at_ms.is_not(None),
+                _T.expired_at_ms < now - self.expired_retention_ms,
+            )
+        )
+
+    # ------------------------------------------------------------------ critical section
+
+    @contextmanager
+    def critical_section(
+        self, task_id: str, intervals: Sequence[Interval | str], datasource: str | None = None
+    ) -> Iterator[CriticalSection]:
+        """Run the block while the task's locks on ``intervals`` are held, valid, and cannot be revoked.
+
+        Raises :class:`LockRevokedError` if a covering lock was revoked or its lease ran out, and
+        :class:`LockNotHeldError` if the task holds no lock covering an interval. The block gets
+        :class:`CriticalSection`; what it writes on ``cs.connection`` commits with the lock check, atomically.
+        ``datasource`` is needed only if the task holds locks on several dataSources.
+        """
+        if isinstance(intervals, (str, Interval)):
+            intervals = [intervals]
+        wanted = [Interval.parse(iv, f"intervals[{i}]") for i, iv in enumerate(intervals)]
+        if not wanted:
+            raise SpecError("intervals", intervals, "a critical section needs at least one interval")
+        with self._transaction() as conn:
+            now = self.clock()
+            if datasource is None:
+                held = self._task_datasources(conn, task_id)
+                if not held:
+                    raise LockNotHeldError(f"task {task_id} holds no lock")
+                if len(held) > 1:
+                    raise SpecError("datasource", None, f"task {task_id} holds locks on {', '.join(held)}; name one")
+                datasource = held[0]
+            self._take_mutexes(conn, [datasource])
+            self._sweep_expired(conn, datasource, now)
+            rows = conn.execute(
+                sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource == datasource).order_by(_T.id)
+            ).mappings().all()
+            locks = [self._to_lock(r, now) for r in rows]
+            valid: dict[str, TaskLock] = {}
+            revoked: list[str] = []
+            missing: list[str] = []
+            for iv in wanted:
+                covering = [lk for lk in locks if lk.interval.contains(iv)]
+                live = [lk for lk in covering if not lk.expired]
+                if not covering:
+                    missing.append(f"no lock covering {iv}")
+                elif not live:
+                    revoked.append(f"the lease of {covering[0].interval} ran out at {covering[0].lease_expires}")
+                elif any(lk.revoked for lk in live):
+                    revoked.append(f"lock {next(lk for lk in live if lk.revoked).interval} was revoked")
+                else:
+                    valid.update((lk.posse_id, lk) for lk in live)
+            if revoked:
+                raise LockRevokedError(f"task {task_id} on {datasource}: " + "; ".join(revoked + missing))
+            if missing:
+                raise LockNotHeldError(f"task {task_id} on {datasource}: " + "; ".join(missing))
+            self._extend(conn, task_id, [datasource], now)
+            yield CriticalSection(conn, task_id, datasource, tuple(valid.values()))
+
+    # ------------------------------------------------------------------ releasing
+
+    def release(self, task_id: str, interval: Interval | str, datasource: str | None = None) -> int:
+        """Release the task's locks on exactly ``interval`` (Druid's ``unlock``); returns how many were held."""
+        iv = Interval.parse(interval, "interval")
+        return self._remove(
+            task_id, "release", datasource=datasource,
+            where=[_T.start_ms == iv.start, _T.end_ms == iv.end],
+        )
+
+    def release_all(self, task_id: str) -> int:
+        """Release every lock of the task (Druid's ``remove`` when a task ends); returns how many."""
+        return self._remove(task_id, "release")
+
+    def force_release(self, task_id: str, actor: str, reason: str) -> int:
+        """Admin action: drop every lock of the task at once, recorded with ``actor`` and ``reason``.
+
+        The task, if still running, will find at its next publish that it holds nothing.
+        """
+        if not actor or not reason:
+            raise SpecError("actor" if not actor else "reason", actor if not actor else reason, "required for a force release")
+        return self._remove(task_id, "force_release", actor=actor, detail=reason)
+
+    def _remove(
+        self,
+        task_id: str,
+        event: str,
+        *,
+        datasource: str | None = None,
+        where: Sequence[Any] = (),
+        actor: str | None = None,
+        detail: str | None = None,
+    ) -> int:
+        with self._transaction() as conn:
+            now = self.clock()
+            datasources = [datasource] if datasource else self._task_datasources(conn, task_id, where)
+            if not datasources:
+                return 0
+            self._take_mutexes(conn, datasources)
+            removed = 0
+            for ds in datasources:
+                self._sweep_expired(conn, ds, now)
+                rows = conn.execute(
+                    sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource == ds, *where).order_by(_T.id)
+                ).mappings().all()
+                removed += self._delete_rows(conn, rows, event, now, actor=actor, detail=detail)
+            return removed
+
+    def _delete_rows(
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        event: str,
+        now: int,
+        actor: str | None = None,
+        detail: str | None = None,
+    ) -> int:
+        if not rows:
+            return 0
+        conn.execute(sa.delete(task_locks).where(_T.id.in_([r["id"] for r in rows])))
+        for row in rows:
+            self._event(conn, now, event, self._to_lock(row, now), actor=actor, detail=detail)
+        return len(rows)
+
+    # ------------------------------------------------------------------ reading
+
+    def locks(self, datasource: str | None = None, task_id: str | None = None) -> list[TaskLock]:
+        """Every lock row, revoked and expired ones included, by dataSource, interval start and age."""
+        query = sa.select(task_locks).order_by(_T.dataSource, _T.start_ms, _T.end_ms, _T.id)
+        if datasource is not None:
+            query = query.where(_T.dataSource == datasource)
+        if task_id is not None:
+            query = query.where(_T.task_id == task_id)
+        with self.engine.connect() as conn:
+            now = self.clock()
+            return [self._to_lock(r, now) for r in conn.execute(query).mappings()]
+
+    def events(
+        self, datasource: str | None = None, task_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The lock audit trail, oldest first (the newest ``limit`` if given)."""
+        query = sa.select(lock_events).order_by(lock_events.c.id.desc() if limit else lock_events.c.id)
+        if datasource is not None:
+            query = query.where(lock_events.c.dataSource == datasource)
+        if task_id is not None:
+            query = query.where(lock_events.c.task_id == task_id)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        return rows[::-1] if limit else rows
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (see make_engine)
+            yield conn
+
+    def _take_mutexes(self, conn: Connection, datasources: Iterable[str]) -> None:
+        """Lock the dataSources' mutex rows, in sorted order (so that two transactions never wait on each other)."""
+        for ds in sorted(set(datasources)):
+            query = sa.select(lock_datasources.c.dataSource).where(lock_datasources.c.dataSource == ds).with_for_update()
+            if conn.execute(query).first() is None:
+                conn.execute(self._insert_ignore(ds))
+                conn.execute(query).one()
+
+    def _insert_ignore(self, datasource: str) -> Any:
+        values = {"dataSource": datasource, "last_version": ""}
+        if self._dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self._dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - only PostgreSQL and SQLite are supported metadata stores
+            raise SpecError("metadata_url", self._dialect, "the lockbox supports PostgreSQL and SQLite")
+        return insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
+
+    def _task_datasources(self, conn: Connection, task_id: str, where: Sequence[Any] = ()) -> list[str]:
+        query = sa.select(_T.dataSource).where(_T.task_id == task_id, *where).distinct()
+        return sorted(conn.execute(query).scalars())
+
+    def _to_lock(self, row: Any, now: int) -> TaskLock:
+        return TaskLock(
+            task_id=row["task_id"],
+            group_id=row["group_id"],
+            datasource=row["dataSource"],
+            interval=Interval(row["start_ms"], row["end_ms"]),
+            type=LockType(row["type"]),
+            version=row["version"],
+            priority=row["priority"],
+            revoked=bool(row["revoked"]),
+            lease_expires_ms=row["lease_expires_ms"],
+            expired=not _live(row, now),
+            posse_id=row["posse_id"],
+        )
+
+    def _posse_lock(
+        self, posse: Posse, datasource: str, task_id: str, row: Any, now: int, lease: int | None = None
+    ) -> TaskLock:
+        lease_ms = lease if lease is not None else (row["lease_expires_ms"] if row is not None else 0)
+        return TaskLock(
+            task_id=task_id,
+            group_id=posse.group_id,
+            datasource=datasource,
+            interval=posse.interval,
+            type=posse.type,
+            version=posse.version,
+            priority=posse.priority,
+            revoked=posse.revoked,
+            lease_expires_ms=lease_ms,
+            expired=lease is None and row is not None and not _live(row, now),
+            posse_id=posse.posse_id,
+        )
+
+    def _event(
+        self,
+        conn: Connection,
+        now: int,
+        event: str,
+        lock: TaskLock,
+        actor: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        conn.execute(
+            sa.insert(lock_events).values(
+                at=format_instant(now),
+                event=event,
+                task_id=lock.task_id,
+                group_id=lock.group_id,
+                dataSource=lock.datasource,
+                interval=str(lock.interval),
+                type=lock.type.value,
+                version=lock.version,
+                priority=lock.priority,
+                posse_id=lock.posse_id,
+                actor=actor,
+                detail=detail,
+            )
+        )
+
+
+def _live(row: Any, now: int) -> bool:
+    return row["expired_at_ms"] is None and row["lease_expires_ms"] > now
+
+
+def _posses(rows: Sequence[Any], now: int) -> dict[str, Posse]:
+    """Group lock rows into the posses that exist (those with a live task), oldest first."""
+    members: dict[str, list[Any]] = {}
+    for row in rows:
+        members.setdefault(row["posse_id"], []).append(row)
+    posses: dict[str, Posse] = {}
+    for posse_id, group in members.items():
+        live = frozenset(r["task_id"] for r in group if _live(r, now))
+        if not live:
+            continue
+        first = group[0]
+        posses[posse_id] = Posse(
+            posse_id=posse_id,
+            group_id=first["group_id"],
+            interval=Interval(first["start_ms"], first["end_ms"]),
+            type=LockType(first["type"]),
+            version=first["version"],
+            priority=first["priority"],
+            revoked=any(bool(r["revoked"]) for r in group),
+            tasks=live,
+        )
+    return posses
