@@ -53,6 +53,12 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["string", "null"], "default": "postgresql+psycopg2"},
                         "description": "SQLAlchemy dialect+driver used with the host/port/login fields.",
                     },
+                    "lock_lease_seconds": {
+                        "label": "Lock lease (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 600},
+                        "description": "How long a lock lives without a heartbeat. Steps heartbeat while they run; "
+                        "the lease must cover the wait between two steps of a workflow.",
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["extra"],
