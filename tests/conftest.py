@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.s3server import s3_server  # noqa: F401
+
 PG_URL = os.environ.get("DRUIDFLOW_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 

@@ -1,0 +1,163 @@
+"""Deep storage in an S3 bucket (AWS or any S3-compatible server), through boto3."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+from druidflow.exceptions import SegmentNotFoundError, StorageError
+from druidflow.storage.base import DeepStorage, LoadSpec, check_key
+from druidflow.storage.s3_client import is_not_found, make_s3_client
+
+_LOAD_SPEC_TYPES = ("s3", "s3_zip")
+
+
+class S3DeepStorage(DeepStorage):
+    """Objects under ``s3://<bucket>/<prefix>/``; loadSpec ``{"type": "s3", "bucket": B, "key": K}``.
+
+    A push is one PUT, or a multipart upload for large files; either becomes visible only when complete, so
+    a reader never sees a partial object. Druid's own ``s3_zip`` loadSpecs are understood by
+    :meth:`exists`, :meth:`delete` and :meth:`load_path` (a kill can remove them).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: Optional[str] = None,
+        region_name: Optional[str] = None,
+        aws_access_key_id: Optional[str] = None,
+        aws_secret_access_key: Optional[str] = None,
+        aws_session_token: Optional[str] = None,
+        addressing_style: Optional[str] = None,
+        client: Any = None,
+    ) -> None:
+        if not bucket:
+            raise ValueError("an S3 deep storage needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._options = {
+            "endpoint_url": endpoint_url,
+            "region_name": region_name,
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+            "addressing_style": addressing_style,
+        }
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"S3DeepStorage({self.uri!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_client"] = None  # boto3 clients do not pickle; rebuild in the other process
+        return state
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (built on first use)."""
+        if self._client is None:
+            self._client = make_s3_client(**self._options)
+        return self._client
+
+    # -- writing --------------------------------------------------------------------------------------------
+
+    def push(self, local_file: Path, key: str) -> LoadSpec:
+        local_file = Path(local_file)
+        if not local_file.is_file():
+            raise FileNotFoundError(f"cannot push {local_file}: no such file")
+        full_key = self._full_key(key)
+        try:
+            self.client.upload_file(str(local_file), self.bucket, full_key)
+        except Exception as exc:  # noqa: BLE001 - botocore/boto3 transfer errors have no common base
+            raise StorageError(f"could not push {local_file} to s3://{self.bucket}/{full_key}: {exc}") from exc
+        return {"type": "s3", "bucket": self.bucket, "key": full_key}
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    def load_spec_for(self, key: str) -> LoadSpec:
+        return {"type": "s3", "bucket": self.bucket, "key": self._full_key(key)}
+
+    @contextmanager
+    def open_local(self, load_spec: LoadSpec) -> Iterator[Path]:
+        bucket, key = self._location(load_spec)
+        tmp_dir = Path(tempfile.mkdtemp(prefix="druidflow-s3-"))
+        try:
+            path = tmp_dir / (key.rsplit("/", 1)[-1] or "object")
+            try:
+                self.client.download_file(bucket, key, str(path))
+            except Exception as exc:  # noqa: BLE001
+                if is_not_found(exc) or _is_404(exc):
+                    raise SegmentNotFoundError(f"segment file s3://{bucket}/{key} does not exist") from exc
+                raise StorageError(f"could not download s3://{bucket}/{key}: {exc}") from exc
+            yield path
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def exists(self, load_spec: LoadSpec) -> bool:
+        bucket, key = self._location(load_spec)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if is_not_found(exc) or _is_404(exc):
+                return False
+            raise StorageError(f"could not check s3://{bucket}/{key}: {exc}") from exc
+
+    def load_path(self, load_spec: LoadSpec) -> str:
+        bucket, key = self._location(load_spec)
+        return f"s3://{bucket}/{key}"
+
+    def list_keys(self, prefix: str = "") -> Iterator[tuple[str, int, LoadSpec]]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix)
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    full_key = obj["Key"]
+                    if full_key.endswith("/"):
+                        continue  # a "directory" marker, not a file
+                    yield full_key[len(base) :], int(obj["Size"]), {"type": "s3", "bucket": self.bucket, "key": full_key}
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"could not list s3://{self.bucket}/{base}{prefix}: {exc}") from exc
+
+    # -- deleting ---------------------------------------------------------------------------------------------
+
+    def delete(self, load_spec: LoadSpec) -> bool:
+        # S3 has no directories, so there are no empty parents to remove; deleting a missing key succeeds.
+        bucket, key = self._location(load_spec)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"could not delete s3://{bucket}/{key}: {exc}") from exc
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _full_key(self, key: str) -> str:
+        key = check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _location(self, load_spec: LoadSpec) -> tuple[str, str]:
+        if (
+            not isinstance(load_spec, dict)
+            or load_spec.get("type") not in _LOAD_SPEC_TYPES
+            or not load_spec.get("bucket")
+            or not load_spec.get("key")
+        ):
+            raise SegmentNotFoundError(f"loadSpec {load_spec!r} is not an S3 loadSpec; this deep storage is {self.uri}")
+        return str(load_spec["bucket"]), str(load_spec["key"])
+
+
+def _is_404(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
