@@ -1,0 +1,257 @@
+"""The Druidflow Airflow plugin: a read-only JSON API and a status page, mounted at ``/druidflow`` on the API server.
+
+Endpoints (all need an authenticated Airflow user: a ``Bearer`` token from ``POST /auth/token`` or the UI's session
+cookie):
+
+* ``GET /druidflow/datasources``: every dataSource with used segments: segment count, rows, bytes, time range.
+* ``GET /druidflow/datasources/{dataSource}/segments?interval=&include_unused=``: segment payloads.
+* ``GET /druidflow/tasks?dataSource=&status=&limit=``: tasks, newest first; ``GET /druidflow/tasks/{id}``: one task
+  with its spec, status and report (``ingestionStatsAndErrors``).
+* ``GET /druidflow/locks?dataSource=&task_id=``: every lock with its state and lease.
+* ``GET /druidflow/ui``: an HTML summary, linked from the UI's *Browse* menu.
+
+The API server may use Airflow's ORM, but it reads Druidflow's tables through the same Connection the tasks use
+(``[druidflow] metadata_conn_id``, default ``druidflow_metadata``) so both always see the same database; without
+that Connection it falls back to Airflow's own database, where ``airflow db migrate`` created the tables.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from sqlalchemy.engine import Engine
+
+from airflow.plugins_manager import AirflowPlugin
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/druidflow"
+
+
+@lru_cache(maxsize=1)
+def _engine_from_config() -> Engine:
+    from airflow.configuration import conf
+
+    from druidflow.airflow.hooks import DruidflowMetadataHook
+    from druidflow.metadata.engine import make_engine
+
+    conn_id = conf.get("druidflow", "metadata_conn_id", fallback=DruidflowMetadataHook.default_conn_name)
+    try:
+        return DruidflowMetadataHook(metadata_conn_id=conn_id).engine
+    except Exception as exc:  # noqa: BLE001 - no such Connection: the tables live in Airflow's DB (db-manager)
+        log.info("Druidflow plugin: Connection %r not usable (%s); reading Airflow's metadata DB", conn_id, exc)
+        from airflow import settings
+
+        return make_engine(settings.SQL_ALCHEMY_CONN)
+
+
+def get_engine() -> Engine:
+    """FastAPI dependency: the engine on the database holding the ``druidflow_*`` tables (override in tests)."""
+    return _engine_from_config()
+
+
+def _auth_dependencies() -> list[Any]:
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    return [Depends(requires_authenticated())]
+
+
+def _json(text: str | bytes | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def create_app() -> FastAPI:
+    """The plugin's FastAPI app (every route requires an authenticated Airflow user)."""
+    from druidflow.metadata.tables import segments, tasks
+
+    app = FastAPI(
+        title="Druidflow",
+        description="Read-only view of Druidflow's dataSources, segments, tasks and locks.",
+        dependencies=_auth_dependencies(),
+    )
+    seg = segments.c
+    tsk = tasks.c
+
+    @app.get("/datasources")
+    def list_datasources(engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
+        """Every dataSource with at least one used segment."""
+        query = (
+            sa.select(
+                seg.dataSource,
+                sa.func.count().label("segments"),
+                sa.func.coalesce(sa.func.sum(seg.num_rows), 0).label("rows"),
+                sa.func.coalesce(sa.func.sum(seg.size), 0).label("size"),
+                sa.func.min(seg.start_ms).label("min_ms"),
+                sa.func.max(seg.end_ms).label("max_ms"),
+            )
+            .where(seg.used.is_(True))
+            .group_by(seg.dataSource)
+            .order_by(seg.dataSource)
+        )
+        from druidflow.intervals import format_instant
+
+        with engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "dataSource": r["dataSource"],
+                "segments": int(r["segments"]),
+                "rows": int(r["rows"]),
+                "size": int(r["size"]),
+                "interval": f"{format_instant(r['min_ms'])}/{format_instant(r['max_ms'])}",
+            }
+            for r in rows
+        ]
+
+    @app.get("/datasources/{data_source}/segments")
+    def list_segments(
+        data_source: str,
+        interval: str | None = Query(None, description="only segments overlapping this ISO interval"),
+        include_unused: bool = Query(False, description="also segments marked unused"),
+        limit: int = Query(1000, ge=1, le=100_000),
+        engine: Engine = Depends(get_engine),
+    ) -> list[dict[str, Any]]:
+        """Segment payloads of a dataSource, by interval start and version."""
+        query = sa.select(seg.payload, seg.used).where(seg.dataSource == data_source)
+        if not include_unused:
+            query = query.where(seg.used.is_(True))
+        if interval:
+            from druidflow.exceptions import SpecError
+            from druidflow.intervals import Interval
+
+            try:
+                iv = Interval.parse(interval, "interval")
+            except SpecError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from None
+            query = query.where(seg.start_ms < iv.end, seg.end_ms > iv.start)
+        query = query.order_by(seg.start_ms, seg.version, seg.partition_num).limit(limit)
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for payload, used in rows:
+            item = _json(payload)
+            if isinstance(item, dict):
+                item = {**item, "used": bool(used)}
+            out.append(item)
+        return out
+
+    @app.get("/tasks")
+    def list_tasks(
+        data_source: str | None = Query(None, alias="dataSource"),
+        status: str | None = Query(None, description="RUNNING, SUCCESS or FAILED"),
+        limit: int = Query(100, ge=1, le=10_000),
+        engine: Engine = Depends(get_engine),
+    ) -> list[dict[str, Any]]:
+        """Tasks, newest first (without their spec; see ``/tasks/{id}``)."""
+        query = sa.select(
+            tsk.id, tsk.type, tsk.dataSource, tsk.group_id, tsk.status, tsk.active,
+            tsk.created_date, tsk.updated_date, tsk.error_msg,
+        ).order_by(tsk.created_date.desc()).limit(limit)
+        if data_source:
+            query = query.where(tsk.dataSource == data_source)
+        if status:
+            query = query.where(tsk.status == status.upper())
+        with engine.connect() as conn:
+            return [_task_summary(r) for r in conn.execute(query).mappings()]
+
+    @app.get("/tasks/{task_id}")
+    def get_task(task_id: str, engine: Engine = Depends(get_engine)) -> dict[str, Any]:
+        """One task: summary, spec, Druid status and report."""
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(tasks).where(tsk.id == task_id)).mappings().first()
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"no task {task_id!r}")
+        return {
+            **_task_summary(row),
+            "spec": _json(row["payload"]),
+            "statusPayload": _json(row["status_payload"]),
+            "report": _json(row["report"]),
+        }
+
+    @app.get("/locks")
+    def list_locks(
+        data_source: str | None = Query(None, alias="dataSource"),
+        task_id: str | None = Query(None),
+        engine: Engine = Depends(get_engine),
+    ) -> list[dict[str, Any]]:
+        """Every lock (active, revoked and recently expired), by dataSource and interval."""
+        from druidflow.locks import TaskLockbox
+
+        return [lock.to_json() for lock in TaskLockbox(engine).locks(datasource=data_source, task_id=task_id)]
+
+    @app.get("/ui", response_class=HTMLResponse)
+    def status_page(engine: Engine = Depends(get_engine)) -> str:
+        """An HTML summary of dataSources, recent tasks and locks."""
+        return _render_page(
+            list_datasources(engine), list_tasks(None, None, 50, engine), list_locks(None, None, engine)
+        )
+
+    return app
+
+
+def _task_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "dataSource": row["dataSource"],
+        "groupId": row["group_id"],
+        "status": row["status"],
+        "active": bool(row["active"]),
+        "createdTime": row["created_date"],
+        "updatedTime": row["updated_date"],
+        "errorMsg": row["error_msg"],
+    }
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc('' if r.get(c) is None else str(r.get(c)))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    ) or f'<tr><td colspan="{len(columns)}">none</td></tr>'
+    return f"<h2>{esc(title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _render_page(datasources: list[dict], tasks_: list[dict], locks: list[dict]) -> str:
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;"
+        "margin-bottom:2rem}td,th{border:1px solid #ccc;padding:.25rem .6rem;font-size:.9rem;text-align:left}"
+        "th{background:#f3f3f3}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Druidflow</title><style>{style}</style></head>"
+        "<body><h1>Druidflow</h1>"
+        + _table("DataSources", datasources, ["dataSource", "segments", "rows", "size", "interval"])
+        + _table("Recent tasks", tasks_, ["id", "type", "dataSource", "status", "createdTime", "errorMsg"])
+        + _table("Locks", locks, ["dataSource", "interval", "type", "version", "priority", "taskId", "state"])
+        + "</body></html>"
+    )
+
+
+class DruidflowPlugin(AirflowPlugin):
+    """Mounts the Druidflow API at ``/druidflow`` and adds *Browse > Druidflow* to the UI."""
+
+    name = "druidflow"
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}]
+    external_views = [
+        {
+            "name": "Druidflow",
+            "href": f"{URL_PREFIX}/ui",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "druidflow",
+        }
+    ]
