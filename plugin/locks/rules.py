@@ -103,20 +103,27 @@ def supersedes(new: Posse, old: Posse) -> bool:
     )
 
 
+def _descending(text: str) -> tuple[int, ...]:
+    return tuple(-ord(ch) for ch in text)
+
+
 def decide(request: Request, overlapping: Sequence[Posse]) -> Decision:
     """Druid's ``createOrFindLockPosse`` for time-chunk locks.
 
     ``overlapping`` are the existing posses (revoked ones included) of the request's dataSource whose interval
-    overlaps the request's, oldest first.
+    overlaps the request's.
     """
     if not overlapping:
         return Decision("new")
 
-    candidates = [p for p in overlapping if reusable(p, request)]
+    candidates = sorted(
+        (p for p in overlapping if reusable(p, request)),
+        key=lambda p: (_descending(p.version), p.interval.duration, p.interval.start),
+    )
     if candidates:
         # Druid raises when several posses are reusable (possible after a revocation, or with several SHARED or
         # APPEND locks of one group). We answer deterministically instead: a revoked one first, so that the
-        # owner learns of the revocation, else the one the task is already in, else the oldest.
+        # owner learns of the revocation, else one the task is already in, else the newest (then narrowest).
         revoked = [p for p in candidates if p.revoked]
         mine = [p for p in candidates if request.task_id in p.tasks]
         return Decision("reuse", posse=(revoked or mine or candidates)[0])
@@ -134,5 +141,4 @@ def decide(request: Request, overlapping: Sequence[Posse]) -> Decision:
     if all(p.group_id == request.group_id and p.interval == request.interval for p in active):
         return Decision("new")
 
-    blockers = tuple(p for p in incompatible if p.priority >= request.priority) or incompatible
-    return Decision("fail", blockers=blockers)
+    return Decision("fail", blockers=tuple(p for p in incompatible if p.priority >= request.priority))
