@@ -1,0 +1,328 @@
+"""Druid's VersionedIntervalTimeline: which segments are visible at each instant, and which are overshadowed.
+
+Segments of one dataSource are grouped by ``(interval, version)`` into *partition sets* (Druid's PartitionHolder).
+A set is *complete* when its core partitions ``0..N-1`` are all present (N from the shard spec; extra, appended
+partitions are allowed; ``N = 0`` means any non-empty set is complete; ``single``/``range`` sets whose core size is
+unknown must chain from an open start to an open end). Only complete sets are visible, and at each instant the
+complete set with the highest version (compared as *strings*) wins. A lower version stays visible wherever no
+higher complete version covers it (partial overshadowing), and a chunk switches to a new version only once the
+new version's core set is complete (atomic replacement per chunk).
+
+The whole timeline is computed once, vectorised: every set's interval becomes a range of *elementary intervals*
+(the gaps between consecutive distinct bounds), a segment tree gives each elementary interval the highest-version
+set covering it in O(n log n), and runs of equal winners become the timeline entries. Queries then bisect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from operator import attrgetter
+from typing import NamedTuple
+
+import numpy as np
+
+from druidflow.exceptions import TimelineConflictError
+from druidflow.intervals import ETERNITY, Interval
+from druidflow.segments.descriptor import DataSegment
+
+_NONE = -1
+
+
+class TimelineEntry(NamedTuple):
+    """One piece of the timeline: the partition set visible on ``interval``.
+
+    ``interval`` is trimmed to the query; ``true_interval`` is the partition set's own interval. ``segments`` is
+    the whole partition set (core and appended partitions, tombstones included) ordered by partition number.
+    """
+
+    interval: Interval
+    version: str
+    segments: tuple[DataSegment, ...]
+    true_interval: Interval
+
+    @property
+    def is_tombstone(self) -> bool:
+        """True when the set only marks the interval as empty: it hides older data and contributes no rows."""
+        return all(s.is_tombstone for s in self.segments)
+
+
+class Timeline:
+    """The timeline of one dataSource's segments (normally its *used* segments).
+
+    Raises :class:`TimelineConflictError` when two partition sets share a version but have overlapping, unequal
+    intervals ("Cannot add overlapping segments with the same version"). Duplicate segments (same interval,
+    version and partition) are kept once.
+    """
+
+    def __init__(self, segments: Iterable[DataSegment]) -> None:
+        segs = list(segments)
+        data_sources = {s.data_source for s in segs}
+        if len(data_sources) > 1:
+            raise ValueError(f"a timeline holds one dataSource, got {sorted(data_sources)}")
+        self.data_source: str | None = data_sources.pop() if data_sources else None
+        n = len(segs)
+        intervals = list(map(attrgetter("interval"), segs))
+        start = np.fromiter(map(attrgetter("start"), intervals), np.int64, n)
+        end = np.fromiter(map(attrgetter("end"), intervals), np.int64, n)
+        versions = list(map(attrgetter("version"), segs))
+        # Python orders str by code point, Java by UTF-16 unit: they differ only past U+FFFF, never in versions.
+        self._versions: list[str] = sorted(set(versions))
+        rank = {v: i for i, v in enumerate(self._versions)}
+        vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, n)
+        specs = list(map(attrgetter("shard_spec"), segs))
+        part = np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n)
+        core = np.fromiter(map(attrgetter("core_partitions"), specs), np.int64, n)
+
+        order = np.lexsort((part, vrank, end, start))
+        start, end, vrank, part, core = start[order], end[order], vrank[order], part[order], core[order]
+        keep = np.ones(n, dtype=bool)
+        if n:
+            keep[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1]) | (part[1:] != part[:-1])
+        order = order[keep]
+        start, end, vrank, part, core = start[keep], end[keep], vrank[keep], part[keep], core[keep]
+        self._segments: list[DataSegment] = [segs[i] for i in order.tolist()]
+        n = len(self._segments)
+        types = [specs[i].type for i in order.tolist()]
+        self._tombstone = np.fromiter(map("tombstone".__eq__, types), bool, n)
+
+        # Partition sets: runs of equal (start, end, version) in the sorted order.
+        new_set = np.ones(n, dtype=bool)
+        if n:
+            new_set[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1])
+        first = np.flatnonzero(new_set)
+        self._offsets = np.append(first, n)
+        self._set_of = np.cumsum(new_set) - 1
+        self._set_start, self._set_end, self._set_vrank = start[first], end[first], vrank[first]
+        self._set_complete = self._completeness(part, core, first, types)
+        self._check_same_version_overlaps()
+
+        bounds = np.unique(np.concatenate([self._set_start, self._set_end]))
+        self._bounds = bounds
+        self._set_lo = np.searchsorted(bounds, self._set_start)
+        self._set_hi = np.searchsorted(bounds, self._set_end)
+
+    @classmethod
+    def from_segments(cls, segments: Iterable[DataSegment]) -> Timeline:
+        """The timeline of ``segments`` (same as the constructor; reads well at call sites)."""
+        return cls(segments)
+
+    # -- queries ------------------------------------------------------------------------------------------
+
+    @property
+    def segments(self) -> list[DataSegment]:
+        """Every segment given (duplicates removed), ordered by start, end, version, partition number."""
+        return list(self._segments)
+
+    def visible(self, interval: Interval | None = None) -> list[TimelineEntry]:
+        """The timeline entries overlapping ``interval`` (all when None), in time order, trimmed to it."""
+        return self._entries(self._complete_view, interval)
+
+    def lookup_with_incomplete(self, interval: Interval | None = None) -> list[TimelineEntry]:
+        """Like :meth:`visible`, but incomplete partition sets count too (Druid's "incomplete OK" lookup)."""
+        return self._entries(self._incomplete_view, interval)
+
+    def visible_segments(self, interval: Interval | None = None, *, include_tombstones: bool = False) -> list[DataSegment]:
+        """The segments of every partition set visible somewhere in ``interval`` (all when None).
+
+        Tombstones are left out unless asked for: they overshadow older data but hold no rows.
+        """
+        starts, ends, sets = self._complete_view
+        i0, i1 = self._slice(starts, ends, interval)
+        visible_sets = np.zeros(len(self._set_start), dtype=bool)
+        visible_sets[sets[i0:i1]] = True
+        mask = visible_sets[self._set_of]
+        if not include_tombstones:
+            mask &= ~self._tombstone
+        return [self._segments[i] for i in np.flatnonzero(mask)]
+
+    def overshadowed(self) -> list[DataSegment]:
+        """Every segment whose whole interval is covered, without gaps, by complete sets of strictly higher versions."""
+        mask = self._overshadowed_sets[self._set_of]
+        return [self._segments[i] for i in np.flatnonzero(mask)]
+
+    def is_overshadowed(self, segment: DataSegment) -> bool:
+        """Whether ``segment`` (in this timeline or not) is overshadowed by this timeline's complete sets.
+
+        True when its interval is entirely covered, without gaps, by visible entries whose versions are all
+        strictly higher than its own; a segment only partly overshadowed is not overshadowed.
+        """
+        iv = segment.interval
+        if iv.is_empty():
+            return False
+        starts, ends, sets = self._complete_view
+        i0, i1 = self._slice(starts, ends, iv)
+        if i0 >= i1 or starts[i0] > iv.start or ends[i1 - 1] < iv.end:
+            return False
+        if np.any(starts[i0 + 1 : i1] != ends[i0 : i1 - 1]):
+            return False
+        return all(self._versions[v] > segment.version for v in self._set_vrank[sets[i0:i1]].tolist())
+
+    # -- construction helpers -----------------------------------------------------------------------------
+
+    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray, types: list[str]) -> np.ndarray:
+        n_sets = len(first)
+        if n_sets == 0:
+            return np.zeros(0, dtype=bool)
+        set_core = np.maximum.reduceat(core, first)
+        in_core = (part >= 0) & (part < set_core[self._set_of])
+        present = np.add.reduceat(in_core.astype(np.int64), first)
+        complete = np.where(set_core == 0, True, present == set_core)
+        # single/range sets of unknown core size: complete when their ranges chain from open start to open end.
+        unknown = [
+            i
+            for i, t in enumerate(types)
+            if t in ("single", "range") and self._segments[i].shard_spec.num_core_partitions is None
+        ]
+        for k in np.unique(self._set_of[unknown]).tolist():
+            complete[k] = _chains(self._segments[self._offsets[k] : self._offsets[k + 1]])
+        return complete
+
+    def _check_same_version_overlaps(self) -> None:
+        if len(self._set_start) < 2:
+            return
+        order = np.lexsort((self._set_end, self._set_start, self._set_vrank))
+        s, e, v = self._set_start[order], self._set_end[order], self._set_vrank[order]
+        # Sorted by start within a version, any overlap shows up between neighbours.
+        clash = np.flatnonzero((v[1:] == v[:-1]) & (s[1:] < e[:-1]))
+        if clash.size:
+            i = int(clash[0])
+            a, b = Interval(int(s[i]), int(e[i])), Interval(int(s[i + 1]), int(e[i + 1]))
+            raise TimelineConflictError(
+                f"dataSource {self.data_source!r}: cannot hold overlapping segments with the same version "
+                f"{self._versions[int(v[i])]!r}: {a} and {b}"
+            )
+
+    def _winners(self, sets: np.ndarray) -> np.ndarray:
+        """For each elementary interval, the highest-version set among ``sets`` covering it (-1 where none)."""
+        n_leaves = max(len(self._bounds) - 1, 0)
+        if len(sets) == 0:
+            return np.full(n_leaves, _NONE, dtype=np.int64)
+        by_version = sets[np.argsort(self._set_vrank[sets], kind="stable")]
+        top = _cover_max(n_leaves, self._set_lo[by_version], self._set_hi[by_version], np.arange(len(by_version)))
+        return np.where(top >= 0, by_version[np.maximum(top, 0)], _NONE)
+
+    def _runs(self, winner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries (start, end, set index) in time order: maximal runs of elementary intervals with one winner."""
+        if len(winner) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        run_start = np.flatnonzero(np.concatenate([[True], winner[1:] != winner[:-1]]))
+        run_end = np.append(run_start[1:], len(winner))
+        owner = winner[run_start]
+        shown = owner != _NONE
+        return self._bounds[run_start[shown]], self._bounds[run_end[shown]], owner[shown]
+
+    @cached_property
+    def _complete_winners(self) -> np.ndarray:
+        return self._winners(np.flatnonzero(self._set_complete))
+
+    @cached_property
+    def _complete_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._runs(self._complete_winners)
+
+    @cached_property
+    def _incomplete_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._runs(self._winners(np.arange(len(self._set_start))))
+
+    @cached_property
+    def _overshadowed_sets(self) -> np.ndarray:
+        winner = self._complete_winners
+        leaf_version = np.where(winner >= 0, self._set_vrank[np.maximum(winner, 0)], _NONE) if len(winner) else winner
+        lowest_over = _range_min(leaf_version, self._set_lo, self._set_hi)
+        return (self._set_lo < self._set_hi) & (lowest_over > self._set_vrank)
+
+    def _slice(self, starts: np.ndarray, ends: np.ndarray, interval: Interval | None) -> tuple[int, int]:
+        q = interval or ETERNITY
+        if q.is_empty():
+            return 0, 0
+        i0 = int(np.searchsorted(ends, q.start, side="right"))
+        i1 = int(np.searchsorted(starts, q.end, side="left"))
+        return i0, max(i0, i1)
+
+    def _entries(self, view: tuple[np.ndarray, np.ndarray, np.ndarray], interval: Interval | None) -> list[TimelineEntry]:
+        starts, ends, sets = view
+        q = interval or ETERNITY
+        i0, i1 = self._slice(starts, ends, interval)
+        sets = sets[i0:i1]
+        offsets = self._offsets.tolist()
+        versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
+        true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
+        out = []
+        for s, e, k, v, ts, te in zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends):
+            true_interval = Interval(ts, te)
+            s, e = max(s, q.start), min(e, q.end)
+            shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
+            out.append(TimelineEntry(shown, v, tuple(self._segments[offsets[k] : offsets[k + 1]]), true_interval))
+        return out
+
+
+def _chains(segments: Sequence[DataSegment]) -> bool:
+    """Druid's completeness for ``single``/``range`` sets of unknown core size.
+
+    Sorted by partition number, the first chunk must start open, each chunk must end where the next starts,
+    and the last must end open.
+    """
+    specs = sorted((s.shard_spec for s in segments), key=lambda spec: spec.partition_num)
+    if specs[0].start is not None or specs[-1].end is not None:
+        return False
+    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:]))
+
+
+def _tree_size(n_leaves: int) -> int:
+    return 1 << max(0, (n_leaves - 1).bit_length())
+
+
+def _cover_max(n_leaves: int, lo: np.ndarray, hi: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """For each leaf ``i``, the largest ``value[k]`` over ranges with ``lo[k] <= i < hi[k]``, or -1 where none.
+
+    A segment tree: each range updates the O(log n) canonical nodes that tile it, all ranges at once per
+    level, then maxima are pushed from the root to the leaves.
+    """
+    size = _tree_size(n_leaves)
+    tree = np.full(2 * size, _NONE, dtype=np.int64)
+    live = lo < hi
+    left, right, val = lo[live] + size, hi[live] + size, value[live]
+    while left.size:
+        odd = (left & 1) == 1
+        np.maximum.at(tree, left[odd], val[odd])
+        left = left + odd
+        odd = (right & 1) == 1
+        right = right - odd
+        np.maximum.at(tree, right[odd], val[odd])
+        left, right = left >> 1, right >> 1
+        live = left < right
+        left, right, val = left[live], right[live], val[live]
+    width = 1
+    while width < size:
+        parents = tree[width : 2 * width]
+        np.maximum(tree[2 * width : 4 * width : 2], parents, out=tree[2 * width : 4 * width : 2])
+        np.maximum(tree[2 * width + 1 : 4 * width : 2], parents, out=tree[2 * width + 1 : 4 * width : 2])
+        width *= 2
+    return tree[size : size + n_leaves]
+
+
+def _range_min(leaves: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``min(leaves[lo[k]:hi[k]])`` for every k (a huge value for empty ranges), by a bottom-up segment tree."""
+    big = np.iinfo(np.int64).max
+    size = _tree_size(len(leaves))
+    tree = np.full(2 * size, big, dtype=np.int64)
+    tree[size : size + len(leaves)] = leaves
+    width = size // 2
+    while width >= 1:
+        np.minimum(tree[2 * width : 4 * width : 2], tree[2 * width + 1 : 4 * width : 2], out=tree[width : 2 * width])
+        width //= 2
+    result = np.full(len(lo), big, dtype=np.int64)
+    query = np.flatnonzero(lo < hi)
+    left, right = lo[query] + size, hi[query] + size
+    while query.size:
+        odd = (left & 1) == 1
+        result[query[odd]] = np.minimum(result[query[odd]], tree[left[odd]])
+        left = left + odd
+        odd = (right & 1) == 1
+        right = right - odd
+        result[query[odd]] = np.minimum(result[query[odd]], tree[right[odd]])
+        left, right = left >> 1, right >> 1
+        live = left < right
+        query, left, right = query[live], left[live], right[live]
+    return result
