@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
-from druidflow.specs.validation import SpecModel
+from druidflow.specs.validation import SpecModel, drop_nulls, field_key, fold_alias, pop_field
 
 JAVA_INT_MAX = 2**31 - 1
 """Druid's "unlimited" for ``maxParseExceptions`` (``Integer.MAX_VALUE``)."""
@@ -30,42 +30,6 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
-def _key(data: dict, field: str) -> Optional[str]:
-    """The key under which ``data`` holds ``field`` (camelCase or snake_case), or None."""
-    from pydantic.alias_generators import to_camel, to_snake
-
-    for k in (field, to_camel(field), to_snake(field)):
-        if k in data:
-            return k
-    return None
-
-
-def _pop(data: dict, field: str) -> Any:
-    k = _key(data, field)
-    return data.pop(k) if k is not None else None
-
-
-def _fold_alias(data: dict, target: str, *aliases: str) -> None:
-    """Move deprecated ``aliases`` onto ``target``; two different values are an error."""
-    for alias in aliases:
-        k = _key(data, alias)
-        if k is None:
-            continue
-        value = data.pop(k)
-        if value is None:
-            continue
-        tk = _key(data, target)
-        current = data.get(tk) if tk else None
-        if current is not None and current != value:
-            raise SpecError(alias, value, f"{alias} is a deprecated alias of {target}, which is also given ({current!r}); give one")
-        data[tk or target] = value
-
-
-def _drop_nulls(data: Any) -> Any:
-    """Druid treats an explicit JSON null like an absent field."""
-    return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
-
-
 # --------------------------------------------------------------------------------------------- partitionsSpec
 
 
@@ -75,7 +39,7 @@ class _PartitionsSpec(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _nulls(cls, data: Any) -> Any:
-        return _drop_nulls(data)
+        return drop_nulls(data)
 
     @property
     def is_perfect_rollup(self) -> bool:
@@ -134,11 +98,11 @@ class HashedPartitionsSpec(_PartitionsSpec):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        given = [a for a in ("targetRowsPerSegment", "targetPartitionSize", "maxRowsPerSegment") if _key(data, a)]
+        given = [a for a in ("targetRowsPerSegment", "targetPartitionSize", "maxRowsPerSegment") if field_key(data, a)]
         if len(given) > 1:
-            raise SpecError(given[1], data[_key(data, given[1])], f"{' and '.join(given)} are aliases; give only one")
-        _fold_alias(data, "targetRowsPerSegment", "targetPartitionSize", "maxRowsPerSegment")
-        num_shards, target = data.get(_key(data, "numShards") or ""), data.get(_key(data, "targetRowsPerSegment") or "")
+            raise SpecError(given[1], data[field_key(data, given[1])], f"{' and '.join(given)} are aliases; give only one")
+        fold_alias(data, "targetRowsPerSegment", "targetPartitionSize", "maxRowsPerSegment")
+        num_shards, target = data.get(field_key(data, "numShards") or ""), data.get(field_key(data, "targetRowsPerSegment") or "")
         if num_shards is not None and target is not None:
             raise SpecError("numShards", num_shards, f"cannot be combined with a target row count ({target!r})")
         if num_shards is None and target is None:
@@ -166,8 +130,8 @@ class _RangeLike(_PartitionsSpec):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        _fold_alias(data, "targetRowsPerSegment", "targetPartitionSize")
-        target, most = _key(data, "targetRowsPerSegment"), _key(data, "maxRowsPerSegment")
+        fold_alias(data, "targetRowsPerSegment", "targetPartitionSize")
+        target, most = field_key(data, "targetRowsPerSegment"), field_key(data, "maxRowsPerSegment")
         if target and most:
             raise SpecError("maxRowsPerSegment", data[most], "give targetRowsPerSegment or maxRowsPerSegment, not both")
         if not target and not most:
@@ -418,16 +382,16 @@ class IndexTuningConfig(SpecModel):
     def _fold_deprecated(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = _drop_nulls(dict(data))
-        _fold_alias(data, "maxRowsPerSegment", "targetPartitionSize")
-        _fold_alias(data, "maxRowsInMemory", "rowFlushBoundary")
-        _fold_alias(data, "pushTimeout", "publishTimeout")
-        _fold_alias(data, "maxNumConcurrentSubTasks", "maxNumSubTasks")
-        report = data.get(_key(data, "reportParseExceptions") or "")
+        data = drop_nulls(dict(data))
+        fold_alias(data, "maxRowsPerSegment", "targetPartitionSize")
+        fold_alias(data, "maxRowsInMemory", "rowFlushBoundary")
+        fold_alias(data, "pushTimeout", "publishTimeout")
+        fold_alias(data, "maxNumConcurrentSubTasks", "maxNumSubTasks")
+        report = data.get(field_key(data, "reportParseExceptions") or "")
         if report is True:
             # Druid: reportParseExceptions means "fail on the first one", whatever the other two say.
-            _pop(data, "maxParseExceptions")
-            saved = _pop(data, "maxSavedParseExceptions")
+            pop_field(data, "maxParseExceptions")
+            saved = pop_field(data, "maxSavedParseExceptions")
             data["maxParseExceptions"] = 0
             data["maxSavedParseExceptions"] = min(1, saved) if isinstance(saved, int) and not isinstance(saved, bool) else 0
         return data

@@ -10,9 +10,10 @@ so the message reads ``spec.tuningConfig.partitionsSpec.type: ...``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel, to_snake
 
 from druidflow.exceptions import SpecError
 from druidflow.specs.base import DruidModel
@@ -117,6 +118,62 @@ def _adapter(tp: Any) -> TypeAdapter:
     if key not in _ADAPTERS:
         _ADAPTERS[key] = TypeAdapter(tp)
     return _ADAPTERS[key]
+
+
+def field_key(data: dict, field: str) -> Optional[str]:
+    """The key under which ``data`` holds ``field`` (given in either spelling), or None."""
+    for k in (field, to_camel(field), to_snake(field)):
+        if k in data:
+            return k
+    return None
+
+
+def get_field(data: Any, field: str, default: Any = None) -> Any:
+    """``data[field]`` in either spelling (camelCase or snake_case), or ``default``."""
+    if not isinstance(data, dict):
+        return default
+    k = field_key(data, field)
+    return data[k] if k is not None else default
+
+
+def pop_field(data: dict, field: str) -> Any:
+    """Remove and return ``field`` (either spelling) from ``data``; None when absent."""
+    k = field_key(data, field)
+    return data.pop(k) if k is not None else None
+
+
+def fold_alias(data: dict, target: str, *aliases: str) -> None:
+    """Move deprecated ``aliases`` of ``target`` onto it; two different values are an error."""
+    for alias in aliases:
+        k = field_key(data, alias)
+        if k is None:
+            continue
+        value = data.pop(k)
+        if value is None:
+            continue
+        tk = field_key(data, target)
+        current = data.get(tk) if tk else None
+        if current is not None and current != value:
+            raise SpecError(alias, value, f"{alias} is a deprecated alias of {target}, which is also given ({current!r}); give one")
+        data[tk or target] = value
+
+
+def drop_nulls(data: Any) -> Any:
+    """``data`` without its null-valued keys: Druid treats an explicit JSON null like an absent field."""
+    return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
+def check_druid_id(value: str, what: str) -> str:
+    """Druid's rules for a dataSource name or task id (``IdUtils.validateId``); raises SpecError at path ''."""
+    if not isinstance(value, str) or not value:
+        raise SpecError("", value, f"{what} must be a non-empty string")
+    if "/" in value:
+        raise SpecError("", value, f"{what} cannot contain '/'")
+    if value.startswith("."):
+        raise SpecError("", value, f"{what} cannot start with '.'")
+    if any(c.isspace() and c != " " for c in value) or any(ord(c) < 32 for c in value):
+        raise SpecError("", value, f"{what} cannot contain whitespace other than spaces, or control characters")
+    return value
 
 
 class SpecModel(DruidModel):
