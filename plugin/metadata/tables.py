@@ -65,12 +65,17 @@ pending_segments = Table(
     Column("end", String(40), nullable=False),
     Column("start_ms", BigInteger, nullable=False),
     Column("end_ms", BigInteger, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("partition_num", Integer, nullable=False),
     Column("sequence_name", String(255), nullable=False),
     Column("sequence_prev_id", String(512), nullable=False),
-    Column("sequence_name_prev_id_sha1", String(64), nullable=False, unique=True),
+    # Druid's idempotency key: SHA-1 of sequence name, then previous id or interval, then version.
+    Column("sequence_name_prev_id_sha1", String(64), nullable=False),
     Column("task_allocator_id", String(255), nullable=True),
     Column("payload", LargeBinary, nullable=False),
+    UniqueConstraint("sequence_name_prev_id_sha1", name=f"uq_{PREFIX}pending_segments_sha1"),
     Index(f"ix_{PREFIX}pending_segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
+    Index(f"ix_{PREFIX}pending_segments_ds_sequence", "dataSource", "sequence_name"),
     Index(f"ix_{PREFIX}pending_segments_allocator", "dataSource", "task_allocator_id"),
 )
 
