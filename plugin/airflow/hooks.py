@@ -260,6 +260,8 @@ def s3_options_from_connection(conn: Any) -> dict[str, Any]:
     endpoint = extra.get("endpoint_url") or (extra.get("service_config") or {}).get("s3", {}).get("endpoint_url")
     if endpoint:
         options["endpoint_url"] = endpoint
+    if extra.get("aws_session_token"):
+        options["aws_session_token"] = extra["aws_session_token"]
     region = extra.get("region_name") or extra.get("region")
     if region:
         options["region_name"] = region
