@@ -1,0 +1,326 @@
+"""Turn raw input batches into rows ready for rollup, counting rows the way Druid does.
+
+Per batch, vectorised, in Druid's processing order: timestamp (``timestampSpec``) → transforms and filter
+(``transformSpec``) → time-chunk routing (rows outside the task's chunks are *thrown away*) → dimensions and
+metric inputs (``dimensionsSpec``, ``metricsSpec``). A row whose timestamp cannot be parsed is *unparseable*
+and dropped; a row where some other field fails to convert is kept with that field null and counted as
+*processed with error*; every other kept row is *processed*.
+
+The output table has ``__time`` (truncated to the query granularity), ``__chunk`` (the start of the row's
+time chunk), one column per dimension, one column per aggregator holding that row's value (``count``: 1),
+and for first/last aggregators a companion column with the row's raw time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from druidflow.ingest.casts import parse_timestamps, to_number
+from druidflow.ingest.rollup import MetricColumn, companion_time_column, metric_columns
+from druidflow.ingest.stats import ParseExceptionHandler, RowStats
+
+TIME = "__time"
+CHUNK = "__chunk"
+# Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
+# the segment writer splits them back into a list column.
+MULTI_VALUE_SEPARATOR = "\x1f"
+_SAMPLE_ROWS = 10
+_DIM_TYPES = {"long": pa.int64(), "float": pa.float32(), "double": pa.float64()}
+
+
+@dataclass
+class ParsedBatch:
+    table: pa.Table
+    stats: RowStats
+
+
+@dataclass
+class RowParser:
+    """Parses batches for one ingestion (a dataSchema plus the input format's list delimiter).
+
+    ``chunks`` are the time chunks rows may go to, as sorted ``Interval`` objects, or None to accept any
+    chunk (the determine-intervals pass). Rows in no chunk are thrown away.
+    """
+
+    data_schema: Any
+    list_delimiter: Optional[str] = None
+    chunks: Optional[Sequence[Any]] = None
+    handler: ParseExceptionHandler = field(default_factory=ParseExceptionHandler)
+    multi_value_dimensions: set[str] = field(default_factory=set)
+    dimensions: Optional[list[Any]] = None  # resolved DimensionSchema list (discovered on the first batch)
+
+    def __post_init__(self) -> None:
+        schema = self.data_schema
+        self.timestamp_spec = schema.timestamp_spec
+        gran = schema.granularity_spec
+        self.segment_granularity = gran.segment_granularity
+        self.query_granularity = gran.query_granularity
+        self.aggregators = list(schema.metrics_spec)
+        self.metrics: list[MetricColumn] = metric_columns(self.aggregators)
+        self.transform_spec = schema.transform_spec
+        self._strptime = self.timestamp_spec.strptime_format() if self.timestamp_spec.is_pattern else None
+        if self.chunks is not None:
+            self._chunk_starts = np.array([c.start for c in self.chunks], dtype=np.int64)
+            self._chunk_ends = np.array([c.end for c in self.chunks], dtype=np.int64)
+
+    # ------------------------------------------------------------------ public
+
+    def resolve_dimensions(self, input_schema: pa.Schema) -> list[Any]:
+        if self.dimensions is None:
+            self.dimensions = self.data_schema.dimensions_for(input_schema)
+        return self.dimensions
+
+    def parse(self, batch: pa.RecordBatch | pa.Table, unparseable_input: Sequence[Any] = (), bytes_read: int = 0) -> ParsedBatch:
+        """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse."""
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        stats = RowStats(processed_bytes=bytes_read)
+        if unparseable_input:
+            stats = stats.plus(RowStats(unparseable=len(unparseable_input)))
+            self.handler.record(
+                len(unparseable_input),
+                [(getattr(f, "raw", None), getattr(f, "message", str(f))) for f in unparseable_input[:_SAMPLE_ROWS]],
+                "unparseable",
+            )
+        dims = self.resolve_dimensions(table.schema)
+        if table.num_rows == 0:
+            return ParsedBatch(self._empty(dims), stats)
+
+        raw_time = self._timestamps(table)
+        bad_time = pc.is_null(raw_time)
+        n_bad = pc.sum(bad_time).as_py() or 0
+        if n_bad:
+            self._record_rows(table, bad_time, n_bad, "unparseable", "Unparseable timestamp found! Check timestampSpec")
+            keep = pc.invert(bad_time)
+            table, raw_time = table.filter(keep), raw_time.filter(keep)
+            stats = stats.plus(RowStats(unparseable=n_bad))
+        table = _set(table, TIME, raw_time)
+
+        table, thrown = self._transform_and_filter(table)
+        stats = stats.plus(thrown)
+        raw_time = table.column(TIME)
+
+        chunk, inside = self._route(raw_time)
+        if inside is not None:
+            outside = table.num_rows - (pc.sum(inside).as_py() or 0)
+            if outside:
+                table, chunk, raw_time = table.filter(inside), chunk.filter(inside), raw_time.filter(inside)
+                stats = stats.plus(RowStats(thrown_away=outside, thrown_away_by_reason={"outsideIntervals": outside}))
+
+        columns: dict[str, Any] = {
+            TIME: _truncate(self.query_granularity, raw_time),
+            CHUNK: chunk,
+        }
+        errors = np.zeros(table.num_rows, dtype=bool)
+        messages: list[str] = []
+        for dim in dims:
+            col, err = self._dimension(table, dim)
+            columns[dim.name] = col
+            if err is not None and err.any():
+                errors |= err
+                messages.append(f"could not convert dimension {dim.name!r} to {dim.type}")
+        for agg, metric in zip(self.aggregators, self.metrics):
+            for name, values, err in self._metric(table, agg, metric, raw_time):
+                columns[name] = values
+                if err is not None and err.any():
+                    errors |= err
+                    messages.append(f"could not parse metric input for {agg.name!r}")
+        n_err = int(errors.sum())
+        if n_err:
+            self._record_rows(table, pa.array(errors), n_err, "processedWithError", "; ".join(messages))
+        stats = stats.plus(RowStats(processed=table.num_rows - n_err, processed_with_error=n_err))
+        return ParsedBatch(pa.table(columns), stats)
+
+    def output_schema_names(self) -> list[str]:
+        dims = self.dimensions or []
+        return [TIME, CHUNK] + [d.name for d in dims] + [c for m in self.metrics for c in m.columns]
+
+    # ------------------------------------------------------------------ steps
+
+    def _timestamps(self, table: pa.Table) -> pa.Array:
+        spec = self.timestamp_spec
+        n = table.num_rows
+        if spec.column in table.column_names:
+            parsed = parse_timestamps(table.column(spec.column), spec.format, self._strptime)
+        else:
+            parsed = pa.nulls(n, pa.int64())
+        missing = spec.missing_value_ms
+        if missing is not None:
+            parsed = pc.fill_null(parsed, missing)
+        return parsed
+
+    def _transform_and_filter(self, table: pa.Table) -> tuple[pa.Table, RowStats]:
+        spec = self.transform_spec
+        if spec is None:
+            return table, RowStats()
+        if getattr(spec, "transforms", None):
+            table = spec.apply(table) if not hasattr(spec, "apply_transforms") else spec.apply_transforms(table)
+            if table.column(TIME).type != pa.int64():
+                table = _set(table, TIME, parse_timestamps(table.column(TIME), "auto"))
+        if getattr(spec, "filter", None) is None:
+            return table, RowStats()
+        mask = pc.fill_null(spec.filter_mask(table), False)
+        dropped = table.num_rows - (pc.sum(mask).as_py() or 0)
+        if not dropped:
+            return table, RowStats()
+        return table.filter(mask), RowStats(thrown_away=dropped, thrown_away_by_reason={"filtered": dropped})
+
+    def _route(self, raw_time: pa.Array) -> tuple[pa.Array, Optional[pa.Array]]:
+        """Each row's chunk start, and (when the chunks are fixed) which rows fall inside one."""
+        times = _numpy(raw_time)
+        if self.segment_granularity is not None:
+            starts = _numpy(_truncate(self.segment_granularity, raw_time))
+            if self.chunks is None:
+                return pa.array(starts, pa.int64()), None
+            pos = np.searchsorted(self._chunk_starts, starts)
+            pos_c = np.minimum(pos, len(self._chunk_starts) - 1)
+            inside = (pos < len(self._chunk_starts)) & (self._chunk_starts[pos_c] == starts)
+            return pa.array(starts, pa.int64()), pa.array(inside)
+        # arbitrary granularity: the given intervals are the chunks
+        assert self.chunks is not None
+        pos = np.searchsorted(self._chunk_starts, times, side="right") - 1
+        pos_c = np.maximum(pos, 0)
+        inside = (pos >= 0) & (times < self._chunk_ends[pos_c])
+        return pa.array(self._chunk_starts[pos_c], pa.int64()), pa.array(inside)
+
+    def _dimension(self, table: pa.Table, dim: Any) -> tuple[pa.Array, Optional[np.ndarray]]:
+        n = table.num_rows
+        if dim.name not in table.column_names:
+            return pa.nulls(n, pa.string() if dim.type == "string" else _DIM_TYPES[dim.type]), None
+        col = _combine(table.column(dim.name))
+        if dim.type != "string":
+            values, err = to_number(col, _DIM_TYPES[dim.type])
+            return values, err.to_numpy(zero_copy_only=False)
+        return self._string_dimension(col, dim), None
+
+    def _string_dimension(self, col: pa.Array, dim: Any) -> pa.Array:
+        t = col.type
+        if pa.types.is_dictionary(t):
+            if pa.types.is_string(t.value_type):
+                return col
+            col = col.cast(t.value_type)
+            t = col.type
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            self.multi_value_dimensions.add(dim.name)
+            return _join_multi_value(col, dim.effective_multi_value_handling)
+        if pa.types.is_struct(t) or pa.types.is_map(t):
+            return pa.array([None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in col.to_pylist()], pa.string())
+        if not pa.types.is_string(t):
+            col = _stringify(col)
+        delim = self.list_delimiter
+        if delim and pc.any(pc.match_substring(col, delim)).as_py():
+            self.multi_value_dimensions.add(dim.name)
+            return _join_multi_value(pc.split_pattern(col, delim), dim.effective_multi_value_handling)
+        return col
+
+    def _metric(self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array):
+        n = table.num_rows
+        if agg.kind == "count":
+            yield metric.name, pa.array(np.ones(n, dtype=np.int64)), None
+            return
+        expression = getattr(agg, "expression", None)
+        if expression:
+            source = agg.compiled_expression().evaluate(table)
+        elif agg.input_column in table.column_names:
+            source = table.column(agg.input_column)
+        else:
+            source = pa.nulls(n, metric.arrow_type)
+        values, err = to_number(_combine(source), metric.arrow_type)
+        yield metric.name, values, err.to_numpy(zero_copy_only=False)
+        if metric.companion:
+            time_col = getattr(agg, "time_column", None) or TIME
+            if time_col == TIME:
+                comp = raw_time
+            elif time_col in table.column_names:
+                comp = parse_timestamps(table.column(time_col), "auto")
+            else:
+                comp = raw_time
+            yield companion_time_column(metric.name), pc.fill_null(comp, 0), None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _record_rows(self, table: pa.Table, mask: pa.Array, count: int, kind: str, message: str) -> None:
+        want = max(_SAMPLE_ROWS, len(self.handler.saved) and self.handler.saved.maxlen or 0)
+        idx = np.flatnonzero(_numpy(pc.fill_null(mask, False)))[:want]
+        rows = table.take(pa.array(idx)).to_pylist() if len(idx) else []
+        samples = [(json.dumps(r, default=str), message) for r in rows]
+        self.handler.record(count, samples, kind)
+
+    def _empty(self, dims: list[Any]) -> pa.Table:
+        cols: dict[str, pa.Array] = {TIME: pa.array([], pa.int64()), CHUNK: pa.array([], pa.int64())}
+        for d in dims:
+            cols[d.name] = pa.array([], pa.string() if d.type == "string" else _DIM_TYPES[d.type])
+        for m in self.metrics:
+            cols[m.name] = pa.array([], m.arrow_type)
+            if m.companion:
+                cols[m.companion] = pa.array([], pa.int64())
+        return pa.table(cols)
+
+
+def _set(table: pa.Table, name: str, values: Any) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.schema.get_field_index(name), name, values)
+    return table.append_column(name, values)
+
+
+def _combine(col: Any) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def _numpy(arr: Any) -> np.ndarray:
+    arr = _combine(arr)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _truncate(granularity: Any, times: Any) -> pa.Array:
+    if granularity is None:
+        return _combine(times)
+    out = granularity.truncate(_combine(times))
+    if isinstance(out, np.ndarray):
+        return pa.array(out, pa.int64())
+    return _combine(out)
+
+
+def _stringify(col: pa.Array) -> pa.Array:
+    if pa.types.is_boolean(col.type):
+        return pc.if_else(col, "true", "false")
+    if pa.types.is_floating(col.type):
+        # Druid renders whole doubles with ".0" (Java's Double.toString); Arrow would render "1".
+        s = col.cast(pa.string())
+        whole = pc.and_(pc.is_finite(col), pc.equal(col, pc.floor(col)))
+        return pc.if_else(pc.fill_null(whole, False), pc.binary_join_element_wise(s, ".0", ""), s)
+    return col.cast(pa.string())
+
+
+def _join_multi_value(col: pa.Array, handling: str) -> pa.Array:
+    """list<string> → one string per row (values joined), sorted (and de-duplicated) as ``handling`` says."""
+    col = _combine(col)
+    if not pa.types.is_string(col.type.value_type):
+        col = col.cast(pa.list_(pa.string()))
+    if handling in ("sorted_array", "sorted_set"):
+        parents = pc.list_parent_indices(col)
+        values = pc.list_flatten(col)
+        order = pc.sort_indices(pa.table({"p": parents, "v": values}), sort_keys=[("p", "ascending"), ("v", "ascending")])
+        values = values.take(order)
+        parents = parents.take(order)
+        if handling == "sorted_set" and len(values):
+            v = values.to_numpy(zero_copy_only=False)
+            p = parents.to_numpy(zero_copy_only=False)
+            keep = np.ones(len(v), dtype=bool)
+            keep[1:] = (v[1:] != v[:-1]) | (p[1:] != p[:-1])
+            values = values.filter(pa.array(keep))
+            parents = parents.filter(pa.array(keep))
+        counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(col))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        col = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pc.is_null(col))
+    joined = pc.binary_join(col, MULTI_VALUE_SEPARATOR)
+    empty = pc.equal(pc.list_value_length(col), 0)
+    return pc.if_else(pc.fill_null(empty, True), pa.scalar(None, pa.string()), joined)

@@ -1,0 +1,267 @@
+"""Rollup: combine rows with equal (truncated time, dimensions) through the aggregators, vectorised.
+
+Every table handled here carries, for each aggregator, a column named after the aggregator holding its
+per-row value (``count`` is a column of ones), and for ``first``/``last`` a companion column with the time
+that orders them. Ingest-time aggregation and the combining aggregation of rolled-up data (intermediate
+persists, compaction) are therefore one operation: sum the sums and counts, min the mins, max the maxes, and
+pick the first/last value by its companion time. That is Druid's combining-factory rule.
+
+How it is fast: each dimension becomes integer ranks (its dictionary, sorted), the time and the ranks are
+packed into one int64 key in mixed radix with time most significant, and one stable ``argsort`` of that key
+both groups the rows and puts them in Druid's order (time, then dimensions). Aggregates are ``reduceat``
+over the sorted runs. When the key space does not fit in 63 bits, a lexicographic sort over the separate
+rank columns does the same job more slowly. No Python loop runs per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TIME = "__time"
+
+
+def companion_time_column(metric: str) -> str:
+    """The column holding the time that orders a first/last metric (Druid stores (time, value) pairs)."""
+    return f"__time_{metric}"
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """How one metric column combines: kind is sum, min, max, first or last (count is a sum of ones)."""
+
+    name: str
+    kind: str
+    arrow_type: pa.DataType
+
+    @property
+    def companion(self) -> Optional[str]:
+        return companion_time_column(self.name) if self.kind in ("first", "last") else None
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.name, self.companion] if self.companion else [self.name]
+
+
+_VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32()}
+
+
+def metric_columns(aggregators: Sequence) -> list[MetricColumn]:
+    """Metric columns for aggregator specs (objects with ``name``, ``kind`` and ``value_type``)."""
+    out = []
+    for agg in aggregators:
+        if agg.kind == "count":
+            out.append(MetricColumn(agg.name, "sum", pa.int64()))
+        else:
+            out.append(MetricColumn(agg.name, agg.kind, _VALUE_TYPES[agg.value_type]))
+    return out
+
+
+@dataclass
+class _Key:
+    """A dimension (or time) as integer ranks 0..card-1 (0 is null when ``has_null``) plus its sorted values."""
+
+    ranks: np.ndarray
+    card: int
+    values: Optional[pa.Array]  # sorted distinct non-null values; None for time
+
+
+def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Per-row dictionary indices (int32, -1 for null) and the dictionary, unifying per-batch dictionaries."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.unify_dictionaries().combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    indices = col.indices if col.null_count == 0 else pc.fill_null(col.indices, -1)
+    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), col.dictionary
+
+
+def _dimension_key(col: pa.ChunkedArray) -> _Key:
+    indices, dictionary = _dictionary(col)
+    if dictionary.null_count:
+        # A null inside the dictionary (possible after unification): treat it as a null row.
+        null_entries = np.flatnonzero(pc.is_null(dictionary).to_numpy(zero_copy_only=False))
+        indices = np.where(np.isin(indices, null_entries), -1, indices).astype(np.int32)
+    order = pc.sort_indices(dictionary, null_placement="at_end").to_numpy(zero_copy_only=False)
+    # rank_of[i + 1] is the 1-based rank of dictionary entry i; rank_of[0] = 0 is the null rank.
+    rank_of = np.zeros(len(dictionary) + 1, dtype=np.int32)
+    rank_of[order + 1] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
+    ranks = rank_of[indices + 1]
+    return _Key(ranks, len(dictionary) + 1, dictionary.take(pa.array(order)))
+
+
+def _time_key(col: pa.ChunkedArray, step: Optional[int]) -> _Key:
+    times = _combined(col).to_numpy(zero_copy_only=False)
+    if step and len(times):
+        # Truncated to a fixed-width granularity: the bucket number is the rank, no hashing needed.
+        lo = times.min()
+        ranks = (times - lo) // step
+        card = int(ranks.max()) + 1
+        if card <= 4 * len(times) + 1024:
+            return _Key(ranks, card, None)
+    key = _dimension_key(col)
+    return _Key(key.ranks - 1, key.card - 1, None)
+
+
+def _group_order(keys: list[_Key], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): row order that groups equal keys in ascending key order, and each group's first position."""
+    capacity = 1
+    for k in keys:
+        capacity *= max(k.card, 1)
+    if capacity < 2**63:
+        packed = np.zeros(n, dtype=np.int64)
+        for k in keys:
+            packed *= max(k.card, 1)
+            packed += k.ranks.astype(np.int64, copy=False)
+        # Any row of a group may represent it (all its key columns are equal), so the sort need not be stable.
+        order = np.argsort(packed)
+        s = packed[order]
+        change = np.empty(n, dtype=bool)
+        change[0] = True
+        np.not_equal(s[1:], s[:-1], out=change[1:])
+    else:
+        order = np.lexsort([k.ranks for k in reversed(keys)])
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for k in keys:
+            r = k.ranks[order]
+            change[1:] |= r[1:] != r[:-1]
+    return order, np.flatnonzero(change)
+
+
+def _combined(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def _numpy(col: pa.ChunkedArray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count == 0:
+        return arr.to_numpy(zero_copy_only=False), None
+    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    return pc.fill_null(arr, 0).to_numpy(zero_copy_only=False), valid
+
+
+def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, order: np.ndarray, starts: np.ndarray):
+    v = values[order]
+    if kind == "sum":
+        out = np.add.reduceat(v, starts)
+    elif kind == "min":
+        if valid is not None:
+            v = np.where(valid[order], v, _extreme(v.dtype, high=True))
+        out = np.minimum.reduceat(v, starts)
+    else:
+        if valid is not None:
+            v = np.where(valid[order], v, _extreme(v.dtype, high=False))
+        out = np.maximum.reduceat(v, starts)
+    mask = None
+    if valid is not None:
+        counts = np.add.reduceat(valid[order].astype(np.int64), starts)
+        mask = counts == 0
+    return out, mask
+
+
+def _extreme(dtype: np.dtype, high: bool):
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return info.max if high else info.min
+    return np.inf if high else -np.inf
+
+
+def rollup(
+    table: pa.Table,
+    dimensions: Sequence[str],
+    metrics: Sequence[MetricColumn],
+    *,
+    combine: bool = True,
+    time_step: Optional[int] = None,
+    leading: Sequence[str] = (),
+) -> pa.Table:
+    """Rows sorted by (time, dimensions); with ``combine`` one row per distinct key with every metric combined.
+
+    Dimension columns come back dictionary-encoded (strings) or as their own type (numbers). ``time_step``
+    (the query granularity's fixed width in ms, when it has one) lets time be ranked without hashing.
+    ``leading`` are integer key columns that sort before time (the builder's time-chunk column).
+    """
+    n = table.num_rows
+    if n == 0:
+        return table
+    lead = [_time_key(table.column(c), None) for c in leading]
+    keys = lead + [_time_key(table.column(TIME), time_step)] + [_dimension_key(table.column(d)) for d in dimensions]
+    order, starts = _group_order(keys, n)
+    if not combine:
+        starts = np.arange(n)
+    first_rows = order[starts]
+    columns: dict[str, pa.Array] = {}
+    for c in list(leading) + [TIME]:
+        columns[c] = pa.array(_combined(table.column(c)).to_numpy(zero_copy_only=False)[first_rows], pa.int64())
+    for name, key in zip(dimensions, keys[len(lead) + 1 :]):
+        columns[name] = _decode_dimension(key, first_rows, table.column(name).type)
+    for m in metrics:
+        values, valid = _numpy(table.column(m.name))
+        if not combine:
+            out = values[order]
+            mask = None if valid is None else ~valid[order]
+            columns[m.name] = pa.array(out, m.arrow_type, mask=mask)
+            if m.companion:
+                columns[m.companion] = pa.array(_combined(table.column(m.companion)).to_numpy(zero_copy_only=False)[order], pa.int64())
+            continue
+        if m.kind in ("sum", "min", "max"):
+            out, mask = _reduce(values, valid, m.kind, order, starts)
+            columns[m.name] = pa.array(out, mask=mask).cast(m.arrow_type)
+        else:
+            columns.update(_ordered(m, table, keys, values, valid, n))
+    return pa.table(columns)
+
+
+def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], values, valid, n: int) -> dict[str, pa.Array]:
+    """first/last: order rows by (key, companion time) and take each group's first or last row."""
+    comp_values = _combined(table.column(m.companion)).to_numpy(zero_copy_only=False)
+    ranks = [k.ranks for k in keys]
+    # lexsort's last key is the primary one.
+    order = np.lexsort([comp_values] + list(reversed(ranks)))
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for r in ranks:
+        s = r[order]
+        change[1:] |= s[1:] != s[:-1]
+    starts = np.flatnonzero(change)
+    pick = order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1]
+    mask = None if valid is None else ~valid[pick]
+    return {m.name: pa.array(values[pick], mask=mask).cast(m.arrow_type), m.companion: pa.array(comp_values[pick], pa.int64())}
+
+
+def _decode_dimension(key: _Key, rows: np.ndarray, original_type: pa.DataType) -> pa.Array:
+    assert key.values is not None
+    indices = key.ranks[rows] - 1
+    nulls = indices < 0
+    indices = pa.array(indices, pa.int32(), mask=nulls) if nulls.any() else pa.array(indices, pa.int32())
+    values = key.values
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return pa.DictionaryArray.from_arrays(indices, values)
+    return values.take(indices)
+
+
+def compact_dictionaries(table: pa.Table) -> pa.Table:
+    """Drop dictionary entries a (sliced) table no longer uses, so each segment file carries only its own values."""
+    for i, field in enumerate(table.schema):
+        if not pa.types.is_dictionary(field.type):
+            continue
+        col = table.column(i)
+        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.unify_dictionaries().combine_chunks()
+        idx = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False)
+        used = np.zeros(len(arr.dictionary) + 1, dtype=bool)
+        used[idx + 1] = True
+        used = used[1:]
+        new_id = np.cumsum(used) - 1
+        new_idx = pa.array(np.where(idx >= 0, new_id[np.maximum(idx, 0)], 0), pa.int32(), mask=idx < 0)
+        compacted = pa.DictionaryArray.from_arrays(new_idx, arr.dictionary.filter(pa.array(used)))
+        table = table.set_column(i, field.name, compacted)
+    return table

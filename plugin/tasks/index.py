@@ -1,0 +1,467 @@
+"""The ``index`` task, as steps with explicit, serialisable hand-offs.
+
+    submit ─▶ acquire_locks ─▶ determine_partitions ─▶ build (one call per BuildUnit) ─▶ publish ─▶ release
+
+Each step is a plain function of its inputs plus the :class:`Runtime`, and each hand-off (``IndexTask``,
+``IndexPlan``, ``BuildUnit``, ``BuildResult``, ``IndexReport``) is a frozen model that dumps to JSON, so the
+Airflow operators can run the steps in different processes and pass descriptors through XCom. ``run_local``
+chains them in one process (the CLI and the benchmark).
+
+Druid's rules kept here: intervals expand outward to whole segment buckets and rows outside are thrown away;
+the determine pass runs exactly when intervals are missing (or hashed partitioning needs row counts);
+overwrite segments take the version of the task's lock on their chunk, appended ones the version of the
+chunk's existing segments; publish is one metadata transaction inside the lock critical section, all or
+nothing, and publishing the same segments again is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import Field
+
+from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
+from druidflow.ingest.builder import IncrementalIndex
+from druidflow.ingest.parse import RowParser
+from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
+from druidflow.inputs import open_input
+from druidflow.intervals import Interval, condense
+from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.format import SegmentFileWriter
+from druidflow.segments.ids import segment_id, storage_dir
+from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
+from druidflow.specs.base import DruidModel
+from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SEGMENT_FILE = "index.parquet"
+
+
+class ChunkPlan(DruidModel):
+    """A time chunk the task writes, with the version its overwrite segments get (from the task's lock)."""
+
+    interval: Interval
+    version: str
+
+
+class BuildUnit(DruidModel):
+    """One independently buildable piece of the task: a time chunk (one mapped Airflow task each)."""
+
+    task_id: str
+    chunks: list[ChunkPlan]
+
+    @property
+    def label(self) -> str:
+        return ",".join(str(c.interval) for c in self.chunks)
+
+
+class IndexPlan(DruidModel):
+    """What determine-partitions decided: the chunks, their versions and the build units."""
+
+    task_id: str
+    data_source: str
+    chunks: list[ChunkPlan]
+    build_units: list[BuildUnit]
+    determined_intervals: bool = False
+    row_stats: RowStats = Field(default_factory=RowStats)
+    unparseable_events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BuildResult(DruidModel):
+    """The segments one build unit pushed to deep storage (not yet published), with its row counters."""
+
+    task_id: str
+    segments: list[DataSegment]
+    row_stats: RowStats = Field(default_factory=RowStats)
+    unparseable_events: list[dict[str, Any]] = Field(default_factory=list)
+    persists: int = 0
+
+
+class IndexReport(DruidModel):
+    """The outcome of a published task: its segments and Druid's ``ingestionStatsAndErrors`` report."""
+
+    task_id: str
+    data_source: str
+    status: str
+    segments: list[DataSegment]
+    reports: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------------- steps
+
+
+def submit(spec: Any, rt: Runtime) -> IndexTask:
+    """Parse and validate an index task (raising :class:`SpecError` before any work) and record it as RUNNING."""
+    task = spec if isinstance(spec, IndexTask) else parse_task(spec)
+    if not isinstance(task, IndexTask):
+        raise SpecError("type", task.type, "not an index task")
+    _check_writable(task)
+    rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump())
+    return task
+
+
+def _check_writable(task: IndexTask) -> None:
+    index_spec = task.spec.tuning_config.index_spec
+    for field_name, value in (("dimensionCompression", index_spec.dimension_compression), ("metricCompression", index_spec.metric_compression)):
+        if str(value).lower() == "lzf":
+            raise SpecError(
+                f"spec.tuningConfig.indexSpec.{field_name}", value, "lzf has no Parquet codec; use lz4, zstd or uncompressed"
+            )
+
+
+def acquire_locks(task: IndexTask, rt: Runtime, intervals: Optional[Sequence[Interval]] = None, *, timeout_s: float = 0) -> list[Any]:
+    """Lock the task's (condensed) chunk intervals. Partial locks are released if any one is unavailable.
+
+    Raises :class:`LockUnavailableError` (retry later) or :class:`LockRevokedError` (give up).
+    """
+    if intervals is None:
+        intervals = task.spec.data_schema.granularity_spec.bucket_intervals()
+    if not intervals:
+        return []
+    held = []
+    for interval in condense(list(intervals)):
+        kwargs = dict(
+            task_id=task.task_id,
+            group_id=task.group_id,
+            datasource=task.data_source,
+            interval=interval,
+            lock_type=task.lock_type,
+            priority=task.priority,
+        )
+        result = rt.lockbox.lock(**kwargs, timeout=timeout_s) if timeout_s > 0 else rt.lockbox.try_lock(**kwargs)
+        if result.acquired:
+            held.append(result.lock)
+            continue
+        for lock in held:
+            rt.lockbox.release(task.task_id, lock.interval)
+        if result.revoked:
+            raise LockRevokedError(
+                f"task {task.task_id}: its lock on {task.data_source} {interval} was revoked by a higher-priority task; "
+                "nothing was published. Run the task again when the other task is done."
+            )
+        raise LockUnavailableError(
+            f"task {task.task_id} (priority {task.priority}): {task.data_source} {interval} is locked by a task of "
+            "equal or higher priority; retry later"
+        )
+    return held
+
+
+def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
+    """Decide the chunks and build units; read the input first only when Druid would (no intervals given)."""
+    gran = task.spec.data_schema.granularity_spec
+    chunks = gran.bucket_intervals()
+    stats = RowStats()
+    events: list[dict[str, Any]] = []
+    determined = chunks is None
+    if determined:
+        chunks, stats, events = _find_chunks(task, rt)
+        if chunks:
+            acquire_locks(task, rt, chunks)
+    versions = _chunk_versions(task, rt, chunks or [])
+    plans = [ChunkPlan(interval=c, version=versions[c]) for c in chunks or []]
+    units = [BuildUnit(task_id=task.task_id, chunks=[p]) for p in plans]
+    return IndexPlan(
+        task_id=task.task_id,
+        data_source=task.data_source,
+        chunks=plans,
+        build_units=units,
+        determined_intervals=determined,
+        row_stats=stats,
+        unparseable_events=events,
+    )
+
+
+def _chunk_versions(task: IndexTask, rt: Runtime, chunks: Sequence[Interval]) -> dict[Interval, str]:
+    locks = [lk for lk in rt.lockbox.locks(datasource=task.data_source) if lk.task_id == task.task_id or lk.group_id == task.group_id]
+    out = {}
+    for chunk in chunks:
+        covering = [lk for lk in locks if lk.interval.contains(chunk) and not lk.revoked]
+        if not covering:
+            if any(lk.interval.contains(chunk) for lk in locks):
+                raise LockRevokedError(f"task {task.task_id}: the lock on {task.data_source} {chunk} was revoked; nothing was published")
+            raise LockUnavailableError(f"task {task.task_id} holds no lock on {task.data_source} {chunk}; acquire locks first")
+        out[chunk] = max(lk.version for lk in covering)
+    return out
+
+
+def _parse_handler(task: IndexTask, log_errors: bool = True) -> ParseExceptionHandler:
+    tuning = task.spec.tuning_config
+    max_exc, max_saved = tuning.max_parse_exceptions, tuning.max_saved_parse_exceptions
+    if tuning.report_parse_exceptions:
+        max_exc, max_saved = 0, min(1, max_saved)
+    return ParseExceptionHandler(
+        max_parse_exceptions=max_exc if max_exc is not None else UNLIMITED,
+        max_saved=max_saved or 0,
+        log=log if (tuning.log_parse_exceptions and log_errors) else None,
+    )
+
+
+def _reader(task: IndexTask):
+    io = task.spec.io_config
+    return open_input(io.input_source, io.input_format)
+
+
+def _list_delimiter(task: IndexTask) -> Optional[str]:
+    return getattr(task.spec.io_config.input_format, "list_delimiter", None)
+
+
+def _find_chunks(task: IndexTask, rt: Runtime) -> tuple[list[Interval], RowStats, list[dict[str, Any]]]:
+    """The determine-intervals pass: every chunk that receives at least one row."""
+    import pyarrow.compute as pc
+
+    schema = task.spec.data_schema
+    parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=None, handler=_parse_handler(task))
+    stats = RowStats()
+    starts: set[int] = set()
+    for batch in _reader(task).batches():
+        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+        stats = stats.plus(parsed.stats)
+        if parsed.table.num_rows:
+            starts.update(pc.unique(parsed.table.column("__chunk")).to_pylist())
+    seg = schema.granularity_spec.segment_granularity
+    chunks = sorted(seg.bucket(s) for s in starts)
+    return chunks, stats, parser.handler.saved_reports()
+
+
+def build(task: IndexTask, unit: BuildUnit, rt: Runtime) -> BuildResult:
+    """Read the input, keep the rows of the unit's chunks, roll them up and push their segments."""
+    return build_units(task, [unit], rt)
+
+
+def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> BuildResult:
+    """Build several units in one pass over the input (what ``run_local`` does with all of them)."""
+    schema = task.spec.data_schema
+    tuning = task.spec.tuning_config
+    plans = sorted((c for u in units for c in u.chunks), key=lambda c: c.interval)
+    if not plans:
+        return BuildResult(task_id=task.task_id, segments=[])
+    parser = RowParser(
+        schema, list_delimiter=_list_delimiter(task), chunks=[p.interval for p in plans], handler=_parse_handler(task)
+    )
+    scratch = rt.scratch(f"{task.task_id[:40]}-build-")
+    try:
+        sink = _SegmentSink(task, rt, {p.interval.start: p for p in plans}, scratch / "segments", parser)
+        index: Optional[IncrementalIndex] = None
+        stats = RowStats()
+        partitions = tuning.effective_partitions_spec
+        for batch in _reader(task).batches():
+            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+            stats = stats.plus(parsed.stats)
+            if index is None:
+                index = IncrementalIndex(
+                    dimensions=[d.name for d in parser.dimensions or []],
+                    metrics=parser.metrics,
+                    work_dir=scratch / "persists",
+                    sink=sink.write,
+                    flush_done=sink.close_chunks,
+                    rollup=schema.rollup,
+                    time_step=_fixed_step(schema.granularity_spec.query_granularity),
+                    max_rows_in_memory=tuning.max_rows_in_memory,
+                    max_bytes_in_memory=tuning.effective_max_bytes_in_memory() or 0,
+                    max_total_rows=getattr(partitions, "max_total_rows", None),
+                )
+            index.add(parsed.table)
+        if index is not None:
+            index.finish()
+        sink.close_all()
+        return BuildResult(
+            task_id=task.task_id,
+            segments=sink.segments,
+            row_stats=stats,
+            unparseable_events=parser.handler.saved_reports(),
+            persists=index.persists if index else 0,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fixed_step(granularity: Any) -> Optional[int]:
+    """The bucket width in ms when every bucket has the same width (no months, years or time-zone shifts)."""
+    kind = getattr(granularity, "kind", None)
+    if kind == "duration":
+        return granularity.duration
+    if kind == "period":
+        period = granularity.period
+        tz = granularity.time_zone
+        if period.calendar_months == 0 and (tz is None or tz.is_utc or tz.is_fixed):
+            return period.fixed_ms or None
+    return None
+
+
+class _SegmentSink:
+    """Receives sorted rows per chunk and cuts them into segment files, pushing each to deep storage."""
+
+    def __init__(self, task: IndexTask, rt: Runtime, plans: dict[int, ChunkPlan], out_dir: Path, parser: RowParser) -> None:
+        self.task = task
+        self.rt = rt
+        self.plans = plans
+        self.out_dir = out_dir
+        self.parser = parser
+        tuning = task.spec.tuning_config
+        partitions = tuning.effective_partitions_spec
+        self.max_rows = getattr(partitions, "max_rows_per_segment", None) or 5_000_000
+        self.index_spec = tuning.index_spec
+        self.append = task.spec.io_config.append_to_existing
+        self.open: dict[int, tuple[SegmentFileWriter, int]] = {}
+        self.next_partition: dict[int, int] = {}
+        self.previous_id: dict[int, str] = {}
+        self.segments: list[DataSegment] = []
+
+    def write(self, chunk: int, table) -> None:
+        offset = 0
+        while offset < table.num_rows:
+            writer, partition = self._writer(chunk)
+            take = min(self.max_rows - writer.rows, table.num_rows - offset)
+            writer.write(table.slice(offset, take))
+            offset += take
+            if writer.rows >= self.max_rows:
+                self._close(chunk)
+
+    def _writer(self, chunk: int) -> tuple[SegmentFileWriter, int]:
+        if chunk not in self.open:
+            partition = self.next_partition.get(chunk, 0)
+            self.next_partition[chunk] = partition + 1
+            path = self.out_dir / f"{chunk}-{partition}.parquet"
+            writer = SegmentFileWriter(
+                path,
+                dimensions=[d.name for d in self.parser.dimensions or []],
+                multi_value=frozenset(self.parser.multi_value_dimensions),
+                dimension_compression=self.index_spec.dimension_compression,
+                metric_compression=self.index_spec.metric_compression,
+                long_encoding=self.index_spec.long_encoding,
+            )
+            self.open[chunk] = (writer, partition)
+        return self.open[chunk]
+
+    def close_chunks(self, chunks: Sequence[int]) -> None:
+        for chunk in chunks:
+            if chunk in self.open:
+                self._close(chunk)
+
+    def close_all(self) -> None:
+        self.close_chunks(list(self.open))
+
+    def _close(self, chunk: int) -> None:
+        writer, local_partition = self.open.pop(chunk)
+        plan = self.plans[chunk]
+        version, shard_spec = self._identity(plan, local_partition)
+        segment = self._descriptor(plan.interval, version, shard_spec, writer.rows)
+        key = f"{storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)}/{SEGMENT_FILE}"
+        segment = segment.model_copy(update={"load_spec": self.rt.storage.load_spec_for(key)})
+        size = writer.close(segment)
+        load_spec = self.rt.storage.push(writer.path, key)
+        writer.path.unlink(missing_ok=True)
+        self.segments.append(segment.model_copy(update={"size": size, "load_spec": load_spec}))
+
+    def _identity(self, plan: ChunkPlan, local_partition: int):
+        if not self.append:
+            return plan.version, NumberedShardSpec(partition_num=local_partition, partitions=0)
+        chunk = plan.interval.start
+        allocated = self.rt.store.allocate_segment(
+            self.task.data_source,
+            plan.interval,
+            sequence_name=f"{self.task.task_id}_{plan.interval}",
+            previous_segment_id=self.previous_id.get(chunk, ""),
+            lock_version=plan.version,
+            task_allocator_id=self.task.task_id,
+        )
+        self.previous_id[chunk] = segment_id(self.task.data_source, plan.interval, allocated.version, allocated.partition_num)
+        return allocated.version, allocated.shard_spec
+
+    def _descriptor(self, interval: Interval, version: str, shard_spec: Any, rows: int) -> DataSegment:
+        schema = self.task.spec.data_schema
+        return DataSegment(
+            data_source=self.task.data_source,
+            interval=interval,
+            version=version,
+            dimensions=",".join(d.name for d in self.parser.dimensions or []),
+            metrics=",".join(a.name for a in schema.metrics_spec),
+            shard_spec=shard_spec,
+            num_rows=rows,
+            aggregators=[a.model_dump() for a in schema.metrics_spec],
+            rollup=schema.rollup,
+            query_granularity=schema.granularity_spec.query_granularity.to_json(),
+        )
+
+
+def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> IndexReport:
+    """Publish every built segment in one metadata transaction, inside the lock critical section.
+
+    Overwrite segments get their chunk's core partition count filled in (partitions 0..N-1), so a chunk switches
+    to the new version only once all of them are published — which this single transaction guarantees.
+    Publishing the same segments again is a no-op.
+    """
+    segments = [s for r in results for s in r.segments]
+    if not task.spec.io_config.append_to_existing:
+        per_chunk: dict[Interval, int] = {}
+        for s in segments:
+            per_chunk[s.interval] = per_chunk.get(s.interval, 0) + 1
+        segments = [s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, per_chunk[s.interval])}) for s in segments]
+    intervals = condense([c.interval for c in plan.chunks]) if plan.chunks else []
+    if segments:
+        with rt.lockbox.critical_section(task.task_id, intervals) as cs:
+            for s in segments:
+                covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
+                if not covering or max(lk.version for lk in covering) < s.version:
+                    raise LockRevokedError(
+                        f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
+                    )
+            rt.store.publish_segments(segments, conn=cs.connection)
+    build_stats = RowStats()
+    events: list[dict[str, Any]] = []
+    for r in results:
+        build_stats = build_stats.plus(r.row_stats)
+        events.extend(r.unparseable_events)
+    reports = ingestion_report(
+        task.task_id,
+        state="COMPLETED",
+        determine=(plan.row_stats, plan.unparseable_events),
+        build=(build_stats, events),
+        segments_published=len(segments),
+    )
+    rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+    return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=segments, reports=reports)
+
+
+def release(task_id: str, rt: Runtime) -> int:
+    """Release every lock of the task (idempotent)."""
+    return rt.lockbox.release_all(task_id)
+
+
+def heartbeat(task_id: str, rt: Runtime) -> int:
+    return rt.lockbox.heartbeat(task_id)
+
+
+def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
+    """Record the task as FAILED with the error's message (its locks are released by :func:`release`)."""
+    message = str(error) if not isinstance(error, str) else error
+    reports = ingestion_report(task_id, state="COMPLETED", error=message)
+    rt.store.set_task_status(task_id, "FAILED", report=reports, error_msg=message)
+
+
+def run(spec: Any, rt: Runtime) -> IndexReport:
+    """Every step in this process: the CLI's ``druidflow run`` and the benchmark."""
+    task = submit(spec, rt)
+    try:
+        acquire_locks(task, rt)
+        plan = determine_partitions(task, rt)
+        result = build_units(task, plan.build_units, rt)
+        return publish(task, plan, [result], rt)
+    except BaseException as exc:
+        fail(task.task_id, exc, rt)
+        raise
+    finally:
+        release(task.task_id, rt)
+
+
+def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:
+    """Run an index task in-process against the given metadata DB and deep storage; return the report."""
+    rt = Runtime.from_urls(metadata_url, deep_storage)
+    return run(spec, rt).model_dump()

@@ -1,0 +1,39 @@
+"""Druid's task report: ``{"ingestionStatsAndErrors": {"type": ..., "taskId": ..., "payload": {...}}}``."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from druidflow.ingest.stats import RowStats
+
+
+def ingestion_report(
+    task_id: str,
+    *,
+    state: str,
+    determine: Optional[tuple[RowStats, list[dict[str, Any]]]] = None,
+    build: Optional[tuple[RowStats, list[dict[str, Any]]]] = None,
+    segments_published: int = 0,
+    segments_read: int = 0,
+    error: Optional[str] = None,
+) -> dict[str, Any]:
+    """The report in Druid's shape: ``rowStats`` and ``unparseableEvents`` per phase, ``errorMsg``, counts."""
+    det_stats, det_events = determine or (RowStats(), [])
+    build_stats, build_events = build or (RowStats(), [])
+    return {
+        "ingestionStatsAndErrors": {
+            "type": "ingestionStatsAndErrors",
+            "taskId": task_id,
+            "payload": {
+                "ingestionState": state,
+                "unparseableEvents": {"determinePartitions": det_events, "buildSegments": build_events},
+                "rowStats": {"determinePartitions": det_stats.model_dump(), "buildSegments": build_stats.model_dump()},
+                "errorMsg": error,
+                "segmentAvailabilityConfirmed": False,
+                "segmentAvailabilityWaitTimeMs": 0,
+                "recordsProcessed": build_stats.processed + build_stats.processed_with_error,
+                "segmentsRead": segments_read,
+                "segmentsPublished": segments_published,
+            },
+        }
+    }
