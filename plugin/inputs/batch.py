@@ -1,0 +1,51 @@
+"""What an input reader hands out: Arrow batches, with the rows it could not parse alongside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import pyarrow as pa
+
+RAW_TEXT_LIMIT = 1024
+
+
+def truncate_raw(raw: Union[str, bytes], limit: int = RAW_TEXT_LIMIT) -> str:
+    """Raw input as text for reports: decoded leniently, cut to ``limit`` characters."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, (bytes, bytearray, memoryview)) else raw
+    text = text.rstrip("\r\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """One input row that could not be parsed: its raw text (truncated), why, and where it was."""
+
+    raw: str
+    message: str
+    source: str
+    line: Optional[int] = None
+
+    @property
+    def where(self) -> str:
+        """``<file or uri>:<line>`` when the line is known, else the file or uri."""
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+
+@dataclass
+class InputBatch:
+    """A batch of parsed rows and the rows of the same stretch of input that failed to parse.
+
+    ``data`` may have zero rows (a stretch where every row failed). ``bytes_read`` is the number of input bytes
+    (as stored, i.e. compressed if the file is) consumed for this batch; over all batches of a file they add up to
+    the bytes read from it. ``source`` names the file or URI.
+    """
+
+    data: pa.RecordBatch
+    unparseable: list[ParseFailure] = field(default_factory=list)
+    bytes_read: int = 0
+    source: str = ""
+
+    @property
+    def num_rows(self) -> int:
+        return self.data.num_rows

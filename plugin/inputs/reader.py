@@ -1,0 +1,199 @@
+"""Reading an input source in a given format as a stream of Arrow batches, in bounded memory."""
+
+from __future__ import annotations
+
+import http.client
+import lzma
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional, Union
+
+import pyarrow as pa
+
+from druidflow.exceptions import InputError, SpecError
+from druidflow.inputs.batch import InputBatch, ParseFailure
+from druidflow.inputs.delimited import read_delimited
+from druidflow.inputs.flatten import apply_flatten
+from druidflow.inputs.json_lines import JsonLinesParser
+from druidflow.inputs.parquet import read_parquet
+from druidflow.inputs.schema import SchemaUnifier, apply_column_types
+from druidflow.inputs.sources import InputObject, list_objects
+from druidflow.specs.io import (
+    CsvInputFormat,
+    DruidInputSource,
+    FlattenSpec,
+    JsonInputFormat,
+    ParquetInputFormat,
+    TsvInputFormat,
+    parse_input_format,
+    parse_input_source,
+)
+
+DEFAULT_BATCH_ROWS = 131072
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [
+        pa.ArrowException,
+        OSError,
+        EOFError,
+        lzma.LZMAError,
+        http.client.HTTPException,
+        UnicodeError,
+    ]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+class InputReader:
+    """An input source read in one input format: its objects (files) one after another, as Arrow batches.
+
+    Memory stays bounded by the block size and ``batch_rows``, whatever the size of the input. Column types are
+    kept consistent across batches (see :class:`~druidflow.inputs.schema.SchemaUnifier`); columns named in
+    ``column_types`` get exactly that type.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        input_format: Any,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        column_types: Optional[Mapping[str, pa.DataType]] = None,
+    ) -> None:
+        if isinstance(source, Mapping):
+            source = parse_input_source(source)
+        if hasattr(source, "to_input_source"):
+            source = source.to_input_source()  # a classic firehose
+        if isinstance(input_format, Mapping):
+            input_format = parse_input_format(input_format)
+        if isinstance(source, DruidInputSource):
+            raise InputError("the 'druid' input source re-reads segments; it is read by the engine, not as files")
+        if input_format is None:
+            raise SpecError("inputFormat", None, f"an inputFormat is required for input source type {source.type!r}")
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be positive, got {batch_rows}")
+        self.source = source
+        self.input_format: Union[JsonInputFormat, CsvInputFormat, TsvInputFormat, ParquetInputFormat] = input_format
+        self.batch_rows = batch_rows
+        self.column_types: dict[str, pa.DataType] = dict(column_types or {})
+        # About 64 bytes a row: blocks of a few MiB give batches near batch_rows for typical rows.
+        self.block_size = min(max(batch_rows * 64, 1 << 20), 64 << 20)
+        self._objects: Optional[list[InputObject]] = None
+
+    @property
+    def list_delimiter(self) -> Optional[str]:
+        """The multi-value delimiter for CSV/TSV string values (Druid's default ``\\u0001``), else None."""
+        fmt = self.input_format
+        return fmt.effective_list_delimiter if isinstance(fmt, (CsvInputFormat, TsvInputFormat)) else None
+
+    @property
+    def keep_null_columns(self) -> bool:
+        """The JSON format's ``keepNullColumns`` (for schemaless dimension discovery)."""
+        fmt = self.input_format
+        return bool(isinstance(fmt, JsonInputFormat) and fmt.keep_null_columns)
+
+    @property
+    def flatten_spec(self) -> Optional[FlattenSpec]:
+        return getattr(self.input_format, "flatten_spec", None)
+
+    def objects(self) -> list[InputObject]:
+        """The input's objects (files, URIs, S3 objects) in reading order; listed once, then remembered."""
+        if self._objects is None:
+            self._objects = list_objects(self.source)
+        return self._objects
+
+    def batches(self) -> Iterator[InputBatch]:
+        """Every batch of every object, in order."""
+        unifier = SchemaUnifier(exempt=self.column_types)
+        for obj in self.objects():
+            yield from self._read(obj, unifier)
+
+    def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
+        """The batches of one object (for splitting the work of one input across processes)."""
+        yield from self._read(obj, SchemaUnifier(exempt=self.column_types))
+
+    # -----------------------------------------------------------------------------------------------------------
+
+    def _chunks(self, obj: InputObject) -> tuple[Iterator[Any], Any, Any]:
+        fmt = self.input_format
+        if isinstance(fmt, ParquetInputFormat):
+            return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
+        stream, counter = obj.open_text_stream()
+        if isinstance(fmt, JsonInputFormat):
+            chunks = JsonLinesParser().read(stream, obj.uri, self.block_size)
+        else:
+            chunks = read_delimited(stream, fmt, obj.uri, block_size=self.block_size, column_types=self.column_types)
+        return chunks, stream, counter
+
+    def _read(self, obj: InputObject, unifier: SchemaUnifier) -> Iterator[InputBatch]:
+        # Each batch is held back until the next one exists, so that the bytes read after the last batch was
+        # parsed (read-ahead, the end of the file) can still be added to the last batch.
+        pending: Optional[InputBatch] = None
+        assigned = 0
+        stream = counter = None
+        try:
+            chunks, stream, counter = self._chunks(obj)
+            for data, failures, nbytes in chunks:
+                if nbytes is None:
+                    nbytes = counter.count - assigned if counter is not None else 0
+                assigned += nbytes
+                for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
+                    out = InputBatch(batch, failures if i == 0 else [], nbytes if i == 0 else 0, obj.uri)
+                    if pending is not None:
+                        yield pending
+                    pending = out
+        except (InputError, SpecError):
+            raise
+        except _read_errors() as exc:
+            raise InputError(f"could not read {obj.uri}: {exc}") from exc
+        finally:
+            for s in (stream, counter):
+                if s is not None and hasattr(s, "close"):
+                    try:
+                        s.close()
+                    except Exception:  # noqa: BLE001 - closing must not hide the real error
+                        pass
+        if pending is not None:
+            total = counter.count if counter is not None else (obj.size or assigned)
+            pending.bytes_read += max(total - assigned, 0)
+            yield pending
+
+    def _finish(
+        self, data: Any, failures: list[ParseFailure], unifier: SchemaUnifier, uri: str
+    ) -> list[pa.RecordBatch]:
+        if data is None:
+            pieces: list[pa.RecordBatch] = []
+        elif isinstance(data, pa.Table):
+            # One block parses into many small chunks; hand out batches near batch_rows instead.
+            pieces = data.combine_chunks().to_batches(max_chunksize=self.batch_rows)
+        else:
+            pieces = [data.slice(i, self.batch_rows) for i in range(0, data.num_rows, self.batch_rows)]
+        if not pieces and failures:
+            pieces = [pa.RecordBatch.from_arrays([], names=[])]
+        out = []
+        for piece in pieces:
+            piece = unifier.conform(piece)
+            piece = apply_flatten(piece, self.flatten_spec)
+            out.append(apply_column_types(piece, self.column_types, uri))
+        return out
+
+
+def open_input(
+    source: Any,
+    fmt: Any,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    column_types: Optional[Mapping[str, pa.DataType]] = None,
+) -> InputReader:
+    """A reader of ``source`` (an input source, a classic firehose, or their JSON dict) in format ``fmt``.
+
+    Nothing is read until :meth:`InputReader.batches` is iterated. ``column_types`` maps column names to the
+    Arrow types the caller wants (e.g. ``dictionary<int32, utf8>`` for dimensions); other CSV/TSV columns are
+    utf8, other JSON/Parquet columns keep their inferred types.
+    """
+    return InputReader(source, fmt, batch_rows=batch_rows, column_types=column_types)
