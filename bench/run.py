@@ -52,6 +52,17 @@ MIB = 2**20
 # --------------------------------------------------------------------------------------------------- one run
 
 
+def cpu_times() -> dict[str, float] | None:
+    """Machine-wide CPU seconds from /proc/stat: ``busy`` (all non-idle work) and ``steal`` (taken by the host)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick}
+
+
 def run_once(
     engine: str,
     input_path: Path,
@@ -74,6 +85,7 @@ def run_once(
     # Temporary files (e.g. intermediate persists) go to the run's own directory, removed afterwards.
     env = {**os.environ, "TMPDIR": str(tmp_dir)}
     record: dict = {"engine": engine, "load_1m_before": os.getloadavg()[0]}
+    machine_before = cpu_times()
     started = time.perf_counter()
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -91,6 +103,13 @@ def run_once(
         cpu_s=usage.ru_utime + usage.ru_stime,
         exit_code=proc.returncode,
     )
+    machine_after = cpu_times()
+    if machine_before and machine_after:
+        # How busy the rest of the machine was meanwhile (other processes, the host's steal), in cores: the noise.
+        wall = record["process_wall_s"]
+        others = machine_after["busy"] - machine_before["busy"] - record["cpu_s"]
+        record["others_cores"] = max(others, 0.0) / wall
+        record["steal_cores"] = (machine_after["steal"] - machine_before["steal"]) / wall
     if result_file.exists():
         record.update(json.loads(result_file.read_text()))
     else:
@@ -135,8 +154,15 @@ def engine_stats(records: list[dict], rows: int) -> dict:
             "peak_rss_bytes": max(r["peak_rss_bytes"] for r in ok),
             "median_cpu_s": statistics.median(r["cpu_s"] for r in ok),
             "output_bytes": int(statistics.median(r["output_bytes"] for r in ok)),
+            "median_others_cores": _median_of(ok, "others_cores"),
+            "median_steal_cores": _median_of(ok, "steal_cores"),
         }
     return stats
+
+
+def _median_of(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def ratios(stats: dict) -> dict:
@@ -234,9 +260,12 @@ def run_rounds(engines: list[str], input_path: Path, args: argparse.Namespace, w
             records.append(record)
             shown = f"{record['wall_s']:.2f} s" if "wall_s" in record else ""
             rss = f"{record['peak_rss_bytes'] / MIB:,.0f} MiB" if record["status"] == "ok" else ""
+            noise = ""
+            if record.get("others_cores") is not None:
+                noise = f"  others {record['others_cores']:.2f} cores, steal {record['steal_cores']:.2f}"
             print(
                 f"  round {round_index + 1}  {engine:<10} {record['status']:<12} {shown:>10} {rss:>11}"
-                f"  load {record['load_1m_before']:.2f}",
+                f"  load {record['load_1m_before']:.2f}{noise}",
                 flush=True,
             )
             if record["status"] == "unavailable":
@@ -250,7 +279,10 @@ def run_rounds(engines: list[str], input_path: Path, args: argparse.Namespace, w
 def print_table(stats: dict, rows: int) -> None:
     """The results table."""
     print()
-    print(f"{'engine':<10} {'runs':>4} {'median s':>9} {'rows/s':>12} {'peak RSS':>11} {'CPU s':>7} {'output':>11}")
+    print(
+        f"{'engine':<10} {'runs':>4} {'median s':>9} {'rows/s':>12} {'peak RSS':>11} {'CPU s':>7} {'output':>11}"
+        f" {'others':>7} {'steal':>6}"
+    )
     for engine, s in stats.items():
         if s.get("status") != "ok" and "median_wall_s" not in s:
             print(f"{engine:<10} {s['status']}: {s.get('reason', '')[:100]}")
@@ -258,7 +290,13 @@ def print_table(stats: dict, rows: int) -> None:
         print(
             f"{engine:<10} {s['runs']:>4} {s['median_wall_s']:>9.2f} {s['rows_per_s']:>12,.0f}"
             f" {s['peak_rss_bytes'] / MIB:>7,.0f} MiB {s['median_cpu_s']:>7.1f} {s['output_bytes'] / MIB:>7,.1f} MiB"
+            f" {_cores(s['median_others_cores']):>7} {_cores(s['median_steal_cores']):>6}"
         )
+    print("(others, steal: cores busy with other processes / taken by the host during the runs, median; noise)")
+
+
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def print_ratios(r: dict) -> None:
