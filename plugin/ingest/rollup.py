@@ -86,7 +86,7 @@ def _dimension_key(col: pa.ChunkedArray) -> _Key:
         # A null inside the dictionary (possible after unification): treat it as a null row.
         null_entries = np.flatnonzero(pc.is_null(dictionary).to_numpy(zero_copy_only=False))
         indices = np.where(np.isin(indices, null_entries), -1, indices).astype(np.int32)
-    order = pc.sort_indices(dictionary, null_placement="at_end").to_numpy(zero_copy_only=False)
+    order = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy(zero_copy_only=False)
     # rank_of[i + 1] is the 1-based rank of dictionary entry i; rank_of[0] = 0 is the null rank.
     rank_of = np.zeros(len(dictionary) + 1, dtype=np.int32)
     rank_of[order + 1] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
