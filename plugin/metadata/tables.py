@@ -53,6 +53,7 @@ segments = Table(
     Index(f"ix_{PREFIX}segments_ds_used_start_end", "dataSource", "used", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_load_path", "load_path"),
+    Index(f"ix_{PREFIX}segments_kill_task", "kill_task_id"),
 )
 
 pending_segments = Table(

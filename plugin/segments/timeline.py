@@ -179,19 +179,7 @@ class Timeline:
         return complete
 
     def _check_same_version_overlaps(self) -> None:
-        if len(self._set_start) < 2:
-            return
-        order = np.lexsort((self._set_end, self._set_start, self._set_vrank))
-        s, e, v = self._set_start[order], self._set_end[order], self._set_vrank[order]
-        # Sorted by start within a version, any overlap shows up between neighbours.
-        clash = np.flatnonzero((v[1:] == v[:-1]) & (s[1:] < e[:-1]))
-        if clash.size:
-            i = int(clash[0])
-            a, b = Interval(int(s[i]), int(e[i])), Interval(int(s[i + 1]), int(e[i + 1]))
-            raise TimelineConflictError(
-                f"dataSource {self.data_source!r}: cannot hold overlapping segments with the same version "
-                f"{self._versions[int(v[i])]!r}: {a} and {b}"
-            )
+        _raise_on_same_version_overlap(self.data_source, self._set_start, self._set_end, self._set_vrank, self._versions)
 
     def _winners(self, sets: np.ndarray) -> np.ndarray:
         """For each elementary interval, the highest-version set among ``sets`` covering it (-1 where none)."""
@@ -255,6 +243,37 @@ class Timeline:
             shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
             out.append(TimelineEntry(shown, v, tuple(self._segments[offsets[k] : offsets[k + 1]]), true_interval))
         return out
+
+
+def check_same_version_overlaps(data_source: str | None, sets: Iterable[tuple[int, int, str]]) -> None:
+    """Raise :class:`TimelineConflictError` if two of ``sets`` — ``(start_ms, end_ms, version)``, repeats
+    allowed — share a version and overlap without being equal (what a publish must never let into the DB)."""
+    distinct = sorted(set(sets))
+    versions = sorted({v for _, _, v in distinct})
+    rank = {v: i for i, v in enumerate(versions)}
+    start = np.array([s for s, _, _ in distinct], dtype=np.int64)
+    end = np.array([e for _, e, _ in distinct], dtype=np.int64)
+    vrank = np.array([rank[v] for _, _, v in distinct], dtype=np.int64)
+    _raise_on_same_version_overlap(data_source, start, end, vrank, versions)
+
+
+def _raise_on_same_version_overlap(
+    data_source: str | None, start: np.ndarray, end: np.ndarray, vrank: np.ndarray, versions: Sequence[str]
+) -> None:
+    """``start``/``end``/``vrank`` describe distinct partition sets; raise if two of one version overlap."""
+    if len(start) < 2:
+        return
+    order = np.lexsort((end, start, vrank))
+    s, e, v = start[order], end[order], vrank[order]
+    # Sorted by start within a version, any overlap shows up between neighbours.
+    clash = np.flatnonzero((v[1:] == v[:-1]) & (s[1:] < e[:-1]))
+    if clash.size:
+        i = int(clash[0])
+        a, b = Interval(int(s[i]), int(e[i])), Interval(int(s[i + 1]), int(e[i + 1]))
+        raise TimelineConflictError(
+            f"dataSource {data_source!r}: cannot hold overlapping segments with the same version "
+            f"{versions[int(v[i])]!r}: {a} and {b}"
+        )
 
 
 def _chains(segments: Sequence[DataSegment]) -> bool:
