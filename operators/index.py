@@ -41,9 +41,11 @@ nothing. A lower-priority holder does not cause a wait: the lockbox revokes its 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
@@ -141,9 +143,9 @@ class _DruidflowStepOperator(BaseOperator):
         from druidflow.tasks.runtime import Runtime
 
         hook = self.metadata_hook
-        return Runtime(
-            store=hook.store, lockbox=hook.lockbox, storage=self.deep_storage_hook.storage, work_dir=self.work_dir
-        )
+        work_dir = Path(self.work_dir) if self.work_dir else Path(tempfile.gettempdir()) / "druidflow-work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return Runtime(store=hook.store, lockbox=hook.lockbox, storage=self.deep_storage_hook.storage, work_dir=work_dir)
 
     # -- the Druid task this step belongs to -------------------------------------------------------------------
 
@@ -269,44 +271,39 @@ class IndexSubmitOperator(_DruidflowStepOperator):
     def _druid_task_id(self) -> str | None:
         return None
 
+    def _from_form(self) -> bool:
+        return self.spec is None or (isinstance(self.spec, str) and not self.spec.strip())
+
     def resolve_spec(self, context: Context) -> dict[str, Any]:
         """The task JSON this run submits (``spec``, else the trigger form)."""
-        from druidflow.airflow.index_form import form_field_for, index_spec_from_form
+        from druidflow.airflow.index_form import index_spec_from_form
 
-        if self.spec is None or (isinstance(self.spec, str) and not self.spec.strip()):
-            params = dict(context.get("params") or {})
+        if self._from_form():
             try:
-                return index_spec_from_form(params)
+                return index_spec_from_form(dict(context.get("params") or {}))
             except SpecError as exc:
                 raise AirflowFailException(
                     f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
                     "Fix it and trigger a new run; nothing was locked or written."
                 ) from exc
-        if isinstance(self.spec, str):
-            try:
-                return _as_dict(self.spec, "spec")
-            except AirflowFailException as exc:
-                raise AirflowFailException(f"{exc} Give a dict, JSON text or a path to a .json file.") from None
         return _as_dict(self.spec, "spec")
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.airflow.index_form import form_field_for
         from druidflow.tasks.index import submit
 
         spec = self.resolve_spec(context)
+        built_from_fields = self._from_form() and not (context.get("params") or {}).get("spec")
         try:
             task = self._run(context, lambda: submit(spec, self.runtime))
         except AirflowFailException as exc:
             cause = exc.__cause__
-            if isinstance(cause, SpecError) and self.spec is None and not (context.get("params") or {}).get("spec"):
-                from druidflow.airflow.index_form import form_field_for
-
-                field = form_field_for(cause.path)
-                if field:
-                    raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
+            field = form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
+            if field:
+                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
             raise
-        payload = task.model_dump()
-        self.log.info("Submitted Druid task %s", payload.get("id"))
-        return payload
+        self.log.info("Submitted Druid task %s on dataSource %s", task.task_id, task.data_source)
+        return task.model_dump()
 
 
 class _IndexTaskStepOperator(_DruidflowStepOperator):
@@ -354,9 +351,12 @@ class IndexAcquireLocksOperator(_IndexTaskStepOperator):
 
         task = self._parse_task()
         locks = self._run(context, lambda: acquire_locks(task, self.runtime, timeout_s=self.lock_timeout_s))
-        locks = [lock.model_dump() if hasattr(lock, "model_dump") else dict(lock) for lock in locks]
-        self.log.info("Druid task %s holds %d lock(s)", task.id, len(locks))
-        return locks
+        payload = [lock.to_json() for lock in locks]
+        if not payload:
+            self.log.info("Druid task %s has no intervals yet; determine_partitions locks what it finds", task.task_id)
+        for lock in payload:
+            self.log.info("Locked %s %s (version %s, priority %s)", lock["dataSource"], lock["interval"], lock["version"], lock["priority"])
+        return payload
 
 
 class IndexDeterminePartitionsOperator(_IndexTaskStepOperator):
@@ -374,6 +374,15 @@ class IndexDeterminePartitionsOperator(_IndexTaskStepOperator):
 
     _step_name = "determine_partitions"
 
+    def __init__(self, **kwargs: Any) -> None:
+        # Without granularitySpec.intervals the chunks are known only here, so this step also takes the locks
+        # and may meet a lock held by an equal-or-higher priority task: same retry policy as acquire_locks.
+        kwargs.setdefault("retries", 60)
+        kwargs.setdefault("retry_delay", timedelta(seconds=10))
+        kwargs.setdefault("retry_exponential_backoff", 2.0)
+        kwargs.setdefault("max_retry_delay", timedelta(minutes=5))
+        super().__init__(**kwargs)
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from druidflow.tasks.index import determine_partitions
 
@@ -381,7 +390,7 @@ class IndexDeterminePartitionsOperator(_IndexTaskStepOperator):
         plan = self._run(context, lambda: determine_partitions(task, self.runtime))
         units = [unit.model_dump() for unit in plan.build_units]
         context["ti"].xcom_push(key="plan", value=plan.model_dump())
-        self.log.info("Druid task %s: %d build unit(s)", task.id, len(units))
+        self.log.info("Druid task %s: %d build unit(s)", task.task_id, len(units))
         return units
 
 
@@ -426,21 +435,18 @@ class IndexBuildSegmentsOperator(_IndexTaskStepOperator):
         unit = BuildUnit.parse(_as_dict(self.build_unit, "build_unit"), "build_unit")
         result = self._run(context, lambda: build(task, unit, self.runtime))
         payload = result.model_dump()
-        self.log.info("Druid task %s built %d segment(s) for %s", task.id, len(result.segments), self.build_unit_label)
+        self.log.info(
+            "Druid task %s built %d segment(s), %d row(s) processed, for %s",
+            task.task_id, len(result.segments), result.row_stats.processed, unit.label,
+        )
         return payload
 
 
 def build_unit_label(unit: Mapping[str, Any]) -> str:
-    """``<interval>`` plus the shard/partition of a build unit dict, for ``map_index_template``."""
-    interval = unit.get("interval") or unit.get("bucket") or ""
-    if isinstance(interval, Mapping):
-        interval = "/".join(str(v) for v in interval.values())
-    parts = [str(interval).replace(".000Z", "Z")] if interval else []
-    for key in ("shard", "partitionNum", "partition", "bucketId", "hashBucket", "chunk"):
-        if key in unit and unit[key] is not None:
-            parts.append(f"{key} {unit[key]}")
-            break
-    return " ".join(parts) or json.dumps(unit, sort_keys=True)[:100]
+    """The time chunks of a build unit dict (``BuildUnit.label``), shortened for ``map_index_template``."""
+    chunks = unit.get("chunks") or []
+    intervals = [str(c.get("interval", "")) for c in chunks if isinstance(c, Mapping)]
+    return ",".join(iv.replace("T00:00:00.000Z", "").replace(".000Z", "Z") for iv in intervals) or "?"
 
 
 class IndexPublishOperator(_IndexTaskStepOperator):
@@ -478,15 +484,15 @@ class IndexPublishOperator(_IndexTaskStepOperator):
 
         task = self._parse_task()
         plan = IndexPlan.parse(_as_dict(self.plan, "plan"), "plan")
+        # A LazyXComSequence over the mapped build instances (or a plain list when called directly).
         raw_results = [] if self.build_results is None else list(self.build_results)
         results = [BuildResult.parse(_as_dict(r, "build_results[]"), "build_results") for r in raw_results if r]
         report = self._run(context, lambda: publish(task, plan, results, self.runtime))
-        payload = report.model_dump()
-        segment_ids = [_segment_id(s) for s in payload.get("segments") or []]
-        self.log.info("Druid task %s published %d segment(s)", task.id, len(segment_ids))
+        segment_ids = [segment.id for segment in report.segments]
+        self.log.info("Druid task %s published %d segment(s) of %s", task.task_id, len(segment_ids), report.data_source)
         if segment_ids:
-            self._emit_asset_event(context, _data_source(self._task_dict()), task.id, segment_ids)
-        return payload
+            self._emit_asset_event(context, report.data_source, task.task_id, segment_ids)
+        return report.model_dump()
 
     def _emit_asset_event(self, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
         from airflow.sdk import Asset, AssetAlias
@@ -499,22 +505,6 @@ class IndexPublishOperator(_IndexTaskStepOperator):
                 outlet_events[outlet].add(asset, extra=extra)
             elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
                 outlet_events[outlet].extra = extra
-
-
-def _segment_id(segment: Any) -> str:
-    if isinstance(segment, str):
-        return segment
-    if isinstance(segment, Mapping) and segment.get("id"):
-        return str(segment["id"])
-    from druidflow.segments.descriptor import DataSegment
-
-    return DataSegment.parse(segment, "segment").id
-
-
-def _data_source(task: Mapping[str, Any]) -> str:
-    spec = task.get("spec") or {}
-    schema = spec.get("dataSchema") or {}
-    return str(task.get("dataSource") or schema.get("dataSource") or "")
 
 
 class ReleaseLocksOperator(_IndexTaskStepOperator):

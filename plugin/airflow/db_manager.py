@@ -8,18 +8,10 @@ it uses the ``druidflow_metadata`` Connection, see :mod:`druidflow.airflow.hooks
 
 from __future__ import annotations
 
-import os
-
 from airflow.utils.db_manager import BaseDBManager
 
-import druidflow.metadata.migrations as _migrations
+from druidflow.metadata.migrate import ALEMBIC_INI, MIGRATIONS_DIR, VERSION_TABLE, alembic_config
 from druidflow.metadata.tables import metadata as _druidflow_metadata
-
-#: The Alembic version table of Druidflow's own migration history (never Airflow's ``alembic_version``).
-VERSION_TABLE = "druidflow_alembic_version"
-
-_MIGRATION_DIR = os.path.dirname(os.path.abspath(_migrations.__file__))
-_ALEMBIC_INI = os.path.join(os.path.dirname(_MIGRATION_DIR), "alembic.ini")
 
 
 class DruidflowDBManager(BaseDBManager):
@@ -30,21 +22,16 @@ class DruidflowDBManager(BaseDBManager):
     """
 
     metadata = _druidflow_metadata
-    migration_dir = _MIGRATION_DIR
-    alembic_file = _ALEMBIC_INI
+    migration_dir = str(MIGRATIONS_DIR)
+    alembic_file = str(ALEMBIC_INI)
     version_table_name = VERSION_TABLE
-    # `airflow db reset` drops Airflow's tables; Druidflow's segment metadata is user data and stays unless the
-    # user drops it with `airflow db-manager reset druidflow.airflow.db_manager.DruidflowDBManager`.
-    supports_table_dropping = True
+    # `airflow db reset` rebuilds Airflow's own tables but leaves Druidflow's: they are the only record of which
+    # files in deep storage are published segments, and losing them would orphan those files. To drop them on
+    # purpose: `python -c "from druidflow.metadata.migrate import downgrade; downgrade('<url>', 'base')"`.
+    supports_table_dropping = False
 
-    def get_alembic_config(self):  # noqa: D102 - same contract as the base class
-        from alembic.config import Config
-
+    def get_alembic_config(self):
+        """Druidflow's own Alembic config (migrations dir, version table), bound to Airflow's database URL."""
         from airflow import settings
 
-        # The package's alembic.ini is optional: everything env.py needs is set here.
-        config = Config(self.alembic_file if os.path.exists(self.alembic_file) else None)
-        config.set_main_option("script_location", self.migration_dir.replace("%", "%%"))
-        config.set_main_option("sqlalchemy.url", settings.SQL_ALCHEMY_CONN.replace("%", "%%"))
-        config.set_main_option("version_table", self.version_table_name)
-        return config
+        return alembic_config(url=settings.SQL_ALCHEMY_CONN)

@@ -49,3 +49,11 @@ def run_airflow(*args: str, env: dict[str, str], timeout: float = 180) -> subpro
             pytrace=False,
         )
     return proc
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """This pytest process's own Airflow metadata DB (SQLite in its AIRFLOW_HOME), migrated once per session."""
+    env = airflow_env(_HOME)
+    run_airflow("db", "migrate", env=env, timeout=300)
+    return f"sqlite:///{Path(_HOME) / 'airflow.db'}"
