@@ -118,7 +118,8 @@ def test_field_name_or_expression_exactly_one():
 
 def test_first_last_need_field_name():
     assert_spec_error(lambda: parse_aggregator({"type": "longFirst", "name": "x"}, "m"), "m.fieldName", None)
-    assert_spec_error(lambda: parse_aggregator({"type": "longLast", "name": "x", "expression": "a"}, "m"), "m.expression", "a")
+    # first/last read a column; an expression is not one of their fields
+    assert_spec_error(lambda: parse_aggregator({"type": "longLast", "name": "x", "fieldName": "v", "expression": "a"}, "m"), "m.expression", "a")
 
 
 def test_empty_name_and_unknown_field():

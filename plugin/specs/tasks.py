@@ -66,6 +66,14 @@ def generate_task_id(task_type: str, data_source: str, interval: Optional[Interv
     return "_".join(parts)
 
 
+def _valid_id(value: Any) -> bool:
+    try:
+        check_druid_id(value, "dataSource")
+    except SpecError:
+        return False
+    return True
+
+
 def _raw_interval(value: Any) -> Optional[Interval]:
     try:
         return Interval.parse(value)
@@ -144,7 +152,7 @@ class _Task(SpecModel):
         data = drop_nulls(data)
         if get_field(data, "id") is None:
             ds = cls._raw_data_source(data)
-            if isinstance(ds, str) and ds:
+            if _valid_id(ds):
                 kind = data.get("type")
                 data = {**data, "id": generate_task_id(cls._id_type(kind), ds, cls._raw_id_interval(data))}
         return data
@@ -372,10 +380,17 @@ class CompactTask(_Task):
                 get_field(data, forms[1]) if forms else None,
                 "give exactly one of interval, segments or ioConfig.inputSpec" + (f" (got {' and '.join(forms)})" if forms else ""),
             )
+        # the deprecated forms are validated here, so that their errors name the field the user wrote
         if forms[0] == "interval":
-            data["ioConfig"] = {"type": "compact", "inputSpec": {"type": "interval", "interval": pop_field(data, "interval")}}
+            spec = validate_as(CompactionIntervalSpec, {"type": "interval", "interval": pop_field(data, "interval")})
+            data["ioConfig"] = {"type": "compact", "inputSpec": spec}
         elif forms[0] == "segments":
-            data["ioConfig"] = {"type": "compact", "inputSpec": {"type": "segments", "segments": _segment_ids(pop_field(data, "segments"))}}
+            ids = _segment_ids(pop_field(data, "segments"))
+            spec = validate_as(SpecificSegmentsSpec, {"type": "segments", "segments": ids})
+            ds = get_field(data, "dataSource")
+            if _valid_id(ds):
+                _check_segment_ids(ds, spec.segments, "segments")
+            data["ioConfig"] = {"type": "compact", "inputSpec": spec}
         if field_key(data, "dimensions") is not None:
             dims = pop_field(data, "dimensions")
             if field_key(data, "dimensionsSpec") is not None:
@@ -385,7 +400,7 @@ class CompactTask(_Task):
             seg = pop_field(data, "segmentGranularity")
             gran = dict(get_field(data, "granularitySpec") or {})
             given = get_field(gran, "segmentGranularity")
-            if given is not None and given != seg:
+            if given is not None and not _same_granularity(given, seg):
                 raise SpecError(
                     "segmentGranularity", seg, f"conflicts with granularitySpec.segmentGranularity ({given!r}); give one"
                 )
@@ -404,11 +419,7 @@ class CompactTask(_Task):
     def _consistent(self) -> CompactTask:
         spec = self.io_config.input_spec
         if isinstance(spec, SpecificSegmentsSpec):
-            for i, sid in enumerate(spec.segments):
-                try:
-                    segment_id_interval(self.data_source, sid)
-                except ValueError as exc:
-                    raise SpecError(f"ioConfig.inputSpec.segments[{i}]", sid, str(exc)) from None
+            _check_segment_ids(self.data_source, spec.segments, "ioConfig.inputSpec.segments")
         names: set[str] = set()
         for i, agg in enumerate(self.metrics_spec or ()):
             if agg.name in names:
@@ -445,6 +456,21 @@ class CompactTask(_Task):
         if self.interval is not None:
             return self.interval
         return umbrella([segment_id_interval(self.data_source, sid) for sid in self.segment_ids or ()])
+
+
+def _check_segment_ids(data_source: str, ids: list[str], path: str) -> None:
+    for i, sid in enumerate(ids):
+        try:
+            segment_id_interval(data_source, sid)
+        except ValueError as exc:
+            raise SpecError(f"{path}[{i}]", sid, str(exc)) from None
+
+
+def _same_granularity(a: Any, b: Any) -> bool:
+    try:
+        return Granularity.parse(a) == Granularity.parse(b)
+    except SpecError:
+        return a == b
 
 
 def _segment_ids(value: Any) -> Any:

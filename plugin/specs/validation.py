@@ -34,11 +34,17 @@ def join_path(*parts: str) -> str:
     return out
 
 
-def _walk_loc(loc: tuple[Any, ...], data: Any) -> list[str]:
-    """The user-facing path parts of a pydantic location, skipping union tags and pseudo locations."""
+def _walk_loc(loc: tuple[Any, ...], data: Any, failed: Any = None) -> list[str]:
+    """The user-facing path parts of a pydantic location, skipping union tags and pseudo locations.
+
+    A discriminated union puts its tag into the location; it is recognised by walking the input along the
+    location: a step that is not a key of the object there but equals its ``type`` is a tag. When the tag is
+    also a field name (``{"type": "interval", "interval": ...}``), the step is a tag if more steps follow, or if
+    the failing input is the object itself.
+    """
     parts: list[str] = []
     node = data
-    for item in loc:
+    for pos, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
             node = node[item] if isinstance(node, (list, tuple)) and -len(node) <= item < len(node) else None
@@ -47,13 +53,14 @@ def _walk_loc(loc: tuple[Any, ...], data: Any) -> list[str]:
         if key.startswith(_PSEUDO_LOCS):
             continue
         if isinstance(node, dict):
-            if key in node:
+            is_type = node.get("type") == key
+            last = pos == len(loc) - 1
+            if key in node and not (is_type and (not last or failed is node)):
                 parts.append(key)
                 node = node[key]
                 continue
-            if node.get("type") == key:
-                # a discriminated union's tag: not a field of the user's JSON
-                continue
+            if is_type:
+                continue  # a discriminated union's tag, not a field of the user's JSON
         parts.append(key)
         node = node.get(key) if isinstance(node, dict) else None
     return parts
@@ -63,7 +70,7 @@ def spec_error_from_validation(exc: ValidationError, data: Any = None, prefix: s
     """The first problem of ``exc`` as a SpecError naming the dotted field path and the offending value."""
     errors = exc.errors(include_url=False)
     err = errors[0]
-    parts = _walk_loc(tuple(err.get("loc", ())), data)
+    parts = _walk_loc(tuple(err.get("loc", ())), data, err.get("input"))
     inner = (err.get("ctx") or {}).get("error")
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""

@@ -21,7 +21,7 @@ def assert_spec_error(fn: Callable[[], Any], path: str, value: Any = _ANY, reaso
     assert message.startswith(path + ":"), message
     if value is not _ANY:
         assert err.value == value, f"value {err.value!r} != {value!r}: {err}"
-        assert repr(value)[:60] in message, message
+        assert repr(err.value)[:60] in message, message
     if reason is not None:
         assert reason in err.reason, f"{reason!r} not in {err.reason!r}"
     return err
