@@ -5,8 +5,8 @@ cookie):
 
 * ``GET /druidflow/datasources``: every dataSource with used segments: segment count, rows, bytes, time range.
 * ``GET /druidflow/datasources/{dataSource}/segments?interval=&include_unused=``: segment payloads.
-* ``GET /druidflow/tasks?dataSource=&status=&limit=``: tasks, newest first; ``GET /druidflow/tasks/{id}``: one task
-  with its spec, status and report (``ingestionStatsAndErrors``).
+* ``GET /druidflow/tasks?dataSource=&active=&limit=``: tasks, newest first (Druid's TaskStatusPlus);
+  ``GET /druidflow/tasks/{id}``: one task with its spec (``payload``) and report (``ingestionStatsAndErrors``).
 * ``GET /druidflow/locks?dataSource=&task_id=``: every lock with its state and lease.
 * ``GET /druidflow/ui``: an HTML summary, linked from the UI's *Browse* menu.
 
@@ -18,7 +18,6 @@ that Connection it falls back to Airflow's own database, where ``airflow db migr
 from __future__ import annotations
 
 import html
-import json
 import logging
 from functools import lru_cache
 from typing import Any
@@ -63,18 +62,9 @@ def _auth_dependencies() -> list[Any]:
     return [Depends(requires_authenticated())]
 
 
-def _json(text: str | bytes | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text
-
-
 def create_app() -> FastAPI:
     """The plugin's FastAPI app (every route requires an authenticated Airflow user)."""
-    from druidflow.metadata.tables import segments, tasks
+    from druidflow.metadata.tables import segments
 
     app = FastAPI(
         title="Druidflow",
@@ -82,7 +72,6 @@ def create_app() -> FastAPI:
         dependencies=_auth_dependencies(),
     )
     seg = segments.c
-    tsk = tasks.c
 
     @app.get("/datasources")
     def list_datasources(engine: Engine = Depends(get_engine)) -> list[dict[str, Any]]:
@@ -120,65 +109,41 @@ def create_app() -> FastAPI:
         data_source: str,
         interval: str | None = Query(None, description="only segments overlapping this ISO interval"),
         include_unused: bool = Query(False, description="also segments marked unused"),
-        limit: int = Query(1000, ge=1, le=100_000),
         engine: Engine = Depends(get_engine),
     ) -> list[dict[str, Any]]:
-        """Segment payloads of a dataSource, by interval start and version."""
-        query = sa.select(seg.payload, seg.used).where(seg.dataSource == data_source)
-        if not include_unused:
-            query = query.where(seg.used.is_(True))
-        if interval:
-            from druidflow.exceptions import SpecError
-            from druidflow.intervals import Interval
+        """Segment payloads of a dataSource with their used flag, by interval and version."""
+        from druidflow.exceptions import SpecError
+        from druidflow.intervals import Interval
+        from druidflow.metadata.store import MetadataStore
 
-            try:
-                iv = Interval.parse(interval, "interval")
-            except SpecError as exc:
-                raise HTTPException(status_code=400, detail=str(exc)) from None
-            query = query.where(seg.start_ms < iv.end, seg.end_ms > iv.start)
-        query = query.order_by(seg.start_ms, seg.version, seg.partition_num).limit(limit)
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
-        out = []
-        for payload, used in rows:
-            item = _json(payload)
-            if isinstance(item, dict):
-                item = {**item, "used": bool(used)}
-            out.append(item)
-        return out
+        try:
+            iv = Interval.parse(interval, "interval") if interval else None
+        except SpecError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        records = MetadataStore(engine).segments(data_source, iv, include_unused=include_unused)
+        return [record.as_dict() for record in records]
 
     @app.get("/tasks")
     def list_tasks(
         data_source: str | None = Query(None, alias="dataSource"),
-        status: str | None = Query(None, description="RUNNING, SUCCESS or FAILED"),
+        active: bool | None = Query(None, description="true: running tasks only; false: complete ones only"),
         limit: int = Query(100, ge=1, le=10_000),
         engine: Engine = Depends(get_engine),
     ) -> list[dict[str, Any]]:
-        """Tasks, newest first (without their spec; see ``/tasks/{id}``)."""
-        query = sa.select(
-            tsk.id, tsk.type, tsk.dataSource, tsk.group_id, tsk.status, tsk.active,
-            tsk.created_date, tsk.updated_date, tsk.error_msg,
-        ).order_by(tsk.created_date.desc()).limit(limit)
-        if data_source:
-            query = query.where(tsk.dataSource == data_source)
-        if status:
-            query = query.where(tsk.status == status.upper())
-        with engine.connect() as conn:
-            return [_task_summary(r) for r in conn.execute(query).mappings()]
+        """Tasks, newest first, in Druid's TaskStatusPlus shape (see ``/tasks/{id}`` for spec and report)."""
+        from druidflow.metadata.store import MetadataStore
+
+        return [t.status_plus() for t in MetadataStore(engine).list_tasks(data_source, active, limit)]
 
     @app.get("/tasks/{task_id}")
     def get_task(task_id: str, engine: Engine = Depends(get_engine)) -> dict[str, Any]:
-        """One task: summary, spec, Druid status and report."""
-        with engine.connect() as conn:
-            row = conn.execute(sa.select(tasks).where(tsk.id == task_id)).mappings().first()
-        if row is None:
+        """One task: its status, its spec (``payload``) and its report (``ingestionStatsAndErrors``...)."""
+        from druidflow.metadata.store import MetadataStore
+
+        record = MetadataStore(engine).get_task(task_id)
+        if record is None:
             raise HTTPException(status_code=404, detail=f"no task {task_id!r}")
-        return {
-            **_task_summary(row),
-            "spec": _json(row["payload"]),
-            "statusPayload": _json(row["status_payload"]),
-            "report": _json(row["report"]),
-        }
+        return {**record.status_plus(), "payload": record.payload, "report": record.report}
 
     @app.get("/locks")
     def list_locks(
@@ -201,20 +166,6 @@ def create_app() -> FastAPI:
     return app
 
 
-def _task_summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "type": row["type"],
-        "dataSource": row["dataSource"],
-        "groupId": row["group_id"],
-        "status": row["status"],
-        "active": bool(row["active"]),
-        "createdTime": row["created_date"],
-        "updatedTime": row["updated_date"],
-        "errorMsg": row["error_msg"],
-    }
-
-
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
@@ -235,7 +186,7 @@ def _render_page(datasources: list[dict], tasks_: list[dict], locks: list[dict])
         f"<!doctype html><html><head><meta charset='utf-8'><title>Druidflow</title><style>{style}</style></head>"
         "<body><h1>Druidflow</h1>"
         + _table("DataSources", datasources, ["dataSource", "segments", "rows", "size", "interval"])
-        + _table("Recent tasks", tasks_, ["id", "type", "dataSource", "status", "createdTime", "errorMsg"])
+        + _table("Recent tasks", tasks_, ["id", "type", "dataSource", "status", "createdTime", "duration", "errorMsg"])
         + _table("Locks", locks, ["dataSource", "interval", "type", "version", "priority", "taskId", "state"])
         + "</body></html>"
     )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import time
 
 import pytest
-import sqlalchemy as sa
 
 from druidflow.intervals import Interval
 
@@ -27,38 +26,33 @@ def token(airflow_app) -> str:
 
 @pytest.fixture
 def seeded(db_url):
-    """A metadata DB with two used segments and one unused, two tasks (one with a report) and one lock."""
+    """A migrated metadata DB: two used segments and one unused, a finished task with a report, a running task
+    holding one lock."""
     from druidflow.locks import TaskLockbox
-    from druidflow.metadata.engine import make_engine
-    from druidflow.metadata.tables import metadata, segments, tasks
+    from druidflow.metadata.store import MetadataStore
+    from druidflow.segments.descriptor import DataSegment
+    from druidflow.segments.shardspec import NumberedShardSpec
 
-    engine = make_engine(db_url)
-    metadata.create_all(engine)
-    rows = []
-    for day, used, partition in (("01", True, 0), ("02", True, 0), ("02", False, 1)):
-        iv = Interval.parse(f"2024-01-{day}/P1D")
-        seg_id = f"wiki_{iv.start}_{iv.end}_v1" + (f"_{partition}" if partition else "")
-        payload = {"dataSource": "wiki", "interval": str(iv), "version": "v1", "identifier": seg_id, "numRows": 10}
-        rows.append(dict(
-            id=seg_id, dataSource="wiki", created_date="2024-02-01T00:00:00.000Z", start=str(iv).split("/")[0],
-            end=str(iv).split("/")[1], start_ms=iv.start, end_ms=iv.end, partitioned=False, version="v1",
-            partition_num=partition, used=used, used_status_last_updated="2024-02-01T00:00:00.000Z",
-            size=100, num_rows=10, load_path=f"/deep/{seg_id}", payload=json.dumps(payload).encode(),
-        ))
-    task_rows = [
-        dict(id="index_wiki_1", type="index", dataSource="wiki", group_id="index_wiki_1", status="SUCCESS",
-             active=False, payload=json.dumps({"type": "index"}), status_payload=json.dumps({"status": "SUCCESS"}),
-             report=json.dumps({"ingestionStatsAndErrors": {"payload": {"ingestionState": "COMPLETED"}}}),
-             error_msg=None, created_date="2024-02-01T00:00:00.000Z", updated_date="2024-02-01T00:01:00.000Z"),
-        dict(id="index_wiki_2", type="index", dataSource="wiki", group_id="index_wiki_2", status="RUNNING",
-             active=True, payload=json.dumps({"type": "index"}), status_payload=None, report=None, error_msg=None,
-             created_date="2024-02-02T00:00:00.000Z", updated_date="2024-02-02T00:00:00.000Z"),
-    ]
-    with engine.begin() as conn:
-        conn.execute(sa.insert(segments), rows)
-        conn.execute(sa.insert(tasks), task_rows)
-    assert TaskLockbox(engine).try_lock("index_wiki_2", datasource="wiki", interval="2024-01-03/P1D", priority=50).acquired
-    return engine
+    store = MetadataStore(db_url)
+    store.migrate()
+
+    def seg(day: str, version: str, partition: int = 0) -> DataSegment:
+        return DataSegment(
+            data_source="wiki", interval=Interval.parse(f"2024-01-{day}/P1D"), version=version,
+            load_spec={"type": "local", "path": f"/deep/wiki/{day}/{version}/{partition}/index.parquet"},
+            shard_spec=NumberedShardSpec(partition_num=partition, partitions=0), size=100, num_rows=10,
+        )
+
+    store.publish_segments([seg("01", "v1"), seg("02", "v1")])
+    old = seg("02", "v0")
+    store.publish_segments([old])
+    store.mark_unused("wiki", segment_ids=[old.id], reason="dropped-by-user")
+    store.insert_task("index_wiki_1", "index", "wiki", "index_wiki_1", {"type": "index"})
+    store.set_task_status("index_wiki_1", "SUCCESS", report={"ingestionStatsAndErrors": {"payload": {"ingestionState": "COMPLETED"}}})
+    time.sleep(0.002)  # created_date has millisecond resolution: keep "newest first" well defined
+    store.insert_task("index_wiki_2", "index", "wiki", "index_wiki_2", {"type": "index"})
+    assert TaskLockbox(store.engine).try_lock("index_wiki_2", datasource="wiki", interval="2024-01-03/P1D", priority=50).acquired
+    return store.engine
 
 
 @pytest.fixture
@@ -92,11 +86,11 @@ def test_datasources_summarise_used_segments(client, token):
 def test_segments_filter_by_interval_and_usedness(client, token):
     auth = {"Authorization": f"Bearer {token}"}
     used = client.get("/druidflow/datasources/wiki/segments", headers=auth).json()
-    assert [s["interval"][:10] for s in used] == ["2024-01-01", "2024-01-02"]
-    assert all(s["used"] for s in used)
+    assert [(s["interval"][:10], s["version"], s["used"]) for s in used] == [("2024-01-01", "v1", True), ("2024-01-02", "v1", True)]
+    assert used[0]["id"] == "wiki_2024-01-01T00:00:00.000Z_2024-01-02T00:00:00.000Z_v1"
     day2 = client.get("/druidflow/datasources/wiki/segments",
                       params={"interval": "2024-01-02/2024-01-03", "include_unused": "true"}, headers=auth).json()
-    assert sorted(s["used"] for s in day2) == [False, True]
+    assert sorted((s["version"], s["used"]) for s in day2) == [("v0", False), ("v1", True)]
     bad = client.get("/druidflow/datasources/wiki/segments", params={"interval": "yesterday"}, headers=auth)
     assert bad.status_code == 400 and "interval" in bad.json()["detail"]
 
@@ -104,13 +98,12 @@ def test_segments_filter_by_interval_and_usedness(client, token):
 def test_tasks_list_and_detail_with_report(client, token):
     auth = {"Authorization": f"Bearer {token}"}
     listed = client.get("/druidflow/tasks", headers=auth).json()
-    assert [t["id"] for t in listed] == ["index_wiki_2", "index_wiki_1"]  # newest first
-    assert [t["id"] for t in client.get("/druidflow/tasks", params={"status": "success"}, headers=auth).json()] == [
-        "index_wiki_1"
-    ]
+    assert [(t["id"], t["status"]) for t in listed] == [("index_wiki_2", "RUNNING"), ("index_wiki_1", "SUCCESS")]
+    done = client.get("/druidflow/tasks", params={"active": "false"}, headers=auth).json()
+    assert [t["id"] for t in done] == ["index_wiki_1"]
     detail = client.get("/druidflow/tasks/index_wiki_1", headers=auth).json()
     assert detail["report"]["ingestionStatsAndErrors"]["payload"]["ingestionState"] == "COMPLETED"
-    assert detail["spec"] == {"type": "index"}
+    assert detail["payload"] == {"type": "index"}
     assert client.get("/druidflow/tasks/nope", headers=auth).status_code == 404
 
 
