@@ -231,6 +231,8 @@ Aggregator = Annotated[
 ]
 """One ``metricsSpec`` entry, discriminated by ``type``."""
 
+_METRICS_SPEC = list[Aggregator]
+
 AGGREGATOR_CLASSES = (CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator)
 
 
@@ -241,7 +243,7 @@ def parse_aggregator(data: Any, path: str = "") -> Aggregator:
 
 def parse_metrics_spec(data: Iterable[Any], path: str = "metricsSpec") -> list[Aggregator]:
     """Validate a list of aggregator JSON objects (or models)."""
-    return validate_as(list[Aggregator], list(data), path)
+    return validate_as(_METRICS_SPEC, list(data), path)
 
 
 def combining_metrics_spec(aggregators: Iterable[Any]) -> list[Aggregator]:

@@ -117,14 +117,15 @@ def validate_as(tp: Any, data: Any, path: str = "") -> Any:
         raise spec_error_from_validation(exc, data, path) from None
 
 
-_ADAPTERS: dict[int, TypeAdapter] = {}
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
 
 
 def _adapter(tp: Any) -> TypeAdapter:
-    key = id(tp)
-    if key not in _ADAPTERS:
-        _ADAPTERS[key] = TypeAdapter(tp)
-    return _ADAPTERS[key]
+    """A cached TypeAdapter; pass module-level type objects (the cache keeps them alive, keyed by identity)."""
+    cached = _ADAPTERS.get(id(tp))
+    if cached is None or cached[0] is not tp:
+        cached = _ADAPTERS[id(tp)] = (tp, TypeAdapter(tp))
+    return cached[1]
 
 
 def field_key(data: dict, field: str) -> Optional[str]:
