@@ -153,7 +153,7 @@ class _Task(SpecModel):
         if get_field(data, "id") is None:
             ds = cls._raw_data_source(data)
             if _valid_id(ds):
-                kind = data.get("type")
+                kind = data.get("type") or cls.model_fields["type"].default
                 data = {**data, "id": generate_task_id(cls._id_type(kind), ds, cls._raw_id_interval(data))}
         return data
 

@@ -104,6 +104,11 @@ def test_interval_tasks_put_the_interval_in_the_id():
     assert same.task_id.startswith("same_interval_merge_wiki_") and "_2024-01-01T00:00:00.000Z_2024-01-02T00:00:00.000Z_" in same.task_id
 
 
+def test_model_parse_without_type_uses_the_models_type_for_the_id():
+    task = KillTask.parse({"dataSource": "wiki", "interval": "2024-01-01/P1D"})
+    assert task.task_type == "kill" and task.task_id.startswith("kill_wiki_")
+
+
 def test_generate_task_id():
     assert re.fullmatch(r"compact_ds_[a-p]{8}_1970-01-01T00:00:00\.001Z", generate_task_id("compact", "ds", now=1))
     iv = Interval.parse("2024-01-01/P1D")
