@@ -1,0 +1,207 @@
+"""A real, small Airflow deployment for end-to-end tests: scheduler + dag-processor + api-server, LocalExecutor.
+
+Unlike ``dag.test()``, tasks run in forked workers where Airflow 3 blocks ORM access, fetch Connections through
+the Execution API of a real API server, and hand XComs over through it: what production does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.airflow.conftest import AIRFLOW_BIN, airflow_env, run_airflow
+
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AirflowCluster:
+    """Airflow components as subprocesses of the test, sharing one home and one metadata DB."""
+
+    home: Path
+    db_url: str
+    dags_folder: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _token: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        passwords = self.home / "passwords.json"
+        return airflow_env(
+            self.home,
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.db_url,
+            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__PARALLELISM="4",  # LocalExecutor forks this many workers; the box has 2 cores
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__API__BASE_URL=self.base_url,
+            AIRFLOW__API_AUTH__JWT_SECRET="druidflow-e2e-secret-druidflow-e2e-secret-druidflow-e2e-secret-0123",
+            AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3",
+            AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
+            AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+            **self.extra_env,
+        )
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def start(self, *, timeout: float = 120) -> AirflowCluster:
+        """Migrate the DB, start the components, and wait until the API answers."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
+        env = self.env
+        run_airflow("db", "migrate", env=env, timeout=300)
+        logs = self.home / "component-logs"
+        logs.mkdir(exist_ok=True)
+        commands = {
+            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+        }
+        for name, args in commands.items():
+            out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+            self.procs[name] = subprocess.Popen(
+                [str(AIRFLOW_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if httpx.get(f"{self.base_url}/api/v2/version", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"the API server did not answer within {timeout}s\n{self.tail_logs()}")
+
+    def stop(self) -> None:
+        """Stop every component (SIGTERM to its process group, SIGKILL after 20 s)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs.clear()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with {proc.returncode}\n{self.tail_logs()}")
+
+    def tail_logs(self, lines: int = 40) -> str:
+        out = []
+        for path in sorted((self.home / "component-logs").glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"---- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def task_logs(self, dag_id: str, run_id: str) -> str:
+        """Every task log of a run (for failure messages)."""
+        base = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        parts = []
+        for path in sorted(base.rglob("*.log")):
+            parts.append(f"---- {path.relative_to(base)}\n" + path.read_text(errors="replace")[-6000:])
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------------------------------ REST API
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            r = httpx.post(f"{self.base_url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+            r.raise_for_status()
+            self._token = r.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, *, timeout: float = 90) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed and serialised ``dag_id``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            r = self.api("GET", f"/api/v2/dags/{dag_id}")
+            if r.status_code == 200:
+                errors = self.api("GET", "/api/v2/importErrors").json().get("import_errors", [])
+                if errors:
+                    raise AssertionError(f"DAG import errors: {errors}")
+                return r.json()
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout}s\n{self.tail_logs()}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """Trigger a run through the REST API; returns its run id."""
+        r = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        assert r.status_code == 200, r.text
+        return r.json()["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 180) -> str:
+        """Wait until the run is finished; returns its state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            if state in TERMINAL_RUN_STATES:
+                return state
+            time.sleep(1)
+        raise TimeoutError(
+            f"run {run_id} did not finish within {timeout}s: {self.task_states(dag_id, run_id)}\n"
+            f"{self.task_logs(dag_id, run_id)}\n{self.tail_logs()}"
+        )
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, list[str | None]]:
+        """``task_id -> [state of each (mapped) instance]``."""
+        r = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        states: dict[str, list[str | None]] = {}
+        for ti in sorted(r.json()["task_instances"], key=lambda t: (t["task_id"], t["map_index"])):
+            states.setdefault(ti["task_id"], []).append(ti["state"])
+        return states
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        r = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index, "deserialize": True, "stringify": False},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()["value"]
+
+    def asset_events(self, uri: str) -> list[dict[str, Any]]:
+        assets = self.api("GET", "/api/v2/assets", params={"uri_pattern": uri}).json()["assets"]
+        matching = [a for a in assets if a["uri"].rstrip("/") == uri.rstrip("/")]
+        if not matching:
+            return []
+        r = self.api("GET", "/api/v2/assets/events", params={"asset_id": matching[0]["id"], "limit": 100})
+        return r.json()["asset_events"]
