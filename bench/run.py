@@ -247,7 +247,7 @@ def warm_cache(path: Path) -> float:
 
 
 def run_rounds(engines: list[str], input_path: Path, args: argparse.Namespace, work_dir: Path, max_rows: int) -> list[dict]:
-    """``args.repeat`` interleaved rounds over ``engines``; an engine reported unavailable is not retried."""
+    """``args.repeat`` interleaved rounds over ``engines``; an engine that is unavailable or cannot start is not retried."""
     records: list[dict] = []
     active = list(engines)
     for round_index in range(args.repeat):
@@ -268,11 +268,11 @@ def run_rounds(engines: list[str], input_path: Path, args: argparse.Namespace, w
                 f"  load {record['load_1m_before']:.2f}{noise}",
                 flush=True,
             )
-            if record["status"] == "unavailable":
+            if record["status"] != "ok":
+                print(f"    {engine}: {record.get('reason')}", flush=True)
+            # Absent, or broken before its job started (e.g. an import error): another round would say the same.
+            if record["status"] == "unavailable" or (record["status"] == "failed" and "wall_s" not in record):
                 active.remove(engine)
-                print(f"    {engine}: {record.get('reason')}", flush=True)
-            elif record["status"] == "failed":
-                print(f"    {engine}: {record.get('reason')}", flush=True)
     return records
 
 
@@ -450,7 +450,8 @@ def memory_session(args: argparse.Namespace, engines: list[str], work_dir: Path)
         shown = " ".join(f"{v / MIB:>12,.0f} MiB" if v else f"{'n/a':>16}" for v in values)
         if all(values) and len(values) > 1:
             growth[engine] = values[-1] / values[0]
-        print(f"{engine:<10} {shown} {growth.get(engine, float('nan')):>7.2f}x")
+        shown_growth = f"{growth[engine]:.2f}x" if engine in growth else "n/a"
+        print(f"{engine:<10} {shown} {shown_growth:>8}")
     print(f"\nAgreement (each size): {'OK' if not all_problems else 'FAILED'}")
     for line in all_problems[:50]:
         print(f"  {line}")
