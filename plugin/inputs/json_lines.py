@@ -1,10 +1,15 @@
-"""JSON lines, parsed by pyarrow a block at a time, with a per-block fallback for bad lines.
+"""JSON lines, parsed by pyarrow a block at a time; a bad line costs its block a repair, not the file.
 
-The stream is cut into blocks of whole lines. Each block is parsed vectorised by ``pyarrow.json``; only a
-block pyarrow rejects is examined line by line: broken lines (invalid JSON, or JSON that is not an object) are
-reported as unparseable with their text and line number, and the good lines are parsed again, vectorised.
-Only if the good lines disagree on a field's kind inside one block (``1`` in one row, ``"x"`` in the next) is the
-block built from Python values, with the disagreeing fields as strings.
+The stream is cut into blocks of whole lines, each parsed vectorised by ``pyarrow.json``. A block pyarrow
+rejects is *repaired*: a single-block parse names the row of the first problem, the stretch before it is kept
+(parsed vectorised), and parsing resumes after it. A broken line (invalid JSON, invalid UTF-8, or JSON that is
+not an object) is reported as unparseable with its text and line number. A valid line whose field kind differs
+from the rows before it (``1`` then ``"x"``) starts a new stretch with fresh type inference, and the stretches'
+types are unified downstream. Only when that does not work out (a line mixing kinds inside itself, several
+objects on one line, too many splits) does the rest of the block go through Python's ``json``, with
+disagreeing fields as strings. So a file with a broken line every thousand rows is still parsed vectorised.
+
+``NaN`` and ``Infinity`` are read as doubles (pyarrow accepts them; Jackson, by default, would not).
 
 pyarrow infers timestamps from date-like strings; Druid keeps strings as written (the timestampSpec parses
 them), so such fields are re-read with an explicit string type, remembered for the following blocks.
@@ -12,10 +17,13 @@ them), so such fields are re-read with an explicit string type, remembered for t
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.types as pt
@@ -27,10 +35,8 @@ Chunk = tuple[Optional[pa.Table], list[ParseFailure], Optional[int]]
 
 _PARSE_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 _ARROW_BLOCK = 1 << 20
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+_ERROR_ROW = re.compile(r" in row (\d+)\s*$")
+_MAX_SPLITS = 1024  # beyond this many problems in one block, Python parses the rest of it
 
 
 def _has_timestamp(t: pa.DataType) -> bool:
@@ -60,7 +66,7 @@ class JsonLinesParser:
         self.hints: dict[str, pa.DataType] = {}
 
     def read(self, stream: Any, uri: str, block_size: int) -> Iterator[Chunk]:
-        """Tables (or None when a block held no good row) and the broken lines of one stream."""
+        """Tables (or None when a stretch held no good row) and the broken lines of one stream."""
         carry = b""
         line = 1
         while True:
@@ -78,26 +84,74 @@ class JsonLinesParser:
                     return
                 data, end = carry, len(carry)
                 block, carry = memoryview(data), b""
-            table, failures = self.parse_block(block, uri, line)
-            if table is not None or failures:
-                yield table, failures, None
+            tables, failures = self.parse_block(block, uri, line)
+            for i, table in enumerate(tables):
+                yield table, failures if i == 0 else [], None
+            if not tables and failures:
+                yield None, failures, None
             line += data.count(b"\n", 0, end)
             if not chunk:
                 return
 
-    def parse_block(
-        self, block: bytes | memoryview, uri: str, first_line: int
-    ) -> tuple[Optional[pa.Table], list[ParseFailure]]:
-        table = self._vectorised(block)
-        if table is not None:
-            return table, []
-        rows, failures = _split_lines(bytes(block), uri, first_line)
-        if not rows:
-            return None, failures
-        table = self._vectorised(b"\n".join(raw for raw, _ in rows))
-        if table is None:
-            table = _table_from_python([obj for _, obj in rows])
-        return table, failures
+    def parse_block(self, block: bytes | memoryview, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
+        """The tables of one block of whole lines (usually one), and its broken lines."""
+        # pyarrow's JSON parser passes invalid UTF-8 through into string columns; only valid text goes to it.
+        if _is_valid_utf8(block):
+            table = self._vectorised(block)
+            if table is not None:
+                return [table], []
+        tables, failures = self._repair(bytes(block), uri, first_line)
+        return _merge_alike(tables), failures
+
+    def _repair(self, data: bytes, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
+        tables: list[pa.Table] = []
+        failures: list[ParseFailure] = []
+        lines = _LineIndex(data)
+        cur = 0
+        for _ in range(_MAX_SPLITS):
+            if cur >= lines.count:
+                return tables, failures
+            piece = memoryview(data)[lines.starts[cur] :]
+            if not _is_valid_utf8(piece):
+                break
+            row, message = _first_problem(piece)
+            if row is None and message is None:  # the rest is clean
+                table = self._vectorised(piece)
+                if table is None:
+                    break
+                tables.append(table)
+                return tables, failures
+            bad = lines.nth_nonblank(cur, row) if row is not None else None
+            if bad is None:
+                break
+            raw = lines.text(bad)
+            obj, error = _load_object(raw)
+            kind_change = "changed from" in (message or "")
+            if error is None and not kind_change:
+                break  # pyarrow's row and our line disagree (several objects on a line?): let Python decide
+            if not raw.strip():
+                break
+            if bad > cur:
+                stretch = self._vectorised(memoryview(data)[lines.starts[cur] : lines.starts[bad]])
+                if stretch is None:
+                    break
+                tables.append(stretch)
+            if error is not None:
+                failures.append(ParseFailure(truncate_raw(raw), error, uri, first_line + bad))
+                cur = bad + 1
+            elif bad == cur:  # the row disagrees with itself (e.g. a list of numbers and strings)
+                tables.append(_table_from_python([obj]))
+                cur = bad + 1
+            else:
+                cur = bad  # a new stretch starts at the row whose kinds changed
+        # Too many problems, or ones pyarrow cannot pin down: Python parses what is left of the block.
+        rest = data[lines.starts[cur] :] if cur < lines.count else b""
+        rows, more = _split_lines(rest, uri, first_line + cur)
+        failures.extend(more)
+        if rows:
+            table = self._vectorised(b"\n".join(r for r, _ in rows))
+            tables.append(table if table is not None else _table_from_python([o for _, o in rows]))
+        return tables, failures
 
     def _vectorised(self, data: bytes | memoryview) -> Optional[pa.Table]:
         table = self._try(data, self.hints) if self.hints else None
@@ -135,41 +189,144 @@ class JsonLinesParser:
                 return None
 
 
+def _merge_alike(tables: list[pa.Table]) -> list[pa.Table]:
+    """Consecutive stretches with the same schema as one table (a repaired block is usually one table again)."""
+    merged: list[pa.Table] = []
+    for table in tables:
+        if merged and merged[-1].schema.equals(table.schema):
+            merged[-1] = pa.concat_tables([merged[-1], table])
+        else:
+            merged.append(table)
+    return merged
+
+
+def _first_problem(data: bytes | memoryview) -> tuple[Optional[int], Optional[str]]:
+    """Parse ``data`` as one pyarrow block: ``(None, None)`` if it is clean, else the 0-based row (object) where
+    parsing stopped, if pyarrow says, and its message."""
+    try:
+        pajson.read_json(
+            pa.py_buffer(data),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=pajson.ParseOptions(unexpected_field_behavior="infer", newlines_in_values=False),
+        )
+        return None, None
+    except _PARSE_ERRORS as exc:
+        message = str(exc)
+        match = _ERROR_ROW.search(message)
+        return (int(match.group(1)) if match else None), message
+
+
+class _LineIndex:
+    """Where each line of a block starts and ends, and which lines are not blank (pyarrow skips blank ones)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(data)]))
+        if starts[-1] == len(data):  # the block ends with a newline: no line after it
+            starts, ends = starts[:-1], ends[:-1]
+        self.starts, self.ends = starts, ends
+        self.count = len(starts)
+        blank = (ends - starts) == 0
+        for i in np.flatnonzero(((ends - starts) > 0) & ((ends - starts) <= 8)):
+            blank[i] = not data[starts[i] : ends[i]].strip()
+        self.nonblank = np.flatnonzero(~blank)
+
+    def nth_nonblank(self, first: int, n: int) -> Optional[int]:
+        """The index of the ``n``-th (0-based) non-blank line at or after line ``first``."""
+        k = int(np.searchsorted(self.nonblank, first)) + n
+        return int(self.nonblank[k]) if k < len(self.nonblank) else None
+
+    def text(self, i: int) -> bytes:
+        return self.data[self.starts[i] : self.ends[i]]
+
+
+def _load_object(raw: bytes) -> tuple[Any, Optional[str]]:
+    """``(object, None)`` for a line holding one JSON object, else ``(None, why not)``."""
+    try:
+        obj = json.loads(raw)  # like pyarrow, accepts NaN and Infinity as doubles
+    except ValueError as exc:  # includes UnicodeDecodeError
+        return None, f"invalid JSON: {exc}"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object, found {type(obj).__name__}"
+    return obj, None
+
+
+def _is_valid_utf8(data: bytes | memoryview) -> bool:
+    try:
+        codecs.utf_8_decode(data, "strict", True)  # C speed; the decoded text is thrown away
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _split_lines(block: bytes, uri: str, first_line: int) -> tuple[list[tuple[bytes, dict]], list[ParseFailure]]:
-    """The good lines (raw and parsed) of a block pyarrow rejected, and a failure for each broken one."""
+    """The good lines (raw and parsed) of a stretch, and a failure for each broken one (Python's json)."""
     rows: list[tuple[bytes, dict]] = []
     failures: list[ParseFailure] = []
     for offset, raw in enumerate(block.split(b"\n")):
         text = raw.strip()
         if not text:
             continue
-        try:
-            obj = json.loads(text, parse_constant=_reject_constant)
-        except ValueError as exc:  # includes UnicodeDecodeError
-            failures.append(ParseFailure(truncate_raw(raw), f"invalid JSON: {exc}", uri, first_line + offset))
-            continue
-        if not isinstance(obj, dict):
-            failures.append(
-                ParseFailure(truncate_raw(raw), f"expected a JSON object, found {type(obj).__name__}", uri, first_line + offset)
-            )
-            continue
-        rows.append((text, obj))
+        obj, error = _load_object(text)
+        if error is not None:
+            failures.append(ParseFailure(truncate_raw(raw), error, uri, first_line + offset))
+        else:
+            rows.append((text, obj))
     return rows, failures
 
 
 def _table_from_python(objs: list[dict]) -> pa.Table:
-    """A table from parsed rows whose fields disagree on their kind; disagreeing fields become strings."""
+    """A table from parsed rows whose values disagree on their kind somewhere; each disagreeing field (at any
+    depth) becomes a string field, everything else keeps its type."""
+    columns = _normalise(objs)
     names: dict[str, None] = {}
-    for obj in objs:
+    for obj in columns:
         names.update(dict.fromkeys(obj))
-    columns = {}
+    arrays = {}
     for name in names:
-        values = [obj.get(name) for obj in objs]
+        values = [obj.get(name) for obj in columns]
         try:
-            arr = pa.array(values)
-            if pt.is_timestamp(arr.type) or pt.is_date(arr.type):
-                raise pa.ArrowTypeError("keep dates as written")
+            arrays[name] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arr = pa.array([None if v is None else _json_text(v) for v in values], pa.string())
-        columns[name] = arr
-    return pa.table(columns)
+            arrays[name] = pa.array([None if v is None else _json_text(v) for v in values], pa.string())
+    return pa.table(arrays)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string"
+
+
+def _normalise(values: list[Any]) -> list[Any]:
+    """Values of one field across rows, with every field whose kinds disagree turned into text."""
+    kinds = {_kind(v) for v in values if v is not None}
+    if len(kinds) > 1:
+        return [None if v is None else _json_text(v) for v in values]
+    if kinds == {"object"}:
+        keys: dict[str, None] = {}
+        for v in values:
+            if v is not None:
+                keys.update(dict.fromkeys(v))
+        children = {k: _normalise([None if v is None else v.get(k) for v in values]) for k in keys}
+        return [None if v is None else {k: children[k][i] for k in keys if k in v} for i, v in enumerate(values)]
+    if kinds == {"array"}:
+        flat = [item for v in values if v is not None for item in v]
+        flat = _normalise(flat)
+        out, pos = [], 0
+        for v in values:
+            if v is None:
+                out.append(None)
+            else:
+                out.append(flat[pos : pos + len(v)])
+                pos += len(v)
+        return out
+    return values
