@@ -123,7 +123,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_task_json(t) for t in tasks], indent=2, default=str))
         return 0
-    rows = [[t.id, t.type, t.datasource, t.status, t.created_date, (t.error_msg or "")[:60]] for t in tasks]
+    rows = [[t.id, t.type, t.data_source, t.status, t.created_date, (t.error_msg or "")[:60]] for t in tasks]
     _table(["id", "type", "dataSource", "status", "created", "error"], rows)
     return 0
 
@@ -132,7 +132,7 @@ def _task_json(t: Any) -> dict[str, Any]:
     return {
         "id": t.id,
         "type": t.type,
-        "dataSource": t.datasource,
+        "dataSource": t.data_source,
         "groupId": t.group_id,
         "status": t.status,
         "createdTime": t.created_date,
@@ -151,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     report = run_task(spec, rt)
     payload = report["reports"]["ingestionStatsAndErrors"]["payload"]
-    print(f"ingested {DEMO_SPEC} as task {report['task_id']}")
+    print(f"ingested {DEMO_SPEC} as task {report['taskId']}")
     print("rowStats.buildSegments:", json.dumps(payload["rowStats"]["buildSegments"]))
     print(f"published {payload['segmentsPublished']} segments")
     print()
@@ -219,11 +219,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.metadata_url = settings.metadata_url()
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
     except (DruidflowError, OSError) as exc:
         print(f"druidflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `druidflow read ... | head`): not an error.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
