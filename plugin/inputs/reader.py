@@ -109,35 +109,35 @@ class InputReader:
 
     def batches(self) -> Iterator[InputBatch]:
         """Every batch of every object, in order."""
-        unifier = SchemaUnifier(exempt=self.column_types)
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
         for obj in self.objects():
-            yield from self._read(obj, unifier)
+            yield from self._read(obj, unifier, parser)
 
     def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
         """The batches of one object (for splitting the work of one input across processes)."""
-        yield from self._read(obj, SchemaUnifier(exempt=self.column_types))
+        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser())
 
     # -----------------------------------------------------------------------------------------------------------
 
-    def _chunks(self, obj: InputObject) -> tuple[Iterator[Any], Any, Any]:
+    def _chunks(self, obj: InputObject, parser: JsonLinesParser) -> tuple[Iterator[Any], Any, Any]:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
         stream, counter = obj.open_text_stream()
         if isinstance(fmt, JsonInputFormat):
-            chunks = JsonLinesParser().read(stream, obj.uri, self.block_size)
+            chunks = parser.read(stream, obj.uri, self.block_size)
         else:
             chunks = read_delimited(stream, fmt, obj.uri, block_size=self.block_size, column_types=self.column_types)
         return chunks, stream, counter
 
-    def _read(self, obj: InputObject, unifier: SchemaUnifier) -> Iterator[InputBatch]:
+    def _read(self, obj: InputObject, unifier: SchemaUnifier, parser: JsonLinesParser) -> Iterator[InputBatch]:
         # Each batch is held back until the next one exists, so that the bytes read after the last batch was
         # parsed (read-ahead, the end of the file) can still be added to the last batch.
         pending: Optional[InputBatch] = None
         assigned = 0
         stream = counter = None
         try:
-            chunks, stream, counter = self._chunks(obj)
+            chunks, stream, counter = self._chunks(obj, parser)
             for data, failures, nbytes in chunks:
                 if nbytes is None:
                     nbytes = counter.count - assigned if counter is not None else 0

@@ -300,7 +300,7 @@ def java_glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-class S3Object(InputObject):
+class S3InputObject(InputObject):
     def __init__(self, client: Any, bucket: str, key: str, size: Optional[int] = None) -> None:
         self.client = client
         self.bucket = bucket
@@ -369,9 +369,9 @@ def list_s3(source: S3InputSource) -> list[InputObject]:
     if source.uris:
         for uri in source.uris:
             bucket, key = split_s3_uri(uri)
-            objects.append(S3Object(client, bucket, key))
+            objects.append(S3InputObject(client, bucket, key))
     elif source.objects:
-        objects.extend(S3Object(client, o.bucket, o.path) for o in source.objects)
+        objects.extend(S3InputObject(client, o.bucket, o.path) for o in source.objects)
     else:
         for prefix_uri in source.prefixes or ():
             bucket, prefix = split_s3_uri(prefix_uri)
@@ -381,7 +381,7 @@ def list_s3(source: S3InputSource) -> list[InputObject]:
                     for obj in page.get("Contents", ()):
                         if obj["Key"].endswith("/") or int(obj["Size"]) == 0:
                             continue  # directory markers and empty objects are skipped when listing by prefix
-                        objects.append(S3Object(client, bucket, obj["Key"], int(obj["Size"])))
+                        objects.append(S3InputObject(client, bucket, obj["Key"], int(obj["Size"])))
             except Exception as exc:  # noqa: BLE001
                 if error_code(exc) == "NoSuchBucket":
                     raise InputError(f"S3 bucket {bucket!r} of prefix {prefix_uri} does not exist") from None

@@ -20,6 +20,7 @@ class HttpServer:
     base_url: str
     credentials: Optional[tuple[str, str]] = None
     requests: list[str] = field(default_factory=list)
+    fail_next: int = 0  # answer this many requests with 503 before serving again
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"
@@ -30,6 +31,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server_info.requests.append(self.path)
+        if self.server_info.fail_next > 0:
+            self.server_info.fail_next -= 1
+            self.send_error(503, "try again")
+            return
         creds = self.server_info.credentials
         if creds is not None:
             expected = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()

@@ -156,6 +156,19 @@ def test_http_404_names_the_uri(http_server):
         list(open_input(HttpInputSource(uris=[uri]), JsonInputFormat()).batches())
 
 
+def test_http_retries_server_errors(http_server, monkeypatch):
+    import druidflow.inputs.sources as sources
+
+    monkeypatch.setattr(sources.time, "sleep", lambda s: None)
+    (http_server.root / "a.json").write_text(jsonl({"n": 1}))
+    http_server.fail_next = 2
+    rows, _, _ = read_all(HttpInputSource(uris=[http_server.url("a.json")]), JsonInputFormat())
+    assert rows == [{"n": 1}] and len(http_server.requests) == 3
+    http_server.fail_next = 10
+    with pytest.raises(InputError, match="HTTP 503"):
+        list(open_input(HttpInputSource(uris=[http_server.url("a.json")]), JsonInputFormat()).batches())
+
+
 def test_http_unreachable_names_the_uri(monkeypatch):
     import druidflow.inputs.sources as sources
 
