@@ -44,9 +44,8 @@ class LocalDeepStorage(DeepStorage):
         tmp = tmp_dir / uuid.uuid4().hex
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            with open(local_file, "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 8 << 20)
-                out.flush()
+            shutil.copyfile(local_file, tmp)  # sendfile/copy_file_range where the OS has them
+            with open(tmp, "rb+") as out:
                 os.fsync(out.fileno())
             self._rename_into_place(tmp, dest)
             _fsync_dir(dest.parent)
