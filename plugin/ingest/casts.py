@@ -20,6 +20,7 @@ _FLOAT_RE = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[Nn]a[Nn]|[Ii]nf(inity)
 _DIGITS_RE = r"^\s*-?\d+\s*$"
 _ZONED_RE = r"(Z|[+-]\d\d(:?\d\d)?)$"
 
+_TS_MS_UTC = pa.timestamp("ms", tz="UTC")
 _TS_US_UTC = pa.timestamp("us", tz="UTC")
 _TS_US = pa.timestamp("us")
 
@@ -135,10 +136,12 @@ def _ts_to_ms(arr: pa.Array) -> pa.Array:
 
 def _parse_iso(arr: pa.Array) -> pa.Array:
     """ISO-8601 strings to epoch ms; naive values are UTC. Vectorised, with a per-value fallback for oddities."""
-    try:
-        return _ts_to_ms(pc.cast(arr, _TS_US_UTC))
-    except pa.ArrowInvalid:
-        pass
+    for target in (_TS_MS_UTC, _TS_US_UTC):
+        # Millisecond precision first (Druid's own rendering): the cast result is the answer, no rescaling.
+        try:
+            return _ts_to_ms(pc.cast(arr, target))
+        except pa.ArrowInvalid:
+            continue
     zoned = pc.fill_null(pc.match_substring_regex(arr, _ZONED_RE), False)
     out_zoned = _try_cast(pc.if_else(zoned, arr, None), _TS_US_UTC)
     out_naive = _try_cast(pc.if_else(zoned, None, arr), _TS_US)

@@ -203,7 +203,9 @@ class RowParser:
         t = col.type
         if pa.types.is_dictionary(t):
             if pa.types.is_string(t.value_type):
-                return col
+                delim = self.list_delimiter
+                if not (delim and pc.any(pc.match_substring(col.dictionary, delim)).as_py()):
+                    return col
             col = col.cast(t.value_type)
             t = col.type
         if pa.types.is_list(t) or pa.types.is_large_list(t):

@@ -22,11 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import pyarrow as pa
 from pydantic import Field
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
 from druidflow.ingest.builder import IncrementalIndex
 from druidflow.ingest.parse import RowParser
+from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
 from druidflow.inputs import open_input
 from druidflow.intervals import Interval, condense
@@ -203,9 +205,16 @@ def _parse_handler(task: IndexTask, log_errors: bool = True) -> ParseExceptionHa
     )
 
 
-def _reader(task: IndexTask):
+def _reader(task: IndexTask, dimensions: Sequence[str] = ()):
+    """The input reader; declared string dimensions are read dictionary-encoded, which rollup then only unifies."""
     io = task.spec.io_config
-    return open_input(io.input_source, io.input_format)
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    return open_input(io.input_source, io.input_format, column_types={d: dictionary for d in dimensions})
+
+
+def _string_dimensions(task: IndexTask) -> list[str]:
+    spec = task.spec.data_schema.dimensions_spec
+    return [d.name for d in spec.dimension_schemas if d.type == "string"]
 
 
 def _list_delimiter(task: IndexTask) -> Optional[str]:
@@ -251,7 +260,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
-        for batch in _reader(task).batches():
+        for batch in _reader(task, _string_dimensions(task)).batches():
             parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
             stats = stats.plus(parsed.stats)
             if index is None:
@@ -319,7 +328,7 @@ class _SegmentSink:
         while offset < table.num_rows:
             writer, partition = self._writer(chunk)
             take = min(self.max_rows - writer.rows, table.num_rows - offset)
-            writer.write(table.slice(offset, take))
+            writer.write(compact_dictionaries(table.slice(offset, take)))
             offset += take
             if writer.rows >= self.max_rows:
                 self._close(chunk)
