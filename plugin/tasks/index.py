@@ -29,6 +29,7 @@ from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecErr
 from druidflow.ingest.builder import IncrementalIndex
 from druidflow.ingest.parse import RowParser
 from druidflow.ingest.rollup import compact_dictionaries
+from druidflow.ingest.segment_source import SegmentInputReader
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
 from druidflow.inputs import open_input
 from druidflow.intervals import Interval, condense
@@ -205,9 +206,14 @@ def _parse_handler(task: IndexTask, log_errors: bool = True) -> ParseExceptionHa
     )
 
 
-def _reader(task: IndexTask, dimensions: Sequence[str] = ()):
-    """The input reader; declared string dimensions are read dictionary-encoded, which rollup then only unifies."""
+def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = ()):
+    """The input reader; declared string dimensions are read dictionary-encoded, which rollup then only unifies.
+
+    A ``druid`` input source re-reads this deployment's own segments (compaction, re-indexing).
+    """
     io = task.spec.io_config
+    if io.input_source.type == "druid":
+        return SegmentInputReader(io.input_source, rt.store, rt.storage)
     dictionary = pa.dictionary(pa.int32(), pa.string())
     return open_input(io.input_source, io.input_format, column_types={d: dictionary for d in dimensions})
 
@@ -229,7 +235,7 @@ def _find_chunks(task: IndexTask, rt: Runtime) -> tuple[list[Interval], RowStats
     parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=None, handler=_parse_handler(task))
     stats = RowStats()
     starts: set[int] = set()
-    for batch in _reader(task).batches():
+    for batch in _reader(task, rt).batches():
         parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
         stats = stats.plus(parsed.stats)
         if parsed.table.num_rows:
@@ -260,7 +266,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
-        for batch in _reader(task, _string_dimensions(task)).batches():
+        for batch in _reader(task, rt, _string_dimensions(task)).batches():
             parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
             stats = stats.plus(parsed.stats)
             if index is None:

@@ -343,3 +343,29 @@ def test_deep_storage_on_s3_over_http(db_url, tmp_path, s3_server):
     segments = rt.store.used_segments("wikipedia")
     assert len(segments) == 7 and {s.load_spec["type"] for s in segments} == {"s3"}
     assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == input_table().num_rows
+
+
+def test_reindexing_from_segments_uses_the_combining_aggregators(rt):
+    index.run(sample_spec(), rt)
+    spec = {
+        "type": "index",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "wiki_daily",
+                "timestampSpec": {"column": "__time", "format": "millis"},
+                "dimensionsSpec": {"dimensions": ["language"]},
+                "metricsSpec": [
+                    {"type": "longSum", "name": "count", "fieldName": "count"},
+                    {"type": "longSum", "name": "added", "fieldName": "added"},
+                ],
+                "granularitySpec": {"segmentGranularity": "WEEK", "queryGranularity": "DAY", "intervals": ["2024-01-01/2024-01-08"]},
+            },
+            "ioConfig": {"type": "index", "inputSource": {"type": "druid", "dataSource": "wikipedia", "interval": "2024-01-01/2024-01-08"}},
+        },
+    }
+    index.run(spec, rt)
+    raw = input_table()
+    rows = rows_of(rt, "wiki_daily")
+    assert pc.sum(rows["count"]).as_py() == raw.num_rows  # a sum of counts, not a count of rolled-up rows
+    assert pc.sum(rows["added"]).as_py() == pc.sum(raw["added"]).as_py()
+    assert rows.num_rows == len({(r["__time"], r["language"]) for r in rows.to_pylist()})
