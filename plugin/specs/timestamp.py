@@ -9,7 +9,8 @@ work starts.
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Optional
 
 from pydantic import field_validator
 
@@ -34,13 +35,12 @@ _UNTRANSLATABLE = {
 }
 
 
-def joda_to_strptime(pattern: str) -> str:
-    """Translate a Joda-Time pattern into an equivalent ``strptime`` format; ValueError when impossible.
+def joda_tokens(pattern: str) -> list[tuple[str, str]]:
+    """A Joda-Time pattern as ``("lit", text)`` and ``("dir", strptime directive)`` tokens; ValueError if invalid.
 
-    Fractions of a second (``S``...) become ``%f``: Python's ``strptime`` reads them, Arrow's does not (see
-    :attr:`TimestampSpec.has_fractional_seconds`).
+    Only patterns that ``strptime`` can express are accepted; at most one fraction-of-second field.
     """
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
@@ -58,24 +58,34 @@ def joda_to_strptime(pattern: str) -> str:
                     break
                 literal.append(pattern[j])
                 j += 1
-            out.append("'" if j == i + 1 else "".join(literal).replace("%", "%%"))
+            out.append(("lit", "'" if j == i + 1 else "".join(literal)))
             i = j + 1
             continue
         if not (c.isascii() and c.isalpha()):
-            out.append("%%" if c == "%" else c)
+            out.append(("lit", c))
             i += 1
             continue
         j = i
         while j < n and pattern[j] == c:
             j += 1
-        count = j - i
         if c not in _JODA_LETTERS:
             raise ValueError(f"illegal pattern letter {c!r} at position {i}")
         if c in _UNTRANSLATABLE:
             raise ValueError(f"pattern letter {c!r} ({_UNTRANSLATABLE[c]}) is not supported")
-        out.append(_directive(c, count))
+        out.append(("dir", _directive(c, j - i)))
         i = j
-    return "".join(out)
+    if sum(1 for t in out if t == ("dir", "%f")) > 1:
+        raise ValueError("at most one fraction-of-second field (S) is supported")
+    return out
+
+
+def joda_to_strptime(pattern: str) -> str:
+    """Translate a Joda-Time pattern into an equivalent ``strptime`` format; ValueError when impossible.
+
+    Fractions of a second (``S``...) become ``%f``: Python's ``strptime`` reads them, Arrow's does not, so
+    use :func:`parse_joda` for Arrow columns.
+    """
+    return "".join(text.replace("%", "%%") if kind == "lit" else text for kind, text in joda_tokens(pattern))
 
 
 def _directive(c: str, count: int) -> str:
@@ -90,6 +100,48 @@ def _directive(c: str, count: int) -> str:
             raise ValueError("pattern 'ZZZ' (time zone id) is not supported; use Z or ZZ (offset)")
         return "%z"
     return {"d": "%d", "D": "%j", "H": "%H", "h": "%I", "m": "%M", "s": "%S", "S": "%f", "a": "%p"}[c]
+
+
+_DIRECTIVE_REGEX = {
+    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{1,2}", "%d": r"\d{1,2}", "%j": r"\d{1,3}", "%H": r"\d{1,2}",
+    "%I": r"\d{1,2}", "%M": r"\d{1,2}", "%S": r"\d{1,2}", "%b": r"[A-Za-z]+\.?", "%B": r"[A-Za-z]+",
+    "%a": r"[A-Za-z]+\.?", "%A": r"[A-Za-z]+", "%p": r"[AaPp]\.?[Mm]\.?", "%z": r"(?:Z|[+-]\d{2}:?\d{2})",
+}
+
+
+def parse_joda(values: Any, pattern: str) -> Any:
+    """Epoch milliseconds (int64) of an Arrow string array in a Joda-Time pattern; null where a value does not fit.
+
+    Vectorised with Arrow's ``strptime``. Arrow cannot read fractions of a second, so for a pattern with ``S``
+    the digits are cut out with one regular expression built from the pattern, the rest goes through
+    ``strptime``, and the fraction (truncated to milliseconds, as Joda does) is added back.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tokens = joda_tokens(pattern)
+    fraction = [i for i, t in enumerate(tokens) if t == ("dir", "%f")]
+
+    def fmt(toks: list[tuple[str, str]]) -> str:
+        return "".join(text.replace("%", "%%") if kind == "lit" else text for kind, text in toks)
+
+    def to_ms(parsed: Any) -> Any:
+        return pc.cast(parsed, pa.int64()) if not parsed.type.tz else pc.cast(pc.cast(parsed, pa.timestamp("ms")), pa.int64())
+
+    if not fraction:
+        return to_ms(pc.strptime(values, format=fmt(tokens), unit="ms", error_is_null=True))
+    head, tail = tokens[: fraction[0]], tokens[fraction[0] + 1 :]
+
+    def regex(toks: list[tuple[str, str]]) -> str:
+        return "".join(re.escape(text) if kind == "lit" else _DIRECTIVE_REGEX[text] for kind, text in toks)
+
+    shape = f"^(?P<head>{regex(head)})(?P<frac>\\d{{1,9}})(?P<tail>{regex(tail)})$"
+    whole = pc.strptime(
+        pc.replace_substring_regex(values, pattern=shape, replacement=r"\1\3"), format=fmt(head + tail), unit="ms", error_is_null=True
+    )
+    digits = pc.struct_field(pc.extract_regex(values, pattern=shape), "frac")
+    millis = pc.cast(pc.utf8_rpad(pc.utf8_slice_codeunits(digits, 0, 3), width=3, padding="0"), pa.int64())
+    return pc.add(to_ms(whole), millis)
 
 
 class TimestampSpec(SpecModel):
@@ -145,6 +197,12 @@ class TimestampSpec(SpecModel):
     def has_fractional_seconds(self) -> bool:
         """Whether the pattern reads fractions of a second (``%f``, which Arrow's strptime lacks)."""
         return self.is_pattern and "%f" in self.strptime_format()  # type: ignore[operator]
+
+    def parse_pattern(self, values: Any) -> Any:
+        """Epoch ms (int64, null where unparseable) of an Arrow string column in this spec's Joda pattern."""
+        if not self.is_pattern:
+            raise ValueError(f"timestampSpec format {self.format!r} is not a Joda-Time pattern")
+        return parse_joda(values, self.format)
 
     def strptime_format(self) -> Optional[str]:
         """The ``strptime`` format of a Joda pattern (None for the named formats)."""

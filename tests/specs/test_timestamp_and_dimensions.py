@@ -9,7 +9,7 @@ import pytest
 
 from druidflow.aggregators import parse_metrics_spec
 from druidflow.specs.dimensions import DimensionSchema, DimensionsSpec
-from druidflow.specs.timestamp import TimestampSpec, joda_to_strptime
+from druidflow.specs.timestamp import TimestampSpec, joda_to_strptime, parse_joda
 from tests.specs.helpers import assert_spec_error
 
 # ---------------------------------------------------------------------------------------------- timestampSpec
@@ -47,6 +47,23 @@ def test_joda_patterns_translate_to_working_strptime_formats(pattern, fmt, text,
     assert ts.strptime_format() == fmt == joda_to_strptime(pattern)
     assert dt.datetime.strptime(text, ts.strptime_format()) == expected
     assert ts.has_fractional_seconds == ("S" in pattern)
+    # the vectorised Arrow parser agrees with Python's strptime (naive values are UTC)
+    aware = expected if expected.tzinfo else expected.replace(tzinfo=dt.timezone.utc)
+    expected_ms = int(aware.timestamp() * 1000)
+    assert ts.parse_pattern(pa.array([text, "garbage", None])).to_pylist() == [expected_ms, None, None]
+
+
+def test_parse_joda_fractions_are_truncated_to_milliseconds_and_required():
+    values = pa.chunked_array([["2024-01-02 03:04:05.1", "2024-01-02 03:04:05.123456789"], ["2024-01-02 03:04:05", "2024-01-02 03:04:05.12x"]])
+    out = parse_joda(values, "yyyy-MM-dd HH:mm:ss.SSS")
+    base = 1704164645000
+    assert out.to_pylist() == [base + 100, base + 123, None, None]
+    assert parse_joda(pa.array(["05,250 2024-01-02 03:04+0100"]), "ss,SSS yyyy-MM-dd HH:mmZ").to_pylist() == [base - 3_600_000 + 250]
+
+
+def test_parse_pattern_refuses_named_formats():
+    with pytest.raises(ValueError):
+        TimestampSpec(format="millis").parse_pattern(pa.array(["1"]))
 
 
 @pytest.mark.parametrize(
@@ -61,6 +78,7 @@ def test_joda_patterns_translate_to_working_strptime_formats(pattern, fmt, text,
         ("yyyy-MM-dd HH:mm ZZZ", "time zone id"),
         ("yyyy-MM-dd 'T", "unterminated quote"),
         ("", "Joda-Time pattern"),
+        ("HH:mm:ss.SSS SSS", "at most one fraction"),
     ],
 )
 def test_untranslatable_or_invalid_patterns_fail_at_parse(pattern, reason):
