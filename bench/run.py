@@ -342,15 +342,20 @@ def metadata_figures(pg_url: str) -> dict:
 
 
 def print_metadata(figures: dict) -> None:
-    """The metadata figures, one line per value."""
+    """The metadata figures: per module, one line per figure with a column per backend."""
     print("\nMetadata figures")
     for short, per_backend in figures.items():
         if "status" in per_backend:
-            print(f"  {short}: {per_backend['status']} {per_backend.get('reason', '')}".rstrip())
+            print(f"  bench.{short}: {per_backend['status']} {per_backend.get('reason', '')}".rstrip())
             continue
+        backends = list(per_backend)
+        print(f"  bench.{short:<40}" + "".join(f"{b:>16}" for b in backends))
+        keys = list(dict.fromkeys(k for values in per_backend.values() for k in values if k not in ("status", "reason")))
         for backend, values in per_backend.items():
-            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items() if k != "status")
-            print(f"  {short} [{backend}] {values['status']}: {shown}")
+            if values["status"] != "ok":
+                print(f"    [{backend}] {values['status']}: {values.get('reason', '')}")
+        for key in keys:
+            print(f"    {key:<42}" + "".join(f"{_fmt(per_backend[b].get(key, '')):>16}" for b in backends))
 
 
 def _fmt(value: object) -> str:
