@@ -40,51 +40,51 @@ floating columns as DOUBLE, string and dictionary columns as STRING. Multi-value
 
 Functions
 ---------
-Arguments marked *literal* must be written as literals (they are compiled once).
+Arguments marked *literal* must be written as literals (they are compiled once). Unless stated otherwise a null
+argument gives a null result.
 
-=================================================  ===========================================================
-``concat(x, ...)``                                 the arguments as strings, joined; null if any is null
-``upper(s)``, ``lower(s)``                         case conversion
-``strlen(s)``                                      length (LONG)
-``substring(s, index, length)``                    *literal* 0-based ``index``, *literal* ``length`` (negative:
-                                                   to the end); null when ``index`` is past the end
-``replace(s, pattern, replacement)``               every occurrence of the *literal* text ``pattern`` replaced
-``trim(s[, chars])``, ``ltrim``, ``rtrim``         strip *literal* ``chars`` (default a space) from both ends,
-                                                   the start, the end
-``left(s, n)``, ``right(s, n)``                    the first / last *literal* ``n`` characters
-``abs(x)``                                         absolute value (same type; a string gives null)
-``floor(x)``, ``ceil(x)``                          DOUBLE floor / ceiling
-``round(x[, scale])``                              half away from zero at *literal* ``scale`` digits (default 0),
-                                                   in decimal (``round(2.675, 2)`` is 2.68); same type; NaN gives
-                                                   0.0 and infinities the largest finite doubles, as in Druid
-``sqrt(x)``, ``log(x)`` (natural), ``exp(x)``     DOUBLE
-``pow(x, y)``                                      DOUBLE power
-``greatest(x, ...)``, ``least(x, ...)``            largest / smallest, ignoring nulls (null if all are null)
-``if(cond, a, b)``                                 ``a`` where ``cond`` is true, else ``b`` (a null cond is false)
-``nvl(x, y)``                                      ``x``, or ``y`` where ``x`` is null
-``isnull(x)``, ``notnull(x)``                      LONG 1/0
-``case_searched(c1, v1, ..., [else])``             the ``v`` of the first true ``c``, else ``else`` (or null)
-``case_simple(x, k1, v1, ..., [else])``            the ``v`` of the first ``k`` equal to ``x`` (as ``==``)
-``cast(x, 'LONG'|'DOUBLE'|'STRING')``              *literal* type; strings parse as numbers (null if not one),
-                                                   doubles truncate towards zero to become LONGs
-``timestamp_floor(t, period[, origin[, tz]])``     bucket start of epoch-ms ``t`` for the *literal* ISO period
-                                                   (``'PT1H'``), *literal* origin and time zone (LONG)
-``timestamp_extract(t, unit[, tz])``               *literal* unit: EPOCH (seconds), MILLISECOND, SECOND, MINUTE,
-                                                   HOUR, DAY (of month), DOW/ISODOW (1 = Monday), DOY, WEEK (ISO),
-                                                   MONTH, QUARTER, YEAR, ISOYEAR, DECADE (LONG); CENTURY,
-                                                   MILLENNIUM (DOUBLE), in the *literal* time zone
-``timestamp_parse(s[, pattern[, tz]])``            epoch ms of ``s`` read with the *literal* Joda pattern, or as
-                                                   ISO-8601 (``T`` or space) when none; wall-clock times are in
-                                                   ``tz`` (default UTC) unless they carry an offset; null when
-                                                   unparseable or skipped by a DST gap
-``timestamp_format(t[, pattern[, tz]])``           ``t`` printed with the *literal* Joda pattern in ``tz``, or as
-                                                   ``2024-01-01T00:00:00.000Z`` when no pattern is given
-``like(s, pattern[, escape])``                     SQL LIKE with *literal* ``%``/``_`` pattern and escape (LONG 1/0;
-                                                   null gives 0)
-``regexp_like(s, pattern)``                        1 when the *literal* regular expression (RE2 syntax) matches
-                                                   anywhere in ``s``; null gives 0
-``contains_string(s, text)``                       1 when ``s`` contains the *literal* ``text`` (case-sensitive)
-=================================================  ===========================================================
+Strings
+  * ``concat(x, ...)``: the arguments as strings, joined; null if any is null.
+  * ``upper(s)``, ``lower(s)``: case conversion.
+  * ``strlen(s)``: length (LONG).
+  * ``substring(s, index, length)``: from the 0-based *literal* ``index``, at most *literal* ``length``
+    characters (a negative length: to the end); null when ``index`` is at or past the end.
+  * ``replace(s, pattern, replacement)``: every occurrence of the *literal* text ``pattern`` replaced.
+  * ``trim(s[, chars])``, ``ltrim(s[, chars])``, ``rtrim(s[, chars])``: strip the *literal* ``chars``
+    (default: a space) from both ends, the start, the end.
+  * ``left(s, n)``, ``right(s, n)``: the first / last *literal* ``n`` characters.
+Numbers
+  * ``abs(x)``: absolute value, same type. Math functions give null for a string argument, as Druid's do.
+  * ``floor(x)``, ``ceil(x)``: DOUBLE floor / ceiling.
+  * ``round(x[, scale])``: half away from zero at the *literal* ``scale`` (default 0; negative rounds to tens,
+    hundreds...), on the decimal digits (``round(2.675, 2)`` is 2.68), same type; NaN gives 0.0 and the
+    infinities the largest finite doubles, as in Druid.
+  * ``sqrt(x)``, ``log(x)`` (natural), ``exp(x)``, ``pow(x, y)``: DOUBLE.
+  * ``greatest(x, ...)``, ``least(x, ...)``: the largest / smallest, skipping nulls (null if all are null).
+Conditionals
+  * ``if(cond, a, b)``: ``a`` where ``cond`` is true, else ``b`` (a null ``cond`` is false).
+  * ``nvl(x, y)``: ``x``, or ``y`` where ``x`` is null.
+  * ``isnull(x)``, ``notnull(x)``: LONG 1 or 0.
+  * ``case_searched(c1, v1, ..., [else])``: the ``v`` of the first true ``c``, else ``else`` (or null).
+  * ``case_simple(x, k1, v1, ..., [else])``: the ``v`` of the first ``k`` equal to ``x`` (compared as ``==``).
+  * ``cast(x, type)``: to the *literal* ``'LONG'``, ``'DOUBLE'`` or ``'STRING'``; a string that is not a number
+    gives null; a DOUBLE becomes a LONG by truncation towards zero.
+Time (``t`` is epoch milliseconds, such as ``__time``; time zones are IANA ids or offsets like ``'+05:30'``)
+  * ``timestamp_floor(t, period[, origin[, tz]])``: start of the bucket of the *literal* ISO period (``'PT1H'``,
+    ``'P1D'``) with the *literal* origin and time zone, as a period granularity (LONG).
+  * ``timestamp_extract(t, unit[, tz])``: the *literal* unit EPOCH (seconds), MILLISECOND, SECOND, MINUTE, HOUR,
+    DAY (of month), DOW / ISODOW (1 = Monday), DOY, WEEK (ISO), MONTH, QUARTER, YEAR, ISOYEAR, DECADE (LONG), or
+    CENTURY, MILLENNIUM (DOUBLE), in the *literal* time zone.
+  * ``timestamp_parse(s[, pattern[, tz]])``: epoch ms of ``s`` read with the *literal* Joda pattern, or as ISO-8601
+    (``T`` or a space between date and time) when none; wall-clock times are in ``tz`` (default UTC) unless the
+    text carries an offset. Unparseable text, impossible dates and times skipped by a DST change give null.
+  * ``timestamp_format(t[, pattern[, tz]])``: ``t`` printed with the *literal* Joda pattern in ``tz``, or as
+    ``2024-01-01T00:00:00.000Z`` when no pattern is given.
+Matching (LONG 1 or 0; a null string gives 0)
+  * ``like(s, pattern[, escape])``: SQL LIKE with the *literal* pattern (``%`` any run, ``_`` one character)
+    and optional *literal* one-character escape.
+  * ``regexp_like(s, pattern)``: the *literal* regular expression (RE2 syntax) matches somewhere in ``s``.
+  * ``contains_string(s, text)``: ``s`` contains the *literal* ``text`` (case-sensitive).
 
 Joda patterns supported by ``timestamp_parse`` / ``timestamp_format``: ``y``/``Y`` (year; ``yy`` two-digit),
 ``M`` (``MM``, ``MMM`` Jan, ``MMMM`` January), ``d``, ``H``, ``h``/``K``/``k`` with ``a`` (AM/PM), ``m``, ``s``,
@@ -162,9 +162,9 @@ def epoch_millis(arr: pa.Array) -> pa.Array:
             arr = pc.cast(arr, pa.timestamp("ms", tz=t.tz), safe=False)
         return pc.cast(arr, pa.int64())
     if pa.types.is_date32(t):
-        return pc.multiply(pc.cast(arr, pa.int64()), MS_DAY)
+        return pc.multiply(pc.cast(arr.view(pa.int32()), pa.int64()), MS_DAY)
     if pa.types.is_date64(t):
-        return pc.cast(arr, pa.int64())
+        return arr.view(pa.int64())
     raise TypeError(f"{t} is not a time type")
 
 
@@ -224,7 +224,7 @@ def _java_float_strings(arr: pa.Array) -> pa.Array:
     stripped = pc.utf8_ltrim(all_digits, "0")
     lead = pc.subtract(pc.utf8_length(all_digits), pc.utf8_length(stripped))
     digits = pc.utf8_rtrim(stripped, "0")
-    exp_val = pc.cast(pc.if_else(pc.equal(exp, ""), "0", exp), pa.int64())
+    exp_val = pc.cast(pc.utf8_ltrim(pc.if_else(pc.equal(exp, ""), "0", exp), "+"), pa.int64())
     e_arr = pc.add(pc.subtract(pc.subtract(pc.utf8_length(whole), 1), lead), exp_val)
     e_np = np.asarray(pc.fill_null(e_arr, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -550,6 +550,10 @@ class _Syntax:
             self.expect(")")
             return node
         if tok.kind == "op" and tok.text in ("-", "!"):
+            nxt = self.tokens[self.i]
+            if tok.text == "-" and nxt.kind == "number" and nxt.value == 2**63:
+                self.i += 1
+                return _Literal(tok.pos, -(2**63), LONG)  # the one LONG literal written beyond the positive range
             operand = self.expression(_UNARY_BP)
             if tok.text == "-" and isinstance(operand, _Literal) and operand.kind in (LONG, DOUBLE):
                 return _Literal(tok.pos, -operand.value, operand.kind)
