@@ -177,11 +177,13 @@ class IncrementalIndex:
             self._merge_slice(chunk, mid, b, in_memory, spills, readers)
             return
         pieces = []
+        sources = set()
         if in_memory is not None and in_memory.num_rows:
             t = in_memory.column(TIME)
             piece = in_memory.filter(pc.and_(pc.greater_equal(t, a), pc.less(t, b)))
             if piece.num_rows:
                 pieces.append(piece)
+                sources.add(None)
         for s in spills:
             if s.tmax < a or s.tmin >= b:
                 continue
@@ -194,9 +196,14 @@ class IncrementalIndex:
             piece = batch.filter(sel)
             if piece.num_rows:
                 pieces.append(piece)
+                sources.add(s.path)
         if not pieces:
             return
-        merged = self._combine(pieces) if len(pieces) > 1 or not self.rollup else pieces[0]
+        if len(sources) == 1:
+            # One persist (or memory alone) is already rolled up and sorted: its pieces only need joining.
+            merged = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        else:
+            merged = self._combine(pieces)
         self.sink(chunk, merged.drop_columns([CHUNK]))
 
     def finish(self) -> list[int]:

@@ -253,9 +253,7 @@ def compact_dictionaries(table: pa.Table) -> pa.Table:
         if not pa.types.is_dictionary(field.type):
             continue
         col = table.column(i)
-        arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.unify_dictionaries().combine_chunks()
+        arr = col.unify_dictionaries().combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         idx = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False)
         used = np.zeros(len(arr.dictionary) + 1, dtype=bool)
         used[idx + 1] = True
