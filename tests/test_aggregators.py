@@ -156,3 +156,9 @@ def test_merge_aggregators_reports_bad_stored_aggregator_by_segment():
         "segments[1].aggregators[0].type",
         "hyperUnique",
     )
+
+
+def test_first_last_empty_columns():
+    assert_spec_error(lambda: parse_aggregator({"type": "doubleFirst", "name": "x", "fieldName": ""}, "m"), "m.fieldName", "")
+    assert_spec_error(lambda: parse_aggregator({"type": "floatLast", "name": "x", "fieldName": "v", "timeColumn": ""}, "m"), "m.timeColumn", "")
+    assert_spec_error(lambda: parse_aggregator({"type": "longSum", "name": "x", "fieldName": ""}, "m"), "m.fieldName", "")

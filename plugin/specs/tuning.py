@@ -249,9 +249,9 @@ class StringDictionaryEncoding(SpecModel):
     @model_validator(mode="after")
     def _front_coded(self) -> StringDictionaryEncoding:
         if self.type == "utf8":
-            for field in ("bucket_size", "format_version"):
+            for field, key in (("bucket_size", "bucketSize"), ("format_version", "formatVersion")):
                 if getattr(self, field) is not None:
-                    raise SpecError(field, getattr(self, field), "only applies to frontCoded encoding")
+                    raise SpecError(key, getattr(self, field), "only applies to frontCoded encoding")
         elif self.bucket_size is not None and (self.bucket_size < 1 or self.bucket_size > 128 or self.bucket_size & (self.bucket_size - 1)):
             raise SpecError("bucketSize", self.bucket_size, "must be a power of two between 1 and 128")
         return self

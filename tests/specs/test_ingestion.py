@@ -488,3 +488,15 @@ def test_ingestion_spec_parses_on_its_own():
         "spec.dataSchema.parser.parseSpec.format",
         "xml",
     )
+
+
+def test_more_classic_parser_errors():
+    assert_spec_error(lambda: parse_task(classic(spec__dataSchema__parser="json")), "spec.dataSchema.parser", "json")
+    assert_spec_error(
+        lambda: parse_task(classic(spec__dataSchema__parser={"type": "parquet", "parseSpec": {"format": "csv", "timestampSpec": {"column": "t"}}})),
+        "spec.dataSchema.parser.parseSpec.format",
+        "csv",
+    )
+    assert_spec_error(
+        lambda: parse_task(classic(spec__dataSchema__parser={"type": "string", "parseSpec": "json"})), "spec.dataSchema.parser.parseSpec", "json"
+    )

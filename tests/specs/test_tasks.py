@@ -425,3 +425,9 @@ def test_round_trip(spec):
     dumped = task.model_dump()
     assert parse_task(dumped) == task
     assert parse_task(json.dumps(dumped)).model_dump() == dumped
+
+
+def test_resource():
+    task = parse_task({**KILL, "resource": {"availabilityGroup": "g", "requiredCapacity": 2}})
+    assert task.resource.availability_group == "g" and task.resource.required_capacity == 2
+    assert_spec_error(lambda: parse_task({**KILL, "resource": {"requiredCapacity": 0}}), "resource.requiredCapacity", 0)

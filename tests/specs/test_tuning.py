@@ -337,3 +337,29 @@ def test_index_spec_errors():
 def test_front_coded_effective_defaults():
     eff = IndexSpec.parse({"stringDictionaryEncoding": {"type": "frontCoded"}}).effective()
     assert (eff.string_dictionary_encoding.bucket_size, eff.string_dictionary_encoding.format_version) == (4, 1)
+
+
+def test_nested_spec_details_errors():
+    assert_spec_error(
+        lambda: IndexSpec.parse({"bitmap": {"type": "concise", "compressRunOnSerialization": True}}, "indexSpec"),
+        "indexSpec.bitmap.compressRunOnSerialization",
+        True,
+    )
+    assert_spec_error(
+        lambda: IndexSpec.parse({"stringDictionaryEncoding": {"type": "utf8", "bucketSize": 4}}, "indexSpec"),
+        "indexSpec.stringDictionaryEncoding.bucketSize",
+        4,
+    )
+    assert_spec_error(
+        lambda: parse({"forceGuaranteedRollup": True, "partitionsSpec": {"type": "single_dim", "partitionDimension": "", "maxRowsPerSegment": 5}}),
+        f"{P}.partitionsSpec.partitionDimension",
+        "",
+    )
+    assert_spec_error(
+        lambda: parse({"forceGuaranteedRollup": True, "partitionsSpec": {"type": "hashed", "partitionDimensions": ["a", ""]}}),
+        f"{P}.partitionsSpec.partitionDimensions[1]",
+        "",
+    )
+    assert_spec_error(
+        lambda: parse({"forceGuaranteedRollup": True, "partitionDimensions": ["a", "b", "a"]}), f"{P}.partitionDimensions[2]", "a"
+    )
