@@ -66,7 +66,11 @@ def _per_value(col: Optional[pa.Array], n: int, predicate: Predicate) -> pa.Arra
         return _broadcast(predicate(pa.nulls(1, pa.string()))[0], n)
     t = col.type
     if pa.types.is_dictionary(t):
-        return predicate(col.dictionary).take(col.indices)
+        out = predicate(col.dictionary).take(col.indices)
+        if col.indices.null_count:  # a null row holds no dictionary entry: evaluate the predicate on null itself
+            on_null = predicate(pa.nulls(1, col.dictionary.type))[0]
+            out = pc.if_else(pc.is_null(col.indices), on_null, out)
+        return out
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return _any_value(col, predicate)
     return predicate(col)
