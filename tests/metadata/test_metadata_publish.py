@@ -34,6 +34,7 @@ def test_publish_stores_every_column(store):
     assert row["created_date"] == row["used_status_last_updated"] and row["created_date"].endswith("Z")
     assert row["unused_reason"] is None and row["kill_task_id"] is None
     payload = json.loads(bytes(row["payload"]))
+    assert payload == seg.payload()
     assert payload["dimensions"] == "page,user" and payload["identifier"] == seg.id
     assert payload["shardSpec"] == {"type": "numbered", "partitionNum": 1, "partitions": 2}
 

@@ -1,0 +1,158 @@
+"""Metadata-store and timeline figures: publish 100k segments in one call, read them back, and build the
+timeline of 100k and 1M segments in memory.
+
+``run(url) -> dict`` is what ``bench/run.py`` calls, once on a SQLite file and once on PostgreSQL (where it works
+in a schema of its own, dropped afterwards). ``python -m bench.metadata [URL]`` prints the figures; without a
+URL it uses a temporary SQLite file.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from druidflow.intervals import MS_HOUR, Interval, parse_instant
+from druidflow.metadata.store import MetadataStore
+from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.ids import storage_dir
+from druidflow.segments.shardspec import NumberedShardSpec
+from druidflow.segments.timeline import Timeline
+
+PUBLISH_COUNT = 100_000
+TIMELINE_COUNTS = (100_000, 1_000_000)
+PARTITIONS = 5
+V1, V2 = "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"
+START = parse_instant("2020-01-01")
+
+
+def make_segments(count: int, data_source: str = "bench") -> list[DataSegment]:
+    """``count`` segments shaped like a busy dataSource: hourly chunks of 5 partitions in version V1, every
+    fourth chunk overwritten by a complete V2 set, every 20th of those left incomplete (V1 stays visible)."""
+    specs = [NumberedShardSpec(partition_num=p, partitions=PARTITIONS) for p in range(PARTITIONS)]
+    out: list[DataSegment] = []
+    hour = 0
+    while len(out) < count:
+        iv = Interval(START + hour * MS_HOUR, START + (hour + 1) * MS_HOUR)
+        sets = [V1, V2] if hour % 4 == 0 else [V1]
+        for version in sets:
+            present = PARTITIONS - 1 if (version == V2 and hour % 80 == 0) else PARTITIONS
+            for p in range(present):
+                out.append(
+                    DataSegment(
+                        data_source=data_source,
+                        interval=iv,
+                        version=version,
+                        shard_spec=specs[p],
+                        load_spec={"type": "local", "path": f"/deep/{storage_dir(data_source, iv, version, p)}/index.parquet"},
+                        dimensions="page,user,country",
+                        metrics="count,added,deleted",
+                        size=1_000_000 + p,
+                        num_rows=10_000,
+                    )
+                )
+        hour += 1
+    return out[:count]
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return result, round(time.perf_counter() - started, 3)
+
+
+@lru_cache(maxsize=None)
+def timeline_figures() -> tuple[tuple[str, float], ...]:
+    """In-memory timeline figures; the same on every backend, so computed once per process."""
+    figures: list[tuple[str, float]] = []
+    for count in TIMELINE_COUNTS:
+        label = f"{count // 1000}k" if count < 1_000_000 else f"{count // 1_000_000}M"
+        segments = make_segments(count)
+        timeline, build_s = _timed(lambda: Timeline(segments))
+        entries, visible_s = _timed(timeline.visible)
+        visible, segments_s = _timed(timeline.visible_segments)
+        shadowed, overshadowed_s = _timed(timeline.overshadowed)
+        figures += [
+            (f"timeline_{label}_build_s", build_s),
+            (f"timeline_{label}_visible_s", visible_s),
+            (f"timeline_{label}_visible_segments_s", segments_s),
+            (f"timeline_{label}_overshadowed_s", overshadowed_s),
+            (f"timeline_{label}_entries", len(entries)),
+            (f"timeline_{label}_overshadowed", len(shadowed)),
+        ]
+        del segments, timeline, entries, visible, shadowed
+    return tuple(figures)
+
+
+@contextmanager
+def _isolated(url: str) -> Iterator[str]:
+    """The URL itself for SQLite; on PostgreSQL a URL whose search_path is a fresh schema, dropped afterwards."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    import sqlalchemy as sa
+
+    schema = f"druidflow_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run(url: str) -> dict:
+    """Publish 100k segments in one call (then again: an idempotent no-op), read them back, mark the whole
+    dataSource unused and used again (only the non-overshadowed come back); plus the in-memory timeline figures."""
+    segments = make_segments(PUBLISH_COUNT)
+    with _isolated(url) as db_url:
+        store = MetadataStore(db_url)
+        try:
+            store.migrate()
+            result, publish_s = _timed(lambda: store.publish_segments(segments))
+            again, republish_s = _timed(lambda: store.publish_segments(segments))
+            assert len(result.inserted) == PUBLISH_COUNT and len(again.already_present) == PUBLISH_COUNT
+            used, read_s = _timed(lambda: store.used_segments("bench"))
+            visible, visible_s = _timed(lambda: store.visible_segments("bench"))
+            dropped, drop_s = _timed(lambda: store.mark_unused("bench", reason="dropped-by-user"))
+            revived, revive_s = _timed(lambda: store.mark_used("bench"))
+        finally:
+            store.engine.dispose()
+    figures: dict = {
+        "publish_100k_s": publish_s,
+        "publish_segments_per_s": round(PUBLISH_COUNT / publish_s) if publish_s else None,
+        "republish_100k_noop_s": republish_s,
+        "read_used_100k_s": read_s,
+        "visible_segments_100k_s": visible_s,
+        "mark_unused_all_s": drop_s,
+        "mark_used_all_s": revive_s,
+        "used_segments": len(used),
+        "visible_segments": len(visible),
+        "marked_unused": dropped,
+        "marked_used_again": revived,
+    }
+    figures.update(timeline_figures())
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        figures = run(argv[0])
+    else:
+        with tempfile.TemporaryDirectory(prefix="druidflow-bench-") as tmp:
+            figures = run(f"sqlite:///{tmp}/metadata.db")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value:,}" if isinstance(value, (int, float)) else f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
