@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -29,7 +30,8 @@ from bench.reference_spec import reference_spec
 
 ENGINES = ("druidflow", "polars", "duckdb", "floor")
 PEERS = ("polars", "duckdb")
-DRUIDFLOW_ENTRY = "druidflow.tasks.index.run_local"
+# Overridable so that another build of the same signature can be measured in its place (and the harness tested).
+DRUIDFLOW_ENTRY = os.environ.get("DRUIDFLOW_BENCH_ENTRY", "druidflow.tasks.index.run_local")
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"  # polars (chrono) syntax
 
 
@@ -43,16 +45,16 @@ def output_root(engine: str, out_dir: Path) -> Path:
 
 
 def _druidflow(input_path: Path, input_format: str, out_dir: Path, max_rows_in_memory: int) -> Callable[[], dict]:
-    module_name = DRUIDFLOW_ENTRY.rsplit(".", 1)[0]
+    module_name, function_name = DRUIDFLOW_ENTRY.rsplit(".", 1)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise  # the module exists but is broken: that is a failure, not an absence
         raise EngineUnavailable(f"{module_name} does not exist yet") from exc
-    run_local = getattr(module, "run_local", None)
+    run_local = getattr(module, function_name, None)
     if run_local is None:
-        raise EngineUnavailable(f"{module_name} has no run_local yet")
+        raise EngineUnavailable(f"{module_name} has no {function_name} yet")
     spec = reference_spec(input_path.resolve(), input_format, max_rows_in_memory=max_rows_in_memory)
     metadata_url = f"sqlite:///{(out_dir / 'metadata.db').resolve()}"
     deep_storage = str(output_root("druidflow", out_dir).resolve())

@@ -4,6 +4,7 @@ catches outputs that disagree, the bundled examples are what the generator and t
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -250,6 +251,7 @@ def test_druidflow_is_unavailable_only_when_its_entry_point_does_not_exist(tmp_p
     assert result["status"] == "failed" and "no_such_dependency_anywhere" in result["reason"]
 
 
+@pytest.mark.slow
 def test_the_harness_runs_the_peers_in_child_processes_and_they_agree(tmp_path):
     cmd = [sys.executable, "-m", "bench.run", "--rows", "2000", "--repeat", "1", "--skip-metadata", "--no-save",
            "--engines", "polars,duckdb,floor", "--data", str(tmp_path / "data")]  # fmt: skip
@@ -259,6 +261,59 @@ def test_the_harness_runs_the_peers_in_child_processes_and_they_agree(tmp_path):
     for engine in ("polars", "duckdb", "floor"):
         assert re.search(rf"^{engine}\s+1\s+\d", done.stdout, re.M), done.stdout
     assert "Airflow end-to-end (druidflow_index, LocalExecutor): not measured" in done.stdout
+
+
+FAKE_DRUIDFLOW = """
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+DIMS = ["page", "language", "user", "country", "isRobot", "namespace"]
+
+
+def run_local(spec, *, metadata_url, deep_storage):
+    source = spec["spec"]["ioConfig"]["inputSource"]
+    table = pacsv.read_csv(Path(source["baseDir"]) / source["filter"])
+    if os.environ.get("FAKE_DRUIDFLOW_DROPS_A_ROW"):
+        table = table.slice(1)
+    table = table.set_column(0, "__time", pc.floor_temporal(table["timestamp"], unit="hour"))
+    grouped = table.group_by(["__time", *DIMS]).aggregate(
+        [("added", "count"), ("added", "sum"), ("deleted", "sum"), ("delta", "sum")]
+    )
+    names = {"added_count": "count", "added_sum": "added", "deleted_sum": "deleted", "delta_sum": "delta"}
+    rolled = grouped.rename_columns([names.get(n, n) for n in grouped.column_names])
+    day = pc.floor_temporal(rolled["__time"], unit="day")
+    for value in pc.unique(day).to_pylist():
+        target = Path(deep_storage) / "wikipedia_bench" / value.strftime("%Y-%m-%d") / "v1" / "0"
+        target.mkdir(parents=True)
+        pq.write_table(rolled.filter(pc.equal(day, value)), target / "index.parquet", compression="lz4")
+    return {"ingestionStatsAndErrors": {"rowStats": {"buildSegments": {"processed": table.num_rows}}}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drops_a_row", [False, True], ids=["agrees", "loses-a-row"])
+def test_a_druidflow_build_is_timed_compared_and_checked_end_to_end(tmp_path, drops_a_row):
+    (tmp_path / "fake_druidflow.py").write_text(FAKE_DRUIDFLOW)
+    env = {**os.environ, "DRUIDFLOW_BENCH_ENTRY": "fake_druidflow.run_local",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}  # fmt: skip
+    if drops_a_row:
+        env["FAKE_DRUIDFLOW_DROPS_A_ROW"] = "1"
+    cmd = [sys.executable, "-m", "bench.run", "--rows", "2000", "--repeat", "1", "--skip-metadata", "--no-save",
+           "--engines", "druidflow,polars,floor", "--data", str(tmp_path / "data")]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert re.search(r"^druidflow\s+1\s+\d", done.stdout, re.M), done.stdout + done.stderr
+    assert "Druidflow / fastest peer (polars):" in done.stdout and "Druidflow / floor:" in done.stdout
+    if drops_a_row:
+        assert done.returncode == 1
+        assert "druidflow: total count 1,999 but the input has 2,000 rows" in done.stdout
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "across druidflow, floor, polars: OK" in done.stdout
 
 
 # --------------------------------------------------------------------------------------------------- examples
