@@ -353,3 +353,21 @@ def test_the_compact_and_kill_examples_cover_the_sample_week():
     assert compact["type"] == "compact" and compact["dataSource"] == "wikipedia"
     assert compact["ioConfig"]["inputSpec"] == {"type": "interval", "interval": "2024-01-01/2024-01-08"}
     assert kill == {"type": "kill", "dataSource": "wikipedia", "interval": "2024-01-01/2024-01-08"}
+
+
+def test_the_examples_parse_as_druidflow_tasks_and_both_index_forms_mean_the_same():
+    from druidflow.specs.tasks import parse_task
+
+    modern = parse_task(_load("wikipedia-index.json"))
+    classic = parse_task(_load("wikipedia-index-classic.json"))
+    assert modern.spec.data_schema == classic.spec.data_schema
+    assert modern.spec.io_config == classic.spec.io_config
+    tuning, old_tuning = modern.spec.tuning_config, classic.spec.tuning_config
+    assert tuning.effective_partitions_spec == old_tuning.effective_partitions_spec
+    assert tuning.max_rows_in_memory == old_tuning.max_rows_in_memory == 1_000_000
+    assert tuning.index_spec == old_tuning.index_spec
+    assert type(parse_task(_load("compact-wikipedia.json"))).__name__ == "CompactTask"
+    assert type(parse_task(_load("kill-wikipedia.json"))).__name__ == "KillTask"
+    bench_schema = modern.spec.data_schema.model_copy(update={"data_source": "wikipedia_bench"})
+    for fmt in ("csv", "json"):
+        assert parse_task(reference_spec("bench/data/wikipedia-5M.csv", fmt)).spec.data_schema == bench_schema
