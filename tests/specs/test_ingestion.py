@@ -383,7 +383,8 @@ G = "spec.dataSchema.granularitySpec"
         ({"type": "arbitrary", "segmentGranularity": "DAY", "intervals": ["2024-01-01/P1D"]}, f"{G}.segmentGranularity", "DAY"),
         ({"type": "arbitrary", "intervals": ["2024-01-01/P2D", "2024-01-02/P1D"]}, f"{G}.intervals",
          ["2024-01-01T00:00:00.000Z/2024-01-03T00:00:00.000Z", "2024-01-02T00:00:00.000Z/2024-01-03T00:00:00.000Z"]),
-        ({"segmentGranularity": "SECOND", "intervals": ["2000-01-01/2030-01-01"]}, f"{G}.intervals", None),
+        ({"segmentGranularity": "SECOND", "intervals": ["2000-01-01/2030-01-01"]}, f"{G}.intervals", ["2000-01-01T00:00:00.000Z/2030-01-01T00:00:00.000Z"]),
+        ({"segmentGranularity": "NONE", "intervals": ["2024-01-01/P1D"]}, f"{G}.intervals", ["2024-01-01T00:00:00.000Z/2024-01-02T00:00:00.000Z"]),
         ({"rollup": "maybe"}, f"{G}.rollup", "maybe"),
     ],
 )
