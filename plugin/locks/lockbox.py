@@ -24,9 +24,11 @@ statement touches lock rows before taking the mutexes, so mutex waits cannot for
 ``lock()`` never holds a transaction while it waits: it polls ``try_lock``, each try its own short transaction.
 
 Leases: each (lock, task) row carries ``lease_expires_ms``; ``heartbeat`` pushes it forward. A row whose lease
-has run out counts as released: the first mutex-holding transaction that sees it sets ``expired_at_ms`` and
-records an ``expire`` event, and from then on nothing (not even a late heartbeat from a slow clock) brings it
-back. Expired rows are kept, visible as expired, for ``expired_retention_seconds``, then deleted.
+has run out counts as released. The first transaction that relies on that (a request over its interval, or a
+heartbeat or critical section of its task) sets ``expired_at_ms`` and records an ``expire`` event, under the
+mutex; from then on nothing (not even a late heartbeat from a machine whose clock is behind) brings it back.
+Expired rows stay visible as expired for ``expired_retention_seconds``, then a release on their dataSource
+deletes them.
 """
 
 from __future__ import annotations
@@ -141,9 +143,8 @@ class TaskLockbox:
         request = self._request(task_id, group_id, datasource, interval, lock_type, priority)
         with self._transaction() as conn:
             now = self.clock()
-            self._take_mutexes(conn, [datasource])
-            self._sweep_expired(conn, datasource, now)
-            return self._try_lock_locked(conn, datasource, request, now)
+            last_version = self._take_mutexes(conn, [datasource])[datasource]
+            return self._try_lock_locked(conn, datasource, request, now, last_version)
 
     def lock(
         self,
@@ -191,12 +192,16 @@ class TaskLockbox:
             raise SpecError("priority", priority, "expected an integer")
         return Request(task_id, group_id or task_id, iv, LockType.parse(lock_type), priority)
 
-    def _try_lock_locked(self, conn: Connection, datasource: str, request: Request, now: int) -> LockResult:
+    def _try_lock_locked(
+        self, conn: Connection, datasource: str, request: Request, now: int, last_version: str
+    ) -> LockResult:
         rows = conn.execute(
             sa.select(task_locks)
             .where(_T.dataSource == datasource, _T.start_ms < request.interval.end, _T.end_ms > request.interval.start)
             .order_by(_T.id)
         ).mappings().all()
+        # The decision below relies on these rows' expiry: record it first (it is final from now on).
+        rows = self._record_expiries(conn, rows, now)
         posses = _posses(rows, now)
         decision = decide(request, list(posses.values()))
 
@@ -241,7 +246,11 @@ class TaskLockbox:
             self._event(conn, now, "acquire", lock)
         else:
             self._revoke(conn, decision, datasource, request, now)
-            version = APPEND_VERSION if request.type is LockType.APPEND else self._next_version(conn, datasource, now)
+            version = (
+                APPEND_VERSION
+                if request.type is LockType.APPEND
+                else self._next_version(conn, datasource, last_version, now)
+            )
             posse = Posse(
                 uuid.uuid4().hex, request.group_id, request.interval, request.type, version, request.priority,
                 False, frozenset(),
@@ -299,11 +308,8 @@ class TaskLockbox:
             )
         )
 
-    def _next_version(self, conn: Connection, datasource: str, now: int) -> str:
+    def _next_version(self, conn: Connection, datasource: str, last: str, now: int) -> str:
         """``now`` as an ISO version, or 1 ms after the last version of the dataSource if the clock is behind it."""
-        last = conn.execute(
-            sa.select(lock_datasources.c.last_version).where(lock_datasources.c.dataSource == datasource)
-        ).scalar_one()
         ms = now if not last else max(now, parse_instant(last) + 1)
         version = format_instant(ms)
         conn.execute(
@@ -321,8 +327,7 @@ class TaskLockbox:
             if not datasources:
                 return 0
             self._take_mutexes(conn, datasources)
-            for ds in datasources:
-                self._sweep_expired(conn, ds, now)
+            self._record_expiries(conn, self._task_rows(conn, task_id, datasources), now)
             return self._extend(conn, task_id, datasources, now)
 
     def _extend(self, conn: Connection, task_id: str, datasources: Iterable[str], now: int) -> int:
@@ -361,18 +366,23 @@ class TaskLockbox:
             stop.set()
             thread.join()
 
-    def _sweep_expired(self, conn: Connection, datasource: str, now: int) -> None:
-        """Record (once) every lease of the dataSource that has run out; forget long-expired rows."""
-        expired = conn.execute(
-            sa.update(task_locks)
-            .where(_T.dataSource == datasource, _T.expired_at_ms.is_(None), _T.lease_expires_ms <= now)
-            .values(expired_at_ms=now)
-            .returning(*task_locks.c)
-        ).mappings().all()
-        for row in sorted(expired, key=lambda r: r["id"]):
+    def _record_expiries(self, conn: Connection, rows: Sequence[Any], now: int) -> list[Any]:
+        """Mark the rows whose lease has run out as expired, for good, with an ``expire`` event; returns the rows
+        as they now are. Called on exactly the rows a decision is about to rely on."""
+        lapsed = [r for r in rows if r["expired_at_ms"] is None and r["lease_expires_ms"] <= now]
+        if not lapsed:
+            return list(rows)
+        conn.execute(sa.update(task_locks).where(_T.id.in_([r["id"] for r in lapsed])).values(expired_at_ms=now))
+        for row in lapsed:
             self._event(
-                conn, now, "expire", self._to_lock(row, now), detail=f"lease ran out at {format_instant(row['lease_expires_ms'])}"
+                conn, now, "expire", self._to_lock(row, now),
+                detail=f"lease ran out at {format_instant(row['lease_expires_ms'])}",
             )
+        ids = {r["id"] for r in lapsed}
+        return [{**r, "expired_at_ms": now} if r["id"] in ids else r for r in rows]
+
+    def _purge_expired(self, conn: Connection, datasource: str, now: int) -> None:
+        """Forget rows that have been expired for longer than the retention."""
         conn.execute(
             sa.delete(task_locks).where(
                 _T.dataSource == datasource,
@@ -409,10 +419,7 @@ class TaskLockbox:
                     raise SpecError("datasource", None, f"task {task_id} holds locks on {', '.join(held)}; name one")
                 datasource = held[0]
             self._take_mutexes(conn, [datasource])
-            self._sweep_expired(conn, datasource, now)
-            rows = conn.execute(
-                sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource == datasource).order_by(_T.id)
-            ).mappings().all()
+            rows = self._record_expiries(conn, self._task_rows(conn, task_id, [datasource]), now)
             locks = [self._to_lock(r, now) for r in rows]
             valid: dict[str, TaskLock] = {}
             revoked: list[str] = []
@@ -476,7 +483,7 @@ class TaskLockbox:
             self._take_mutexes(conn, datasources)
             removed = 0
             for ds in datasources:
-                self._sweep_expired(conn, ds, now)
+                self._purge_expired(conn, ds, now)
                 rows = conn.execute(
                     sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource == ds, *where).order_by(_T.id)
                 ).mappings().all()
@@ -534,13 +541,18 @@ class TaskLockbox:
         with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (see make_engine)
             yield conn
 
-    def _take_mutexes(self, conn: Connection, datasources: Iterable[str]) -> None:
-        """Lock the dataSources' mutex rows, in sorted order (so that two transactions never wait on each other)."""
+    def _take_mutexes(self, conn: Connection, datasources: Iterable[str]) -> dict[str, str]:
+        """Lock the dataSources' mutex rows in sorted order (so that transactions never wait on each other in a
+        cycle); returns each dataSource's last lock version."""
+        last_versions = {}
         for ds in sorted(set(datasources)):
-            query = sa.select(lock_datasources.c.dataSource).where(lock_datasources.c.dataSource == ds).with_for_update()
-            if conn.execute(query).first() is None:
+            query = sa.select(lock_datasources.c.last_version).where(lock_datasources.c.dataSource == ds).with_for_update()
+            last = conn.execute(query).scalar_one_or_none()
+            if last is None:
                 conn.execute(self._insert_ignore(ds))
-                conn.execute(query).one()
+                last = conn.execute(query).scalar_one()
+            last_versions[ds] = last
+        return last_versions
 
     def _insert_ignore(self, datasource: str) -> Any:
         values = {"dataSource": datasource, "last_version": ""}
@@ -551,6 +563,10 @@ class TaskLockbox:
         else:  # pragma: no cover - only PostgreSQL and SQLite are supported metadata stores
             raise SpecError("metadata_url", self._dialect, "the lockbox supports PostgreSQL and SQLite")
         return insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
+
+    def _task_rows(self, conn: Connection, task_id: str, datasources: Sequence[str]) -> list[Any]:
+        query = sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource.in_(list(datasources))).order_by(_T.id)
+        return list(conn.execute(query).mappings())
 
     def _task_datasources(self, conn: Connection, task_id: str, where: Sequence[Any] = ()) -> list[str]:
         query = sa.select(_T.dataSource).where(_T.task_id == task_id, *where).distinct()
