@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from druidflow.exceptions import PublishConflictError, SegmentBeingKilledError, SpecError
+from druidflow.exceptions import MetadataError, PublishConflictError, SegmentBeingKilledError, SpecError
 from druidflow.intervals import Interval, format_instant, now_ms, parse_instant, umbrella
 from druidflow.metadata import allocation, migrate
 from druidflow.metadata.engine import DEFAULT_URL, make_engine
@@ -62,19 +62,35 @@ class MetadataStore:
 
     @contextmanager
     def _write(self, conn: Optional[Connection]) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.engine.begin() as c:
-                yield c
+        with self._schema_errors():
+            if conn is not None:
+                yield conn
+            else:
+                with self.engine.begin() as c:
+                    yield c
 
     @contextmanager
     def _read(self, conn: Optional[Connection]) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.engine.connect() as c:
-                yield c
+        with self._schema_errors():
+            if conn is not None:
+                yield conn
+            else:
+                with self.engine.connect() as c:
+                    yield c
+
+    @contextmanager
+    def _schema_errors(self) -> Iterator[None]:
+        """Turn "no such table" into an error that says what to do."""
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            text = str(exc.orig)
+            if "druidflow_" in text and ("no such table" in text or "does not exist" in text):
+                raise MetadataError(
+                    f"Druidflow's tables are missing in {self!r} ({text.splitlines()[0]}): create them with "
+                    "MetadataStore(url).migrate(), or `airflow db migrate` with the druidflow provider installed"
+                ) from exc
+            raise
 
     # ------------------------------------------------------------------------------------------------ publish
 

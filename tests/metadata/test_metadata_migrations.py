@@ -8,6 +8,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import pytest
+
+from druidflow.exceptions import MetadataError
 from druidflow.metadata import migrate
 from druidflow.metadata.store import MetadataStore
 from druidflow.metadata.tables import metadata
@@ -78,3 +81,10 @@ def test_concurrent_migrations_do_not_collide(db_url):
         t.join()
     assert errors == []
     assert _diffs(db_url) == []
+
+
+def test_using_the_store_before_migrating_says_what_to_do(db_url):
+    with pytest.raises(MetadataError, match="migrate"):
+        MetadataStore(db_url).used_segments("wiki")
+    with pytest.raises(MetadataError, match="migrate"):
+        MetadataStore(db_url).insert_task("t", "index", "wiki", "t", {})
