@@ -61,6 +61,8 @@ def _druidflow(input_path: Path, input_format: str, out_dir: Path, max_rows_in_m
 
     def job() -> dict:
         report = run_local(spec, metadata_url=metadata_url, deep_storage=deep_storage)
+        if hasattr(report, "model_dump"):  # a pydantic report model rather than a dict
+            report = report.model_dump(mode="json", by_alias=True)
         return {"report": report}
 
     return job

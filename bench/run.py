@@ -2,8 +2,8 @@
 
 ``python -m bench.run --rows 5M [--repeat 3]`` generates the dataset if needed, then runs, in turn and in the
 same session so that the ratios are fair, each engine ``--repeat`` times, EACH RUN IN A FRESH CHILD PROCESS (so
-the peak RSS, the child's own ``VmHWM``, is that engine's alone): Druidflow's index engine in-process, polars, DuckDB and
-the floor (pyarrow read, one Parquet LZ4 file written, no rollup). The rounds are interleaved (D, P, K, F, D, ...)
+the peak RSS, the child's own ``VmHWM``, is that engine's alone): Druidflow's index engine in-process, polars,
+DuckDB and the floor (pyarrow read, one Parquet LZ4 file written, no rollup). The rounds are interleaved (D, P, K, F, D, ...)
 so that a burst of load from elsewhere does not land on one engine only.
 
 It prints, per engine, the median wall time, rows/s, peak RSS, CPU time and output bytes; the ratios
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from bench.agreement import check_agreement, summarize, total
+from bench.agreement import check_agreement, summarize
 from bench.engines import ENGINES, PEERS, output_root
 from bench.generate import dataset_paths, generate, parse_rows, rows_label
 
@@ -89,7 +89,8 @@ def run_once(
     started = time.perf_counter()
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-        killer = threading.Timer(timeout_s, proc.kill)
+        timed_out = threading.Event()
+        killer = threading.Timer(timeout_s, lambda: (timed_out.set(), proc.kill()))
         killer.start()
         try:
             # wait4 gives this child's own CPU time (RUSAGE_CHILDREN would mix all children); the peak RSS comes from
@@ -114,7 +115,8 @@ def run_once(
         record.update(json.loads(result_file.read_text()))
     else:
         tail = log_file.read_text(errors="replace")[-2000:]
-        record.update(status="failed", reason=f"child exited with {proc.returncode} and no result; log tail:\n{tail}")
+        why = f"killed after {timeout_s:g} s (--timeout)" if timed_out.is_set() else f"exited with {proc.returncode}"
+        record.update(status="failed", reason=f"child {why} and left no result; log tail:\n{tail}")
     if record["status"] == "ok":
         root = output_root(engine, out_dir)
         record["output_bytes"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
