@@ -77,7 +77,7 @@ def to_number(col: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[pa.
     return out, _failed(arr, out)
 
 
-def parse_timestamps(col: pa.Array | pa.ChunkedArray, fmt: str, strptime_format: Optional[str] = None) -> pa.Array:
+def parse_timestamps(col: pa.Array | pa.ChunkedArray, fmt: str) -> pa.Array:
     """Epoch milliseconds (int64) for a timestamp column in Druid's ``timestampSpec.format``; failures are null."""
     arr = _as_array(col)
     if pa.types.is_dictionary(arr.type):
@@ -105,10 +105,10 @@ def parse_timestamps(col: pa.Array | pa.ChunkedArray, fmt: str, strptime_format:
         return _parse_iso(arr)
     if fmt_l == "iso":
         return _parse_iso(arr)
-    if strptime_format is None:
-        raise ValueError(f"timestampSpec.format {fmt!r} needs a strptime translation")
-    parsed = pc.strptime(arr, format=strptime_format, unit="ms", error_is_null=True)
-    return _ts_to_ms(parsed)
+    # A Joda-Time pattern: parsed by the spec module, which also handles fractions of a second.
+    from druidflow.specs.timestamp import parse_joda
+
+    return parse_joda(arr, fmt)
 
 
 def _scale_numeric(num: pa.Array, fmt: str) -> pa.Array:

@@ -65,7 +65,6 @@ class RowParser:
         self.aggregators = list(schema.metrics_spec)
         self.metrics: list[MetricColumn] = metric_columns(self.aggregators)
         self.transform_spec = schema.transform_spec
-        self._strptime = self.timestamp_spec.strptime_format() if self.timestamp_spec.is_pattern else None
         if self.chunks is not None:
             self._chunk_starts = np.array([c.start for c in self.chunks], dtype=np.int64)
             self._chunk_ends = np.array([c.end for c in self.chunks], dtype=np.int64)
@@ -147,7 +146,7 @@ class RowParser:
         spec = self.timestamp_spec
         n = table.num_rows
         if spec.column in table.column_names:
-            parsed = parse_timestamps(table.column(spec.column), spec.format, self._strptime)
+            parsed = parse_timestamps(table.column(spec.column), spec.format)
         else:
             parsed = pa.nulls(n, pa.int64())
         missing = spec.missing_value_ms

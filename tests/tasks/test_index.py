@@ -369,3 +369,14 @@ def test_reindexing_from_segments_uses_the_combining_aggregators(rt):
     assert pc.sum(rows["count"]).as_py() == raw.num_rows  # a sum of counts, not a count of rolled-up rows
     assert pc.sum(rows["added"]).as_py() == pc.sum(raw["added"]).as_py()
     assert rows.num_rows == len({(r["__time"], r["language"]) for r in rows.to_pylist()})
+
+
+def test_joda_timestamp_patterns_with_fractions_of_a_second(rt):
+    data = "\n".join(json.dumps({"ts": f"2024/01/01 0{h}:30:00.250", "d": "a", "v": h}) for h in (1, 2))
+    spec = inline_spec(data)
+    spec["spec"]["dataSchema"]["timestampSpec"] = {"column": "ts", "format": "yyyy/MM/dd HH:mm:ss.SSS"}
+    spec["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "NONE"
+    report = index.run(spec, rt)
+    assert report.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"] == 2
+    times = sorted(t.as_py().isoformat() for t in rows_of(rt, "t")["__time"])
+    assert times == ["2024-01-01T01:30:00.250000+00:00", "2024-01-01T02:30:00.250000+00:00"]
