@@ -12,6 +12,8 @@ from druidflow.tasks.runtime import Runtime
 RUNNERS = {
     "index": "druidflow.tasks.index:run",
     "index_parallel": "druidflow.tasks.index:run",
+    "kill": "druidflow.tasks.kill:run",
+    "compact": "druidflow.tasks.compact:run",
 }
 
 
