@@ -199,9 +199,10 @@ class AirflowCluster:
         return r.json()["value"]
 
     def asset_events(self, uri: str) -> list[dict[str, Any]]:
-        assets = self.api("GET", "/api/v2/assets", params={"uri_pattern": uri}).json()["assets"]
-        matching = [a for a in assets if a["uri"].rstrip("/") == uri.rstrip("/")]
-        if not matching:
-            return []
-        r = self.api("GET", "/api/v2/assets/events", params={"asset_id": matching[0]["id"], "limit": 100})
-        return r.json()["asset_events"]
+        """Asset events of the asset ``uri`` (assets created through an alias are not listed by /assets)."""
+        r = self.api("GET", "/api/v2/assets/events", params={"limit": 1000})
+        assert r.status_code == 200, r.text
+        return [e for e in r.json()["asset_events"] if e["uri"].rstrip("/") == uri.rstrip("/")]
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]

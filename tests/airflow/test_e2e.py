@@ -57,6 +57,28 @@ PROBE_DAG = textwrap.dedent(
 )
 
 
+CONSUMER_DAG = textwrap.dedent(
+    '''
+    """Scheduled on new data of the wikipedia dataSource: reads the segment ids from the triggering event."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG, Asset, task
+
+    with DAG("wikipedia_consumer", schedule=[Asset("druidflow://wikipedia")], start_date=datetime(2024, 1, 1)):
+
+        @task
+        def consume(triggering_asset_events=None):
+            # The mapping may list one event under several keys (the asset, its alias); ids are what count.
+            events = [e for evs in triggering_asset_events.values() for e in evs]
+            return {"keys": sorted(str(k) for k in triggering_asset_events),
+                    "sources": sorted({e.source_run_id for e in events}),
+                    "segments": sorted({s for e in events for s in e.extra["segments"]})}
+
+        consume()
+    '''
+)
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     """A running Airflow (scheduler, dag-processor, api-server) whose DB also holds Druidflow's tables."""
@@ -64,6 +86,7 @@ def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     dags = home / "dags"
     dags.mkdir()
     (dags / "druidflow_probe.py").write_text(PROBE_DAG)
+    (dags / "wikipedia_consumer.py").write_text(CONSUMER_DAG)
     shutil.copy(DAGS_FOLDER / "druidflow_index.py", dags / "druidflow_index.py")
     deep = home / "deep-storage"
 
@@ -132,3 +155,116 @@ def test_task_code_reaches_druidflow_tables_only_through_the_connection(cluster)
     assert httpx.get(f"{cluster.base_url}/druidflow/tasks", timeout=10).status_code == 401
     listed = cluster.api("GET", "/druidflow/tasks", params={"dataSource": "probe_ds"}).json()
     assert [t["id"] for t in listed] == [result["task"]]
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wikipedia-sample.json"
+
+
+def _wikipedia_spec(input_dir: Path, data_source: str) -> dict:
+    spec = json.loads((SAMPLE.parent / "wikipedia-index.json").read_text())
+    spec["spec"]["dataSchema"]["dataSource"] = data_source
+    spec["spec"]["ioConfig"]["inputSource"]["baseDir"] = str(input_dir)
+    return spec
+
+
+def _input_dir(cluster: AirflowCluster, name: str) -> Path:
+    path = cluster.home / "inputs" / name
+    path.mkdir(parents=True)
+    shutil.copy(SAMPLE, path / SAMPLE.name)
+    return path
+
+
+def test_druidflow_index_publishes_segments_and_emits_the_asset_event(cluster):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    from druidflow.query import visible_rows
+    from druidflow.storage import deep_storage_from_uri
+
+    cluster.wait_for_dag("druidflow_index")
+    cluster.wait_for_dag("wikipedia_consumer")
+    spec = _wikipedia_spec(_input_dir(cluster, "ok"), "wikipedia")
+    run_id = cluster.trigger("druidflow_index", {"spec": spec})
+    state = cluster.wait_for_run("druidflow_index", run_id)
+    states = cluster.task_states("druidflow_index", run_id)
+    assert state == "success", f"{states}\n{cluster.task_logs('druidflow_index', run_id)}"
+    assert states["index.build_segments"] == ["success"] * 7  # one mapped instance per day
+
+    store = _store(cluster)
+    segments = store.used_segments("wikipedia")
+    assert sorted(str(s.interval)[:10] for s in segments) == [f"2024-01-0{d}" for d in range(1, 8)]
+    rows = pa.Table.from_batches(list(visible_rows(store, deep_storage_from_uri(str(cluster.deep_storage)), "wikipedia")))
+    raw = pj.read_json(SAMPLE)
+    assert pc.sum(rows["count"]).as_py() == raw.num_rows  # every input row is counted once
+    assert pc.sum(rows["added"]).as_py() == pc.sum(raw["added"]).as_py()
+
+    report = cluster.xcom("druidflow_index", run_id, "index.publish")
+    assert report["reports"]["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"] == raw.num_rows
+    task_id = report["taskId"]
+    assert store.get_task(task_id).status == "SUCCESS"
+
+    events = cluster.asset_events("druidflow://wikipedia")
+    assert len(events) == 1
+    assert events[0]["source_run_id"] == run_id and events[0]["source_task_id"] == "index.publish"
+    assert sorted(events[0]["extra"]["segments"]) == sorted(s.id for s in segments)
+
+    # A DAG scheduled on Asset("druidflow://wikipedia") ran because of it, and saw the segment ids.
+    import time
+
+    deadline = time.monotonic() + 60
+    while not (runs := cluster.dag_runs("wikipedia_consumer")) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert runs and runs[0]["run_type"] == "asset_triggered"
+    assert cluster.wait_for_run("wikipedia_consumer", runs[0]["dag_run_id"]) == "success"
+    consumed = cluster.xcom("wikipedia_consumer", runs[0]["dag_run_id"], "consume")
+    assert consumed["sources"] == [run_id], consumed["keys"]
+    assert consumed["segments"] == sorted(s.id for s in segments)
+
+    from druidflow.locks import TaskLockbox
+
+    assert [lk for lk in TaskLockbox(store.engine).locks(task_id=task_id) if lk.active] == []
+
+
+def test_a_failed_build_is_torn_down_locks_released_nothing_published(cluster):
+    cluster.wait_for_dag("druidflow_index")
+    input_dir = _input_dir(cluster, "bad")
+    (input_dir / SAMPLE.name).write_text('{"timestamp": "2024-01-02T00:00:00Z", "page": "x"\n' * 5)
+    spec = _wikipedia_spec(input_dir, "wiki_broken")
+    spec["spec"]["tuningConfig"]["maxParseExceptions"] = 0  # any unparseable row fails the build
+    run_id = cluster.trigger("druidflow_index", {"spec": spec})
+    state = cluster.wait_for_run("druidflow_index", run_id)
+    states = cluster.task_states("druidflow_index", run_id)
+    assert state == "failed", states
+    assert states["index.acquire_locks"] == ["success"]
+    assert "failed" in states["index.build_segments"]
+    assert states["index.publish"] == ["upstream_failed"]
+    assert states["index.release_locks"] == ["success"]  # the teardown ran
+
+    store = _store(cluster)
+    assert store.used_segments("wiki_broken") == []
+    from druidflow.locks import TaskLockbox
+
+    task_id = cluster.xcom("druidflow_index", run_id, "index.submit")["id"]
+    assert [lk for lk in TaskLockbox(store.engine).locks(task_id=task_id) if lk.active] == []
+    record = store.get_task(task_id)
+    assert record.status == "FAILED" and record.error_msg
+    assert cluster.asset_events("druidflow://wiki_broken") == []
+
+
+def test_cli_trigger_with_a_trigger_form_error_fails_before_any_work(cluster):
+    from tests.airflow.conftest import run_airflow
+
+    cluster.wait_for_dag("druidflow_index")
+    out = run_airflow(
+        "dags", "trigger", "druidflow_index", "--conf", json.dumps({"data_source": "wiki_cli", "input": []}),
+        "-o", "json", env=cluster.env,
+    )
+    last_line = [line for line in out.stdout.splitlines() if line.startswith("[{")][-1]  # after Airflow's log lines
+    run_id = json.loads(last_line)[0]["dag_run_id"]
+    assert cluster.wait_for_run("druidflow_index", run_id) == "failed"
+    states = cluster.task_states("druidflow_index", run_id)
+    assert states["index.submit"] == ["failed"]
+    assert states["index.acquire_locks"] == ["upstream_failed"]
+    log = cluster.task_logs("druidflow_index", run_id)
+    assert "Trigger form field 'input'" in log
