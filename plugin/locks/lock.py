@@ -72,6 +72,12 @@ class TaskLock:
         """``revoked``, ``expired`` or ``active`` (revoked wins: it is what the owner will be told)."""
         return "revoked" if self.revoked else "expired" if self.expired else "active"
 
+    def __str__(self) -> str:
+        return (
+            f"{self.type.value} lock on {self.datasource} {self.interval} version {self.version} "
+            f"(task {self.task_id}, group {self.group_id}, priority {self.priority}, {self.state})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """Druid's lock payload (``granularity``/``type``/``groupId``/...) plus the task id, state and lease."""
         return {

@@ -62,6 +62,7 @@ DEFAULT_EXPIRED_RETENTION_SECONDS = 24 * 3600.0
 LOCK_TABLES = (lock_datasources, task_locks, lock_events)
 
 _T = task_locks.c
+_inside = threading.local()  # set while this thread runs the body of a critical section
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class TaskLockbox:
         self.clock = clock
         self.expired_retention_ms = int(expired_retention_seconds * 1000)
         self.max_poll_seconds = max_poll_seconds
+        self._purged_at: dict[str, int] = {}  # dataSource -> when this lockbox last purged its expired rows
 
     # ------------------------------------------------------------------ schema
 
@@ -382,7 +384,10 @@ class TaskLockbox:
         return [{**r, "expired_at_ms": now} if r["id"] in ids else r for r in rows]
 
     def _purge_expired(self, conn: Connection, datasource: str, now: int) -> None:
-        """Forget rows that have been expired for longer than the retention."""
+        """Forget rows that have been expired for longer than the retention (at most every 1/10 of it)."""
+        if now - self._purged_at.get(datasource, now - self.expired_retention_ms) < self.expired_retention_ms // 10:
+            return
+        self._purged_at[datasource] = now
         conn.execute(
             sa.delete(task_locks).where(
                 _T.dataSource == datasource,
@@ -440,7 +445,11 @@ class TaskLockbox:
             if missing:
                 raise LockNotHeldError(f"task {task_id} on {datasource}: " + "; ".join(missing))
             self._extend(conn, task_id, [datasource], now)
-            yield CriticalSection(conn, task_id, datasource, tuple(valid.values()))
+            _inside.critical_section = True
+            try:
+                yield CriticalSection(conn, task_id, datasource, tuple(valid.values()))
+            finally:
+                _inside.critical_section = False
 
     # ------------------------------------------------------------------ releasing
 
@@ -515,7 +524,7 @@ class TaskLockbox:
             query = query.where(_T.dataSource == datasource)
         if task_id is not None:
             query = query.where(_T.task_id == task_id)
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             now = self.clock()
             return [self._to_lock(r, now) for r in conn.execute(query).mappings()]
 
@@ -530,7 +539,7 @@ class TaskLockbox:
             query = query.where(lock_events.c.task_id == task_id)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
         return rows[::-1] if limit else rows
 
@@ -538,7 +547,17 @@ class TaskLockbox:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (see make_engine)
+        with self._connection() as conn, conn.begin():  # SQLite: BEGIN IMMEDIATE (see make_engine)
+            yield conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if getattr(_inside, "critical_section", False):
+            # A second connection would wait for the mutex this thread already holds: a deadlock with itself.
+            raise RuntimeError(
+                "lockbox called from inside a critical section; use cs.connection and cs.locks there"
+            )
+        with self.engine.connect() as conn:
             yield conn
 
     def _take_mutexes(self, conn: Connection, datasources: Iterable[str]) -> dict[str, str]:

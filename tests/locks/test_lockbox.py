@@ -420,3 +420,23 @@ def test_bad_requests_name_the_field(box, kwargs, field):
     with pytest.raises(SpecError) as err:
         box.try_lock(**{**args, **kwargs})
     assert err.value.path == field
+
+
+def test_lockbox_calls_inside_the_critical_section_fail_fast_instead_of_deadlocking(box):
+    box.try_lock("t", "t", "wiki", day(1, 2), E, priority=50)
+    with box.critical_section("t", [day(1, 2)]) as cs:
+        with pytest.raises(RuntimeError, match="inside a critical section"):
+            box.heartbeat("t")
+        assert cs.locks[0].task_id == "t"
+    assert box.heartbeat("t") == 1  # and usable again afterwards
+
+
+def test_critical_section_needs_the_datasource_when_the_task_locks_several(box):
+    box.try_lock("t", "t", "wiki", day(1, 2), E, priority=50)
+    box.try_lock("t", "t", "koala", day(1, 2), E, priority=50)
+    with pytest.raises(SpecError) as err:
+        with box.critical_section("t", [day(1, 2)]):
+            pass
+    assert err.value.path == "datasource"
+    with box.critical_section("t", [day(1, 2)], datasource="koala") as cs:
+        assert cs.datasource == "koala" and [lk.datasource for lk in cs.locks] == ["koala"]
