@@ -26,7 +26,7 @@ MS_WEEK = 7 * MS_DAY
 def days_from_civil(y: int, m: int, d: int) -> int:
     """Days since 1970-01-01 of the proleptic Gregorian date y-m-d (Howard Hinnant's algorithm)."""
     y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
+    era = y // 400  # Python's // already floors (Hinnant's C++ needs the y - 399 for truncating division)
     yoe = y - era * 400
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
@@ -36,7 +36,7 @@ def days_from_civil(y: int, m: int, d: int) -> int:
 def civil_from_days(z: int) -> tuple[int, int, int]:
     """The (year, month, day) of ``z`` days since 1970-01-01."""
     z += 719468
-    era = (z if z >= 0 else z - 146096) // 146097
+    era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400
@@ -92,7 +92,7 @@ def format_instant(ms: int) -> str:
     h, rem = divmod(rem, MS_HOUR)
     mi, rem = divmod(rem, MS_MINUTE)
     s, milli = divmod(rem, MS_SECOND)
-    year = f"{y:04d}" if 0 <= y <= 9999 else f"{y:+05d}"
+    year = f"{y:04d}" if y >= 0 else f"-{-y:04d}"  # Joda: at least 4 digits, a sign only when negative
     return f"{year}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{milli:03d}Z"
 
 
