@@ -105,7 +105,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from druidflow.exceptions import SpecError
-from druidflow.granularity import UTC, Granularity, TimeZone, days_from_civil_array, floor_div
+from druidflow.granularity import UTC, Granularity, TimeZone, civil_from_days_array, days_from_civil_array, floor_div
 from druidflow.intervals import MS_DAY, MS_HOUR, MS_MINUTE, MS_SECOND
 
 LONG, DOUBLE, STRING, NULL = "LONG", "DOUBLE", "STRING", "NULL"
@@ -576,7 +576,7 @@ class _Syntax:
         fn = _FUNCTIONS.get(name_tok.text.lower())
         if fn is None:
             raise self.error(name_tok.pos, f"unknown function {name_tok.text!r}")
-        node = _Call(name_tok.pos, fn.name, args)
+        node = _Call(name_tok.pos, fn.name, tuple(args))
         fn.check(node, self)
         return node
 
@@ -734,7 +734,7 @@ def _double_op(op: str, x: Data, y: Data, n: int) -> Data:
 class _Call(_Node):
     pos: int
     name: str
-    args: list
+    args: tuple
 
     def columns(self) -> set[str]:
         out: set[str] = set()
@@ -1352,20 +1352,6 @@ FUNCTION_NAMES: tuple[str, ...] = tuple(sorted(_FUNCTIONS))
 # ===============================================================================================================
 # Calendar fields, Joda-Time patterns, parsing and formatting timestamps
 # ===============================================================================================================
-
-
-def civil_from_days_array(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`druidflow.intervals.civil_from_days`: (year, month, day) of day numbers."""
-    z = np.asarray(days, dtype=np.int64) + 719468
-    era = np.floor_divide(z, 146097)
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = np.where(mp < 10, mp + 3, mp - 9)
-    y = yoe + era * 400 + (m <= 2)
-    return y, m, d
 
 
 class _LocalFields:

@@ -80,9 +80,32 @@ def floor_to(values: np.ndarray, size: int, origin: int = 0) -> np.ndarray:
     return out
 
 
+def civil_from_days_array(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised :func:`druidflow.intervals.civil_from_days`: (year, month, day) of day numbers."""
+    z = np.asarray(days, dtype=np.int64) + 719468
+    era = np.floor_divide(z, 146097)
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = np.where(mp < 10, mp + 3, mp - 9)
+    y = yoe + era * 400 + (m <= 2)
+    return y, m, d
+
+
+def month_index_of_days(days: np.ndarray) -> np.ndarray:
+    """Months since 1970-01 of each day number (days since 1970-01-01)."""
+    y, m, _ = civil_from_days_array(days)
+    return (y - 1970) * 12 + (m - 1)
+
+
 def days_of_month_index(months: np.ndarray) -> np.ndarray:
     """Day number of the first day of each month index (months since 1970-01)."""
-    return np.asarray(months, dtype=np.int64).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    months = np.asarray(months, dtype=np.int64)
+    y = 1970 + np.floor_divide(months, 12)
+    m = np.mod(months, 12) + 1
+    return days_from_civil_array(y, m, np.ones_like(m))
 
 
 def days_from_civil_array(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -108,9 +131,9 @@ _UTC_NAMES = frozenset(
      "ETC/GMT-0"}
 )
 _OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
-# Instants outside years 1..9999 take the offset in force at those edges (zone rules are not defined further).
-_ZONE_MIN_MS = -62135596800000
-_ZONE_MAX_MS = 253402300799999
+# Instants outside years 2..9998 take the offset in force at those edges (zone rules are not defined further).
+_ZONE_MIN_MS = -62104060800000  # 0002-01-01: a local time a day either side must stay within datetime's range
+_ZONE_MAX_MS = 253370764800000  # 9998-12-31
 # Half-width of the window searched for the offsets that may apply to a local time (> the largest |offset|).
 _LOCAL_WINDOW_MS = 18 * MS_HOUR
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -120,8 +143,8 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 class TimeZone:
     """A time zone as Druid's ``timeZone`` fields name it: an IANA id (``America/Los_Angeles``) or a fixed offset.
 
-    ``UTC`` and its aliases parse to :data:`UTC`. Offsets are computed from the system tz database, the same one
-    Arrow uses, so scalar and vectorised answers agree.
+    ``UTC`` and its aliases parse to :data:`UTC`. Offsets come from :mod:`zoneinfo` (the system tz database, with
+    the POSIX rules that carry DST past the tables' last year), for scalar and vectorised lookups alike.
     """
 
     id: str
@@ -533,16 +556,16 @@ class Granularity:
             yield Interval(start, end)
             start = end
 
-    def expand(self, intervals: Iterable[Interval], limit: int = 1_000_000) -> list[Interval]:
-        """Every bucket the intervals touch, sorted and unique; a SpecError past ``limit`` buckets."""
+    def expand(
+        self, intervals: Iterable[Interval], limit: int = 1_000_000, path: str = "granularitySpec.intervals"
+    ) -> list[Interval]:
+        """Every bucket the intervals touch, sorted and unique; a SpecError at ``path`` past ``limit`` buckets."""
         seen: set[Interval] = set()
         for iv in intervals:
             for b in self.iter_buckets(iv):
                 seen.add(b)
                 if len(seen) > limit:
-                    raise SpecError(
-                        "granularitySpec.intervals", str(iv), f"expands to more than {limit} {self.name} buckets"
-                    )
+                    raise SpecError(path, str(iv), f"expands to more than {limit} {self.name} buckets")
         return sorted(seen)
 
     def is_aligned(self, interval: Interval) -> bool:
@@ -758,7 +781,7 @@ def _bucket_of_days(days: np.ndarray, unit: str) -> np.ndarray:
         return days
     if unit == "weeks":
         return floor_div(days + 3, 7)  # week 0 starts on Monday 1969-12-29 (day -3), as Joda's weeks do
-    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    months = month_index_of_days(days)
     return months if unit == "months" else floor_div(months, 12)
 
 
@@ -781,7 +804,7 @@ def _units_between(lo: int, local: np.ndarray, unit: str) -> np.ndarray:
     lo_month = (y - 1970) * 12 + (m - 1)
     lo_pos = (d - 1) * MS_DAY + lo_rem
     days = floor_div(local, MS_DAY)
-    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    months = month_index_of_days(days)
     count = months - lo_month
     if lo_pos:
         pos = local - days_of_month_index(months) * MS_DAY

@@ -421,3 +421,10 @@ def test_truncating_five_million_timestamps_is_fast(g):
         best = min(best, time.perf_counter() - start)
     # Tens of ms on a quiet machine; the bound leaves room for a loaded CI box but not for a per-row loop.
     assert best < 0.25, best
+
+
+def test_all_is_druids_eternity_and_far_buckets_stay_on_the_calendar():
+    assert str(G.ALL.bucket(0)) == "-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z"  # Intervals.ETERNITY
+    assert iso(G.MONTH.bucket_start(ETERNITY.start)) == "-146136543-09-01T00:00:00.000Z"
+    assert iso(G.YEAR.bucket_start(ETERNITY.end - 1)) == "146140482-01-01T00:00:00.000Z"
+    assert iso(G.QUARTER.bucket_start(ms("-0001-02-03"))) == "-0001-01-01T00:00:00.000Z"
