@@ -152,6 +152,7 @@ class TimeZone:
 
     @classmethod
     def parse(cls, value: Any, path: str = "timeZone") -> TimeZone:
+        """An IANA zone id, ``UTC`` (or an alias), or an offset such as ``+05:30`` / ``-08``; SpecError otherwise."""
         if isinstance(value, TimeZone):
             return value
         if not isinstance(value, str) or not value.strip():
@@ -276,6 +277,7 @@ class TimeZone:
         return local - chosen, alternative
 
     def from_local_scalar(self, local: int) -> int:
+        """:meth:`from_local` for one local time."""
         if self.fixed_offset_ms is not None:
             return local - self.fixed_offset_ms
         before = self.offset(local - _LOCAL_WINDOW_MS)

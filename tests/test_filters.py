@@ -276,3 +276,20 @@ def test_filters_are_immutable_values():
     with pytest.raises(Exception):
         f.value = "y"  # type: ignore[misc]
     assert f == parse_filter({"type": "selector", "dimension": "a", "value": "x"})
+
+
+def test_large_and_dictionary_encoded_shapes():
+    batch = pa.record_batch(
+        {
+            "ls": pa.array(["a", "b", None], pa.large_string()),
+            "mvd": pa.array([["a", "b"], ["c"], None], pa.list_(pa.dictionary(pa.int32(), pa.string()))),
+            "lmv": pa.array([["a"], ["b"], []], pa.large_list(pa.string())),
+            "flag": pa.array([True, False, None]),
+        }
+    )
+    assert rows({"type": "in", "dimension": "ls", "values": ["a"]}, batch) == [0]
+    assert rows({"type": "bound", "dimension": "ls", "lower": "b"}, batch) == [1]
+    assert rows({"type": "selector", "dimension": "mvd", "value": "c"}, batch) == [1]
+    assert rows({"type": "selector", "dimension": "mvd", "value": None}, batch) == [2]
+    assert rows({"type": "in", "dimension": "lmv", "values": ["b", None]}, batch) == [1, 2]
+    assert rows({"type": "selector", "dimension": "flag", "value": True}, batch) == [0]  # booleans read as "true"/"false"
