@@ -582,6 +582,8 @@ class Granularity:
         ``times`` is a numpy int64 array, or a pyarrow int64 / timestamp Array or ChunkedArray; the result is the
         same kind (pyarrow nulls stay null; a pyarrow timestamp comes back as ``timestamp[ms]``).
         """
+        if self.kind == "none" and _is_epoch_millis(times):
+            return times  # NONE is the identity: no copy of what may be millions of rows
         if isinstance(times, np.ndarray):
             return self._truncate(times.astype(np.int64, copy=False))
         if isinstance(times, pa.ChunkedArray):
@@ -757,6 +759,15 @@ class Granularity:
                 local = _add_months_scalar(local, amount * (12 if field == "years" else 1))
             ms = zone.from_local_scalar(local)
         return ms
+
+
+def _is_epoch_millis(times: Any) -> bool:
+    if isinstance(times, np.ndarray):
+        return times.dtype == np.int64
+    if not isinstance(times, (pa.Array, pa.ChunkedArray)):
+        return False
+    t = times.type
+    return pa.types.is_int64(t) or (pa.types.is_timestamp(t) and t.unit == "ms")
 
 
 def _result_type(t: pa.DataType) -> pa.DataType:
