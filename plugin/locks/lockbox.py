@@ -144,8 +144,8 @@ class TaskLockbox:
         """
         request = self._request(task_id, group_id, datasource, interval, lock_type, priority)
         with self._transaction() as conn:
-            now = self.clock()
             last_version = self._take_mutexes(conn, [datasource])[datasource]
+            now = self.clock()  # read once the mutex is ours: waiting for it may have taken a while
             return self._try_lock_locked(conn, datasource, request, now, last_version)
 
     def lock(
@@ -324,11 +324,11 @@ class TaskLockbox:
     def heartbeat(self, task_id: str) -> int:
         """Extend the lease of every live lock of the task; returns how many. Expired locks stay expired."""
         with self._transaction() as conn:
-            now = self.clock()
             datasources = self._task_datasources(conn, task_id)
             if not datasources:
                 return 0
             self._take_mutexes(conn, datasources)
+            now = self.clock()
             self._record_expiries(conn, self._task_rows(conn, task_id, datasources), now)
             return self._extend(conn, task_id, datasources, now)
 
@@ -415,7 +415,6 @@ class TaskLockbox:
         if not wanted:
             raise SpecError("intervals", intervals, "a critical section needs at least one interval")
         with self._transaction() as conn:
-            now = self.clock()
             if datasource is None:
                 held = self._task_datasources(conn, task_id)
                 if not held:
@@ -424,6 +423,7 @@ class TaskLockbox:
                     raise SpecError("datasource", None, f"task {task_id} holds locks on {', '.join(held)}; name one")
                 datasource = held[0]
             self._take_mutexes(conn, [datasource])
+            now = self.clock()
             rows = self._record_expiries(conn, self._task_rows(conn, task_id, [datasource]), now)
             locks = [self._to_lock(r, now) for r in rows]
             valid: dict[str, TaskLock] = {}
@@ -485,11 +485,11 @@ class TaskLockbox:
         detail: str | None = None,
     ) -> int:
         with self._transaction() as conn:
-            now = self.clock()
             datasources = [datasource] if datasource else self._task_datasources(conn, task_id, where)
             if not datasources:
                 return 0
             self._take_mutexes(conn, datasources)
+            now = self.clock()
             removed = 0
             for ds in datasources:
                 self._purge_expired(conn, ds, now)
