@@ -428,3 +428,20 @@ def test_all_is_druids_eternity_and_far_buckets_stay_on_the_calendar():
     assert iso(G.MONTH.bucket_start(ETERNITY.start)) == "-146136543-09-01T00:00:00.000Z"
     assert iso(G.YEAR.bucket_start(ETERNITY.end - 1)) == "146140482-01-01T00:00:00.000Z"
     assert iso(G.QUARTER.bucket_start(ms("-0001-02-03"))) == "-0001-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Europe/Berlin", "Australia/Sydney"])
+def test_multi_unit_calendar_periods_in_a_zone_count_local_days_and_months(zone):
+    tz = zoneinfo.ZoneInfo(zone)
+    quarter = Granularity.parse({"type": "period", "period": "P3M", "timeZone": zone})
+    two_days = Granularity.parse({"type": "period", "period": "P2D", "timeZone": zone})
+    rng = np.random.default_rng(11)
+    t = rng.integers(ms("1990-01-01"), ms("2035-01-01"), 300)
+    epoch_local = dt.datetime(1970, 1, 1)
+    for x, q, d2 in zip(t.tolist(), quarter.truncate(t).tolist(), two_days.truncate(t).tolist()):
+        local = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=x)).astimezone(tz)
+        first = dt.datetime(local.year, (local.month - 1) // 3 * 3 + 1, 1).replace(tzinfo=tz)
+        assert q == int(first.timestamp() * 1000), (zone, iso(x))
+        days = (local.replace(tzinfo=None) - epoch_local).days
+        start = (epoch_local + dt.timedelta(days=days - days % 2)).replace(tzinfo=tz)
+        assert d2 == int(start.timestamp() * 1000), (zone, iso(x))
