@@ -60,6 +60,7 @@ class IncrementalIndex:
     max_bytes_in_memory: int = 0
     max_total_rows: Optional[int] = None
     flush_done: Callable[[list[int]], None] = lambda chunks: None
+    group_column: str = CHUNK  # the output group (a time chunk, or a chunk's shard) rows are merged within
     persists: int = 0
     merge_rounds: int = 0
     _buffer: list[pa.Table] = field(default_factory=list)
@@ -90,7 +91,7 @@ class IncrementalIndex:
     def _combine(self, tables: list[pa.Table]) -> pa.Table:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         return rollup(
-            table, self.dimensions, self.metrics, combine=self.rollup, time_step=self.time_step, leading=[CHUNK]
+            table, self.dimensions, self.metrics, combine=self.rollup, time_step=self.time_step, leading=[self.group_column]
         )
 
     def _compact_or_persist(self) -> None:
@@ -111,7 +112,7 @@ class IncrementalIndex:
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, rolled.schema) as writer:
             for i, batch in enumerate(batches):
                 writer.write_batch(batch)
-                chunks = batch.column(CHUNK)
+                chunks = batch.column(self.group_column)
                 times = batch.column(TIME)
                 # Sorted by (chunk, time): a batch may still span chunks; record each chunk's slice.
                 for chunk in pc.unique(chunks).to_pylist():
@@ -131,14 +132,14 @@ class IncrementalIndex:
         pending: dict[int, list] = {}
         memory = self._combine(self._buffer) if self._buffer else None
         if memory is not None:
-            for chunk in pc.unique(memory.column(CHUNK)).to_pylist():
+            for chunk in pc.unique(memory.column(self.group_column)).to_pylist():
                 pending.setdefault(chunk, [])
         for sb in self._spills:
             pending.setdefault(sb.chunk, []).append(sb)
         readers: dict[Path, ipc.RecordBatchFileReader] = {}
         try:
             for chunk in sorted(pending):
-                in_memory = memory.filter(pc.equal(memory.column(CHUNK), chunk)) if memory is not None else None
+                in_memory = memory.filter(pc.equal(memory.column(self.group_column), chunk)) if memory is not None else None
                 self._merge_chunk(chunk, in_memory, pending[chunk], readers)
         finally:
             readers.clear()
@@ -154,7 +155,7 @@ class IncrementalIndex:
     def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers) -> None:
         if not spills:
             if in_memory is not None and in_memory.num_rows:
-                self.sink(chunk, in_memory.drop_columns([CHUNK]))
+                self.sink(chunk, in_memory.drop_columns([self.group_column]))
             return
         lo = min([s.tmin for s in spills] + ([pc.min(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else []))
         hi = max([s.tmax for s in spills] + ([pc.max(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else [])) + 1
@@ -192,7 +193,7 @@ class IncrementalIndex:
                 reader = readers[s.path] = ipc.open_file(pa.memory_map(str(s.path)))
             batch = pa.Table.from_batches([reader.get_batch(s.index)])
             t = batch.column(TIME)
-            sel = pc.and_(pc.equal(batch.column(CHUNK), chunk), pc.and_(pc.greater_equal(t, a), pc.less(t, b)))
+            sel = pc.and_(pc.equal(batch.column(self.group_column), chunk), pc.and_(pc.greater_equal(t, a), pc.less(t, b)))
             piece = batch.filter(sel)
             if piece.num_rows:
                 pieces.append(piece)
@@ -204,7 +205,7 @@ class IncrementalIndex:
             merged = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
         else:
             merged = self._combine(pieces)
-        self.sink(chunk, merged.drop_columns([CHUNK]))
+        self.sink(chunk, merged.drop_columns([self.group_column]))
 
     def finish(self) -> list[int]:
         return self.flush()

@@ -14,7 +14,7 @@ and for first/last aggregators a companion column with the row's raw time.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -28,6 +28,7 @@ from druidflow.ingest.stats import ParseExceptionHandler, RowStats
 
 TIME = "__time"
 CHUNK = "__chunk"
+BUCKET = "__bucket"
 # Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
 # the segment writer splits them back into a list column.
 MULTI_VALUE_SEPARATOR = "\x1f"
@@ -55,6 +56,11 @@ class RowParser:
     handler: ParseExceptionHandler = field(default_factory=ParseExceptionHandler)
     multi_value_dimensions: set[str] = field(default_factory=set)
     dimensions: Optional[list[Any]] = None  # resolved DimensionSchema list (discovered on the first batch)
+    # Splits work between build units that read the same input: maps each parsed row to this unit's output
+    # bucket (>= 0) or -1 for a row another unit builds. Such rows are not counted here at all; rows that no
+    # unit owns (thrown away, unparseable) are counted only when ``count_unowned`` (by one unit of the task).
+    assign: Optional[Callable[[pa.Table], np.ndarray]] = None
+    count_unowned: bool = True
 
     def __post_init__(self) -> None:
         schema = self.data_schema
@@ -89,7 +95,7 @@ class RowParser:
             )
         dims = self.resolve_dimensions(table.schema)
         if table.num_rows == 0:
-            return ParsedBatch(self._empty(dims), stats)
+            return ParsedBatch(self.empty_table(dims), stats)
 
         raw_time = self._timestamps(table)
         bad_time = pc.is_null(raw_time)
@@ -130,11 +136,21 @@ class RowParser:
                 if err is not None and err.any():
                     errors |= err
                     messages.append(f"could not parse metric input for {agg.name!r}")
+        out = pa.table(columns)
+        if self.assign is not None:
+            bucket = self.assign(out)
+            mine = bucket >= 0
+            if not mine.all():
+                keep = pa.array(mine)
+                out, table, errors, bucket = out.filter(keep), table.filter(keep), errors[mine], bucket[mine]
+            out = out.append_column(BUCKET, pa.array(bucket, pa.int64()))
+        if not self.count_unowned:
+            stats = RowStats()
         n_err = int(errors.sum())
         if n_err:
             self._record_rows(table, pa.array(errors), n_err, "processedWithError", "; ".join(messages))
-        stats = stats.plus(RowStats(processed=table.num_rows - n_err, processed_with_error=n_err))
-        return ParsedBatch(pa.table(columns), stats)
+        stats = stats.plus(RowStats(processed=out.num_rows - n_err, processed_with_error=n_err))
+        return ParsedBatch(out, stats)
 
     def output_schema_names(self) -> list[str]:
         dims = self.dimensions or []
@@ -253,7 +269,7 @@ class RowParser:
         samples = [(json.dumps(r, default=str), message) for r in rows]
         self.handler.record(count, samples, kind)
 
-    def _empty(self, dims: list[Any]) -> pa.Table:
+    def empty_table(self, dims: list[Any]) -> pa.Table:
         cols: dict[str, pa.Array] = {TIME: pa.array([], pa.int64()), CHUNK: pa.array([], pa.int64())}
         for d in dims:
             cols[d.name] = pa.array([], pa.string() if d.type == "string" else _DIM_TYPES[d.type])

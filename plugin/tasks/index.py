@@ -17,17 +17,30 @@ nothing, and publishing the same segments again is a no-op.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
 from druidflow.ingest.builder import IncrementalIndex
-from druidflow.ingest.parse import RowParser
+from druidflow.ingest.hashing import hash_buckets
+from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
+from druidflow.ingest.partitioning import (
+    HyperLogLog,
+    ShardPlan,
+    hashed_shards,
+    in_range,
+    range_keys,
+    range_shards,
+    row_hashes,
+)
 from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.segment_source import SegmentInputReader
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
@@ -48,21 +61,30 @@ SEGMENT_FILE = "index.parquet"
 
 
 class ChunkPlan(DruidModel):
-    """A time chunk the task writes, with the version its overwrite segments get (from the task's lock)."""
+    """A time chunk the task writes, the version its overwrite segments get (from the task's lock), and its
+    shards: none for dynamic partitioning (segments cut by size), else every hashed or range shard."""
 
     interval: Interval
     version: str
+    shards: list[ShardPlan] = Field(default_factory=list)
 
 
 class BuildUnit(DruidModel):
-    """One independently buildable piece of the task: a time chunk (one mapped Airflow task each)."""
+    """One independently buildable piece of the task: a time chunk, or one shard of it (one mapped Airflow task
+    each). ``chunks[i].shards`` lists only the shards this unit builds."""
 
     task_id: str
     chunks: list[ChunkPlan]
+    all_chunks: list[Interval] = Field(default_factory=list)  # every chunk of the task (what is not thrown away)
+    primary: bool = True  # the one unit that counts rows no unit owns (thrown away, unparseable)
 
     @property
     def label(self) -> str:
-        return ",".join(str(c.interval) for c in self.chunks)
+        parts = []
+        for c in self.chunks:
+            shard = f"#{c.shards[0].partition_num}/{c.shards[0].num_partitions}" if len(c.shards) == 1 else ""
+            parts.append(f"{c.interval}{shard}")
+        return ",".join(parts)
 
 
 class IndexPlan(DruidModel):
@@ -157,19 +179,34 @@ def acquire_locks(task: IndexTask, rt: Runtime, intervals: Optional[Sequence[Int
 
 
 def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
-    """Decide the chunks and build units; read the input first only when Druid would (no intervals given)."""
+    """Decide the chunks, their shards and the build units.
+
+    The input is read first exactly when Druid would: when no intervals are given (to find the chunks, which are
+    locked afterwards) or when the partitioning needs statistics (hashed without ``numShards``: distinct rows per
+    chunk; ``single_dim``/``range``: the values to cut at).
+    """
     gran = task.spec.data_schema.granularity_spec
+    partitions = task.spec.tuning_config.effective_partitions_spec
     chunks = gran.bucket_intervals()
     stats = RowStats()
     events: list[dict[str, Any]] = []
     determined = chunks is None
-    if determined:
-        chunks, stats, events = _find_chunks(task, rt)
-        if chunks:
-            acquire_locks(task, rt, chunks)
+    shards: dict[Interval, list[ShardPlan]] = {}
+    if determined or partitions.needs_determine_partitions or partitions.type in ("single_dim", "range"):
+        found, shards, stats, events = _determine(task, rt, chunks)
+        if determined:
+            chunks = found
+            if chunks:
+                acquire_locks(task, rt, chunks)
+    if partitions.type == "hashed" and partitions.num_shards is not None:
+        shards = {c: hashed_shards(partitions.num_shards, partitions.partition_dimensions) for c in chunks or []}
     versions = _chunk_versions(task, rt, chunks or [])
-    plans = [ChunkPlan(interval=c, version=versions[c]) for c in chunks or []]
-    units = [BuildUnit(task_id=task.task_id, chunks=[p]) for p in plans]
+    plans = [ChunkPlan(interval=c, version=versions[c], shards=shards.get(c, [])) for c in chunks or []]
+    pieces = [p.model_copy(update={"shards": [sh]}) for p in plans for sh in p.shards] if any(p.shards for p in plans) else plans
+    all_chunks = [p.interval for p in plans]
+    units = [
+        BuildUnit(task_id=task.task_id, chunks=[piece], all_chunks=all_chunks, primary=i == 0) for i, piece in enumerate(pieces)
+    ]
     return IndexPlan(
         task_id=task.task_id,
         data_source=task.data_source,
@@ -194,9 +231,9 @@ def _chunk_versions(task: IndexTask, rt: Runtime, chunks: Sequence[Interval]) ->
     return out
 
 
-def _parse_handler(task: IndexTask, log_errors: bool = True) -> ParseExceptionHandler:
+def _parse_handler(task: IndexTask, log_errors: bool = True, saved: bool = True) -> ParseExceptionHandler:
     tuning = task.spec.tuning_config
-    max_exc, max_saved = tuning.max_parse_exceptions, tuning.max_saved_parse_exceptions
+    max_exc, max_saved = tuning.max_parse_exceptions, tuning.max_saved_parse_exceptions if saved else 0
     if tuning.report_parse_exceptions:
         max_exc, max_saved = 0, min(1, max_saved)
     return ParseExceptionHandler(
@@ -227,22 +264,55 @@ def _list_delimiter(task: IndexTask) -> Optional[str]:
     return getattr(task.spec.io_config.input_format, "list_delimiter", None)
 
 
-def _find_chunks(task: IndexTask, rt: Runtime) -> tuple[list[Interval], RowStats, list[dict[str, Any]]]:
-    """The determine-intervals pass: every chunk that receives at least one row."""
-    import pyarrow.compute as pc
-
+def _determine(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval]]):
+    """The determine-partitions pass: the chunks with data, and each chunk's shards when statistics decide them."""
     schema = task.spec.data_schema
-    parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=None, handler=_parse_handler(task))
+    partitions = task.spec.tuning_config.effective_partitions_spec
+    parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=chunks, handler=_parse_handler(task))
     stats = RowStats()
-    starts: set[int] = set()
-    for batch in _reader(task, rt).batches():
+    sketches: dict[int, HyperLogLog] = {}
+    value_counts: dict[int, dict[str, int]] = {}
+    ranged = partitions.type in ("single_dim", "range")
+    hashed = partitions.type == "hashed" and partitions.num_shards is None
+    for batch in _reader(task, rt, _string_dimensions(task)).batches():
         parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
         stats = stats.plus(parsed.stats)
-        if parsed.table.num_rows:
-            starts.update(pc.unique(parsed.table.column("__chunk")).to_pylist())
+        table = parsed.table
+        if not table.num_rows:
+            continue
+        chunk_col = table.column("__chunk").to_numpy()
+        for chunk in np.unique(chunk_col):
+            rows = table.filter(pa.array(chunk_col == chunk)) if len(np.unique(chunk_col)) > 1 else table
+            if hashed:
+                keys = ["__time"] + [d.name for d in parser.dimensions or []]
+                sketches.setdefault(int(chunk), HyperLogLog()).add_hashes(row_hashes(rows, keys))
+            elif ranged:
+                counts = value_counts.setdefault(int(chunk), {})
+                vc = pc.value_counts(range_keys(rows, partitions.partition_dimensions))
+                for value, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                    counts[value] = counts.get(value, 0) + count
+            else:
+                sketches.setdefault(int(chunk), None)  # type: ignore[arg-type]
     seg = schema.granularity_spec.segment_granularity
-    chunks = sorted(seg.bucket(s) for s in starts)
-    return chunks, stats, parser.handler.saved_reports()
+    starts = sorted(set(sketches) | set(value_counts))
+    by_start = {c.start: c for c in chunks} if chunks else {}
+    found = [by_start.get(st) or seg.bucket(st) for st in starts]
+    shards: dict[Interval, list[ShardPlan]] = {}
+    for st, chunk in zip(starts, found):
+        if hashed:
+            rows = max(sketches[st].estimate(), 1)
+            n = max(1, math.ceil(rows / partitions.target_rows_per_segment))
+            shards[chunk] = hashed_shards(n, partitions.partition_dimensions)
+        elif ranged:
+            kind = "single" if partitions.type == "single_dim" else "range"
+            shards[chunk] = range_shards(
+                value_counts[st],
+                kind,
+                partitions.partition_dimensions,
+                partitions.effective_target_rows_per_segment,
+                partitions.effective_max_rows_per_segment,
+            )
+    return found, shards, stats, parser.handler.saved_reports()
 
 
 def build(task: IndexTask, unit: BuildUnit, rt: Runtime) -> BuildResult:
@@ -251,18 +321,20 @@ def build(task: IndexTask, unit: BuildUnit, rt: Runtime) -> BuildResult:
 
 
 def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> BuildResult:
-    """Build several units in one pass over the input (what ``run_local`` does with all of them)."""
+    """Build several units in one pass over the input (what ``run`` does with all of them)."""
     schema = task.spec.data_schema
     tuning = task.spec.tuning_config
-    plans = sorted((c for u in units for c in u.chunks), key=lambda c: c.interval)
-    if not plans:
+    buckets = [(c, sh) for u in units for c in u.chunks for sh in (c.shards or [None])]
+    if not buckets:
         return BuildResult(task_id=task.task_id, segments=[])
-    parser = RowParser(
-        schema, list_delimiter=_list_delimiter(task), chunks=[p.interval for p in plans], handler=_parse_handler(task)
-    )
+    all_chunks = sorted({iv for u in units for iv in (u.all_chunks or [c.interval for c in u.chunks])})
+    primary = any(u.primary for u in units)
+    handler = _parse_handler(task) if primary else _parse_handler(task, saved=False)
+    parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=all_chunks, handler=handler, count_unowned=primary)
+    parser.assign = _BucketAssigner(buckets, parser, tuning.effective_partitions_spec)
     scratch = rt.scratch(f"{task.task_id[:40]}-build-")
     try:
-        sink = _SegmentSink(task, rt, {p.interval.start: p for p in plans}, scratch / "segments", parser)
+        sink = _SegmentSink(task, rt, buckets, scratch / "segments", parser)
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
@@ -275,17 +347,19 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
                     metrics=parser.metrics,
                     work_dir=scratch / "persists",
                     sink=sink.write,
-                    flush_done=sink.close_chunks,
+                    flush_done=sink.close_buckets,
                     rollup=schema.rollup,
                     time_step=_fixed_step(schema.granularity_spec.query_granularity),
                     max_rows_in_memory=tuning.max_rows_in_memory,
                     max_bytes_in_memory=tuning.effective_max_bytes_in_memory() or 0,
                     max_total_rows=getattr(partitions, "max_total_rows", None),
+                    group_column=BUCKET,
                 )
-            index.add(parsed.table)
+            index.add(parsed.table.drop_columns([CHUNK]))
         if index is not None:
             index.finish()
         sink.close_all()
+        sink.fill_empty_shards()
         return BuildResult(
             task_id=task.task_id,
             segments=sink.segments,
@@ -295,6 +369,49 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _BucketAssigner:
+    """Maps parsed rows to this build's output buckets, one per (chunk, shard): Druid's hash recipe for hashed
+    shards, the shard's value range for single_dim/range shards, the chunk alone for dynamic partitioning.
+    Rows of a chunk or shard that another build unit builds get -1."""
+
+    def __init__(self, buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]], parser: RowParser, partitions: Any) -> None:
+        self.parser = parser
+        self.by_chunk: dict[int, list[tuple[Optional[ShardPlan], int]]] = {}
+        for i, (chunk, shard) in enumerate(buckets):
+            self.by_chunk.setdefault(chunk.interval.start, []).append((shard, i))
+
+    def __call__(self, table: pa.Table) -> np.ndarray:
+        chunks = table.column(CHUNK).to_numpy()
+        out = np.full(table.num_rows, -1, dtype=np.int64)
+        for start in np.unique(chunks):
+            wanted = self.by_chunk.get(int(start))
+            if not wanted:
+                continue
+            rows = np.flatnonzero(chunks == start)
+            part = table.take(pa.array(rows)) if len(rows) != table.num_rows else table
+            out[rows] = self._buckets(part, wanted)
+        return out
+
+    def _buckets(self, rows: pa.Table, wanted: list[tuple[Optional[ShardPlan], int]]) -> np.ndarray:
+        first = wanted[0][0]
+        if first is None:
+            return np.full(rows.num_rows, wanted[0][1], dtype=np.int64)
+        if first.type == "hashed":
+            dims = [d.name for d in self.parser.dimensions or []]
+            shard_of = hash_buckets(
+                rows, first.num_partitions, dims, first.partition_dimensions, frozenset(self.parser.multi_value_dimensions)
+            )
+            lookup = np.full(first.num_partitions, -1, dtype=np.int64)
+            for shard, bucket in wanted:
+                lookup[shard.partition_num] = bucket  # type: ignore[union-attr]
+            return lookup[shard_of]
+        keys = range_keys(rows, first.partition_dimensions)
+        out = np.full(rows.num_rows, -1, dtype=np.int64)
+        for shard, bucket in wanted:
+            out[in_range(keys, shard)] = bucket  # type: ignore[arg-type]
+        return out
 
 
 def _fixed_step(granularity: Any) -> Optional[int]:
@@ -311,12 +428,16 @@ def _fixed_step(granularity: Any) -> Optional[int]:
 
 
 class _SegmentSink:
-    """Receives sorted rows per chunk and cuts them into segment files, pushing each to deep storage."""
+    """Receives sorted rows per output bucket and cuts them into segment files, pushing each to deep storage.
 
-    def __init__(self, task: IndexTask, rt: Runtime, plans: dict[int, ChunkPlan], out_dir: Path, parser: RowParser) -> None:
+    A dynamic bucket (a whole chunk) is cut into segments of at most ``maxRowsPerSegment`` rows, numbered in
+    order; a hashed or range bucket is exactly one segment whose shard spec the plan fixed in advance.
+    """
+
+    def __init__(self, task: IndexTask, rt: Runtime, buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]], out_dir: Path, parser: RowParser) -> None:
         self.task = task
         self.rt = rt
-        self.plans = plans
+        self.buckets = buckets
         self.out_dir = out_dir
         self.parser = parser
         tuning = task.spec.tuning_config
@@ -327,23 +448,25 @@ class _SegmentSink:
         self.open: dict[int, tuple[SegmentFileWriter, int]] = {}
         self.next_partition: dict[int, int] = {}
         self.previous_id: dict[int, str] = {}
+        self.written: set[int] = set()
         self.segments: list[DataSegment] = []
 
-    def write(self, chunk: int, table) -> None:
+    def write(self, bucket: int, table) -> None:
+        shard = self.buckets[bucket][1]
         offset = 0
         while offset < table.num_rows:
-            writer, partition = self._writer(chunk)
-            take = min(self.max_rows - writer.rows, table.num_rows - offset)
+            writer, _ = self._writer(bucket)
+            take = table.num_rows - offset if shard is not None else min(self.max_rows - writer.rows, table.num_rows - offset)
             writer.write(compact_dictionaries(table.slice(offset, take)))
             offset += take
-            if writer.rows >= self.max_rows:
-                self._close(chunk)
+            if shard is None and writer.rows >= self.max_rows:
+                self._close(bucket)
 
-    def _writer(self, chunk: int) -> tuple[SegmentFileWriter, int]:
-        if chunk not in self.open:
-            partition = self.next_partition.get(chunk, 0)
-            self.next_partition[chunk] = partition + 1
-            path = self.out_dir / f"{chunk}-{partition}.parquet"
+    def _writer(self, bucket: int) -> tuple[SegmentFileWriter, int]:
+        if bucket not in self.open:
+            partition = self.next_partition.get(bucket, 0)
+            self.next_partition[bucket] = partition + 1
+            path = self.out_dir / f"{bucket}-{partition}.parquet"
             writer = SegmentFileWriter(
                 path,
                 dimensions=[d.name for d in self.parser.dimensions or []],
@@ -352,21 +475,34 @@ class _SegmentSink:
                 metric_compression=self.index_spec.metric_compression,
                 long_encoding=self.index_spec.long_encoding,
             )
-            self.open[chunk] = (writer, partition)
-        return self.open[chunk]
+            self.open[bucket] = (writer, partition)
+        return self.open[bucket]
 
-    def close_chunks(self, chunks: Sequence[int]) -> None:
-        for chunk in chunks:
-            if chunk in self.open:
-                self._close(chunk)
+    def close_buckets(self, buckets: Sequence[int]) -> None:
+        for bucket in buckets:
+            if bucket in self.open:
+                self._close(bucket)
 
     def close_all(self) -> None:
-        self.close_chunks(list(self.open))
+        self.close_buckets(list(self.open))
 
-    def _close(self, chunk: int) -> None:
-        writer, local_partition = self.open.pop(chunk)
-        plan = self.plans[chunk]
-        version, shard_spec = self._identity(plan, local_partition)
+    def fill_empty_shards(self) -> None:
+        """A hash bucket or range that got no row still gets its (empty) segment, so the chunk's core partition
+        set stays complete and the new version becomes visible."""
+        for bucket, (_, shard) in enumerate(self.buckets):
+            if shard is not None and bucket not in self.written:
+                writer, _ = self._writer(bucket)
+                writer.write(self._empty_table())
+                self._close(bucket)
+
+    def _empty_table(self) -> pa.Table:
+        return self.parser.empty_table(self.parser.dimensions or []).drop_columns([CHUNK])
+
+    def _close(self, bucket: int) -> None:
+        writer, local_partition = self.open.pop(bucket)
+        self.written.add(bucket)
+        plan, shard = self.buckets[bucket]
+        version, shard_spec = self._identity(plan, shard, bucket, local_partition)
         segment = self._descriptor(plan.interval, version, shard_spec, writer.rows)
         key = f"{storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)}/{SEGMENT_FILE}"
         segment = segment.model_copy(update={"load_spec": self.rt.storage.load_spec_for(key)})
@@ -375,19 +511,20 @@ class _SegmentSink:
         writer.path.unlink(missing_ok=True)
         self.segments.append(segment.model_copy(update={"size": size, "load_spec": load_spec}))
 
-    def _identity(self, plan: ChunkPlan, local_partition: int):
+    def _identity(self, plan: ChunkPlan, shard: Optional[ShardPlan], bucket: int, local_partition: int):
+        if shard is not None:
+            return plan.version, shard.shard_spec()
         if not self.append:
             return plan.version, NumberedShardSpec(partition_num=local_partition, partitions=0)
-        chunk = plan.interval.start
         allocated = self.rt.store.allocate_segment(
             self.task.data_source,
             plan.interval,
             sequence_name=f"{self.task.task_id}_{plan.interval}",
-            previous_segment_id=self.previous_id.get(chunk, ""),
+            previous_segment_id=self.previous_id.get(bucket, ""),
             lock_version=plan.version,
             task_allocator_id=self.task.task_id,
         )
-        self.previous_id[chunk] = segment_id(self.task.data_source, plan.interval, allocated.version, allocated.partition_num)
+        self.previous_id[bucket] = segment_id(self.task.data_source, plan.interval, allocated.version, allocated.partition_num)
         return allocated.version, allocated.shard_spec
 
     def _descriptor(self, interval: Interval, version: str, shard_spec: Any, rows: int) -> DataSegment:
@@ -415,10 +552,16 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     """
     segments = [s for r in results for s in r.segments]
     if not task.spec.io_config.append_to_existing:
+        # Dynamic segments learn their chunk's core partition count only now (hashed and range ones knew it).
         per_chunk: dict[Interval, int] = {}
         for s in segments:
             per_chunk[s.interval] = per_chunk.get(s.interval, 0) + 1
-        segments = [s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, per_chunk[s.interval])}) for s in segments]
+        segments = [
+            s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, per_chunk[s.interval])})
+            if s.shard_spec.type == "numbered"
+            else s
+            for s in segments
+        ]
     intervals = condense([c.interval for c in plan.chunks]) if plan.chunks else []
     if segments:
         with rt.lockbox.critical_section(task.task_id, intervals) as cs:

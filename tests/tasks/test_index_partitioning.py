@@ -1,0 +1,289 @@
+"""Hashed and range partitioning, perfect rollup, and the determine-partitions pass of the index task."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from druidflow.exceptions import SpecError
+from druidflow.ingest.hashing import group_key_json, hash_buckets
+from druidflow.intervals import Interval
+from druidflow.tasks import index
+from druidflow.tasks.runtime import Runtime
+from tests.tasks.test_index import rows_of
+
+
+# ------------------------------------------------------------------ an independent implementation of the recipe
+
+
+def murmur3_32_reference(data: bytes, seed: int = 0) -> int:
+    """Plain-Python murmur3_32 (x86), written from the algorithm, not from the library the engine uses."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (32 - r))) & mask
+
+    h = seed
+    n = len(data) // 4
+    for i in range(n):
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
+        k = rotl((k * c1) & mask, 15) * c2 & mask
+        h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & mask
+    tail = data[4 * n :]
+    k = 0
+    for i, b in enumerate(tail):
+        k |= b << (8 * i)
+    if tail:
+        k = rotl((k * c1) & mask, 15) * c2 & mask
+        h ^= k
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def java_abs_rem(h: int, n: int) -> int:
+    rem = int(math.fmod(h, n))  # Java's % keeps the dividend's sign
+    return abs(rem)
+
+
+def druid_bucket(row: dict, dims: list[str], n: int, partition_dims: list[str] = ()) -> int:
+    def values(d):
+        v = row.get(d)
+        if v is None:
+            return []
+        vs = v if isinstance(v, list) else [v]
+        return [x for x in vs if x not in (None, "")]
+
+    if partition_dims:
+        key = [values(d) for d in partition_dims]
+    else:
+        key = [row["__time"], {d: sorted(set(values(d))) for d in sorted(dims) if values(d)}]
+    data = json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode()
+    return java_abs_rem(murmur3_32_reference(data), n)
+
+
+def test_murmur_reference_matches_known_vectors():
+    # Published murmur3_32 test vectors (seed 0).
+    assert murmur3_32_reference(b"") == 0
+    assert murmur3_32_reference(b"hello") == 0x248BFA47
+    assert murmur3_32_reference(b"The quick brown fox jumps over the lazy dog") == 0x2E4FF723
+
+
+@pytest.mark.parametrize("partition_dims", [[], ["b"], ["a", "b"]])
+def test_shard_assignment_matches_an_independent_implementation(partition_dims):
+    rng = random.Random(7)
+    values = ["x", "y", "zé", 'q"uote', "back\\slash", "tab\t", "漢字", ""]
+    rows = []
+    for _ in range(400):
+        a = rng.choice(values + [None])
+        b = rng.choice(values + [None])
+        rows.append({"__time": rng.choice([0, 3_600_000, 1_704_067_200_000]), "a": a, "b": b})
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("__time", pa.int64()), ("a", pa.string()), ("b", pa.string())]))
+    for n in (1, 2, 3, 7):
+        got = hash_buckets(table, n, ["a", "b"], partition_dims).tolist()
+        expected = [druid_bucket(r, ["a", "b"], n, partition_dims) for r in rows]
+        assert got == expected
+
+
+def test_multi_value_dimensions_hash_their_sorted_distinct_values():
+    table = pa.table({"__time": [0], "m": ["b\x1fa\x1fb"]})
+    (key,) = group_key_json(table, ["m"], multi_value=frozenset({"m"})).to_pylist()
+    assert key == '[0,{"m":["a","b"]}]'
+
+
+# ------------------------------------------------------------------ the index task with partitioning
+
+
+@pytest.fixture
+def rt(db_url, tmp_path) -> Runtime:
+    return Runtime.from_urls(db_url, str(tmp_path / "deep"), tmp_path / "work")
+
+
+def dup_heavy_rows(n_rows=6000, seed=3):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n_rows):
+        day = rng.randint(1, 2)
+        out.append(
+            {
+                "ts": f"2024-01-0{day}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z",
+                "a": f"a{rng.randint(0, 30)}",
+                "b": f"b{rng.randint(0, 5)}",
+                "v": rng.randint(0, 9),
+            }
+        )
+    return out
+
+
+def spec_for(rows, partitions: dict, *, intervals=("2024-01-01/2024-01-03",), force=True, **io) -> dict:
+    gran = {"segmentGranularity": "DAY", "queryGranularity": "HOUR", "rollup": True}
+    if intervals is not None:
+        gran["intervals"] = list(intervals)
+    return {
+        "type": "index",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "p",
+                "timestampSpec": {"column": "ts", "format": "iso"},
+                "dimensionsSpec": {"dimensions": ["a", "b"]},
+                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
+                "granularitySpec": gran,
+            },
+            "ioConfig": {
+                "type": "index",
+                "inputSource": {"type": "inline", "data": "\n".join(json.dumps(r) for r in rows)},
+                "inputFormat": {"type": "json"},
+                **io,
+            },
+            "tuningConfig": {"type": "index", "forceGuaranteedRollup": force, "partitionsSpec": partitions},
+        },
+    }
+
+
+def segment_rows(rt, segment) -> list[dict]:
+    with rt.storage.open_local(segment.load_spec) as path:
+        table = pq.read_table(path)
+    table = table.set_column(0, "__time", table.column("__time").cast(pa.int64()))
+    return table.to_pylist()
+
+
+def by_chunk(segments):
+    out = {}
+    for s in segments:
+        out.setdefault(s.interval, []).append(s)
+    return out
+
+
+def test_hashed_with_num_shards_puts_each_row_where_druid_would_and_rolls_up_perfectly(rt):
+    rows = dup_heavy_rows()
+    report = index.run(spec_for(rows, {"type": "hashed", "numShards": 3}), rt)
+    payload = report.reports["ingestionStatsAndErrors"]["payload"]
+    assert payload["rowStats"]["determinePartitions"]["processed"] == 0  # intervals + numShards: no determine pass
+    chunks = by_chunk(report.segments)
+    assert len(chunks) == 2
+    for segs in chunks.values():
+        assert sorted(s.partition_num for s in segs) == [0, 1, 2]
+        seen_keys = set()
+        for s in segs:
+            spec = s.shard_spec
+            assert (spec.type, spec.partitions, spec.bucket_id, spec.num_buckets) == ("hashed", 3, s.partition_num, 3)
+            for r in segment_rows(rt, s):
+                assert druid_bucket(r, ["a", "b"], 3) == s.partition_num
+                key = (r["__time"], r["a"], r["b"])
+                assert key not in seen_keys  # perfect rollup: a key lives in exactly one segment of its chunk
+                seen_keys.add(key)
+    visible = rows_of(rt, "p")
+    assert pc.sum(visible["count"]).as_py() == len(rows)
+    assert pc.sum(visible["v"]).as_py() == sum(r["v"] for r in rows)
+
+
+def test_hashed_with_partition_dimensions(rt):
+    rows = dup_heavy_rows(2000)
+    report = index.run(spec_for(rows, {"type": "hashed", "numShards": 4, "partitionDimensions": ["b"]}), rt)
+    for s in report.segments:
+        assert s.shard_spec.partition_dimensions == ["b"]
+        for r in segment_rows(rt, s):
+            assert druid_bucket(r, ["a", "b"], 4, ["b"]) == s.partition_num
+
+
+def test_hashed_with_a_target_counts_distinct_rolled_up_rows_per_chunk(rt):
+    rows = dup_heavy_rows()
+    report = index.run(spec_for(rows, {"type": "hashed", "targetRowsPerSegment": 1000}), rt)
+    payload = report.reports["ingestionStatsAndErrors"]["payload"]
+    assert payload["rowStats"]["determinePartitions"]["processed"] == len(rows)  # the determine pass ran
+    for interval, segs in by_chunk(report.segments).items():
+        distinct = sum(s.num_rows for s in segs)
+        assert len(segs) == math.ceil(distinct / 1000) or abs(len(segs) - math.ceil(distinct / 1000)) <= 1
+        assert all(s.shard_spec.num_buckets == len(segs) for s in segs)
+
+
+@pytest.mark.parametrize("kind", ["single_dim", "range"])
+def test_range_partitioning_cuts_shards_near_the_target_with_chained_bounds(rt, kind):
+    rng = random.Random(11)
+    rows = [
+        {"ts": f"2024-01-01T{rng.randint(0, 23):02d}:00:00Z", "a": f"a{i:05d}", "b": f"b{rng.randint(0, 3)}", "v": 1}
+        for i in range(3000)
+    ]
+    partitions = (
+        {"type": "single_dim", "partitionDimension": "a", "targetRowsPerSegment": 500}
+        if kind == "single_dim"
+        else {"type": "range", "partitionDimensions": ["a", "b"], "targetRowsPerSegment": 500}
+    )
+    report = index.run(spec_for(rows, partitions, intervals=("2024-01-01/2024-01-02",)), rt)
+    segs = sorted(report.segments, key=lambda s: s.partition_num)
+    assert len(segs) == 6
+    assert all(450 <= s.num_rows <= 550 for s in segs)
+    specs = [s.shard_spec for s in segs]
+    assert specs[0].start is None and specs[-1].end is None
+    for left, right in zip(specs, specs[1:]):
+        assert left.end == right.start  # bounds chain with no gap
+    for s in segs:
+        lo, hi = s.shard_spec.start, s.shard_spec.end
+        for r in segment_rows(rt, s):
+            value = r["a"] if kind == "single_dim" else [r["a"], r["b"]]
+            assert lo is None or value >= lo
+            assert hi is None or value < hi
+    assert pc.sum(rows_of(rt, "p")["count"]).as_py() == 3000
+
+
+def test_a_new_hashed_version_is_invisible_until_every_shard_is_published(rt):
+    rows = dup_heavy_rows()
+    index.run(spec_for(rows, {"type": "hashed", "numShards": 2}), rt)
+    day = Interval.parse("2024-01-01/2024-01-02")
+    old = {s.id for s in rt.store.visible_segments("p", day)}
+    task = index.submit(spec_for(rows, {"type": "hashed", "numShards": 3}), rt)
+    index.acquire_locks(task, rt)
+    plan = index.determine_partitions(task, rt)
+    units = [u for u in plan.build_units if u.chunks[0].interval == day]
+    assert len(units) == 3
+    results = [index.build(task, u, rt) for u in units]
+    rt.store.publish_segments([s for r in results[:2] for s in r.segments])  # one shard missing
+    assert {s.id for s in rt.store.visible_segments("p", day)} == old
+    rt.store.publish_segments(results[2].segments)
+    assert {s.id for s in rt.store.visible_segments("p", day)} == {s.id for r in results for s in r.segments}
+    index.release(task.task_id, rt)
+
+
+def test_mapped_units_built_separately_equal_one_pass_and_count_rows_once(rt):
+    rows = dup_heavy_rows(3000)
+    task = index.submit(spec_for(rows, {"type": "hashed", "numShards": 3}), rt)
+    index.acquire_locks(task, rt)
+    plan = index.determine_partitions(task, rt)
+    assert len(plan.build_units) == 6 and sum(u.primary for u in plan.build_units) == 1
+    results = [index.build(task, u, rt) for u in plan.build_units]
+    report = index.publish(task, plan, results, rt)
+    stats = report.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]
+    assert stats["processed"] == len(rows) and stats["thrownAway"] == 0
+    index.release(task.task_id, rt)
+
+
+def test_appends_onto_hashed_segments_become_extra_numbered_partitions(rt):
+    rows = dup_heavy_rows(2000)
+    first = index.run(spec_for(rows, {"type": "hashed", "numShards": 2}), rt)
+    more = [dict(r, v=100) for r in rows[:50]]
+    appended = index.run(spec_for(more, {"type": "dynamic"}, force=False, appendToExisting=True), rt)
+    versions = {s.interval: s.version for s in first.segments}
+    for s in appended.segments:
+        assert s.shard_spec.type == "numbered" and s.partition_num == 2 and s.version == versions[s.interval]
+    assert pc.sum(rows_of(rt, "p")["count"]).as_py() == 2050
+
+
+def test_illegal_combinations_are_rejected_before_any_work(rt):
+    rows = dup_heavy_rows(10)
+    with pytest.raises(SpecError, match="appendToExisting"):
+        index.run(spec_for(rows, {"type": "hashed", "numShards": 2}, appendToExisting=True), rt)
+    with pytest.raises(SpecError, match="partitionsSpec"):
+        index.run(spec_for(rows, {"type": "dynamic"}, force=True), rt)
+    with pytest.raises(SpecError, match="partitionsSpec"):
+        index.run(spec_for(rows, {"type": "hashed", "numShards": 2}, force=False), rt)
+    assert rt.store.used_segments("p") == []
