@@ -170,13 +170,13 @@ def select_input(task: CompactTask, rt: Runtime, *, conn: Any = None) -> InputSe
     target segment granularity, whole buckets). Tombstones hide older data but are not read."""
     requested = task.requested_interval
     target = _target_granularity(task)
-    interval = _align(requested, target) if target is not None else requested
+    interval = align(requested, target) if target is not None else requested
     for _ in range(64):
         timeline = Timeline(rt.store.used_segments(task.data_source, interval, conn=conn))
         segments = timeline.visible_segments(interval)
         widened = umbrella([interval] + [s.interval for s in segments]) if segments else interval
         if target is not None:
-            widened = _align(widened, target)
+            widened = align(widened, target)
         if widened == interval:
             return InputSelection(interval, segments, timeline.visible_segments(requested))
         interval = widened
@@ -541,7 +541,7 @@ def _is_aligned(interval: Interval, granularity: Granularity) -> bool:
     return granularity.bucket_start(interval.start) == interval.start and granularity.bucket_start(interval.end) == interval.end
 
 
-def _align(interval: Interval, granularity: Granularity) -> Interval:
+def align(interval: Interval, granularity: Granularity) -> Interval:
     """The smallest run of whole ``granularity`` buckets covering ``interval``."""
     if granularity.kind == "all":
         return ETERNITY
