@@ -175,6 +175,7 @@ class _Filter(SpecModel):
 
     @property
     def required_columns(self) -> frozenset[str]:
+        """The columns the filter reads."""
         return frozenset()
 
 
