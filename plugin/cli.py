@@ -207,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
+    from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
+    register_kill(sub)
     return parser
 
 

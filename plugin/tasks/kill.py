@@ -200,15 +200,16 @@ def scheduled_kill(
     """The Coordinator's auto-kill for one dataSource: kill unused segments marked unused at least
     ``buffer_period`` ago and (with ``duration_to_retain``) whose interval ended at least that long ago.
 
-    The kill's interval is the umbrella of those segments; only the parts holding them are locked, and parts held
-    by other tasks are skipped and reported (``skipLockedIntervals``). ``max_segments`` is the kill's ``limit``.
-    Returns None when there is nothing to kill.
+    The kill's interval is the umbrella of the dataSource's unused segments (within ``duration_to_retain``); only
+    the parts holding segments to delete are locked, and parts held by other tasks are skipped and reported
+    (``skipLockedIntervals``). ``max_segments`` is the kill's ``limit``. Returns None when no segment is unused.
     """
     now = clock()
-    cutoff = format_instant(period_before(now, buffer_period, "bufferPeriod"))
+    period_before(now, buffer_period, "bufferPeriod")  # a bad period fails before anything else
     end_before = None if duration_to_retain is None else period_before(now, duration_to_retain, "durationToRetain")
     with rt.store.engine.connect() as conn:
-        bounds = q.unused_bounds(conn, data_source, cutoff=cutoff, end_before=end_before)
+        # Every unused segment counts for the interval, so that those still in the buffer period are reported.
+        bounds = q.unused_bounds(conn, data_source, end_before=end_before)
     if bounds is None:
         return None
     spec: dict[str, Any] = {
