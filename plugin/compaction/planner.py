@@ -1,0 +1,251 @@
+"""The automatic-compaction planner: which time chunks to compact now, and why every other chunk is left alone.
+
+For each configured dataSource (Druid's ``NewestSegmentFirstIterator`` and ``CompactSegments`` duty):
+
+1. Build the timeline of its used segments. The newest segment end minus ``skipOffsetFromLatest`` bounds what may
+   be compacted: later chunks are still receiving data.
+2. Form the candidate chunks: the visible partition sets, with overlapping ones merged (a partly overshadowed
+   segment is compacted together with what overshadows it); with a target ``segmentGranularity``, each is widened to
+   whole target buckets first, so HOUR segments gather into their DAY.
+3. Walk the candidates newest first and give each a verdict, checking in this order:
+
+   * ``too_recent`` — it ends after the newest segment end minus ``skipOffsetFromLatest``;
+   * ``locked`` — another task holds a lock overlapping it (ingestion, a kill, or a compaction still running from
+     an earlier run: the planner never waits behind it, it plans the other chunks);
+   * ``empty`` — it holds no bytes;
+   * ``too_big`` — its segments add up to more than ``inputSegmentSizeBytes``;
+   * ``already_compacted`` — no segment is a fragment and every segment carries a compaction state equal to what
+     the config asks (:func:`druidflow.compaction.state.needs_compaction` gives the reason otherwise);
+   * ``compact`` — it needs compacting (the reason says why: fragmented, never compacted, state differs).
+
+4. The chunks to compact, across all dataSources, get the free slots in the policy's order (newest first, or most
+   fragmented first); ``maxCompactionTaskSlots`` minus the compactions still running is how many there are. The
+   others get ``no_slot`` and are planned again next time.
+
+Each chosen chunk becomes a ``compact`` task over its interval with ``sha256OfSortedSegmentIds``, so the task fails
+cleanly (and nothing is published) if the chunk changes between planning and running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+
+from druidflow.compaction.config import AutoCompactionSettings, DataSourceCompactionConfig
+from druidflow.compaction.state import needs_compaction
+from druidflow.granularity import Granularity
+from druidflow.intervals import Interval, format_instant, now_ms
+from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.timeline import Timeline
+from druidflow.specs.base import DruidModel
+from druidflow.specs.tasks import generate_task_id
+from druidflow.tasks.compact import align, sha256_of_segment_ids
+
+log = logging.getLogger(__name__)
+
+Category = Literal["compact", "too_recent", "locked", "empty", "too_big", "already_compacted", "no_slot"]
+
+#: The prefix of the ids of compaction tasks the scheduler submits (Druid: ``coordinator-issued`` / ``auto``).
+TASK_ID_PREFIX = "auto"
+
+
+class ChunkVerdict(DruidModel):
+    """The planner's decision about one time chunk of one dataSource, with the reason in plain words."""
+
+    data_source: str
+    interval: Interval
+    category: Category
+    reason: str
+    segments: int = 0
+    bytes: int = 0
+    rows: int = 0
+    small_segments: int = 0
+    task_id: Optional[str] = None
+
+    @property
+    def chosen(self) -> bool:
+        return self.category == "compact"
+
+    @property
+    def verdict(self) -> str:
+        """``compact`` or ``skipped: <category>`` (e.g. ``skipped: too recent``)."""
+        return "compact" if self.chosen else "skipped: " + self.category.replace("_", " ")
+
+    def line(self) -> str:
+        """One log line: ``wikipedia 2024-01-01/2024-01-02: skipped: too recent (...)``."""
+        return f"{self.data_source} {_short(self.interval)}: {self.verdict} ({self.reason})"
+
+
+class AutoCompactionPlan(DruidModel):
+    """What one scheduler run decided: every chunk's verdict, and the compact tasks to run (in slot order)."""
+
+    planned_at: str
+    slots: int
+    running: list[str] = Field(default_factory=list)
+    verdicts: list[ChunkVerdict] = Field(default_factory=list)
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """How many chunks got each verdict category."""
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            out[v.category] = out.get(v.category, 0) + 1
+        return out
+
+
+def _short(interval: Interval) -> str:
+    return str(interval).replace("T00:00:00.000Z", "").replace(":00.000Z", "Z")
+
+
+# ----------------------------------------------------------------------------------------------------- planning
+
+
+def plan_auto_compaction(
+    settings: AutoCompactionSettings,
+    store: Any,
+    lockbox: Any,
+    *,
+    data_sources: Optional[Iterable[str]] = None,
+    task_id_prefix: str = TASK_ID_PREFIX,
+) -> AutoCompactionPlan:
+    """Plan one scheduler run over every configured dataSource (or only ``data_sources``)."""
+    wanted = None if data_sources is None else set(data_sources)
+    configs = [c for c in settings.compaction_configs if wanted is None or c.data_source in wanted]
+    locks = {c.data_source: [lk for lk in lockbox.locks(datasource=c.data_source) if lk.active] for c in configs}
+    task_types = _task_types(store, {lk.task_id for held in locks.values() for lk in held})
+    running = sorted({lk.task_id for held in locks.values() for lk in held if task_types.get(lk.task_id) == "compact"})
+    slots = max(0, settings.max_compaction_task_slots - len(running))
+
+    verdicts: list[ChunkVerdict] = []
+    notes: list[str] = []
+    eligible: list[tuple[ChunkVerdict, DataSourceCompactionConfig, list[DataSegment]]] = []
+    for config in configs:
+        found, chosen, note = _plan_data_source(config, store, locks[config.data_source], task_types)
+        verdicts.extend(found)
+        eligible.extend(chosen)
+        if note:
+            notes.append(note)
+
+    if settings.compaction_policy.type == "mostFragmentedFirst":
+        eligible.sort(key=lambda e: (-e[0].small_segments, -e[0].interval.start, e[0].data_source))
+    else:  # newestSegmentFirst: dataSources interleaved, newest interval first
+        eligible.sort(key=lambda e: (-e[0].interval.start, -e[0].interval.end, e[0].data_source))
+
+    decided: dict[int, ChunkVerdict] = {}
+    tasks: list[dict[str, Any]] = []
+    for rank, (verdict, config, segments) in enumerate(eligible):
+        if rank < slots:
+            task_id = f"{task_id_prefix}_{generate_task_id('compact', config.data_source, verdict.interval)}"
+            tasks.append(config.compact_task(task_id, verdict.interval, sha256_of_segment_ids([s.id for s in segments])))
+            decided[id(verdict)] = verdict.model_copy(update={"task_id": task_id})
+        else:
+            decided[id(verdict)] = verdict.model_copy(
+                update={
+                    "category": "no_slot",
+                    "reason": f"needs compacting ({verdict.reason}) but all {settings.max_compaction_task_slots} compaction "
+                    f"slots are taken ({len(running)} running, {slots} given to newer or more fragmented chunks); "
+                    "planned again next run",
+                }
+            )
+    verdicts = [decided.get(id(v), v) for v in verdicts]
+    return AutoCompactionPlan(
+        planned_at=format_instant(now_ms()), slots=slots, running=running, verdicts=verdicts, tasks=tasks, notes=notes
+    )
+
+
+def _task_types(store: Any, task_ids: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for task_id in sorted(task_ids):
+        record = store.get_task(task_id)
+        if record is not None:
+            out[task_id] = record.type
+    return out
+
+
+def _plan_data_source(
+    config: DataSourceCompactionConfig, store: Any, locks: Sequence[Any], task_types: dict[str, str]
+) -> tuple[list[ChunkVerdict], list[tuple[ChunkVerdict, DataSourceCompactionConfig, list[DataSegment]]], Optional[str]]:
+    ds = config.data_source
+    timeline = Timeline(store.used_segments(ds))
+    entries = [e for e in timeline.visible() if not e.is_tombstone]
+    if not entries:
+        return [], [], f"{ds}: no used segments; nothing to compact"
+    latest_end = max(e.interval.end for e in entries)
+    horizon = config.skip_offset.add_to(latest_end, times=-1)
+    target = config.granularity_spec.segment_granularity if config.granularity_spec else None
+    wanted = config.wanted
+
+    verdicts: list[ChunkVerdict] = []
+    chosen = []
+    for interval in sorted(candidate_intervals(entries, target), reverse=True):
+        segments = timeline.visible_segments(interval)
+        stats = {
+            "segments": len(segments),
+            "bytes": sum(s.size for s in segments),
+            "rows": sum(s.num_rows for s in segments),
+            "small_segments": sum(1 for s in segments if s.num_rows < wanted.target_rows_per_segment),
+        }
+
+        def verdict(category: Category, reason: str) -> ChunkVerdict:
+            return ChunkVerdict(data_source=ds, interval=interval, category=category, reason=reason, **stats)
+
+        blocking = [lk for lk in locks if lk.interval.overlaps(interval)]
+        if interval.end > horizon:
+            found = verdict(
+                "too_recent",
+                f"ends after {format_instant(horizon)}: the newest segment ends {format_instant(latest_end)} and "
+                f"skipOffsetFromLatest is {config.skip_offset_from_latest}",
+            )
+        elif blocking:
+            found = verdict("locked", _lock_reason(blocking, task_types))
+        elif stats["bytes"] <= 0:
+            found = verdict("empty", "its segments hold no bytes")
+        elif stats["bytes"] > config.input_segment_size_bytes:
+            found = verdict(
+                "too_big",
+                f"{stats['bytes']:,} bytes in {len(segments)} segment(s) is more than inputSegmentSizeBytes "
+                f"{config.input_segment_size_bytes:,}",
+            )
+        else:
+            why = needs_compaction(segments, wanted)
+            if why is None:
+                found = verdict("already_compacted", f"{len(segments)} segment(s) already compacted as configured")
+            else:
+                found = verdict("compact", why)
+                chosen.append((found, config, segments))
+        verdicts.append(found)
+    return verdicts, chosen, None
+
+
+def _lock_reason(blocking: Sequence[Any], task_types: dict[str, str]) -> str:
+    parts = []
+    for lk in blocking[:3]:
+        kind = task_types.get(lk.task_id)
+        what = "being compacted by" if kind == "compact" else f"locked by {kind or 'task'}"
+        parts.append(f"{what} {lk.task_id} ({lk.type.value} lock on {_short(lk.interval)}, priority {lk.priority})")
+    more = f" and {len(blocking) - 3} more" if len(blocking) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def candidate_intervals(entries: Sequence[Any], target: Optional[Granularity]) -> list[Interval]:
+    """The chunks to judge: visible partition sets' intervals, widened to whole ``target`` buckets when one is set,
+    with overlapping ones merged (abutting ones stay apart)."""
+    intervals = []
+    for entry in entries:
+        iv = entry.true_interval
+        if target is not None:
+            iv = align(iv, target)
+        intervals.append(iv)
+    merged: list[Interval] = []
+    for iv in sorted(intervals):
+        if merged and iv.start < merged[-1].end:
+            if iv.end > merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, iv.end)
+        else:
+            merged.append(iv)
+    return merged
+
