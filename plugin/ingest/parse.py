@@ -243,7 +243,7 @@ class RowParser:
             return
         expression = getattr(agg, "expression", None)
         if expression:
-            source = agg.compiled_expression().evaluate(table)
+            source = agg.compiled_expression.evaluate(table)
         elif agg.input_column in table.column_names:
             source = table.column(agg.input_column)
         else:

@@ -380,3 +380,11 @@ def test_joda_timestamp_patterns_with_fractions_of_a_second(rt):
     assert report.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"] == 2
     times = sorted(t.as_py().isoformat() for t in rows_of(rt, "t")["__time"])
     assert times == ["2024-01-01T01:30:00.250000+00:00", "2024-01-01T02:30:00.250000+00:00"]
+
+
+def test_aggregators_with_expressions(rt):
+    data = "\n".join(json.dumps({"ts": "2024-01-01T01:00:00Z", "d": "a", "v": v, "w": 2}) for v in (1, 2, 3))
+    metrics = [{"type": "longSum", "name": "vw", "expression": "v * w"}, {"type": "doubleMax", "name": "top", "expression": "v / 2.0"}]
+    index.run(inline_spec(data, metrics=metrics), rt)
+    (row,) = rows_of(rt, "t").to_pylist()
+    assert (row["vw"], row["top"]) == (12, 1.5)
