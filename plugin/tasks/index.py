@@ -58,6 +58,7 @@ from druidflow.tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SEGMENT_FILE = "index.parquet"
+OVERSHADOWED_BY_REINDEX = "overshadowed-by-reindex"
 
 
 class ChunkPlan(DruidModel):
@@ -572,6 +573,10 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
                         f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
                     )
             rt.store.publish_segments(segments, conn=cs.connection)
+            if not task.spec.io_config.append_to_existing:
+                # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
+                for interval in intervals:
+                    rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
     build_stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in results:

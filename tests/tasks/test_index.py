@@ -150,6 +150,8 @@ def test_overwrite_replaces_each_chunk_with_a_newer_version(rt):
     assert pc.sum(rows["count"]).as_py() == input_table().num_rows  # replaced, not doubled
     visible_versions = {s.version for s in rt.store.visible_segments("wikipedia", Interval.parse("2024-01-01/2024-01-08"))}
     assert visible_versions == v2
+    old = [r for r in rt.store.segments("wikipedia", include_unused=True) if r.segment.version in v1]
+    assert len(old) == 7 and all(not r.used and r.unused_reason == "overshadowed-by-reindex" for r in old)
 
 
 def test_append_adds_partitions_to_the_existing_version(rt):
