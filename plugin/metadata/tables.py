@@ -129,7 +129,7 @@ task_locks = Table(
     Column("priority", Integer, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
     Column("lease_expires_ms", BigInteger, nullable=False),
-    # Set, once and for good, by the first lockbox transaction that finds the lease run out.
+    # Set, once and for good, by the first lockbox transaction that relies on the lease having run out.
     Column("expired_at_ms", BigInteger, nullable=True),
     Column("created_date", String(32), nullable=False),
     UniqueConstraint("posse_id", "task_id", name=f"uq_{PREFIX}task_locks_posse_task"),

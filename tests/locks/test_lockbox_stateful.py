@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import MS_DAY, Interval, format_instant
-from druidflow.locks import LockType, TaskLockbox
+from druidflow.locks import TaskLockbox
 from druidflow.metadata.engine import make_engine
 from druidflow.metadata.tables import lock_datasources, lock_events, task_locks
 
