@@ -249,3 +249,51 @@ def candidate_intervals(entries: Sequence[Any], target: Optional[Granularity]) -
             merged.append(iv)
     return merged
 
+
+
+def run_report(plan: AutoCompactionPlan, store: Any) -> dict[str, Any]:
+    """The final report of a scheduler run: each chunk's verdict, with the outcome of the compactions it started.
+
+    A chosen chunk's verdict becomes ``compacted`` (its task succeeded), ``failed`` (with the task's error),
+    ``running`` or ``not run``; every other chunk keeps its ``skipped: ...`` verdict and reason.
+    """
+    chunks = []
+    for v in plan.verdicts:
+        entry: dict[str, Any] = {
+            "dataSource": v.data_source,
+            "interval": str(v.interval),
+            "verdict": v.verdict,
+            "category": v.category,
+            "reason": v.reason,
+            "segments": v.segments,
+            "bytes": v.bytes,
+            "rows": v.rows,
+        }
+        if v.chosen and v.task_id:
+            entry["taskId"] = v.task_id
+            record = store.get_task(v.task_id)
+            if record is None:
+                entry.update(verdict="not run", reason=f"planned ({v.reason}) but the compaction never started")
+            elif record.status == "SUCCESS":
+                payload = ((record.report or {}).get("ingestionStatsAndErrors") or {}).get("payload") or {}
+                published = payload.get("segmentsPublished")
+                entry.update(
+                    verdict="compacted",
+                    reason=f"{v.reason}; {v.segments} segment(s) compacted into {published if published is not None else '?'}",
+                )
+            elif record.status == "FAILED":
+                entry.update(verdict="failed", reason=record.error_msg or "the compaction failed")
+            else:
+                entry.update(verdict="running", reason=f"still running ({v.reason})")
+        chunks.append(entry)
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    return {
+        "plannedAt": plan.planned_at,
+        "slots": plan.slots,
+        "running": plan.running,
+        "notes": plan.notes,
+        "counts": counts,
+        "chunks": chunks,
+    }

@@ -1,0 +1,523 @@
+"""Operators for Druid's ``compact`` task and for scheduled automatic compaction.
+
+**One compaction as steps** (built in one line by :func:`druidflow.airflow.compact_task_groups.compact_task_group`,
+the shape of ``druidflow_index``)::
+
+    submit >> acquire_locks (setup) >> plan >> build_segments (mapped) >> publish >> release_locks (teardown)
+
+* :class:`CompactSubmitOperator` validates the compact task JSON (or the trigger form) and records the task.
+* :class:`CompactAcquireLocksOperator` locks the umbrella interval of the visible input (fails at once, with no
+  retry, when the interval holds no segment).
+* :class:`CompactPlanOperator` re-selects the input under the lock, checks the segment list / hash, infers the output
+  schema and returns the build units (one mapped build per output time chunk); the plan goes to XCom ``plan``.
+* :class:`CompactBuildSegmentsOperator` re-indexes one unit, reading only its own chunk of the visible input.
+* :class:`CompactPublishOperator` publishes in one transaction after checking, under the lock, that the input did
+  not change; the inputs it overshadows are marked unused (``overshadowed-by-compaction``) in that transaction.
+  It emits the ``druidflow://<dataSource>`` Asset event, like the index publish.
+* The teardown is :class:`druidflow.operators.index.ReleaseLocksOperator`.
+
+**One compaction as one task**: :class:`CompactOperator` runs all the steps in one worker; automatic compaction maps
+it over the chunks the planner chose.
+
+**Automatic compaction** (``druidflow_auto_compaction``)::
+
+    plan (AutoCompactionPlanOperator) >> compact (CompactOperator, mapped, bounded) >> report (all_done)
+
+Failures are typed as in the index operators: a spec error, a revoked lock or changed input fails at once (no retry)
+with a message saying what happened; a lock held by an equal-or-higher priority task is retried. Under automatic
+compaction a chunk that was preempted, locked meanwhile, changed or emptied since planning is *skipped* instead (the
+next run plans it again); its Druid task is still recorded FAILED with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from druidflow.exceptions import (
+    DruidflowError,
+    InputChangedError,
+    LockRevokedError,
+    LockUnavailableError,
+    NoSegmentsError,
+    SpecError,
+)
+from druidflow.operators.index import (
+    DEFAULT_ASSET_ALIAS,
+    _as_dict,
+    _DruidflowStepOperator,
+    build_unit_label,
+    datasource_asset,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: The Airflow Variable holding the auto-compaction settings (JSON), or the path of a JSON file with them.
+CONFIG_VARIABLE = "druidflow_auto_compaction"
+#: Environment variable naming a settings file, used when neither the DAG param nor the Variable gives one.
+CONFIG_FILE_ENV = "DRUIDFLOW_AUTO_COMPACTION_CONFIG"
+
+# What a scheduled compaction may meet between planning and running; the next run plans the chunk again.
+_PREEMPTED = (LockUnavailableError, LockRevokedError, InputChangedError, NoSegmentsError)
+
+
+def _lock_retries(kwargs: dict[str, Any]) -> None:
+    kwargs.setdefault("retries", 60)
+    kwargs.setdefault("retry_delay", timedelta(seconds=10))
+    kwargs.setdefault("retry_exponential_backoff", 2.0)
+    kwargs.setdefault("max_retry_delay", timedelta(minutes=5))
+
+
+class _CompactStepOperator(_DruidflowStepOperator):
+    """A step that works on a submitted compact task.
+
+    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    """
+
+    template_fields: Sequence[str] = ("compact_task", "work_dir")
+    ui_color = "#7fb3d5"
+
+    def __init__(self, *, compact_task: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.compact_task = compact_task
+
+    def _task_dict(self) -> dict[str, Any]:
+        return _as_dict(self.compact_task, "compact_task")
+
+    def _parse_task(self):
+        from druidflow.specs.tasks import CompactTask
+
+        return CompactTask.parse(self._task_dict(), "compact_task")
+
+    def _plan(self, value: Any):
+        from druidflow.tasks.compact import CompactionPlan
+
+        return CompactionPlan.parse(_as_dict(value, "plan"), "plan")
+
+
+class CompactSubmitOperator(_DruidflowStepOperator):
+    """Validate a Druid ``compact`` task JSON and record the task; returns the task (with its id) for the next steps.
+
+    With ``spec`` empty, the spec comes from the run's trigger form (see :mod:`druidflow.airflow.compact_form`).
+
+    :param spec: the compact task JSON: a dict, JSON text, or a path to a ``.json`` file (templated); ``None`` reads
+        the trigger form from ``params``.
+    """
+
+    template_fields: Sequence[str] = ("spec",)
+    template_ext: Sequence[str] = (".json",)
+    template_fields_renderers = {"spec": "json"}
+    ui_color = "#7fb3d5"
+    _step_name = "submit"
+    _heartbeat = False
+
+    def __init__(self, *, spec: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("render_template_as_native_obj", True)
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def _druid_task_id(self) -> str | None:
+        return None
+
+    def _from_form(self) -> bool:
+        return self.spec is None or (isinstance(self.spec, str) and not self.spec.strip())
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.airflow.compact_form import compact_spec_from_form, form_field_for
+        from druidflow.tasks.compact import submit
+
+        params = dict(context.get("params") or {})
+        if self._from_form():
+            try:
+                spec = compact_spec_from_form(params)
+            except SpecError as exc:
+                raise AirflowFailException(
+                    f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
+                    "Fix it and trigger a new run; nothing was locked or written."
+                ) from exc
+        else:
+            spec = _as_dict(self.spec, "spec")
+        built_from_fields = self._from_form() and not params.get("spec")
+        try:
+            task = self._run(context, lambda: submit(spec, self.runtime))
+        except AirflowFailException as exc:
+            cause = exc.__cause__
+            field = form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
+            if field:
+                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
+            raise
+        self.log.info("Submitted compaction %s of %s %s", task.task_id, task.data_source, task.requested_interval)
+        return task.model_dump()
+
+
+class CompactAcquireLocksOperator(_CompactStepOperator):
+    """Lock the umbrella interval of the compaction's visible input (the workflow's *setup* task).
+
+    A lock held by a task of equal or higher priority is retried with backoff (as the index operator does); an interval
+    with no segment fails at once.
+
+    :param compact_task: the submitted task (templated).
+    :param lock_timeout_s: seconds to wait in-process for the lock before handing the slot back and retrying later.
+    """
+
+    _step_name = "acquire_locks"
+    _heartbeat = False
+
+    def __init__(self, *, lock_timeout_s: float = 0, **kwargs: Any) -> None:
+        _lock_retries(kwargs)
+        super().__init__(**kwargs)
+        self.lock_timeout_s = lock_timeout_s
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from druidflow.tasks.compact import acquire_locks
+
+        task = self._parse_task()
+        locks = self._run(context, lambda: acquire_locks(task, self.runtime, timeout_s=self.lock_timeout_s))
+        payload = [lock.to_json() for lock in locks]
+        for lock in payload:
+            self.log.info("Locked %s %s (version %s, priority %s)", lock["dataSource"], lock["interval"], lock["version"], lock["priority"])
+        return payload
+
+
+class CompactPlanOperator(_CompactStepOperator):
+    """Under the lock: select and check the input, infer the output schema, plan the chunks.
+
+    Returns the build units (the build step maps over them); the whole plan goes to XCom key ``plan``.
+
+    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    """
+
+    _step_name = "plan"
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from druidflow.tasks.compact import plan
+
+        task = self._parse_task()
+        the_plan = self._run(context, lambda: plan(task, self.runtime))
+        context["ti"].xcom_push(key="plan", value=the_plan.model_dump())
+        self.log.info(
+            "Compaction %s: %d input segment(s) (%d rows, %d bytes) in %s -> %d build unit(s); inferred: %s",
+            task.task_id, len(the_plan.input_segments), the_plan.input_rows, the_plan.input_bytes, the_plan.read_interval,
+            len(the_plan.build_units), ", ".join(the_plan.inferred) or "nothing",
+        )
+        return [unit.model_dump() for unit in the_plan.build_units]
+
+
+class CompactBuildSegmentsOperator(_CompactStepOperator):
+    """Re-index one build unit and push its segments; meant to be mapped over :class:`CompactPlanOperator`'s output.
+
+    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    :param plan: the ``plan`` XCom of :class:`CompactPlanOperator` (templated).
+    :param build_unit: one build unit (templated; usually mapped).
+    """
+
+    template_fields: Sequence[str] = ("compact_task", "plan", "build_unit", "work_dir")
+    _step_name = "build_segments"
+
+    def __init__(self, *, plan: dict[str, Any] | str, build_unit: dict[str, Any] | str, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", "{{ task.build_unit_label }}")
+        kwargs.setdefault("retries", 2)
+        kwargs.setdefault("retry_delay", timedelta(seconds=15))
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.build_unit = build_unit
+
+    @property
+    def build_unit_label(self) -> str:
+        try:
+            return build_unit_label(_as_dict(self.build_unit, "build_unit"))
+        except AirflowException:
+            return ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.tasks.compact import build
+        from druidflow.tasks.index import BuildUnit
+
+        the_plan = self._plan(self.plan)
+        unit = BuildUnit.parse(_as_dict(self.build_unit, "build_unit"), "build_unit")
+        result = self._run(context, lambda: build(the_plan, unit, self.runtime))
+        self.log.info(
+            "Compaction %s built %d segment(s) from %d row(s) for %s",
+            the_plan.task_id, len(result.segments), result.row_stats.processed, unit.label,
+        )
+        return result.model_dump()
+
+
+class CompactPublishOperator(_CompactStepOperator):
+    """Publish the compacted segments (after re-checking the input under the lock) and return the report.
+
+    Emits an Asset event for ``druidflow://<dataSource>`` like :class:`~druidflow.operators.index.IndexPublishOperator`.
+
+    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    :param plan: the ``plan`` XCom of :class:`CompactPlanOperator` (templated).
+    :param build_results: every build instance's result, i.e. ``build.output`` (templated).
+    """
+
+    template_fields: Sequence[str] = ("compact_task", "plan", "build_results", "work_dir")
+    _step_name = "publish"
+
+    def __init__(self, *, plan: dict[str, Any] | str, build_results: Any, **kwargs: Any) -> None:
+        from airflow.sdk import AssetAlias
+
+        kwargs.setdefault("outlets", [AssetAlias(DEFAULT_ASSET_ALIAS)])
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=10))
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.build_results = build_results
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.tasks.compact import publish
+        from druidflow.tasks.index import BuildResult
+
+        the_plan = self._plan(self.plan)
+        raw = [] if self.build_results is None else list(self.build_results)
+        results = [BuildResult.parse(_as_dict(r, "build_results[]"), "build_results") for r in raw if r]
+        report = self._run(context, lambda: publish(the_plan, results, self.runtime))
+        self.log.info(
+            "Compaction %s published %d segment(s) over %s and marked %d input segment(s) unused",
+            report.task_id, len(report.segments), report.read_interval, len(report.marked_unused),
+        )
+        if report.segments:
+            emit_asset_event(self, context, report.data_source, report.task_id, [s.id for s in report.segments])
+        return report.model_dump()
+
+
+def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
+    """The ``druidflow://<dataSource>`` Asset event of a publish, through the operator's outlets."""
+    from airflow.sdk import Asset, AssetAlias
+
+    asset = datasource_asset(data_source)
+    extra = {"dataSource": data_source, "taskId": druid_task_id, "segments": segment_ids}
+    outlet_events = context["outlet_events"]
+    for outlet in op.outlets:
+        if isinstance(outlet, AssetAlias):
+            outlet_events[outlet].add(asset, extra=extra)
+        elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
+            outlet_events[outlet].extra = extra
+
+
+class CompactOperator(_DruidflowStepOperator):
+    """Run a whole Druid ``compact`` task (submit, lock, plan, build, publish, release) in one Airflow task.
+
+    Automatic compaction maps it over the planned tasks. ``execution_timeout`` bounds each compaction; ``on_kill``
+    (and the engine's own ``finally``) release its locks.
+
+    :param spec: the compact task JSON (templated; usually mapped from the planner's output).
+    :param lock_timeout_s: seconds to wait in-process for the lock.
+    :param skip_when_preempted: skip the Airflow task (instead of failing or retrying it) when the chunk was locked,
+        preempted, changed or emptied after planning: the next scheduler run plans it again.
+    """
+
+    template_fields: Sequence[str] = ("spec", "work_dir")
+    template_fields_renderers = {"spec": "json"}
+    ui_color = "#7fb3d5"
+    _step_name = "compact"
+
+    def __init__(self, *, spec: dict[str, Any] | str, lock_timeout_s: float = 0, skip_when_preempted: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", "{{ task.label }}")
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.lock_timeout_s = lock_timeout_s
+        self.skip_when_preempted = skip_when_preempted
+        self._resolved_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``<dataSource> <interval>`` of the compaction, shown as the mapped instance's name."""
+        try:
+            spec = _as_dict(self.spec, "spec")
+        except AirflowException:
+            return ""
+        interval = (((spec.get("ioConfig") or {}).get("inputSpec") or {}).get("interval")) or spec.get("interval") or ""
+        return f"{spec.get('dataSource', '?')} {interval}".replace("T00:00:00.000Z", "").strip()
+
+    def _task_dict(self) -> dict[str, Any]:
+        return _as_dict(self.spec, "spec")
+
+    def _druid_task_id(self) -> str | None:
+        return self._resolved_id or super()._druid_task_id()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.specs.tasks import parse_task
+        from druidflow.tasks.compact import run
+
+        spec = self._task_dict()
+        try:
+            task = parse_task(spec)
+        except SpecError as exc:
+            raise AirflowFailException(f"compact: the task spec is invalid: {exc}; nothing was locked or written.") from exc
+        self._resolved_id = task.task_id
+        report = self._run(context, lambda: run(task, self.runtime, timeout_s=self.lock_timeout_s))
+        self.log.info(
+            "Compacted %s %s: %d input segment(s) -> %d segment(s); %d marked unused",
+            report.data_source, report.read_interval, len(report.input_segments), len(report.segments), len(report.marked_unused),
+        )
+        if report.segments:
+            emit_asset_event(self, context, report.data_source, report.task_id, [s.id for s in report.segments])
+        return report.model_dump()
+
+    def _airflow_error(self, exc: DruidflowError, context: Context, druid_task_id: str | None) -> AirflowException:
+        if self.skip_when_preempted and isinstance(exc, _PREEMPTED):
+            message = (
+                f"compaction {druid_task_id} skipped: {exc} ({type(exc).__name__}). Nothing was published; "
+                "the next auto-compaction run plans this chunk again."
+            )
+            self.log.warning(message)
+            self._mark_failed(druid_task_id, message)
+            return AirflowSkipException(message)
+        return super()._airflow_error(exc, context, druid_task_id)
+
+
+class AutoCompactionPlanOperator(_DruidflowStepOperator):
+    """Plan one automatic-compaction run: a verdict with a reason for every time chunk, logged and kept in XCom
+    ``report``; returns the compact task specs to run (a list, so ``CompactOperator`` maps over it).
+
+    The settings (Druid's compaction config JSON, see ``docs/compaction.md``) come from, first match wins: the
+    ``config`` argument or the run's ``config`` param; the ``config_file`` argument or param; the Airflow Variable
+    ``druidflow_auto_compaction`` (the JSON itself, or a path to a JSON file); the file named by the environment
+    variable ``DRUIDFLOW_AUTO_COMPACTION_CONFIG``.
+
+    :param config: the settings as a dict or JSON text (templated).
+    :param config_file: path to a JSON settings file (templated).
+    :param config_variable: the Airflow Variable to read when neither is given.
+    :param data_sources: only plan these dataSources (templated; default: every configured one).
+    :param dry_run: plan and report only; compact nothing.
+    """
+
+    template_fields: Sequence[str] = ("config", "config_file", "data_sources", "dry_run")
+    ui_color = "#a9cce3"
+    _step_name = "plan"
+    _heartbeat = False
+
+    def __init__(
+        self,
+        *,
+        config: Any = None,
+        config_file: str | None = None,
+        config_variable: str = CONFIG_VARIABLE,
+        data_sources: Any = None,
+        dry_run: Any = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retries", 2)
+        kwargs.setdefault("retry_delay", timedelta(seconds=30))
+        super().__init__(**kwargs)
+        self.config = config
+        self.config_file = config_file
+        self.config_variable = config_variable
+        self.data_sources = data_sources
+        self.dry_run = dry_run
+
+    def _druid_task_id(self) -> str | None:
+        return None
+
+    def resolve_settings(self, context: Context):
+        """The settings this run uses, and where they came from."""
+        from druidflow.compaction.config import load_settings
+
+        params = dict(context.get("params") or {}) if context else {}
+        sources: list[tuple[str, Any]] = [
+            ("the 'config' argument", self.config),
+            ("the run's 'config' param", params.get("config")),
+            ("the 'config_file' argument", self.config_file),
+            ("the run's 'config_file' param", params.get("config_file")),
+        ]
+        for where, value in sources:
+            if value not in (None, "", {}, []):
+                return load_settings(value), where
+        from airflow.sdk import Variable
+
+        value = Variable.get(self.config_variable, default=None)
+        if value not in (None, ""):
+            return load_settings(value), f"the Airflow Variable {self.config_variable!r}"
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if path:
+            return load_settings(Path(path)), f"${CONFIG_FILE_ENV} ({path})"
+        raise SpecError(
+            "config", None,
+            f"no auto-compaction settings: set the Airflow Variable {self.config_variable!r} (see docs/compaction.md), "
+            f"a 'config_file', or ${CONFIG_FILE_ENV}",
+        )
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from druidflow.compaction.planner import plan_auto_compaction
+
+        try:
+            settings, where = self.resolve_settings(context)
+        except SpecError as exc:
+            raise AirflowFailException(f"auto-compaction settings are invalid: {exc}. Nothing was compacted.") from exc
+        params = dict(context.get("params") or {}) if context else {}
+        only = _names(self.data_sources) or _names(params.get("data_sources"))
+        rt = self.runtime
+        plan = self._run(context, lambda: plan_auto_compaction(settings, rt.store, rt.lockbox, data_sources=only or None))
+        self.log.info(
+            "Auto-compaction settings from %s: %d dataSource(s), %d slot(s) free of %d (%d compaction(s) running)",
+            where, len(settings.compaction_configs), plan.slots, settings.max_compaction_task_slots, len(plan.running),
+        )
+        for note in plan.notes:
+            self.log.info(note)
+        for verdict in plan.verdicts:
+            self.log.info(verdict.line())
+        self.log.info("Verdicts: %s", ", ".join(f"{k} {v}" for k, v in sorted(plan.counts().items())) or "no chunks")
+        context["ti"].xcom_push(key="report", value=plan.model_dump())
+        if _truthy(self.dry_run) or _truthy(params.get("dry_run")):
+            self.log.info("Dry run: %d compaction(s) planned, none started", len(plan.tasks))
+            return []
+        return plan.tasks
+
+
+class AutoCompactionReportOperator(_DruidflowStepOperator):
+    """The run's report: every chunk's final verdict and reason (``compacted``, ``failed: ...``, ``skipped: ...``),
+    logged one line per chunk and returned. Runs whatever happened upstream (``trigger_rule=all_done``).
+
+    :param plan_report: the planner's ``report`` XCom (templated).
+    """
+
+    template_fields: Sequence[str] = ("plan_report",)
+    ui_color = "#a9cce3"
+    _step_name = "report"
+    _heartbeat = False
+
+    def __init__(self, *, plan_report: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.plan_report = plan_report
+
+    def _druid_task_id(self) -> str | None:
+        return None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from druidflow.compaction.planner import AutoCompactionPlan, run_report
+
+        if not self.plan_report:
+            raise AirflowFailException("report: the plan step produced no report (it failed); see its log")
+        plan = AutoCompactionPlan.parse(_as_dict(self.plan_report, "plan_report"), "plan_report")
+        report = self._run(context, lambda: run_report(plan, self.runtime.store))
+        for chunk in report["chunks"]:
+            self.log.info(
+                "%s %s: %s (%s)%s", chunk["dataSource"], chunk["interval"], chunk["verdict"], chunk["reason"],
+                f" [task {chunk['taskId']}]" if chunk.get("taskId") else "",
+            )
+        self.log.info("Auto-compaction run: %s", ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())) or "nothing to do")
+        return report
+
+
+def _names(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace(",", "\n").splitlines() if v.strip()]
+    if isinstance(value, Mapping):
+        return list(value)
+    return [str(v) for v in value if str(v).strip()]
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
