@@ -83,6 +83,9 @@ def index_task_group(
             publish_kwargs["outlets"] = outlets
         publish = IndexPublishOperator(
             task_id="publish",
+            # Input without rows (and without intervals) plans zero build units: the mapped build is then
+            # skipped, and publish must still run to record the task as a success with no segments.
+            trigger_rule="none_failed_min_one_success",
             index_task=submit.output,
             plan=determine.output["plan"],
             build_results=build.output,

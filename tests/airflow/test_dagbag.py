@@ -89,6 +89,7 @@ def test_druidflow_index_shape(parsed):
     }
     assert tasks["index.build_segments"][0] == "MappedOperator"
     assert tasks["index.release_locks"][1] == "all_done_setup_success"
+    assert tasks["index.publish"][1] == "none_failed_min_one_success"  # runs when zero build units were mapped
     assert "index.publish" in tasks["index.release_locks"][2]
     assert result["setup"] == ["index.acquire_locks"]
     assert result["teardown"] == ["index.release_locks"]

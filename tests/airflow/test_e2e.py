@@ -268,3 +268,20 @@ def test_cli_trigger_with_a_trigger_form_error_fails_before_any_work(cluster):
     assert states["index.acquire_locks"] == ["upstream_failed"]
     log = cluster.task_logs("druidflow_index", run_id)
     assert "Trigger form field 'input'" in log
+
+
+def test_input_without_rows_succeeds_with_no_segments(cluster):
+    """No intervals and no rows: zero build units, the mapped build is skipped, publish still records success."""
+    cluster.wait_for_dag("druidflow_index")
+    input_dir = cluster.home / "inputs" / "empty"
+    input_dir.mkdir(parents=True)
+    (input_dir / SAMPLE.name).write_text("")
+    spec = _wikipedia_spec(input_dir, "wiki_empty")
+    del spec["spec"]["dataSchema"]["granularitySpec"]["intervals"]
+    run_id = cluster.trigger("druidflow_index", {"spec": spec})
+    assert cluster.wait_for_run("druidflow_index", run_id) == "success", cluster.task_states("druidflow_index", run_id)
+    states = cluster.task_states("druidflow_index", run_id)
+    assert states["index.build_segments"] == ["skipped"] and states["index.publish"] == ["success"]
+    task_id = cluster.xcom("druidflow_index", run_id, "index.submit")["id"]
+    assert _store(cluster).get_task(task_id).status == "SUCCESS"
+    assert cluster.asset_events("druidflow://wiki_empty") == []  # nothing published, no event
