@@ -56,7 +56,10 @@ class _Load(_Rule):
 
 
 def _period(v: str) -> str:
-    Period.parse(v)
+    try:
+        Period.parse(v)
+    except SpecError as exc:
+        raise ValueError(exc.reason) from None
     return v
 
 

@@ -33,7 +33,9 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["druidflow.operators.index"]}],
+        "operators": [
+            {"integration-name": _INTEGRATION, "python-modules": ["druidflow.operators.index", "druidflow.operators.kill"]}
+        ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["druidflow.airflow.hooks"]}],
         "connection-types": [
             {
