@@ -524,6 +524,7 @@ class _SegmentSink:
             previous_segment_id=self.previous_id.get(bucket, ""),
             lock_version=plan.version,
             task_allocator_id=self.task.task_id,
+            skip_lineage_check=False,  # each new segment of the sequence chains on the previous one, as Druid's batch tasks do
         )
         self.previous_id[bucket] = segment_id(self.task.data_source, plan.interval, allocated.version, allocated.partition_num)
         return allocated.version, allocated.shard_spec

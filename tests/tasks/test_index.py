@@ -390,3 +390,15 @@ def test_aggregators_with_expressions(rt):
     index.run(inline_spec(data, metrics=metrics), rt)
     (row,) = rows_of(rt, "t").to_pylist()
     assert (row["vw"], row["top"]) == (12, 1.5)
+
+
+def test_an_append_that_writes_several_segments_per_chunk_gets_distinct_partitions(rt):
+    index.run(sample_spec(), rt)
+    spec = sample_spec(partitionsSpec={"type": "dynamic", "maxRowsPerSegment": 1000})
+    spec["spec"]["ioConfig"]["appendToExisting"] = True
+    appended = index.run(spec, rt)
+    per_chunk: dict = {}
+    for s in appended.segments:
+        per_chunk.setdefault(s.interval, []).append(s.partition_num)
+    assert all(sorted(p) == list(range(1, len(p) + 1)) and len(p) > 1 for p in per_chunk.values())
+    assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == 2 * input_table().num_rows
