@@ -16,8 +16,10 @@ across slices, and slices come out in time order, so the segments stay sorted.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -61,6 +63,7 @@ class IncrementalIndex:
     max_total_rows: Optional[int] = None
     flush_done: Callable[[list[int]], None] = lambda chunks: None
     group_column: str = CHUNK  # the output group (a time chunk, or a chunk's shard) rows are merged within
+    merge_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     persists: int = 0
     merge_rounds: int = 0
     _buffer: list[pa.Table] = field(default_factory=list)
@@ -136,13 +139,20 @@ class IncrementalIndex:
                 pending.setdefault(chunk, [])
         for sb in self._spills:
             pending.setdefault(sb.chunk, []).append(sb)
-        readers: dict[Path, ipc.RecordBatchFileReader] = {}
-        try:
+        def merge(chunk: int) -> None:
+            in_memory = memory.filter(pc.equal(memory.column(self.group_column), chunk)) if memory is not None else None
+            self._merge_chunk(chunk, in_memory, pending[chunk], {})
+
+        # Chunks merge independently, and sorting, rollup and Parquet writing release the GIL: merge them on
+        # as many threads as there are cores (each holds at most about maxRowsInMemory rows).
+        workers = max(1, min(self.merge_threads, len(pending)))
+        if workers == 1:
             for chunk in sorted(pending):
-                in_memory = memory.filter(pc.equal(memory.column(self.group_column), chunk)) if memory is not None else None
-                self._merge_chunk(chunk, in_memory, pending[chunk], readers)
-        finally:
-            readers.clear()
+                merge(chunk)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="druidflow-merge") as pool:
+                for future in [pool.submit(merge, chunk) for chunk in sorted(pending)]:
+                    future.result()
         for sb in {s.path for s in self._spills}:
             sb.unlink(missing_ok=True)
         self._buffer, self._buffer_rows, self._buffer_bytes = [], 0, 0

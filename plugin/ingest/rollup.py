@@ -82,6 +82,14 @@ def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
 def _dimension_key(col: pa.ChunkedArray) -> _Key:
     indices, dictionary = _dictionary(col)
+    if len(dictionary):
+        # Slices of persisted batches carry their whole batch's dictionary: keep only the values in use, so that
+        # ranking sorts fewer strings and the segments written from these rows carry only their own values.
+        used = np.bincount(indices[indices >= 0], minlength=len(dictionary)) > 0
+        if not used.all():
+            remap = np.cumsum(used, dtype=np.int32) - 1
+            indices = np.where(indices >= 0, remap[np.maximum(indices, 0)], -1).astype(np.int32)
+            dictionary = dictionary.filter(pa.array(used))
     if dictionary.null_count:
         # A null inside the dictionary (possible after unification): treat it as a null row.
         null_entries = np.flatnonzero(pc.is_null(dictionary).to_numpy(zero_copy_only=False))

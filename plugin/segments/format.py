@@ -125,7 +125,9 @@ class SegmentFileWriter:
             compression=compression,
             use_dictionary=dictionary_cols,
             column_encoding=encodings or None,
-            write_statistics=True,
+            # Time statistics let readers prune row groups by interval; dimension and metric statistics cost a
+            # third of the write time and serve no query Druidflow runs.
+            write_statistics=[TIME_COLUMN],
         )
 
 

@@ -42,6 +42,7 @@ from druidflow.ingest.partitioning import (
     row_hashes,
 )
 from druidflow.ingest.rollup import compact_dictionaries
+from druidflow.ingest.prefetch import prefetched
 from druidflow.ingest.segment_source import SegmentInputReader
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
 from druidflow.inputs import open_input
@@ -339,7 +340,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
-        for batch in _reader(task, rt, _string_dimensions(task)).batches():
+        for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
             parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
             stats = stats.plus(parsed.stats)
             if index is None:
@@ -458,7 +459,8 @@ class _SegmentSink:
         while offset < table.num_rows:
             writer, _ = self._writer(bucket)
             take = table.num_rows - offset if shard is not None else min(self.max_rows - writer.rows, table.num_rows - offset)
-            writer.write(compact_dictionaries(table.slice(offset, take)))
+            piece = table if take == table.num_rows else compact_dictionaries(table.slice(offset, take))
+            writer.write(piece)
             offset += take
             if shard is None and writer.rows >= self.max_rows:
                 self._close(bucket)
