@@ -308,10 +308,11 @@ def run(spec: Any, rt: Runtime, *, timeout_s: float = 0) -> CompactionReport:
     """Every step in this process (the CLI, ``druidflow.tasks.dispatch`` and the auto-compaction operator)."""
     task = submit(spec, rt)
     try:
-        acquire_locks(task, rt, timeout_s=timeout_s)
-        the_plan = plan(task, rt)
-        result = build_all(the_plan, rt)
-        return publish(the_plan, [result], rt)
+        with rt.lockbox.keep_alive(task.task_id):  # a compaction may outlast the lock lease
+            acquire_locks(task, rt, timeout_s=timeout_s)
+            the_plan = plan(task, rt)
+            result = build_all(the_plan, rt)
+            return publish(the_plan, [result], rt)
     except BaseException as exc:
         fail(task.task_id, exc, rt)
         raise

@@ -384,3 +384,23 @@ def test_dispatch_runs_compact_tasks(rt):
     report = run_task(compact_spec(), rt)
     assert report["status"] == "SUCCESS" and len(report["segments"]) == 1
     assert Counter(r.unused_reason for r in rt.store.segments("t", include_unused=True) if not r.used) == {OVERSHADOWED_BY_COMPACTION: 2}
+
+
+def test_a_compaction_longer_than_the_lock_lease_keeps_its_lock(rt, monkeypatch):
+    import dataclasses
+    import time
+
+    from druidflow.locks import TaskLockbox
+
+    for i in range(2):
+        index.run(index_spec(batch(i)), rt)
+    short = dataclasses.replace(rt, lockbox=TaskLockbox(rt.store.engine, lease_seconds=1.0))
+    real_build = compact.build_all
+
+    def slow_build(plan, rt_):
+        time.sleep(2.5)  # more than twice the lease: only the heartbeat keeps the lock alive
+        return real_build(plan, rt_)
+
+    monkeypatch.setattr(compact, "build_all", slow_build)
+    report = compact.run(compact_spec(), short)
+    assert report.status == "SUCCESS" and len(rt.store.used_segments("t")) == 1
