@@ -402,3 +402,62 @@ def test_an_append_that_writes_several_segments_per_chunk_gets_distinct_partitio
         per_chunk.setdefault(s.interval, []).append(s.partition_num)
     assert all(sorted(p) == list(range(1, len(p) + 1)) and len(p) > 1 for p in per_chunk.values())
     assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == 2 * input_table().num_rows
+
+
+def test_schemaless_dimensions_are_discovered_as_druid_does(rt):
+    data = "\n".join(json.dumps({"ts": "2024-01-01T01:00:00Z", "d": "a", "e": i % 2, "skip": "x", "v": 1}) for i in range(4))
+    spec = inline_spec(data, dims=())
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {"dimensions": [], "dimensionExclusions": ["skip"]}
+    report = index.run(spec, rt)
+    (segment,) = report.segments
+    # Every input column but the timestamp, the exclusions and the metrics' inputs, as strings.
+    assert segment.dimension_names == ["d", "e"]
+    rows = sorted(rows_of(rt, "t").to_pylist(), key=lambda r: r["e"])
+    assert [(r["d"], r["e"], r["count"]) for r in rows] == [("a", "0", 2), ("a", "1", 2)]
+
+
+def test_tsv_input_and_max_bytes_in_memory_persists(rt):
+    lines = ["ts\td\tv"] + [f"2024-01-0{1 + i % 2}T0{i % 10}:00:00Z\tk{i}\t{i}" for i in range(2000)]
+    spec = inline_spec(
+        "\n".join(lines),
+        fmt={"type": "tsv", "findColumnsFromHeader": True},
+        tuningConfig={"type": "index", "maxBytesInMemory": 20_000},
+    )
+    task = index.submit(spec, rt)
+    index.acquire_locks(task, rt)
+    plan = index.determine_partitions(task, rt)
+    result = index.build_units(task, plan.build_units, rt)
+    assert result.persists > 0  # the byte budget forced intermediate persists
+    index.publish(task, plan, [result], rt)
+    index.release(task.task_id, rt)
+    rows = rows_of(rt, "t")
+    assert pc.sum(rows["v"]).as_py() == sum(range(2000))
+    assert pc.sum(rows["count"]).as_py() == 2000
+
+
+def test_s3_input_source_over_http(db_url, tmp_path, s3_server):
+    bucket = s3_server.make_bucket()
+    s3_server.client().put_object(Bucket=bucket, Key="in/part-0.json", Body=SAMPLE.read_bytes())
+    rt = Runtime.from_urls(db_url, str(tmp_path / "deep"), tmp_path / "work")
+    spec = sample_spec()
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "s3", "prefixes": [f"s3://{bucket}/in/"], **s3_server.input_source_config}
+    index.run(spec, rt)
+    assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == input_table().num_rows
+
+
+def test_http_input_source(rt, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SAMPLE.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        spec = sample_spec()
+        spec["spec"]["ioConfig"]["inputSource"] = {"type": "http", "uris": [f"http://127.0.0.1:{server.server_port}/{SAMPLE.name}"]}
+        index.run(spec, rt)
+    finally:
+        server.shutdown()
+    assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == input_table().num_rows
