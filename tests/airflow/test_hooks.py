@@ -116,7 +116,6 @@ def test_deep_storage_hook_s3_through_an_aws_connection(monkeypatch, s3_server):
     assert hook.s3_options == s3_server.options
     storage = hook.storage
     assert type(storage).__name__ == "S3DeepStorage"
-    src = tmp = None
     import tempfile
     from pathlib import Path
 

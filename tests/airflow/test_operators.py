@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
