@@ -616,10 +616,12 @@ def run(spec: Any, rt: Runtime) -> IndexReport:
     """Every step in this process: the CLI's ``druidflow run`` and the benchmark."""
     task = submit(spec, rt)
     try:
-        acquire_locks(task, rt)
-        plan = determine_partitions(task, rt)
-        result = build_units(task, plan.build_units, rt)
-        return publish(task, plan, [result], rt)
+        # The locks' lease is renewed for as long as the task runs, however long the build takes.
+        with rt.lockbox.keep_alive(task.task_id):
+            acquire_locks(task, rt)
+            plan = determine_partitions(task, rt)
+            result = build_units(task, plan.build_units, rt)
+            return publish(task, plan, [result], rt)
     except BaseException as exc:
         fail(task.task_id, exc, rt)
         raise

@@ -461,3 +461,21 @@ def test_http_input_source(rt, tmp_path):
     finally:
         server.shutdown()
     assert pc.sum(rows_of(rt, "wikipedia")["count"]).as_py() == input_table().num_rows
+
+
+def test_a_run_longer_than_the_lock_lease_keeps_its_locks(db_url, tmp_path, monkeypatch):
+    from druidflow.locks import TaskLockbox
+
+    rt = Runtime.from_urls(db_url, str(tmp_path / "deep"), tmp_path / "work")
+    rt.lockbox = TaskLockbox(rt.store.engine, lease_seconds=1)
+    slow_build = index.build_units
+
+    def build_slowly(*args, **kwargs):
+        import time
+
+        time.sleep(2.5)  # well past the 1 s lease
+        return slow_build(*args, **kwargs)
+
+    monkeypatch.setattr(index, "build_units", build_slowly)
+    report = index.run(sample_spec(), rt)
+    assert len(report.segments) == 7
