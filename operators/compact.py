@@ -466,8 +466,9 @@ class AutoCompactionPlanOperator(_DruidflowStepOperator):
         for verdict in plan.verdicts:
             self.log.info(verdict.line())
         self.log.info("Verdicts: %s", ", ".join(f"{k} {v}" for k, v in sorted(plan.counts().items())) or "no chunks")
-        context["ti"].xcom_push(key="report", value=plan.model_dump())
-        if _truthy(self.dry_run) or _truthy(params.get("dry_run")):
+        dry_run = _truthy(self.dry_run) or _truthy(params.get("dry_run"))
+        context["ti"].xcom_push(key="report", value=plan.model_copy(update={"dry_run": dry_run}).model_dump())
+        if dry_run:
             self.log.info("Dry run: %d compaction(s) planned, none started", len(plan.tasks))
             return []
         return plan.tasks

@@ -88,6 +88,7 @@ class AutoCompactionPlan(DruidModel):
     verdicts: list[ChunkVerdict] = Field(default_factory=list)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    dry_run: bool = False
 
     def counts(self) -> dict[str, int]:
         """How many chunks got each verdict category."""
@@ -271,8 +272,10 @@ def run_report(plan: AutoCompactionPlan, store: Any) -> dict[str, Any]:
         }
         if v.chosen and v.task_id:
             entry["taskId"] = v.task_id
-            record = store.get_task(v.task_id)
-            if record is None:
+            record = None if plan.dry_run else store.get_task(v.task_id)
+            if plan.dry_run:
+                entry.update(verdict="compact (dry run)", reason=f"{v.reason}; not started: dry run")
+            elif record is None:
                 entry.update(verdict="not run", reason=f"planned ({v.reason}) but the compaction never started")
             elif record.status == "SUCCESS":
                 payload = ((record.report or {}).get("ingestionStatsAndErrors") or {}).get("payload") or {}
@@ -294,6 +297,7 @@ def run_report(plan: AutoCompactionPlan, store: Any) -> dict[str, Any]:
         "slots": plan.slots,
         "running": plan.running,
         "notes": plan.notes,
+        "dryRun": plan.dry_run,
         "counts": counts,
         "chunks": chunks,
     }

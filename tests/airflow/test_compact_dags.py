@@ -281,6 +281,17 @@ def test_auto_compaction_plan_run_and_report(env, monkeypatch):
     assert AutoCompactionPlanOperator(task_id="plan").execute(again_ctx) == []
     assert [v["category"] for v in again_ctx["ti"].pushed["report"]["verdicts"]] == ["too_recent", "already_compacted", "already_compacted"]
 
+    # a dry run reports what it would compact, and starts nothing
+    from druidflow.tasks import index
+
+    index.run(index_spec(1, 5, seg="DAY"), rt)  # late data appended to the compacted day
+    dry_ctx = context(params={"config": settings, "dry_run": True})
+    assert AutoCompactionPlanOperator(task_id="plan").execute(dry_ctx) == []
+    dry = AutoCompactionReportOperator(task_id="report", plan_report=dry_ctx["ti"].pushed["report"]).execute(context())
+    assert dry["dryRun"] is True
+    assert [(c["interval"][:10], c["verdict"]) for c in dry["chunks"]] == [
+        ("2024-01-03", "skipped: too recent"), ("2024-01-02", "skipped: already compacted"), ("2024-01-01", "compact (dry run)")]
+
 
 def test_auto_compaction_settings_errors_fail_the_plan_naming_the_field(env, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION", json.dumps([{"dataSource": "events", "inputSegmentSizeByte": 5}]))
