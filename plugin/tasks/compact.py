@@ -130,7 +130,9 @@ class InputSelection(NamedTuple):
 
 
 def sha256_of_segment_ids(ids: Sequence[str]) -> str:
-    """Druid's ``SegmentUtils.hashIds``: SHA-256 over the sorted segment ids, concatenated (UTF-8), in hex."""
+    """SHA-256 over the sorted segment ids, concatenated (UTF-8), in hex: Druid's ``SegmentUtils.hashIds``, except
+    that Druid decodes the digest bytes as UTF-8 (a lossy string no JSON client can reproduce) where Druidflow
+    writes the hex digest, which is what ``sha256OfSortedSegmentIds`` is validated as."""
     digest = hashlib.sha256()
     for sid in sorted(ids):
         digest.update(sid.encode("utf-8"))
