@@ -9,7 +9,7 @@ so that a burst of load from elsewhere does not land on one engine only.
 It prints, per engine, the median wall time, rows/s, peak RSS, CPU time and output bytes; the ratios
 Druidflow/fastest peer and Druidflow/floor; checks that all outputs agree per day (rows after rollup and the totals
 of count, added, deleted, delta) and exits 1 if they do not or an engine failed. Then the metadata figures
-(``bench.locks`` and ``bench.metadata``, each ``run(url) -> dict``, on SQLite and PostgreSQL) and the Airflow
+(``bench.locks``, ``bench.metadata`` and ``bench.kill``, each ``run(url) -> dict``, on SQLite and PostgreSQL) and the Airflow
 end-to-end time (``--airflow``). Results go to ``bench/results/<timestamp>-<rows>.json``.
 
 ``--memory`` runs Druidflow on 5M and 50M rows (``--memory-rows``) with maxRowsInMemory 1,000,000 and prints both
@@ -42,7 +42,7 @@ from bench.generate import dataset_paths, generate, parse_rows, rows_label
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-METADATA_MODULES = ("bench.locks", "bench.metadata")
+METADATA_MODULES = ("bench.locks", "bench.metadata", "bench.kill")
 AIRFLOW_MODULE = "bench.airflow_e2e"  # expected to expose run(input_path: str, input_format: str) -> {"wall_s": ...}
 TARGET_VS_PEER = 1.0
 TARGET_VS_FLOOR = 1.4

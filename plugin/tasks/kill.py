@@ -53,6 +53,8 @@ MARK_AS_UNUSED_REASON = "dropped-by-kill"
 MAX_LISTED = 10_000
 #: Keys per S3 DeleteObjects request (the API's maximum).
 S3_DELETE_KEYS_PER_REQUEST = 1000
+#: File deletes (or S3 delete requests) of one batch running at once.
+DELETE_WORKERS = 8
 #: The steps a :data:`Checkpoint` is called at, in order, for each batch.
 STEPS = ("claimed", "file_deleted", "files_deleted", "rows_deleted")
 
@@ -474,12 +476,16 @@ class _Kill:
 
     def _batches(self) -> None:
         for unit in self.units:
+            # Rows left claimed by a dead kill come first. While this kill holds the unit's lock no other kill can
+            # claim rows in it, so once a batch finds fewer than it asked for, there are no more to look for.
+            claimed_left = True
             while True:
                 n = self._room()
                 if not n:
                     break
                 with self.rt.lockbox.critical_section(self.task_id, [unit], self.ds) as cs:
-                    rows = q.claimed_rows(cs.connection, self.ds, unit, n)
+                    rows = q.claimed_rows(cs.connection, self.ds, unit, n) if claimed_left else []
+                    claimed_left = len(rows) == n
                     if len(rows) < n:
                         rows += q.eligible_rows(
                             cs.connection, self.ds, unit, versions=self.task.versions, cutoff=self.cutoff, limit=n - len(rows)
@@ -663,35 +669,66 @@ def _has_file(load_path: str, load_spec: dict[str, Any]) -> bool:
 
 
 def delete_files(
-    storage: DeepStorage, files: dict[str, dict[str, Any]], on_deleted: Optional[Callable[[str], None]] = None
+    storage: DeepStorage,
+    files: dict[str, dict[str, Any]],
+    on_deleted: Optional[Callable[[str], None]] = None,
+    *,
+    workers: int = DELETE_WORKERS,
 ) -> int:
     """Delete ``files`` (load path -> loadSpec); a missing file counts as deleted. Returns how many.
 
     S3 objects go in DeleteObjects requests of up to :data:`S3_DELETE_KEYS_PER_REQUEST` keys; other storages
-    delete one file at a time (and remove the directories left empty). ``on_deleted(path)`` is called once a file
-    is gone.
+    delete one file at a time (removing the directories left empty), in up to ``workers`` runs of neighbouring
+    files. Up to ``workers`` requests or runs go at once (they wait on the filesystem or the network, not on
+    Python). ``on_deleted(path)`` is called, in the calling thread, once a file is known to be gone; if it (or a
+    delete) raises, what has not started yet is cancelled.
     """
     from druidflow.storage.s3 import S3DeepStorage
 
-    done = 0
+    jobs: list[tuple[list[str], Callable[[], Any]]] = []
     s3_keys: dict[str, list[tuple[str, str]]] = {}
+    singles: list[str] = []
     for path in sorted(files):
         spec = files[path]
         if isinstance(storage, S3DeepStorage) and spec.get("type") in ("s3", "s3_zip") and spec.get("bucket") and spec.get("key"):
             s3_keys.setdefault(str(spec["bucket"]), []).append((path, str(spec["key"])))
-            continue
-        storage.delete(spec)
-        done += 1
-        if on_deleted is not None:
-            on_deleted(path)
+        else:
+            singles.append(path)
+    # One job per run of neighbouring files (siblings share directories), at most `workers` jobs.
+    per_job = max(1, -(-len(singles) // max(1, workers)))
+    for i in range(0, len(singles), per_job):
+        run_paths = singles[i : i + per_job]
+        jobs.append((run_paths, lambda run_paths=run_paths: [storage.delete(files[p]) for p in run_paths]))
     for bucket, items in s3_keys.items():
         for i in range(0, len(items), S3_DELETE_KEYS_PER_REQUEST):
             chunk = items[i : i + S3_DELETE_KEYS_PER_REQUEST]
-            _delete_s3_objects(storage, bucket, [key for _, key in chunk])  # type: ignore[arg-type]
-            for path, _ in chunk:
-                done += 1
-                if on_deleted is not None:
-                    on_deleted(path)
+            keys = [key for _, key in chunk]
+            jobs.append(([path for path, _ in chunk], lambda bucket=bucket, keys=keys: _delete_s3_objects(storage, bucket, keys)))
+
+    done = 0
+
+    def finished(paths: list[str]) -> None:
+        nonlocal done
+        for path in paths:
+            done += 1
+            if on_deleted is not None:
+                on_deleted(path)
+
+    if workers <= 1 or len(jobs) <= 1:
+        for paths, job in jobs:
+            job()
+            finished(paths)
+        return done
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="druidflow-kill-delete")
+    try:
+        futures = {pool.submit(job): paths for paths, job in jobs}
+        for future in as_completed(futures):
+            future.result()
+            finished(futures[future])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return done
 
 
