@@ -45,7 +45,8 @@ def test_drop_before_by_period_drops_segments_that_ended_at_least_the_period_ago
 
 def test_drop_by_period_drops_segments_inside_the_recent_period():
     # [now - P7D, now) = [2024-06-08T12:00Z, 2024-06-15T12:00Z)
-    inside, straddles, before, future = "2024-06-09/2024-06-10", "2024-06-08/2024-06-09", "2024-06-01/2024-06-02", "2024-06-20/2024-06-21"
+    inside, straddles = "2024-06-09/2024-06-10", "2024-06-08/2024-06-09"
+    before, future = "2024-06-01/2024-06-02", "2024-06-20/2024-06-21"
     with_future = {"type": "dropByPeriod", "period": "P7D"}  # includeFuture defaults to true
     assert applies(with_future, inside, straddles, before, future) == [True, False, False, True]
     no_future = {"type": "dropByPeriod", "period": "P7D", "includeFuture": False}

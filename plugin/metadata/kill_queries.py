@@ -115,6 +115,11 @@ def eligible_rows(
     return _rows(conn, query if limit is None else query.limit(limit))
 
 
+def used_rows_inside(conn: Connection, data_source: str, interval: Interval) -> list[KillRow]:
+    """Used rows lying entirely inside ``interval`` (what a kill with ``markAsUnused`` marks unused first)."""
+    return _rows(conn, sa.select(*_ROW).where(*_contained(data_source, interval), S.c.used == sa.true()).order_by(*_ORDER))
+
+
 def count_remaining(
     conn: Connection,
     data_source: str,

@@ -120,8 +120,11 @@ def run_scheduled_kills(
         except DruidflowError as exc:
             log.error("scheduled kill of %s failed: %s", ds, exc)
             errors.append(exc)
+            failed: dict[str, Any] = {"dataSource": ds, "status": "FAILED", "error": str(exc)}
             partial = getattr(exc, "report", None)
-            results.append({"dataSource": ds, "status": "FAILED", "error": str(exc), **({"report": partial.model_dump()} if partial else {})})
+            if partial is not None:
+                failed["report"] = partial.model_dump()
+            results.append(failed)
             continue
         if report is None:
             continue

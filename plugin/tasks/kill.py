@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from pydantic import Field
@@ -275,7 +275,7 @@ class _Kill:
     checkpoint: Optional[Checkpoint]
     killed: int = 0
     batches: int = 0
-    bytes: int = 0
+    bytes_killed: int = 0
     files_deleted: int = 0
     marked_unused: int = 0
     segments: list[str] = field(default_factory=list)
@@ -298,7 +298,7 @@ class _Kill:
     def limit(self) -> Optional[int]:
         return self.task.limit
 
-    def _room(self) -> Optional[int]:
+    def _room(self) -> int:
         """How many segments the next batch may take; 0 when the batch or segment cap is reached."""
         max_batches = self.task.max_batches
         if max_batches is not None and self.batches >= max_batches:
@@ -315,7 +315,7 @@ class _Kill:
         blocking = self._blocking_locks()
         with self.rt.store.engine.connect() as conn:
             if self.task.mark_as_unused:
-                self.marked_unused = self._count_used_inside(conn)
+                self.marked_unused = len(q.used_rows_inside(conn, self.ds, self.task.interval))
             self._static_skips(conn, simulate_mark_unused=self.task.mark_as_unused)
             self.units = self._plan_units(conn, blocking)
             gone: set[str] = set()
@@ -334,39 +334,17 @@ class _Kill:
                     gone.update(r.id for r in rows)
                     self._account(batch)
                 if queue:
-                    self._skip("beyondLimit", q.SkipCount(len(queue), sum(r.size for r in queue), tuple(r.id for r in queue[:q.SAMPLE_SIZE])))
+                    examples = tuple(r.id for r in queue[: q.SAMPLE_SIZE])
+                    self._skip("beyondLimit", q.SkipCount(len(queue), sum(r.size for r in queue), examples))
         return self._report("DRY_RUN", dry_run=True)
 
     def _with_marked(self, conn: Any, unit: Interval, eligible: list[q.KillRow]) -> list[q.KillRow]:
         """The eligible rows once markAsUnused has marked the used ones inside ``unit`` unused (now)."""
-        import sqlalchemy as sa
-
-        from druidflow.metadata.tables import segments as S
-
         now = format_instant(self.clock())
         if self.cutoff is not None and now > self.cutoff:
-            return eligible
-        rows = conn.execute(
-            sa.select(S.c.id, S.c.start_ms, S.c.end_ms, S.c.version, S.c.size, S.c.load_path)
-            .where(S.c.dataSource == self.ds, S.c.used == sa.true(), S.c.start_ms >= unit.start, S.c.end_ms <= unit.end)
-        ).all()
-        marked = [q.KillRow(r[0], r[1], r[2], r[3], r[4], r[5], now, None) for r in rows]
+            return eligible  # marked unused "now": too recent for this kill
+        marked = [replace(r, used_status_last_updated=now) for r in q.used_rows_inside(conn, self.ds, unit)]
         return sorted(eligible + marked, key=lambda r: (r.start_ms, r.end_ms, r.version, r.id))
-
-    def _count_used_inside(self, conn: Any) -> int:
-        import sqlalchemy as sa
-
-        from druidflow.metadata.tables import segments as S
-
-        iv = self.task.interval
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    S.c.dataSource == self.ds, S.c.used == sa.true(), S.c.start_ms >= iv.start, S.c.end_ms <= iv.end
-                )
-            ).scalar()
-            or 0
-        )
 
     def _blocking_locks(self) -> list[Any]:
         """Other tasks' live locks on the dataSource that this kill's lock could neither share nor preempt."""
@@ -378,7 +356,9 @@ class _Kill:
         for lk in self.rt.lockbox.locks(datasource=self.ds):
             if not lk.active or lk.group_id == self.task.group_id or lk.priority < self.task.priority:
                 continue
-            posse = Posse(lk.posse_id, lk.group_id, lk.interval, lk.type, lk.version, lk.priority, lk.revoked, frozenset([lk.task_id]))
+            posse = Posse(
+                lk.posse_id, lk.group_id, lk.interval, lk.type, lk.version, lk.priority, lk.revoked, frozenset([lk.task_id])
+            )
             if not compatible(posse, kind, self.task.interval):
                 out.append(lk)
         return out
@@ -494,7 +474,9 @@ class _Kill:
                         break
                     for r in rows:
                         if r.kill_task_id and r.kill_task_id != self.task_id:
-                            log.warning("kill %s: finishing segment %s left claimed by kill %s", self.task_id, r.id, r.kill_task_id)
+                            log.warning(
+                                "kill %s: finishing segment %s left claimed by kill %s", self.task_id, r.id, r.kill_task_id
+                            )
                     previous = {r.id: r.kill_task_id for r in rows}
                     held = q.claim(cs.connection, self.task_id, [r.id for r in rows])
                 if not held:
@@ -554,7 +536,7 @@ class _Kill:
     def _account(self, batch: _Batch) -> None:
         self.batches += 1
         self.killed += len(batch.rows)
-        self.bytes += sum(r.size for r in batch.rows)
+        self.bytes_killed += sum(r.size for r in batch.rows)
         self.files_deleted += len(batch.files)
         room = MAX_LISTED - len(self.segments)
         self.segments += [r.id for r in batch.rows[:room]]
@@ -576,8 +558,8 @@ class _Kill:
             if used is not None and used.segments > self.marked_unused:
                 counts["used"] = q.SkipCount(used.segments - self.marked_unused, 0, ())
             if self.cutoff is not None and format_instant(self.clock()) > self.cutoff and self.marked_unused:
-                too_recent = counts.get("markedUnusedTooRecently", q.SkipCount(0, 0, ()))
-                counts["markedUnusedTooRecently"] = q.SkipCount(too_recent.segments + self.marked_unused, too_recent.bytes, too_recent.examples)
+                recent = counts.get("markedUnusedTooRecently", q.SkipCount(0, 0, ()))
+                counts["markedUnusedTooRecently"] = q.SkipCount(recent.segments + self.marked_unused, recent.bytes, recent.examples)
         for reason, count in counts.items():
             key = self.cutoff_reason if reason == "markedUnusedTooRecently" else reason
             self._skip(key, count)
@@ -625,7 +607,8 @@ class _Kill:
 
     def _stopped(self, reason: str, exc: BaseException) -> KillReport:
         with self.rt.store.engine.connect() as conn:
-            left = q.count_remaining(conn, self.ds, self.units or [self.task.interval], versions=self.task.versions, cutoff=self.cutoff)
+            units = self.units or [self.task.interval]
+            left = q.count_remaining(conn, self.ds, units, versions=self.task.versions, cutoff=self.cutoff)
         self._skip(reason, left)
         return self._finish("FAILED", error=str(exc))
 
@@ -647,7 +630,7 @@ class _Kill:
             num_segments_killed=self.killed,
             num_batches_processed=self.batches,
             num_segments_marked_as_unused=self.marked_unused,
-            bytes_killed=self.bytes,
+            bytes_killed=self.bytes_killed,
             num_files_deleted=self.files_deleted,
             segments=self.segments,
             files=self.files,
@@ -690,7 +673,8 @@ def delete_files(
     singles: list[str] = []
     for path in sorted(files):
         spec = files[path]
-        if isinstance(storage, S3DeepStorage) and spec.get("type") in ("s3", "s3_zip") and spec.get("bucket") and spec.get("key"):
+        s3 = isinstance(storage, S3DeepStorage) and spec.get("type") in ("s3", "s3_zip")
+        if s3 and spec.get("bucket") and spec.get("key"):
             s3_keys.setdefault(str(spec["bucket"]), []).append((path, str(spec["key"])))
         else:
             singles.append(path)
@@ -703,7 +687,8 @@ def delete_files(
         for i in range(0, len(items), S3_DELETE_KEYS_PER_REQUEST):
             chunk = items[i : i + S3_DELETE_KEYS_PER_REQUEST]
             keys = [key for _, key in chunk]
-            jobs.append(([path for path, _ in chunk], lambda bucket=bucket, keys=keys: _delete_s3_objects(storage, bucket, keys)))
+            paths = [path for path, _ in chunk]
+            jobs.append((paths, lambda bucket=bucket, keys=keys: _delete_s3_objects(storage, bucket, keys)))
 
     done = 0
 

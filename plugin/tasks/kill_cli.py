@@ -163,7 +163,8 @@ def format_kill_report(report: Any) -> str:
     if report.listing_truncated:
         lines.append(f"  ... (lists cut at {len(report.segments)}; use --json for the counts)")
     if report.resumed:
-        lines.append("finished segments left claimed by earlier kills: " + ", ".join(f"{k} ({v})" for k, v in report.resumed.items()))
+        resumed = ", ".join(f"{k} ({v})" for k, v in report.resumed.items())
+        lines.append(f"finished segments left claimed by earlier kills: {resumed}")
     if report.skipped:
         lines.append("skipped:")
         for reason, entry in sorted(report.skipped.items()):

@@ -67,7 +67,8 @@ def sweep_orphans(rt: Runtime, data_source: Optional[str] = None, *, delete: boo
 
 
 def _sweep(rt: Runtime, data_source: Optional[str]) -> OrphanReport:
-    listed = [(key, size, spec, rt.storage.load_path(spec)) for key, size, spec in rt.storage.list_keys(f"{data_source}/" if data_source else "")]
+    prefix = f"{data_source}/" if data_source else ""
+    listed = [(key, size, spec, rt.storage.load_path(spec)) for key, size, spec in rt.storage.list_keys(prefix)]
     locks = [lk for lk in rt.lockbox.locks(datasource=data_source) if lk.active]
     with rt.store.engine.connect() as conn:
         referenced = q.referenced_paths(conn, [path for *_, path in listed])

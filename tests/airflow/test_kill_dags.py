@@ -36,7 +36,9 @@ from druidflow.tasks.runtime import Runtime
 from tests.airflow.conftest import DAGS_FOLDER, airflow_env
 from tests.tasks.test_kill import DS, V2, day, files, rows, seed, unuse
 
-OPERATORS = [DruidKillOperator, MarkSegmentsUnusedOperator, MarkSegmentsUsedOperator, ApplyRetentionRulesOperator, ScheduledKillOperator]
+OPERATORS = [
+    DruidKillOperator, MarkSegmentsUnusedOperator, MarkSegmentsUsedOperator, ApplyRetentionRulesOperator, ScheduledKillOperator,
+]
 
 
 class FakeTI:
@@ -323,7 +325,9 @@ def cluster(request, tmp_path_factory) -> Iterator:
         dags_folder=dags,
         extra_env={
             "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
-            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps({"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}),
+            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps(
+                {"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}
+            ),
             "AIRFLOW_VAR_DRUIDFLOW_RETENTION": json.dumps({"kill": {"dataSources": {"e2e_wiki": {"enabled": True}}}}),
             "DRUIDFLOW_WORK_DIR": str(home / "work"),
         },
