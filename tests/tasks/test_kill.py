@@ -580,3 +580,18 @@ def test_druidflow_run_executes_a_kill_spec_as_written(local_rt, db_url, tmp_pat
     spec.write_text(json.dumps(kill_spec()))
     code, out = _cli("run", str(spec), url=db_url, deep=local_rt.storage.uri)
     assert code == 0 and json.loads(out)["numSegmentsKilled"] == 1 and rows(local_rt) == {}
+
+
+@pytest.mark.parametrize(("context", "lock_type"), [({}, "EXCLUSIVE"), ({"useConcurrentLocks": True}, "REPLACE")])
+def test_the_kill_locks_exactly_its_interval_at_priority_0(local_rt, context, lock_type):
+    segments = seed(local_rt, [day(1)])
+    unuse(local_rt, segments)
+    seen = []
+
+    def look(step: kill.KillStep) -> None:
+        if step.step == "claimed":
+            seen.extend((str(lk.interval), lk.type.value, lk.priority) for lk in local_rt.lockbox.locks(DS))
+
+    kill.run(kill_spec("2024-01-01/2024-01-15", context=context), local_rt, checkpoint=look)
+    assert seen == [("2024-01-01T00:00:00.000Z/2024-01-15T00:00:00.000Z", lock_type, 0)]
+    assert local_rt.lockbox.locks(DS) == []  # released at the end
