@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
-from druidflow.ingest.builder import IncrementalIndex
+from druidflow.ingest.builder import IncrementalIndex, tune_allocator
 from druidflow.ingest.hashing import hash_buckets
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
 from druidflow.ingest.partitioning import (
@@ -335,6 +335,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
     parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=all_chunks, handler=handler, count_unowned=primary)
     parser.assign = _BucketAssigner(buckets, parser, tuning.effective_partitions_spec)
     scratch = rt.scratch(f"{task.task_id[:40]}-build-")
+    tune_allocator()
     try:
         sink = _SegmentSink(task, rt, buckets, scratch / "segments", parser)
         index: Optional[IncrementalIndex] = None
