@@ -120,6 +120,10 @@ def test_segment_files_are_plain_parquet_sorted_with_the_descriptor_embedded(rt)
         # Sorted by time, then the dimensions in spec order.
         keys = table.select(["__time", *DIMS]).to_pylist()
         assert keys == sorted(keys, key=lambda r: (r["__time"], *[(r[d] is not None, r[d] or "") for d in DIMS]))
+        # Each segment's dictionaries hold its own values only (not every value of the build).
+        page = pq.read_table(path, columns=["page"], read_dictionary=["page"]).column("page")
+        stored = {v for chunk in page.chunks for v in chunk.dictionary.to_pylist()}
+        assert stored == set(page.to_pylist())
         embedded = read_descriptor(path)
         assert embedded.id == segment.id and embedded.num_rows == table.num_rows
         assert embedded.dimension_names == DIMS and embedded.metric_names == ["count", "added", "deleted", "delta"]
