@@ -226,6 +226,37 @@ def test_druidflow_index_publishes_segments_and_emits_the_asset_event(cluster):
     assert [lk for lk in TaskLockbox(store.engine).locks(task_id=task_id) if lk.active] == []
 
 
+def test_hashed_partitioning_maps_one_build_per_chunk_and_shard(cluster):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from druidflow.query import visible_rows
+    from druidflow.storage import deep_storage_from_uri
+
+    cluster.wait_for_dag("druidflow_index")
+    spec = _wikipedia_spec(_input_dir(cluster, "hashed"), "wikipedia_hashed")
+    spec["spec"]["dataSchema"]["granularitySpec"]["intervals"] = ["2024-01-01/2024-01-03"]
+    spec["spec"]["tuningConfig"] = {"type": "index", "forceGuaranteedRollup": True, "partitionsSpec": {"type": "hashed", "numShards": 3}}
+    run_id = cluster.trigger("druidflow_index", {"spec": spec})
+    state = cluster.wait_for_run("druidflow_index", run_id)
+    states = cluster.task_states("druidflow_index", run_id)
+    assert state == "success", f"{states}\n{cluster.task_logs('druidflow_index', run_id)}"
+    assert states["index.build_segments"] == ["success"] * 6  # 2 days x 3 shards, one mapped instance each
+    store = _store(cluster)
+    segments = store.used_segments("wikipedia_hashed")
+    assert sorted((str(s.interval)[:10], s.partition_num) for s in segments) == [
+        (day, p) for day in ("2024-01-01", "2024-01-02") for p in range(3)
+    ]
+    assert {s.shard_spec.type for s in segments} == {"hashed"}
+    rows = pa.Table.from_batches(
+        list(visible_rows(store, deep_storage_from_uri(str(cluster.deep_storage)), "wikipedia_hashed"))
+    )
+    report = cluster.xcom("druidflow_index", run_id, "index.publish")
+    stats = report["reports"]["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]
+    assert pc.sum(rows["count"]).as_py() == stats["processed"]  # each row counted once across the six builds
+    assert stats["thrownAway"] == 16000 - stats["processed"]  # the other five days, counted by one build only
+
+
 def test_a_failed_build_is_torn_down_locks_released_nothing_published(cluster):
     cluster.wait_for_dag("druidflow_index")
     input_dir = _input_dir(cluster, "bad")
