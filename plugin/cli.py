@@ -6,6 +6,7 @@
     druidflow tasks [--datasource D] [--json]
     druidflow locks [--datasource D] [--json]
     druidflow timeline DATASOURCE [--interval I]
+    druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
     druidflow demo                              ingest the bundled sample and print its timeline
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
@@ -222,6 +223,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
+        # The reader went away (e.g. `druidflow read ... | head`): not an error.
         sys.stderr.close()
         return 0
     except (DruidflowError, OSError) as exc:
@@ -229,10 +231,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # The reader went away (e.g. `druidflow read ... | head`): not an error.
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":
