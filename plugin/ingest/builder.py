@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from druidflow.ingest.parse import CHUNK, TIME
-from druidflow.ingest.rollup import MetricColumn, rollup
+from druidflow.ingest.rollup import MetricColumn, compact_dictionaries, rollup
 
 # Small enough that a merge slice reads little beyond its time range from each persist, however many there are.
 SPILL_BATCH_ROWS = 16 * 1024
@@ -141,10 +141,16 @@ class IncrementalIndex:
         if self.max_total_rows is not None and self._buffer_rows + self._spilled_rows >= self.max_total_rows:
             self.flush()
 
-    def _combine(self, tables: list[pa.Table]) -> pa.Table:
+    def _combine(self, tables: list[pa.Table], sorted_runs: bool = False) -> pa.Table:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         return rollup(
-            table, self.dimensions, self.metrics, combine=self.rollup, time_step=self.time_step, leading=[self.group_column]
+            table,
+            self.dimensions,
+            self.metrics,
+            combine=self.rollup,
+            time_step=self.time_step,
+            leading=[self.group_column],
+            sorted_runs=sorted_runs,
         )
 
     def _compact_or_persist(self) -> None:
@@ -216,7 +222,7 @@ class IncrementalIndex:
     def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers) -> None:
         if not spills:
             if in_memory is not None and in_memory.num_rows:
-                self.sink(chunk, in_memory.drop_columns([self.group_column]))
+                self.sink(chunk, compact_dictionaries(in_memory.drop_columns([self.group_column])))
             return
         lo = min([s.tmin for s in spills] + ([pc.min(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else []))
         hi = max([s.tmax for s in spills] + ([pc.max(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else [])) + 1
@@ -263,10 +269,11 @@ class IncrementalIndex:
         if not pieces:
             return
         if len(sources) == 1:
-            # One persist (or memory alone) is already rolled up and sorted: its pieces only need joining.
-            merged = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+            # One persist (or memory alone) is already rolled up and sorted: its pieces only need joining, and
+            # their dictionaries trimming to the values this chunk uses.
+            merged = compact_dictionaries(pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0])
         else:
-            merged = self._combine(pieces)
+            merged = self._combine(pieces, sorted_runs=True)
         self.sink(chunk, merged.drop_columns([self.group_column]))
 
     def finish(self) -> list[int]:

@@ -460,8 +460,9 @@ class _SegmentSink:
         while offset < table.num_rows:
             writer, _ = self._writer(bucket)
             take = table.num_rows - offset if shard is not None else min(self.max_rows - writer.rows, table.num_rows - offset)
-            # Rows handed over may share a dictionary with other chunks' rows: keep only this segment's values.
-            writer.write(compact_dictionaries(table.slice(offset, take)))
+            # The builder hands over rows whose dictionaries hold only their values; a cut needs trimming again.
+            piece = table if take == table.num_rows else compact_dictionaries(table.slice(offset, take))
+            writer.write(piece)
             offset += take
             if shard is None and writer.rows >= self.max_rows:
                 self._close(bucket)
