@@ -92,8 +92,14 @@ def read_delimited(
     *,
     block_size: int,
     column_types: Optional[Mapping[str, pa.DataType]] = None,
+    native: Any = None,
 ) -> Iterator[Chunk]:
-    """Batches of one CSV/TSV stream, each with the malformed rows met while parsing it."""
+    """Batches of one CSV/TSV stream, each with the malformed rows met while parsing it.
+
+    ``native`` (a pyarrow ``NativeFile`` over the same bytes, for uncompressed local files) lets Arrow read the file
+    itself, without calling back into Python for every block: the preamble is then read from ``stream`` (a second,
+    plain handle) and skipped by Arrow.
+    """
     preamble_lines = fmt.skip_header_rows + (1 if fmt.uses_header else 0)
     preamble, rest, complete = _read_preamble(stream, preamble_lines)
     if not complete:
@@ -121,7 +127,9 @@ def read_delimited(
         wanted = (column_types or {}).get(name)
         types[name] = wanted if wanted is not None and is_string_like(wanted) else pa.string()
     tsv = isinstance(fmt, TsvInputFormat)
-    read_options = pacsv.ReadOptions(use_threads=True, block_size=block_size, column_names=names)
+    read_options = pacsv.ReadOptions(
+        use_threads=True, block_size=block_size, column_names=names, skip_rows=preamble_lines if native is not None else 0
+    )
     parse_options = pacsv.ParseOptions(
         delimiter=fmt.delimiter_char,
         quote_char=False if tsv else '"',
@@ -139,7 +147,7 @@ def read_delimited(
     )
     try:
         reader = pacsv.open_csv(
-            _Prefixed(rest, stream),
+            native if native is not None else _Prefixed(rest, stream),
             read_options=read_options,
             parse_options=parse_options,
             convert_options=convert_options,
