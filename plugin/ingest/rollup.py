@@ -75,9 +75,47 @@ def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     if isinstance(col, pa.ChunkedArray):
-        col = col.unify_dictionaries().combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    indices = col.indices if col.null_count == 0 else pc.fill_null(col.indices, -1)
-    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), col.dictionary
+        if col.num_chunks == 1:
+            col = col.chunk(0)
+        else:
+            return _unify_shared(col.chunks)
+    return _indices(col), col.dictionary
+
+
+def _indices(arr: pa.DictionaryArray) -> np.ndarray:
+    indices = arr.indices if arr.null_count == 0 else pc.fill_null(arr.indices, -1)
+    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+
+
+def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Array]:
+    """Unify the dictionaries of many chunks that mostly share a few dictionaries (the batches of one persist
+    all point at that persist's dictionary): each distinct dictionary is hashed once, not once per chunk."""
+    distinct: dict[tuple, int] = {}
+    dictionaries: list[pa.Array] = []
+    owner = []
+    for c in chunks:
+        d = c.dictionary
+        bufs = d.buffers()
+        key = (len(d), d.offset, tuple(b.address if b is not None else 0 for b in bufs))
+        if key not in distinct:
+            distinct[key] = len(dictionaries)
+            dictionaries.append(d)
+        owner.append(distinct[key])
+    if len(dictionaries) == 1:
+        unified = dictionaries[0]
+        remaps = [None]
+    else:
+        unified = pc.unique(pa.chunked_array(dictionaries))
+        unified = unified.combine_chunks() if isinstance(unified, pa.ChunkedArray) else unified
+        remaps = [pc.index_in(d, value_set=unified).to_numpy(zero_copy_only=False).astype(np.int32) for d in dictionaries]
+    parts = []
+    for c, o in zip(chunks, owner):
+        idx = _indices(c)
+        remap = remaps[o]
+        if remap is not None:
+            idx = np.where(idx >= 0, remap[np.maximum(idx, 0)], -1).astype(np.int32) if len(remap) else np.full(len(idx), -1, np.int32)
+        parts.append(idx)
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int32)), unified
 
 
 def _dimension_key(col: pa.ChunkedArray) -> _Key:
@@ -263,14 +301,15 @@ def compact_dictionaries(table: pa.Table) -> pa.Table:
     for i, field in enumerate(table.schema):
         if not pa.types.is_dictionary(field.type):
             continue
-        col = table.column(i)
-        arr = col.unify_dictionaries().combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-        idx = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False)
-        used = np.zeros(len(arr.dictionary) + 1, dtype=bool)
-        used[idx + 1] = True
-        used = used[1:]
-        new_id = np.cumsum(used) - 1
-        new_idx = pa.array(np.where(idx >= 0, new_id[np.maximum(idx, 0)], 0), pa.int32(), mask=idx < 0)
-        compacted = pa.DictionaryArray.from_arrays(new_idx, arr.dictionary.filter(pa.array(used)))
-        table = table.set_column(i, field.name, compacted)
+        idx, dictionary = _dictionary(table.column(i))
+        used = np.bincount(idx[idx >= 0], minlength=len(dictionary)) > 0 if len(dictionary) else np.zeros(0, bool)
+        nulls = idx < 0
+        if used.all():
+            new_idx, values = idx, dictionary
+        else:
+            new_id = (np.cumsum(used) - 1).astype(np.int32)
+            new_idx = np.where(nulls, 0, new_id[np.maximum(idx, 0)] if len(new_id) else 0).astype(np.int32)
+            values = dictionary.filter(pa.array(used))
+        indices = pa.array(new_idx, pa.int32(), mask=nulls) if nulls.any() else pa.array(new_idx, pa.int32())
+        table = table.set_column(i, field.name, pa.DictionaryArray.from_arrays(indices, values))
     return table
