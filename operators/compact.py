@@ -47,13 +47,8 @@ from druidflow.exceptions import (
     NoSegmentsError,
     SpecError,
 )
-from druidflow.operators.index import (
-    DEFAULT_ASSET_ALIAS,
-    _as_dict,
-    _DruidflowStepOperator,
-    build_unit_label,
-    datasource_asset,
-)
+from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, as_dict, datasource_asset
+from druidflow.operators.index import build_unit_label
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -74,7 +69,7 @@ def _lock_retries(kwargs: dict[str, Any]) -> None:
     kwargs.setdefault("max_retry_delay", timedelta(minutes=5))
 
 
-class _CompactStepOperator(_DruidflowStepOperator):
+class _CompactStepOperator(DruidflowStepOperator):
     """A step that works on a submitted compact task.
 
     :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
@@ -88,7 +83,7 @@ class _CompactStepOperator(_DruidflowStepOperator):
         self.compact_task = compact_task
 
     def _task_dict(self) -> dict[str, Any]:
-        return _as_dict(self.compact_task, "compact_task")
+        return as_dict(self.compact_task, "compact_task")
 
     def _parse_task(self):
         from druidflow.specs.tasks import CompactTask
@@ -98,10 +93,10 @@ class _CompactStepOperator(_DruidflowStepOperator):
     def _plan(self, value: Any):
         from druidflow.tasks.compact import CompactionPlan
 
-        return CompactionPlan.parse(_as_dict(value, "plan"), "plan")
+        return CompactionPlan.parse(as_dict(value, "plan"), "plan")
 
 
-class CompactSubmitOperator(_DruidflowStepOperator):
+class CompactSubmitOperator(DruidflowStepOperator):
     """Validate a Druid ``compact`` task JSON and record the task; returns the task (with its id) for the next steps.
 
     With ``spec`` empty, the spec comes from the run's trigger form (see :mod:`druidflow.airflow.compact_form`).
@@ -142,7 +137,7 @@ class CompactSubmitOperator(_DruidflowStepOperator):
                     "Fix it and trigger a new run; nothing was locked or written."
                 ) from exc
         else:
-            spec = _as_dict(self.spec, "spec")
+            spec = as_dict(self.spec, "spec")
         built_from_fields = self._from_form() and not params.get("spec")
         try:
             task = self._run(context, lambda: submit(spec, self.runtime))
@@ -231,7 +226,7 @@ class CompactBuildSegmentsOperator(_CompactStepOperator):
     @property
     def build_unit_label(self) -> str:
         try:
-            return build_unit_label(_as_dict(self.build_unit, "build_unit"))
+            return build_unit_label(as_dict(self.build_unit, "build_unit"))
         except AirflowException:
             return ""
 
@@ -240,7 +235,7 @@ class CompactBuildSegmentsOperator(_CompactStepOperator):
         from druidflow.tasks.index import BuildUnit
 
         the_plan = self._plan(self.plan)
-        unit = BuildUnit.parse(_as_dict(self.build_unit, "build_unit"), "build_unit")
+        unit = BuildUnit.parse(as_dict(self.build_unit, "build_unit"), "build_unit")
         result = self._run(context, lambda: build(the_plan, unit, self.runtime))
         self.log.info(
             "Compaction %s built %d segment(s) from %d row(s) for %s",
@@ -278,7 +273,7 @@ class CompactPublishOperator(_CompactStepOperator):
 
         the_plan = self._plan(self.plan)
         raw = [] if self.build_results is None else list(self.build_results)
-        results = [BuildResult.parse(_as_dict(r, "build_results[]"), "build_results") for r in raw if r]
+        results = [BuildResult.parse(as_dict(r, "build_results[]"), "build_results") for r in raw if r]
         report = self._run(context, lambda: publish(the_plan, results, self.runtime))
         self.log.info(
             "Compaction %s published %d segment(s) over %s and marked %d input segment(s) unused",
@@ -303,7 +298,7 @@ def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id:
             outlet_events[outlet].extra = extra
 
 
-class CompactOperator(_DruidflowStepOperator):
+class CompactOperator(DruidflowStepOperator):
     """Run a whole Druid ``compact`` task (submit, lock, plan, build, publish, release) in one Airflow task.
 
     Automatic compaction maps it over the planned tasks. ``execution_timeout`` bounds each compaction; ``on_kill``
@@ -332,14 +327,14 @@ class CompactOperator(_DruidflowStepOperator):
     def label(self) -> str:
         """``<dataSource> <interval>`` of the compaction, shown as the mapped instance's name."""
         try:
-            spec = _as_dict(self.spec, "spec")
+            spec = as_dict(self.spec, "spec")
         except AirflowException:
             return ""
         interval = (((spec.get("ioConfig") or {}).get("inputSpec") or {}).get("interval")) or spec.get("interval") or ""
         return f"{spec.get('dataSource', '?')} {interval}".replace("T00:00:00.000Z", "").strip()
 
     def _task_dict(self) -> dict[str, Any]:
-        return _as_dict(self.spec, "spec")
+        return as_dict(self.spec, "spec")
 
     def _druid_task_id(self) -> str | None:
         return self._resolved_id or super()._druid_task_id()
@@ -375,7 +370,7 @@ class CompactOperator(_DruidflowStepOperator):
         return super()._airflow_error(exc, context, druid_task_id)
 
 
-class AutoCompactionPlanOperator(_DruidflowStepOperator):
+class AutoCompactionPlanOperator(DruidflowStepOperator):
     """Plan one automatic-compaction run: a verdict with a reason for every time chunk, logged and kept in XCom
     ``report``; returns the compact task specs to run (a list, so ``CompactOperator`` maps over it).
 
@@ -474,7 +469,7 @@ class AutoCompactionPlanOperator(_DruidflowStepOperator):
         return plan.tasks
 
 
-class AutoCompactionReportOperator(_DruidflowStepOperator):
+class AutoCompactionReportOperator(DruidflowStepOperator):
     """The run's report: every chunk's final verdict and reason (``compacted``, ``failed: ...``, ``skipped: ...``),
     logged one line per chunk and returned. Runs whatever happened upstream (``trigger_rule=all_done``).
 
@@ -499,7 +494,7 @@ class AutoCompactionReportOperator(_DruidflowStepOperator):
 
         if not self.plan_report:
             raise AirflowFailException("report: the plan step produced no report (it failed); see its log")
-        plan = AutoCompactionPlan.parse(_as_dict(self.plan_report, "plan_report"), "plan_report")
+        plan = AutoCompactionPlan.parse(as_dict(self.plan_report, "plan_report"), "plan_report")
         report = self._run(context, lambda: run_report(plan, self.runtime.store))
         for chunk in report["chunks"]:
             self.log.info(

@@ -23,226 +23,45 @@ XComs carry descriptors only (the task JSON, lock records, build units, segment 
 While a step runs, a heartbeat thread renews the task's lock lease (:mod:`druidflow.airflow.heartbeat`); ``on_kill``
 releases the locks, so a task killed from the UI or by ``execution_timeout`` does not keep its time chunks.
 
-Errors are typed. A :class:`~druidflow.exceptions.TerminalError` (bad spec, revoked lock, changed input, ...) raises
-``AirflowFailException`` at once: no retry, a message that says what happened and what to do, and the task row is
-marked FAILED. A :class:`~druidflow.exceptions.RetryableError` raises ``AirflowException`` so Airflow retries.
-
-**A lock held by a task of equal or higher priority: retries with backoff, not deferral.** Druid leaves such a task
-WAITING in its queue until the lock frees up. Here, ``IndexAcquireLocksOperator`` tries once (optionally waiting up
-to ``lock_timeout_s`` in-process) and otherwise raises ``AirflowException``; its defaults are many retries with
-exponential backoff (10 s doubling up to 5 min, 60 attempts, about 4.5 hours). We chose this over a deferrable
-trigger because (1) between attempts the task holds no worker slot either (``up_for_retry`` is not running),
-(2) it needs no triggerer and no async database driver (triggers cannot use Airflow's ORM and would need their own
-async engine on our tables), (3) the waiting is visible as retries in the UI and bounded by ``retries``, which users
-already know how to tune, and (4) a lock wait is minutes, not seconds, so the triggerer's fine-grained polling buys
-nothing. A lower-priority holder does not cause a wait: the lockbox revokes its lock and the acquisition succeeds.
+The shared step machinery (hooks, heartbeats, ``on_kill``, typed failures, the lock-wait policy) is
+:class:`druidflow.operators.base.DruidflowStepOperator`.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from druidflow.airflow.heartbeat import DEFAULT_INTERVAL_S, LeaseHeartbeat
-from druidflow.airflow.hooks import DeepStorageHook, DruidflowMetadataHook
-from druidflow.exceptions import (
-    DruidflowError,
-    LockRevokedError,
-    LockUnavailableError,
-    RetryableError,
-    SpecError,
-    TerminalError,
+from druidflow.exceptions import SpecError
+from druidflow.operators.base import (
+    ASSET_SCHEME,
+    DEFAULT_ASSET_ALIAS,
+    DruidflowStepOperator,
+    as_dict,
+    datasource_asset,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from druidflow.tasks.runtime import Runtime
-
-T = TypeVar("T")
-
-#: The alias through which publish emits ``druidflow://<dataSource>`` events when no outlet is given.
-DEFAULT_ASSET_ALIAS = "druidflow"
-#: Asset URI scheme of a Druidflow dataSource: ``druidflow://<dataSource>``.
-ASSET_SCHEME = "druidflow"
-
-
-def datasource_asset(data_source: str):
-    """The Airflow Asset of a Druidflow dataSource, ``druidflow://<dataSource>`` (name and URI alike)."""
-    from urllib.parse import quote
-
-    from airflow.sdk import Asset
-
-    uri = f"{ASSET_SCHEME}://{quote(data_source, safe='')}"
-    return Asset(name=uri, uri=uri)
+__all__ = [
+    "ASSET_SCHEME",
+    "DEFAULT_ASSET_ALIAS",
+    "IndexAcquireLocksOperator",
+    "IndexBuildSegmentsOperator",
+    "IndexDeterminePartitionsOperator",
+    "IndexPublishOperator",
+    "IndexSubmitOperator",
+    "ReleaseLocksOperator",
+    "build_unit_label",
+    "datasource_asset",
+]
 
 
-def _as_dict(value: Any, what: str) -> dict[str, Any]:
-    """A dict from an XCom/template value that may arrive as JSON text (non-native template rendering)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise AirflowFailException(f"{what} is not JSON: {exc}") from None
-    if not isinstance(value, Mapping):
-        raise AirflowFailException(f"{what} must be a JSON object, got {type(value).__name__}")
-    return dict(value)
-
-
-class _DruidflowStepOperator(BaseOperator):
-    """Shared plumbing: hooks, the engine runtime, heartbeats and the error mapping.
-
-    :param metadata_conn_id: Connection to the database with the ``druidflow_*`` tables.
-    :param deep_storage_conn_id: Connection naming the deep storage (a directory or ``s3://``).
-    :param work_dir: local scratch directory for intermediate files (default: a temporary directory).
-    :param heartbeat_interval_s: seconds between lock-lease heartbeats while the step runs.
-    """
-
-    ui_color = "#29b5e8"
-    _step_name = "step"
-    _heartbeat = True
-
-    def __init__(
-        self,
-        *,
-        metadata_conn_id: str = DruidflowMetadataHook.default_conn_name,
-        deep_storage_conn_id: str = DeepStorageHook.default_conn_name,
-        work_dir: str | None = None,
-        heartbeat_interval_s: float = DEFAULT_INTERVAL_S,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if heartbeat_interval_s <= 0:
-            raise ValueError(f"heartbeat_interval_s must be positive, got {heartbeat_interval_s!r}")
-        self.metadata_conn_id = metadata_conn_id
-        self.deep_storage_conn_id = deep_storage_conn_id
-        self.work_dir = work_dir
-        self.heartbeat_interval_s = heartbeat_interval_s
-
-    @cached_property
-    def metadata_hook(self) -> DruidflowMetadataHook:
-        """Hook on the metadata Connection (its own engine; never Airflow's ORM)."""
-        return DruidflowMetadataHook(metadata_conn_id=self.metadata_conn_id)
-
-    @cached_property
-    def deep_storage_hook(self) -> DeepStorageHook:
-        """Hook on the deep storage Connection."""
-        return DeepStorageHook(deep_storage_conn_id=self.deep_storage_conn_id)
-
-    @cached_property
-    def runtime(self) -> Runtime:
-        """The engine's runtime: metadata store, lockbox, deep storage and scratch directory."""
-        from druidflow.tasks.runtime import Runtime
-
-        hook = self.metadata_hook
-        work_dir = Path(self.work_dir) if self.work_dir else Path(tempfile.gettempdir()) / "druidflow-work"
-        work_dir.mkdir(parents=True, exist_ok=True)
-        return Runtime(store=hook.store, lockbox=hook.lockbox, storage=self.deep_storage_hook.storage, work_dir=work_dir)
-
-    # -- the Druid task this step belongs to -------------------------------------------------------------------
-
-    def _task_dict(self) -> dict[str, Any]:
-        return _as_dict(getattr(self, "index_task"), "index_task")
-
-    def _druid_task_id(self) -> str | None:
-        try:
-            return str(self._task_dict()["id"])
-        except (AirflowException, KeyError, AttributeError):
-            return None
-
-    def _parse_task(self):
-        from druidflow.tasks.index import IndexTask
-
-        return IndexTask.parse(self._task_dict(), "index_task")
-
-    # -- running a step ---------------------------------------------------------------------------------------
-
-    def _run(self, context: Context, fn: Callable[[], T]) -> T:
-        """Run one engine step with the lease heartbeat on, mapping Druidflow errors to Airflow's."""
-        druid_task_id = self._druid_task_id()
-        try:
-            if not (self._heartbeat and druid_task_id):
-                return fn()
-            from druidflow.tasks.index import heartbeat
-
-            rt = self.runtime
-            with LeaseHeartbeat(
-                lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
-            ) as beat:
-                result = fn()
-            beat.check()  # a lock revoked mid-step makes the step's output worthless
-            return result
-        except DruidflowError as exc:
-            raise self._airflow_error(exc, context, druid_task_id) from exc
-
-    def _airflow_error(self, exc: DruidflowError, context: Context, druid_task_id: str | None) -> AirflowException:
-        where = f"{self._step_name} of Druid task {druid_task_id}" if druid_task_id else self._step_name
-        if isinstance(exc, RetryableError) and not self._is_last_attempt(context):
-            self.log.warning("%s: %s (%s); Airflow will retry", where, exc, type(exc).__name__)
-            return AirflowException(f"{where}: {exc} ({type(exc).__name__}; retrying)")
-        if isinstance(exc, SpecError):
-            message = (
-                f"{where}: the task spec is invalid: {exc}. Fix the field '{exc.path}' and trigger a new run; "
-                "nothing was locked or written."
-            )
-        elif isinstance(exc, LockRevokedError):
-            message = (
-                f"{where}: its lock was revoked by a higher-priority task ({exc}). Nothing of this task was "
-                "published. Trigger a new run when the other task has finished (or give this one a higher "
-                "'priority' in the task context)."
-            )
-        elif isinstance(exc, LockUnavailableError):
-            message = (
-                f"{where}: the time chunks are still locked by a task of equal or higher priority after "
-                f"{self.retries} retries ({exc}). Trigger again later, raise this task's 'priority', or raise "
-                "the operator's retries."
-            )
-        elif isinstance(exc, TerminalError):
-            message = f"{where} failed: {exc} ({type(exc).__name__}; retrying cannot help)."
-        else:  # PublishStateUnknownError and friends: neither retryable nor terminal by themselves
-            return AirflowException(f"{where}: {exc} ({type(exc).__name__})")
-        self._mark_failed(druid_task_id, message)
-        return AirflowFailException(message)
-
-    def _is_last_attempt(self, context: Context) -> bool:
-        ti = context.get("ti") if context else None
-        try_number = getattr(ti, "try_number", None)
-        return try_number is not None and self.retries is not None and try_number > self.retries
-
-    def _mark_failed(self, druid_task_id: str | None, message: str) -> None:
-        """Record the task as FAILED in the tasks table and free its locks; never masks the original error."""
-        if not druid_task_id:
-            return
-        try:
-            from druidflow.tasks.index import fail
-
-            fail(druid_task_id, message, self.runtime)
-        except Exception:  # noqa: BLE001 - the step's own error is what the user must see
-            self.log.exception("Could not mark Druid task %s as failed", druid_task_id)
-
-    def on_kill(self) -> None:
-        """Release the Druid task's locks: a killed step must not keep its time chunks locked."""
-        druid_task_id = self._druid_task_id()
-        if not druid_task_id:
-            return
-        try:
-            from druidflow.tasks.index import release
-
-            release(druid_task_id, self.runtime)
-            self.log.info("Released the locks of Druid task %s", druid_task_id)
-        except Exception:  # noqa: BLE001
-            self.log.exception("Could not release the locks of Druid task %s", druid_task_id)
-
-
-class IndexSubmitOperator(_DruidflowStepOperator):
+class IndexSubmitOperator(DruidflowStepOperator):
     """Validate a Druid ``index`` task JSON and record the task; returns the task (with its id) for the next steps.
 
     With ``spec`` empty, the spec comes from the run's trigger form: the param ``spec`` (a whole task JSON) or the
@@ -286,7 +105,7 @@ class IndexSubmitOperator(_DruidflowStepOperator):
                     f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
                     "Fix it and trigger a new run; nothing was locked or written."
                 ) from exc
-        return _as_dict(self.spec, "spec")
+        return as_dict(self.spec, "spec")
 
     def execute(self, context: Context) -> dict[str, Any]:
         from druidflow.airflow.index_form import form_field_for
@@ -306,7 +125,7 @@ class IndexSubmitOperator(_DruidflowStepOperator):
         return task.model_dump()
 
 
-class _IndexTaskStepOperator(_DruidflowStepOperator):
+class _IndexTaskStepOperator(DruidflowStepOperator):
     """A step that works on a submitted index task.
 
     :param index_task: the submitted task, i.e. the XCom of :class:`IndexSubmitOperator` (templated).
@@ -423,7 +242,7 @@ class IndexBuildSegmentsOperator(_IndexTaskStepOperator):
     def build_unit_label(self) -> str:
         """A short label of the unit (its interval and shard), shown as the mapped instance's name."""
         try:
-            unit = _as_dict(self.build_unit, "build_unit")
+            unit = as_dict(self.build_unit, "build_unit")
         except AirflowException:
             return ""
         return build_unit_label(unit)
@@ -432,7 +251,7 @@ class IndexBuildSegmentsOperator(_IndexTaskStepOperator):
         from druidflow.tasks.index import BuildUnit, build
 
         task = self._parse_task()
-        unit = BuildUnit.parse(_as_dict(self.build_unit, "build_unit"), "build_unit")
+        unit = BuildUnit.parse(as_dict(self.build_unit, "build_unit"), "build_unit")
         result = self._run(context, lambda: build(task, unit, self.runtime))
         payload = result.model_dump()
         self.log.info(
@@ -483,10 +302,10 @@ class IndexPublishOperator(_IndexTaskStepOperator):
         from druidflow.tasks.index import BuildResult, IndexPlan, publish
 
         task = self._parse_task()
-        plan = IndexPlan.parse(_as_dict(self.plan, "plan"), "plan")
+        plan = IndexPlan.parse(as_dict(self.plan, "plan"), "plan")
         # A LazyXComSequence over the mapped build instances (or a plain list when called directly).
         raw_results = [] if self.build_results is None else list(self.build_results)
-        results = [BuildResult.parse(_as_dict(r, "build_results[]"), "build_results") for r in raw_results if r]
+        results = [BuildResult.parse(as_dict(r, "build_results[]"), "build_results") for r in raw_results if r]
         report = self._run(context, lambda: publish(task, plan, results, self.runtime))
         segment_ids = [segment.id for segment in report.segments]
         self.log.info("Druid task %s published %d segment(s) of %s", task.task_id, len(segment_ids), report.data_source)

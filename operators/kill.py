@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from druidflow.exceptions import DruidflowError, LockRevokedError, SpecError
-from druidflow.operators.index import _as_dict, _DruidflowStepOperator
+from druidflow.operators.base import DruidflowStepOperator, as_dict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -45,7 +45,7 @@ def _retry_on_lock(kwargs: dict[str, Any]) -> None:
     kwargs.setdefault("max_retry_delay", timedelta(minutes=10))
 
 
-class DruidKillOperator(_DruidflowStepOperator):
+class DruidKillOperator(DruidflowStepOperator):
     """Permanently delete the unused segments lying entirely inside an interval (Druid's ``kill`` task).
 
     Give either ``spec`` (a whole kill task), or ``data_source`` and ``interval`` (plus the optional fields), or
@@ -109,7 +109,7 @@ class DruidKillOperator(_DruidflowStepOperator):
     def resolve(self, context: Context) -> tuple[dict[str, Any], bool | None, bool]:
         """``(kill task JSON, dry_run override, from the trigger form)`` for this run."""
         if self.spec is not None and not (isinstance(self.spec, str) and not self.spec.strip()):
-            return _as_dict(self.spec, "spec"), self.dry_run, False
+            return as_dict(self.spec, "spec"), self.dry_run, False
         if self.data_source or self.interval:
             fields = {
                 "type": "kill",
@@ -207,7 +207,7 @@ def _stable_task_id(spec: dict[str, Any], context: Context) -> str:
     return f"kill_{spec.get('dataSource') or 'unknown'}_{digest}"
 
 
-class _MarkOperator(_DruidflowStepOperator):
+class _MarkOperator(DruidflowStepOperator):
     template_fields: Sequence[str] = ("data_source", "interval", "segment_ids")
     _heartbeat = False
 
@@ -286,7 +286,7 @@ class MarkSegmentsUsedOperator(_MarkOperator):
         return {"dataSource": self.data_source, "markedUsed": count}
 
 
-class _RetentionOperator(_DruidflowStepOperator):
+class _RetentionOperator(DruidflowStepOperator):
     template_fields: Sequence[str] = ("config", "dry_run", "data_sources")
     _heartbeat = False
 

@@ -1,0 +1,220 @@
+"""What every Druidflow operator shares: hooks, a lease heartbeat while a step runs, ``on_kill``, typed failures.
+
+Errors are typed. A :class:`~druidflow.exceptions.TerminalError` (bad spec, revoked lock, changed input, ...) raises
+``AirflowFailException`` at once: no retry, a message that says what happened and what to do, and the task row is
+marked FAILED. A :class:`~druidflow.exceptions.RetryableError` raises ``AirflowException`` so Airflow retries.
+
+**A lock held by a task of equal or higher priority: retries with backoff, not deferral.** Druid leaves such a task
+WAITING in its queue until the lock frees up. Here, ``IndexAcquireLocksOperator`` tries once (optionally waiting up
+to ``lock_timeout_s`` in-process) and otherwise raises ``AirflowException``; its defaults are many retries with
+exponential backoff (10 s doubling up to 5 min, 60 attempts, about 4.5 hours). We chose this over a deferrable
+trigger because (1) between attempts the task holds no worker slot either (``up_for_retry`` is not running),
+(2) it needs no triggerer and no async database driver (triggers cannot use Airflow's ORM and would need their own
+async engine on our tables), (3) the waiting is visible as retries in the UI and bounded by ``retries``, which users
+already know how to tune, and (4) a lock wait is minutes, not seconds, so the triggerer's fine-grained polling buys
+nothing. A lower-priority holder does not cause a wait: the lockbox revokes its lock and the acquisition succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from druidflow.airflow.heartbeat import DEFAULT_INTERVAL_S, LeaseHeartbeat
+from druidflow.airflow.hooks import DeepStorageHook, DruidflowMetadataHook
+from druidflow.exceptions import (
+    DruidflowError,
+    LockRevokedError,
+    LockUnavailableError,
+    RetryableError,
+    SpecError,
+    TerminalError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from druidflow.tasks.runtime import Runtime
+
+T = TypeVar("T")
+
+#: The alias through which publish emits ``druidflow://<dataSource>`` events when no outlet is given.
+DEFAULT_ASSET_ALIAS = "druidflow"
+#: Asset URI scheme of a Druidflow dataSource: ``druidflow://<dataSource>``.
+ASSET_SCHEME = "druidflow"
+
+
+def datasource_asset(data_source: str):
+    """The Airflow Asset of a Druidflow dataSource, ``druidflow://<dataSource>`` (name and URI alike)."""
+    from urllib.parse import quote
+
+    from airflow.sdk import Asset
+
+    uri = f"{ASSET_SCHEME}://{quote(data_source, safe='')}"
+    return Asset(name=uri, uri=uri)
+
+
+def as_dict(value: Any, what: str) -> dict[str, Any]:
+    """A dict from an XCom/template value that may arrive as JSON text (non-native template rendering)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise AirflowFailException(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise AirflowFailException(f"{what} must be a JSON object, got {type(value).__name__}")
+    return dict(value)
+
+
+class DruidflowStepOperator(BaseOperator):
+    """Shared plumbing: hooks, the engine runtime, heartbeats and the error mapping.
+
+    :param metadata_conn_id: Connection to the database with the ``druidflow_*`` tables.
+    :param deep_storage_conn_id: Connection naming the deep storage (a directory or ``s3://``).
+    :param work_dir: local scratch directory for intermediate files (default: a temporary directory).
+    :param heartbeat_interval_s: seconds between lock-lease heartbeats while the step runs.
+    """
+
+    ui_color = "#29b5e8"
+    _step_name = "step"
+    _heartbeat = True
+
+    def __init__(
+        self,
+        *,
+        metadata_conn_id: str = DruidflowMetadataHook.default_conn_name,
+        deep_storage_conn_id: str = DeepStorageHook.default_conn_name,
+        work_dir: str | None = None,
+        heartbeat_interval_s: float = DEFAULT_INTERVAL_S,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if heartbeat_interval_s <= 0:
+            raise ValueError(f"heartbeat_interval_s must be positive, got {heartbeat_interval_s!r}")
+        self.metadata_conn_id = metadata_conn_id
+        self.deep_storage_conn_id = deep_storage_conn_id
+        self.work_dir = work_dir
+        self.heartbeat_interval_s = heartbeat_interval_s
+
+    @cached_property
+    def metadata_hook(self) -> DruidflowMetadataHook:
+        """Hook on the metadata Connection (its own engine; never Airflow's ORM)."""
+        return DruidflowMetadataHook(metadata_conn_id=self.metadata_conn_id)
+
+    @cached_property
+    def deep_storage_hook(self) -> DeepStorageHook:
+        """Hook on the deep storage Connection."""
+        return DeepStorageHook(deep_storage_conn_id=self.deep_storage_conn_id)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """The engine's runtime: metadata store, lockbox, deep storage and scratch directory."""
+        from druidflow.tasks.runtime import Runtime
+
+        hook = self.metadata_hook
+        work_dir = Path(self.work_dir) if self.work_dir else Path(tempfile.gettempdir()) / "druidflow-work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return Runtime(store=hook.store, lockbox=hook.lockbox, storage=self.deep_storage_hook.storage, work_dir=work_dir)
+
+    # -- the Druid task this step belongs to -------------------------------------------------------------------
+
+    def _task_dict(self) -> dict[str, Any]:
+        return as_dict(getattr(self, "index_task"), "index_task")
+
+    def _druid_task_id(self) -> str | None:
+        try:
+            return str(self._task_dict()["id"])
+        except (AirflowException, KeyError, AttributeError):
+            return None
+
+    def _parse_task(self):
+        from druidflow.tasks.index import IndexTask
+
+        return IndexTask.parse(self._task_dict(), "index_task")
+
+    # -- running a step ---------------------------------------------------------------------------------------
+
+    def _run(self, context: Context, fn: Callable[[], T]) -> T:
+        """Run one engine step with the lease heartbeat on, mapping Druidflow errors to Airflow's."""
+        druid_task_id = self._druid_task_id()
+        try:
+            if not (self._heartbeat and druid_task_id):
+                return fn()
+            from druidflow.tasks.index import heartbeat
+
+            rt = self.runtime
+            with LeaseHeartbeat(
+                lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
+            ) as beat:
+                result = fn()
+            beat.check()  # a lock revoked mid-step makes the step's output worthless
+            return result
+        except DruidflowError as exc:
+            raise self._airflow_error(exc, context, druid_task_id) from exc
+
+    def _airflow_error(self, exc: DruidflowError, context: Context, druid_task_id: str | None) -> AirflowException:
+        where = f"{self._step_name} of Druid task {druid_task_id}" if druid_task_id else self._step_name
+        if isinstance(exc, RetryableError) and not self._is_last_attempt(context):
+            self.log.warning("%s: %s (%s); Airflow will retry", where, exc, type(exc).__name__)
+            return AirflowException(f"{where}: {exc} ({type(exc).__name__}; retrying)")
+        if isinstance(exc, SpecError):
+            message = (
+                f"{where}: the task spec is invalid: {exc}. Fix the field '{exc.path}' and trigger a new run; "
+                "nothing was locked or written."
+            )
+        elif isinstance(exc, LockRevokedError):
+            message = (
+                f"{where}: its lock was revoked by a higher-priority task ({exc}). Nothing of this task was "
+                "published. Trigger a new run when the other task has finished (or give this one a higher "
+                "'priority' in the task context)."
+            )
+        elif isinstance(exc, LockUnavailableError):
+            message = (
+                f"{where}: the time chunks are still locked by a task of equal or higher priority after "
+                f"{self.retries} retries ({exc}). Trigger again later, raise this task's 'priority', or raise "
+                "the operator's retries."
+            )
+        elif isinstance(exc, TerminalError):
+            message = f"{where} failed: {exc} ({type(exc).__name__}; retrying cannot help)."
+        else:  # PublishStateUnknownError and friends: neither retryable nor terminal by themselves
+            return AirflowException(f"{where}: {exc} ({type(exc).__name__})")
+        self._mark_failed(druid_task_id, message)
+        return AirflowFailException(message)
+
+    def _is_last_attempt(self, context: Context) -> bool:
+        ti = context.get("ti") if context else None
+        try_number = getattr(ti, "try_number", None)
+        return try_number is not None and self.retries is not None and try_number > self.retries
+
+    def _mark_failed(self, druid_task_id: str | None, message: str) -> None:
+        """Record the task as FAILED in the tasks table and free its locks; never masks the original error."""
+        if not druid_task_id:
+            return
+        try:
+            from druidflow.tasks.index import fail
+
+            fail(druid_task_id, message, self.runtime)
+        except Exception:  # noqa: BLE001 - the step's own error is what the user must see
+            self.log.exception("Could not mark Druid task %s as failed", druid_task_id)
+
+    def on_kill(self) -> None:
+        """Release the Druid task's locks: a killed step must not keep its time chunks locked."""
+        druid_task_id = self._druid_task_id()
+        if not druid_task_id:
+            return
+        try:
+            from druidflow.tasks.index import release
+
+            release(druid_task_id, self.runtime)
+            self.log.info("Released the locks of Druid task %s", druid_task_id)
+        except Exception:  # noqa: BLE001
+            self.log.exception("Could not release the locks of Druid task %s", druid_task_id)
+
+
