@@ -17,9 +17,10 @@ nothing. A lower-priority holder does not cause a wait: the lockbox revokes its 
 
 from __future__ import annotations
 
+import importlib
 import json
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -218,3 +219,72 @@ class DruidflowStepOperator(BaseOperator):
             self.log.exception("Could not release the locks of Druid task %s", druid_task_id)
 
 
+
+
+class SpecSubmitOperator(DruidflowStepOperator):
+    """The first step of a task workflow: validate a Druid task JSON (``spec``, else the run's trigger form) and
+    record the task; returns the task JSON with its id for the next steps. Subclasses name the task module and
+    the trigger form.
+
+    :param spec: the Druid task JSON: a dict, JSON text, or a path to a ``.json`` file (templated); ``None`` reads
+        the trigger form from ``params``.
+    """
+
+    template_fields: Sequence[str] = ("spec",)
+    template_ext: Sequence[str] = (".json",)
+    template_fields_renderers = {"spec": "json"}
+    _step_name = "submit"
+    _heartbeat = False
+
+    def __init__(self, *, spec: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("render_template_as_native_obj", True)
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    #: Where a subclass's task and trigger form live (imported when the step runs, never at DAG parse time):
+    #: the module with ``submit(spec, runtime)``, and the form module with ``form_field_for(path)`` and the
+    #: function that builds the spec from the form's params.
+    task_module: str = ""
+    form_module: str = ""
+    form_function: str = ""
+
+    def _spec_from_form(self, params: dict[str, Any]) -> dict[str, Any]:
+        return getattr(importlib.import_module(self.form_module), self.form_function)(params)
+
+    def _form_field_for(self, spec_path: str) -> str | None:
+        return importlib.import_module(self.form_module).form_field_for(spec_path)
+
+    def _submit(self, spec: dict[str, Any]) -> Any:
+        return importlib.import_module(self.task_module).submit(spec, self.runtime)
+
+    def _druid_task_id(self) -> str | None:
+        return None
+
+    def _from_form(self) -> bool:
+        return self.spec is None or (isinstance(self.spec, str) and not self.spec.strip())
+
+    def resolve_spec(self, context: Context) -> dict[str, Any]:
+        """The task JSON this run submits (``spec``, else the trigger form)."""
+        if self._from_form():
+            try:
+                return self._spec_from_form(dict(context.get("params") or {}))
+            except SpecError as exc:
+                raise AirflowFailException(
+                    f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
+                    "Fix it and trigger a new run; nothing was locked or written."
+                ) from exc
+        return as_dict(self.spec, "spec")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        spec = self.resolve_spec(context)
+        built_from_fields = self._from_form() and not (context.get("params") or {}).get("spec")
+        try:
+            task = self._run(context, lambda: self._submit(spec))
+        except AirflowFailException as exc:
+            cause = exc.__cause__
+            field = self._form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
+            if field:
+                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
+            raise
+        self.log.info("Submitted Druid %s task %s on dataSource %s", task.task_type, task.task_id, task.data_source)
+        return task.model_dump()

@@ -47,7 +47,7 @@ from druidflow.exceptions import (
     NoSegmentsError,
     SpecError,
 )
-from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, as_dict, datasource_asset
+from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, SpecSubmitOperator, as_dict, datasource_asset
 from druidflow.operators.index import build_unit_label
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class _CompactStepOperator(DruidflowStepOperator):
         return CompactionPlan.parse(as_dict(value, "plan"), "plan")
 
 
-class CompactSubmitOperator(DruidflowStepOperator):
+class CompactSubmitOperator(SpecSubmitOperator):
     """Validate a Druid ``compact`` task JSON and record the task; returns the task (with its id) for the next steps.
 
     With ``spec`` empty, the spec comes from the run's trigger form (see :mod:`druidflow.airflow.compact_form`).
@@ -105,50 +105,11 @@ class CompactSubmitOperator(DruidflowStepOperator):
         the trigger form from ``params``.
     """
 
-    template_fields: Sequence[str] = ("spec",)
-    template_ext: Sequence[str] = (".json",)
-    template_fields_renderers = {"spec": "json"}
     ui_color = "#7fb3d5"
-    _step_name = "submit"
-    _heartbeat = False
 
-    def __init__(self, *, spec: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("render_template_as_native_obj", True)
-        super().__init__(**kwargs)
-        self.spec = spec
-
-    def _druid_task_id(self) -> str | None:
-        return None
-
-    def _from_form(self) -> bool:
-        return self.spec is None or (isinstance(self.spec, str) and not self.spec.strip())
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from druidflow.airflow.compact_form import compact_spec_from_form, form_field_for
-        from druidflow.tasks.compact import submit
-
-        params = dict(context.get("params") or {})
-        if self._from_form():
-            try:
-                spec = compact_spec_from_form(params)
-            except SpecError as exc:
-                raise AirflowFailException(
-                    f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
-                    "Fix it and trigger a new run; nothing was locked or written."
-                ) from exc
-        else:
-            spec = as_dict(self.spec, "spec")
-        built_from_fields = self._from_form() and not params.get("spec")
-        try:
-            task = self._run(context, lambda: submit(spec, self.runtime))
-        except AirflowFailException as exc:
-            cause = exc.__cause__
-            field = form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
-            if field:
-                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
-            raise
-        self.log.info("Submitted compaction %s of %s %s", task.task_id, task.data_source, task.requested_interval)
-        return task.model_dump()
+    task_module = "druidflow.tasks.compact"
+    form_module = "druidflow.airflow.compact_form"
+    form_function = "compact_spec_from_form"
 
 
 class CompactAcquireLocksOperator(_CompactStepOperator):

@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from druidflow.exceptions import SpecError
 from druidflow.operators.base import (
     ASSET_SCHEME,
     DEFAULT_ASSET_ALIAS,
     DruidflowStepOperator,
+    SpecSubmitOperator,
     as_dict,
     datasource_asset,
 )
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-class IndexSubmitOperator(DruidflowStepOperator):
+class IndexSubmitOperator(SpecSubmitOperator):
     """Validate a Druid ``index`` task JSON and record the task; returns the task (with its id) for the next steps.
 
     With ``spec`` empty, the spec comes from the run's trigger form: the param ``spec`` (a whole task JSON) or the
@@ -76,53 +76,9 @@ class IndexSubmitOperator(DruidflowStepOperator):
     :param heartbeat_interval_s: seconds between lock-lease heartbeats while the step runs.
     """
 
-    template_fields: Sequence[str] = ("spec",)
-    template_ext: Sequence[str] = (".json",)
-    template_fields_renderers = {"spec": "json"}
-    _step_name = "submit"
-    _heartbeat = False
-
-    def __init__(self, *, spec: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("render_template_as_native_obj", True)
-        super().__init__(**kwargs)
-        self.spec = spec
-
-    def _druid_task_id(self) -> str | None:
-        return None
-
-    def _from_form(self) -> bool:
-        return self.spec is None or (isinstance(self.spec, str) and not self.spec.strip())
-
-    def resolve_spec(self, context: Context) -> dict[str, Any]:
-        """The task JSON this run submits (``spec``, else the trigger form)."""
-        from druidflow.airflow.index_form import index_spec_from_form
-
-        if self._from_form():
-            try:
-                return index_spec_from_form(dict(context.get("params") or {}))
-            except SpecError as exc:
-                raise AirflowFailException(
-                    f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
-                    "Fix it and trigger a new run; nothing was locked or written."
-                ) from exc
-        return as_dict(self.spec, "spec")
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from druidflow.airflow.index_form import form_field_for
-        from druidflow.tasks.index import submit
-
-        spec = self.resolve_spec(context)
-        built_from_fields = self._from_form() and not (context.get("params") or {}).get("spec")
-        try:
-            task = self._run(context, lambda: submit(spec, self.runtime))
-        except AirflowFailException as exc:
-            cause = exc.__cause__
-            field = form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
-            if field:
-                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
-            raise
-        self.log.info("Submitted Druid task %s on dataSource %s", task.task_id, task.data_source)
-        return task.model_dump()
+    task_module = "druidflow.tasks.index"
+    form_module = "druidflow.airflow.index_form"
+    form_function = "index_spec_from_form"
 
 
 class _IndexTaskStepOperator(DruidflowStepOperator):
