@@ -29,9 +29,9 @@ def make_engine(url_or_engine: Union[str, Engine]) -> Engine:
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        if url.database and url.database != ":memory:":
-            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=60000")
+        if url.database and url.database != ":memory:":
+            _use_wal(cur)
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -39,6 +39,25 @@ def make_engine(url_or_engine: Union[str, Engine]) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cur) -> None:  # type: ignore[no-untyped-def]
+    """Switch a SQLite file to WAL once. The switch needs the file to itself, and several processes opening a new
+    database at the same moment can be told "database is locked" without waiting; they retry briefly."""
+    import sqlite3
+    import time
+
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def is_sqlite(engine: Engine) -> bool:
