@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,54 @@ class AirflowCluster:
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+
+
+@contextmanager
+def druidflow_cluster(request: Any, home: Path, dag_files: dict[str, str], extra_env: dict[str, str] | None = None):
+    """A started cluster whose Airflow DB (``request.param``: ``sqlite`` or ``postgresql``, a fresh database) also
+    holds Druidflow's tables, with the ``druidflow_metadata`` and ``druidflow_deep_storage`` Connections set and
+    ``dag_files`` (name -> source) in its DAG folder. Stopped, and its PostgreSQL database dropped, on exit."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    dags = home / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    for name, source in dag_files.items():
+        (dags / name).write_text(source)
+    deep = home / "deep-storage"
+    pg_admin = pg_name = None
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{home / 'airflow.db'}"
+    else:
+        from tests.conftest import _pg_admin_engine
+
+        request.getfixturevalue("pg_server")
+        pg_name = f"af_{home.name[:20]}_{uuid.uuid4().hex[:8]}".replace("-", "_")
+        pg_admin = _pg_admin_engine()
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{pg_name}"'))
+        db_url = pg_admin.url.set(database=pg_name, drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    cluster = AirflowCluster(
+        home=home,
+        db_url=db_url,
+        dags_folder=dags,
+        extra_env={
+            # The druidflow_metadata Connection points at the Airflow DB itself (where db migrate put the tables).
+            "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
+            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps(
+                {"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}
+            ),
+            "DRUIDFLOW_WORK_DIR": str(home / "work"),
+            **(extra_env or {}),
+        },
+    )
+    cluster.deep_storage = deep  # type: ignore[attr-defined]
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        if pg_admin is not None:
+            with pg_admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{pg_name}" with (force)'))
+            pg_admin.dispose()

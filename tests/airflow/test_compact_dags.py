@@ -8,13 +8,11 @@ import json
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk.execution_time.context import OutletEventAccessors
@@ -309,52 +307,19 @@ def test_auto_compaction_settings_errors_fail_the_plan_naming_the_field(env, mon
 def cluster(request, tmp_path_factory) -> Iterator[Any]:
     """A running Airflow (scheduler, dag-processor, api-server) with the druidflow_* tables in its DB and the
     auto-compaction settings in a Variable. The DAG folder starts with druidflow_compact only."""
-    from tests.airflow.cluster import AirflowCluster
+    from tests.airflow.cluster import druidflow_cluster
 
     home = tmp_path_factory.mktemp(f"airflow-compact-{request.param}")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAGS_FOLDER / "druidflow_compact.py", dags / "druidflow_compact.py")
-    deep = home / "deep-storage"
-    pg_admin = pg_name = None
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{home / 'airflow.db'}"
-    else:
-        from tests.conftest import _pg_admin_engine
-
-        request.getfixturevalue("pg_server")
-        pg_name = f"af_compact_{uuid.uuid4().hex[:8]}"
-        pg_admin = _pg_admin_engine()
-        with pg_admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{pg_name}"'))
-        db_url = pg_admin.url.set(database=pg_name, drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     settings = {
         "compactionConfigs": [
             {"dataSource": "wiki_auto", "skipOffsetFromLatest": "PT3H", "granularitySpec": {"segmentGranularity": "DAY"}},
         ],
         "maxCompactionTaskSlots": 4,
     }
-    cluster = AirflowCluster(
-        home=home,
-        db_url=db_url,
-        dags_folder=dags,
-        extra_env={
-            "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
-            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps({"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}),
-            "AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION": json.dumps(settings),
-            "DRUIDFLOW_AUTO_COMPACTION_PARALLELISM": "2",
-            "DRUIDFLOW_WORK_DIR": str(home / "work"),
-        },
-    )
-    cluster.deep_storage = deep  # type: ignore[attr-defined]
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        if pg_admin is not None:
-            with pg_admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{pg_name}" with (force)'))
-            pg_admin.dispose()
+    dag_files = {"druidflow_compact.py": (DAGS_FOLDER / "druidflow_compact.py").read_text()}
+    extra = {"AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION": json.dumps(settings), "DRUIDFLOW_AUTO_COMPACTION_PARALLELISM": "2"}
+    with druidflow_cluster(request, home, dag_files, extra) as started:
+        yield started
 
 
 def _runtime(cluster):

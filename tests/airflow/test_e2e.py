@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow.cluster import AirflowCluster
+from tests.airflow.cluster import AirflowCluster, druidflow_cluster
 from tests.airflow.conftest import DAGS_FOLDER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -83,50 +82,13 @@ CONSUMER_DAG = textwrap.dedent(
 def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     """A running Airflow (scheduler, dag-processor, api-server) whose DB also holds Druidflow's tables."""
     home = tmp_path_factory.mktemp(f"airflow-{request.param}")
-    dags = home / "dags"
-    dags.mkdir()
-    (dags / "druidflow_probe.py").write_text(PROBE_DAG)
-    (dags / "wikipedia_consumer.py").write_text(CONSUMER_DAG)
-    shutil.copy(DAGS_FOLDER / "druidflow_index.py", dags / "druidflow_index.py")
-    deep = home / "deep-storage"
-
-    pg_admin = pg_name = None
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{home / 'airflow.db'}"
-    else:
-        from tests.conftest import _pg_admin_engine
-
-        request.getfixturevalue("pg_server")
-        pg_name = f"af_e2e_{uuid.uuid4().hex[:8]}"
-        pg_admin = _pg_admin_engine()
-        with pg_admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{pg_name}"'))
-        db_url = pg_admin.url.set(database=pg_name, drivername="postgresql+psycopg2").render_as_string(
-            hide_password=False
-        )
-
-    cluster = AirflowCluster(
-        home=home,
-        db_url=db_url,
-        dags_folder=dags,
-        extra_env={
-            # The druidflow_metadata Connection points at the Airflow DB itself (where db migrate put the tables).
-            "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
-            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps(
-                {"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}
-            ),
-            "DRUIDFLOW_WORK_DIR": str(home / "work"),
-        },
-    )
-    cluster.deep_storage = deep  # type: ignore[attr-defined]
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        if pg_admin is not None:
-            with pg_admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{pg_name}" with (force)'))
-            pg_admin.dispose()
+    dag_files = {
+        "druidflow_probe.py": PROBE_DAG,
+        "wikipedia_consumer.py": CONSUMER_DAG,
+        "druidflow_index.py": (DAGS_FOLDER / "druidflow_index.py").read_text(),
+    }
+    with druidflow_cluster(request, home, dag_files) as started:
+        yield started
 
 
 def _store(cluster: AirflowCluster):

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -300,47 +299,13 @@ def test_druidflow_retention_runs_daily_rules_then_kill(parsed):
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def cluster(request, tmp_path_factory) -> Iterator:
     """A running Airflow whose DB also holds Druidflow's tables; only druidflow_kill is in the DAG folder at first."""
-    from tests.airflow.cluster import AirflowCluster
+    from tests.airflow.cluster import druidflow_cluster
 
     home = tmp_path_factory.mktemp(f"airflow-kill-{request.param}")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAGS_FOLDER / "druidflow_kill.py", dags / "druidflow_kill.py")
-    deep = home / "deep-storage"
-    pg_admin = pg_name = None
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{home / 'airflow.db'}"
-    else:
-        from tests.conftest import _pg_admin_engine
-
-        request.getfixturevalue("pg_server")
-        pg_name = f"af_kill_{uuid.uuid4().hex[:8]}"
-        pg_admin = _pg_admin_engine()
-        with pg_admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{pg_name}"'))
-        db_url = pg_admin.url.set(database=pg_name, drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    cluster = AirflowCluster(
-        home=home,
-        db_url=db_url,
-        dags_folder=dags,
-        extra_env={
-            "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
-            "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps(
-                {"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}
-            ),
-            "AIRFLOW_VAR_DRUIDFLOW_RETENTION": json.dumps({"kill": {"dataSources": {"e2e_wiki": {"enabled": True}}}}),
-            "DRUIDFLOW_WORK_DIR": str(home / "work"),
-        },
-    )
-    cluster.deep_storage = deep  # type: ignore[attr-defined]
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        if pg_admin is not None:
-            with pg_admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{pg_name}" with (force)'))
-            pg_admin.dispose()
+    retention = json.dumps({"kill": {"dataSources": {"e2e_wiki": {"enabled": True}}}})
+    dag_files = {"druidflow_kill.py": (DAGS_FOLDER / "druidflow_kill.py").read_text()}
+    with druidflow_cluster(request, home, dag_files, {"AIRFLOW_VAR_DRUIDFLOW_RETENTION": retention}) as started:
+        yield started
 
 
 def _cluster_runtime(cluster) -> Runtime:
