@@ -120,24 +120,26 @@ def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Arra
 
 def _dimension_key(col: pa.ChunkedArray) -> _Key:
     indices, dictionary = _dictionary(col)
+    nulls = bool(len(indices)) and int(indices.min()) < 0
     if len(dictionary):
         # Slices of persisted batches carry their whole batch's dictionary: keep only the values in use, so that
         # ranking sorts fewer strings and the segments written from these rows carry only their own values.
-        used = np.bincount(indices[indices >= 0], minlength=len(dictionary)) > 0
+        used = np.bincount(indices[indices >= 0] if nulls else indices, minlength=len(dictionary)) > 0
         if not used.all():
-            remap = np.cumsum(used, dtype=np.int32) - 1
-            indices = np.where(indices >= 0, remap[np.maximum(indices, 0)], -1).astype(np.int32)
+            # The extra last entry maps index -1 (null) to itself through numpy's negative indexing.
+            remap = np.append(np.cumsum(used, dtype=np.int32) - 1, np.int32(-1))
+            indices = remap[indices]
             dictionary = dictionary.filter(pa.array(used))
     if dictionary.null_count:
         # A null inside the dictionary (possible after unification): treat it as a null row.
         null_entries = np.flatnonzero(pc.is_null(dictionary).to_numpy(zero_copy_only=False))
         indices = np.where(np.isin(indices, null_entries), -1, indices).astype(np.int32)
     order = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy(zero_copy_only=False)
-    # rank_of[i + 1] is the 1-based rank of dictionary entry i; rank_of[0] = 0 is the null rank.
+    # rank_of[i] is the 1-based rank of dictionary entry i; its extra last entry, 0, is what index -1 (a null row)
+    # reads through numpy's negative indexing.
     rank_of = np.zeros(len(dictionary) + 1, dtype=np.int32)
-    rank_of[order + 1] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
-    ranks = rank_of[indices + 1]
-    return _Key(ranks, len(dictionary) + 1, dictionary.take(pa.array(order)))
+    rank_of[order] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
+    return _Key(rank_of[indices], len(dictionary) + 1, dictionary.take(pa.array(order)))
 
 
 def _time_key(col: pa.ChunkedArray, step: Optional[int]) -> _Key:
