@@ -277,7 +277,8 @@ def test_a_spec_runs_as_written_unless_its_context_says_dry_run(local_rt):
     segments = seed(local_rt, [day(1), day(2)])
     unuse(local_rt, segments)
     report = run_task(kill_spec(context={"dryRun": True}), local_rt)
-    assert report["dryRun"] is True and report["numSegmentsKilled"] == 2 and len(rows(local_rt)) == 2
+    assert report["dryRun"] is True and report["numSegmentsToKill"] == 2 and len(rows(local_rt)) == 2
+    assert "numSegmentsKilled" not in report and "bytesKilled" not in report and "numFilesDeleted" not in report
     report = run_task(kill_spec(), local_rt)
     assert report["status"] == "SUCCESS" and rows(local_rt) == {}
 
@@ -573,12 +574,15 @@ def test_druidflow_kill_is_a_dry_run_until_confirmed(local_rt, db_url, tmp_path)
     assert "marked 1 segment(s)" in out and rows(local_rt)[segments[1].id]["used"]
 
 
-def test_druidflow_run_executes_a_kill_spec_as_written(local_rt, db_url, tmp_path):
+def test_druidflow_run_of_a_kill_spec_is_a_dry_run_unless_confirmed(local_rt, db_url, tmp_path):
     segments = seed(local_rt, [day(1)])
     unuse(local_rt, segments)
     spec = tmp_path / "kill.json"
-    spec.write_text(json.dumps(kill_spec()))
+    spec.write_text(json.dumps(kill_spec(context={"dryRun": False})))
     code, out = _cli("run", str(spec), url=db_url, deep=local_rt.storage.uri)
+    plan = json.loads(out)
+    assert code == 0 and plan["dryRun"] is True and plan["numSegmentsToKill"] == 1 and set(rows(local_rt)) == {segments[0].id}
+    code, out = _cli("run", str(spec), "--confirm", url=db_url, deep=local_rt.storage.uri)
     assert code == 0 and json.loads(out)["numSegmentsKilled"] == 1 and rows(local_rt) == {}
 
 
