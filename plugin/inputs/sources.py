@@ -163,6 +163,11 @@ def list_local(source: LocalInputSource) -> list[InputObject]:
             for name in filenames:
                 if wildcard.fullmatch(name):
                     found.append(Path(dirpath) / name)
+        if not found and not source.files:
+            raise InputError(
+                f"local input: no file under baseDir {base} matches filter {source.filter or '*'!r} "
+                "(the filter is a wildcard on file names, searched recursively)"
+            )
         paths.extend(sorted(found))
     for f in source.files or ():
         path = Path(f).expanduser().absolute()
