@@ -95,6 +95,10 @@ class MetadataUnavailableError(MetadataError, RetryableError):
     """The metadata DB cannot be reached or opened now (server down, database missing, SQLite file unopenable)."""
 
 
+class MissingExtraError(TerminalError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
+
+
 class TimelineConflictError(TerminalError):
     """Two partition sets share a version but have overlapping, unequal intervals, which no timeline can hold."""
 
