@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_kill(sub)
     for command in sub.choices.values():
         command.formatter_class = DefaultsHelpFormatter
+        for action in command._actions:
+            if action.option_strings and action.help is None:
+                action.help = " "  # argparse hides an option without help text, and with it its default
         # SUPPRESS: a global option given before the command is not reset when the command does not repeat it.
         _add_global_options(command, argparse.SUPPRESS)
     return parser

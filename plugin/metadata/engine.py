@@ -9,6 +9,7 @@ database without Druidflow's tables (:class:`MetadataError` naming the command t
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any, Union
 
@@ -30,6 +31,9 @@ _DRIVER_PACKAGES = {
 }
 # A bare postgresql:// URL gets the first of these that is installed (SQLAlchemy's own default may not be).
 _POSTGRES_DRIVERS = (("psycopg2", "postgresql+psycopg2"), ("psycopg", "postgresql+psycopg"))
+
+# SQLite's and PostgreSQL's words for a table that is not there.
+_MISSING_TABLE = re.compile(r'no such table: druidflow_\w+|relation "druidflow_\w+" does not exist')
 
 CREATE_TABLES_HINT = (
     "create them with `druidflow --metadata-url URL migrate` "
@@ -142,7 +146,7 @@ def _explain_error(ctx: Any) -> None:
     url = ctx.engine.url if ctx.engine is not None else None
     text = str(ctx.original_exception).strip()
     first = text.splitlines()[0] if text else type(ctx.original_exception).__name__
-    if "druidflow_" in first and ("no such table" in first or "does not exist" in first):
+    if ctx.connection is not None and _MISSING_TABLE.search(first):
         raise MetadataError(f"Druidflow's tables are missing in {safe_url(url or '?')} ({first}): {CREATE_TABLES_HINT}")
     if ctx.connection is not None or url is None:
         return

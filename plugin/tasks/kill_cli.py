@@ -74,13 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("apply-rules", help="mark unused the used segments a drop rule matches (files stay)")
     p.add_argument("datasources", nargs="*", help="dataSources (default: every one with rules)")
     p.add_argument("--dry-run", action="store_true", help="only report what would be marked unused")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_apply_rules)
 
     p = subparsers.add_parser("orphans", help="list (or delete) deep-storage files no segment row points at")
     p.add_argument("datasource", nargs="?", help="only files under this dataSource")
     p.add_argument("--delete", action="store_true", help="delete the orphans (never locked or unrecognised files)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_orphans)
 
 
