@@ -99,12 +99,14 @@ class _QuoteGuard:
             return block
         self.quoted = True
         arr = np.frombuffer(block, dtype=np.uint8)
-        ends = np.flatnonzero(arr == 10) + 1
-        if not len(ends) or ends[-1] != len(arr):
-            ends = np.append(ends, len(arr))
+        quotes = np.flatnonzero(arr == 34)
+        newlines = np.flatnonzero(arr == 10)
+        # The quotes before each line's end, by line: odd differences mark lines with an odd number of quotes.
+        before = np.searchsorted(quotes, newlines)
+        counts = np.diff(np.concatenate(([0], before, [len(quotes)])))
+        bad = np.flatnonzero(counts % 2 == 1)
+        ends = np.append(newlines + 1, len(arr))
         starts = np.concatenate(([0], ends[:-1]))
-        quotes = np.concatenate(([0], np.cumsum(arr == 34)))
-        bad = np.flatnonzero((quotes[ends] - quotes[starts]) % 2 == 1)
         if not len(bad):
             return block
         pieces, pos = [], 0
