@@ -48,6 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = json.loads(spec_text)
     except json.JSONDecodeError as exc:
         raise DruidflowError(f"{args.spec}: not valid JSON: {exc}") from None
+    except RecursionError:
+        from druidflow.specs.limits import MAX_SPEC_DEPTH
+
+        raise DruidflowError(f"{args.spec}: the spec nests deeper than {MAX_SPEC_DEPTH} levels") from None
     report = run_task(spec, _runtime(args))
     print(json.dumps(report, indent=2, default=str))
     return 0
