@@ -201,3 +201,13 @@ def test_bad_rows_fail_the_task_only_beyond_max_parse_exceptions_and_publish_not
     # The failed run changed nothing: the first run's rows are still the visible ones, and no lock is left.
     assert [(r["d"], r["count"]) for r in rows_of(rt)] == [("a", 2)]
     assert rt.lockbox.locks("t") == []
+
+
+def test_multi_value_rows_with_null_elements_survive_compaction(rt, tmp_path):
+    data = f'{{{TS},"d":["k",null,"j"],"v":1}}\n{{{TS},"d":["x"],"v":2}}\n'.encode()
+    run_file(rt, tmp_path, data, {"type": "json"})
+    index_rows = sorted(json.dumps(r["d"]) for r in rows_of(rt))
+    from druidflow.tasks.dispatch import run_task
+
+    run_task({"type": "compact", "dataSource": "t", "interval": "2024-01-01/2024-01-02"}, rt)
+    assert sorted(json.dumps(r["d"]) for r in rows_of(rt)) == index_rows == ['["x"]', '[null, "j", "k"]']
