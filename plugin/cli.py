@@ -43,7 +43,10 @@ def _interval(text: Optional[str]) -> Optional[Interval]:
 def cmd_run(args: argparse.Namespace) -> int:
     from druidflow.tasks.dispatch import run_task
 
-    spec_text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    try:
+        spec_text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    except UnicodeDecodeError as exc:
+        raise DruidflowError(f"{args.spec}: not UTF-8 text: {exc}") from None
     try:
         spec = json.loads(spec_text)
     except json.JSONDecodeError as exc:

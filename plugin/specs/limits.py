@@ -18,6 +18,7 @@ traceback, a hang or an overflow in the metadata DB:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from druidflow.exceptions import SpecError
@@ -48,13 +49,30 @@ def check_spec_shape(data: Any, path: str = "") -> None:
         if isinstance(value, dict):
             if depth >= MAX_SPEC_DEPTH:
                 raise SpecError(_path(parts), "{...}", f"the spec nests deeper than {MAX_SPEC_DEPTH} levels")
+            for k in value:
+                if isinstance(k, str) and _has_surrogate(k):
+                    raise SpecError(_path(parts + (_shown(k),)), _shown(k), "a key holds a lone UTF-16 surrogate, which is not text")
             stack.extend((v, parts + (str(k),), depth + 1) for k, v in value.items())
+        elif isinstance(value, str):
+            if _has_surrogate(value):
+                raise SpecError(_path(parts), _shown(value), "holds a lone UTF-16 surrogate, which is not text")
         elif isinstance(value, list):
             if depth >= MAX_SPEC_DEPTH:
                 raise SpecError(_path(parts), "[...]", f"the spec nests deeper than {MAX_SPEC_DEPTH} levels")
             stack.extend((v, parts[:-1] + (f"{parts[-1]}[{i}]" if parts else f"[{i}]",), depth + 1) for i, v in enumerate(value))
         elif isinstance(value, int) and not isinstance(value, bool) and not LONG_MIN <= value <= LONG_MAX:
             raise SpecError(_path(parts), value, "an integer outside the 64-bit range Druid and the metadata DB accept")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _shown(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _path(parts: tuple[str, ...]) -> str:

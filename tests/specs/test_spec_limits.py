@@ -233,3 +233,17 @@ def test_good_datasource_names_are_accepted(name):
 
 def test_a_task_id_longer_than_the_metadata_column_is_refused():
     refused(index_spec(lambda s: s.__setitem__("id", "i" * 256)), "id")
+
+
+def test_lone_surrogates_anywhere_in_a_spec_are_refused_naming_the_field():
+    err = refused(index_spec(lambda s: schema(s)["dimensionsSpec"].__setitem__("dimensions", ["ok", "bad\ud800"])), "dimensionsSpec.dimensions[1]")
+    assert "surrogate" in err.reason
+    refused(index_spec(lambda s: s.__setitem__("context", {"k\udc00": 1})), "context")
+
+
+def test_cli_gives_a_one_line_error_for_a_spec_file_that_is_not_utf8(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_bytes(b'{"type": "index", "x": "\xff"}')
+    code = cli.main(["--metadata-url", f"sqlite:///{tmp_path / 'm.db'}", "run", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "UTF-8" in err
