@@ -668,6 +668,11 @@ class _PublishGuard:
         self.marked_unused = overshadowed
         return result
 
+    def upgrade_appended_segments(self, data_source: str, replace_versions: Any, *, exclude: Any = (), conn: Any = None) -> Any:
+        # Appended segments the compaction read are already in its output: copying them too would double rows.
+        exclude = [*exclude, *self._plan.input_segments]
+        return self._store.upgrade_appended_segments(data_source, replace_versions, exclude=exclude, conn=conn)
+
     def set_task_status(self, task_id: str, status: str, *, report: Optional[dict[str, Any]] = None, **kwargs: Any) -> Any:
         if report is not None:
             report = _compaction_report(report, self._plan, self.marked_unused)
