@@ -62,6 +62,7 @@ from druidflow.locks.lock import LockType
 from druidflow.segments.shardspec import NumberedShardSpec, TombstoneShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -144,6 +145,7 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
 
 
 def _check_writable(task: IndexTask) -> None:
+    refuse_non_defaults(task)
     if task.lock_type == "REPLACE" and task.spec.io_config.input_source.type == "druid":
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
         raise SpecError(
