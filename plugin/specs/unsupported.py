@@ -62,6 +62,8 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "use_json_node_reader": "JSON input is always read as one JSON value per line",
     },
     "IngestSegmentFirehose": {"max_input_segment_bytes_per_task": _NO_PARALLEL},
+    "SingleDimensionPartitionsSpec": {"assume_grouped": "the partitioning pass always groups the rows itself"},
+    "DimensionRangePartitionsSpec": {"assume_grouped": "the partitioning pass always groups the rows itself"},
 }
 
 _PREFETCH = {

@@ -84,3 +84,17 @@ def test_max_total_rows_cuts_segments_at_exactly_that_many_rows(rt):
     assert [s.num_rows for s in report.segments] == [30, 30, 30, 10]
     assert [s.partition_num for s in report.segments] == [0, 1, 2, 3]
     assert {s.shard_spec.partitions for s in report.segments} == {4}  # one complete core set, published at once
+
+
+def test_auto_compaction_refuses_a_task_slot_ratio():
+    from druidflow.compaction.config import load_settings
+
+    with pytest.raises(SpecError, match="compactionTaskSlotRatio"):
+        load_settings({"compactionTaskSlotRatio": 0.1, "compactionConfigs": []})
+    assert load_settings({"compactionConfigs": []}).compaction_task_slot_ratio is None
+
+
+def test_assume_grouped_is_refused_for_range_partitioning(rt):
+    tuning = {"forceGuaranteedRollup": True, "partitionsSpec": {"type": "range", "partitionDimensions": ["d"], "targetRowsPerSegment": 5, "assumeGrouped": True}}
+    with pytest.raises(SpecError, match="partitionsSpec.assumeGrouped"):
+        index.submit(spec(tuning=tuning), rt)
