@@ -43,6 +43,7 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "segment_write_out_medium_factory": _NO_JVM,
         "index_spec_for_intermediate_persists": "intermediate persists are Arrow IPC files, not Druid segments",
         "push_timeout": "pushes to deep storage are not timed out by Druidflow",
+        "await_segment_availability_timeout_millis": "there are no historicals to wait for: published segments are queryable at once",
         "max_num_concurrent_sub_tasks": _NO_PARALLEL,
         "max_retry": _NO_PARALLEL,
         "task_status_check_period_ms": _NO_PARALLEL,
@@ -77,9 +78,21 @@ for _name in ("HttpFirehose", "StaticS3Firehose"):
     DEFAULT_ONLY[_name] = _PREFETCH
 
 
+#: Task context keys accepted only at their default.
+CONTEXT_DEFAULT_ONLY: dict[str, tuple[Any, str]] = {
+    "storeEmptyColumns": (True, "Druidflow always stores every declared column, empty or not"),
+}
+
+
 def refuse_non_defaults(model: BaseModel, path: str = "") -> None:
     """Raise :class:`SpecError` for the first field of ``model`` (or of a model inside it) listed in
-    :data:`DEFAULT_ONLY` whose value was given and differs from its default."""
+    :data:`DEFAULT_ONLY` whose value was given and differs from its default (and, for a task, for a context key of
+    :data:`CONTEXT_DEFAULT_ONLY`)."""
+    context = getattr(model, "context", None) if not path else None
+    if isinstance(context, dict):
+        for key, (default, reason) in CONTEXT_DEFAULT_ONLY.items():
+            if key in context and _flag(context[key]) != default:
+                raise SpecError(f"context.{key}", context[key], f"is not supported: {reason}; remove it")
     rules = DEFAULT_ONLY.get(type(model).__name__, {})
     fields = type(model).model_fields
     for name in model.model_fields_set:
@@ -112,6 +125,12 @@ def _is_default(value: Any, info: Any) -> bool:
     if isinstance(value, BaseModel) and isinstance(default, BaseModel):
         return value.model_dump() == default.model_dump()
     return value == default
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def _plain(value: Any) -> Any:

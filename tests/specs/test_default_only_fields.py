@@ -98,3 +98,11 @@ def test_assume_grouped_is_refused_for_range_partitioning(rt):
     tuning = {"forceGuaranteedRollup": True, "partitionsSpec": {"type": "range", "partitionDimensions": ["d"], "targetRowsPerSegment": 5, "assumeGrouped": True}}
     with pytest.raises(SpecError, match="partitionsSpec.assumeGrouped"):
         index.submit(spec(tuning=tuning), rt)
+
+
+def test_store_empty_columns_false_and_a_segment_availability_wait_are_refused(rt):
+    with pytest.raises(SpecError, match="context.storeEmptyColumns"):
+        index.submit(spec(context={"storeEmptyColumns": False}), rt)
+    with pytest.raises(SpecError, match="awaitSegmentAvailabilityTimeoutMillis"):
+        index.submit(spec(tuning={"awaitSegmentAvailabilityTimeoutMillis": 1000}), rt)
+    assert index.run(spec(context={"storeEmptyColumns": True}), rt).status == "SUCCESS"
