@@ -611,7 +611,7 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     drop = task.spec.io_config.drop_existing
     if segments or (drop and intervals):
         try:
-            segments = _commit(task, plan, segments, intervals, rt)
+            segments = _commit(task, plan, results, segments, intervals, rt)
         except SegmentConflictError:
             if not _all_used(segments, rt):
                 _delete_unpublished(segments, rt)
@@ -626,7 +626,12 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
 
 
 def _commit(
-    task: IndexTask, plan: IndexPlan, segments: list[DataSegment], intervals: list[Interval], rt: Runtime
+    task: IndexTask,
+    plan: IndexPlan,
+    results: Sequence[BuildResult],
+    segments: list[DataSegment],
+    intervals: list[Interval],
+    rt: Runtime,
 ) -> list[DataSegment]:
     """The publish transaction; returns the segments published (tombstones included)."""
     append = task.spec.io_config.append_to_existing
@@ -653,6 +658,11 @@ def _commit(
             # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
             for interval in intervals:
                 rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
+        # In the same transaction: the task's allocations are spent, and it is SUCCESS exactly when its segments
+        # are in (a re-run of an appending task checks this before publishing its rows a second time).
+        rt.store.delete_pending_segments(task.data_source, task.task_id, conn=cs.connection)
+        report = _ingestion_reports(task, plan, results, len(segments))
+        rt.store.set_task_status(task.task_id, "SUCCESS", report=report, conn=cs.connection)
     return segments
 
 
@@ -715,21 +725,25 @@ def _delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
             log.warning("could not delete the unpublished segment file %s", path, exc_info=True)
 
 
-def _report(
-    task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime, segments: list[DataSegment]
-) -> IndexReport:
+def _ingestion_reports(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], published: int) -> dict[str, Any]:
     build_stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
-    reports = ingestion_report(
+    return ingestion_report(
         task.task_id,
         state="COMPLETED",
         determine=(plan.row_stats, plan.unparseable_events),
         build=(build_stats, events),
-        segments_published=len(segments),
+        segments_published=published,
     )
+
+
+def _report(
+    task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime, segments: list[DataSegment]
+) -> IndexReport:
+    reports = _ingestion_reports(task, plan, results, len(segments))
     rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
     return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=segments, reports=reports)
 
