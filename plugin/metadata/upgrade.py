@@ -69,6 +69,7 @@ def copies_after_append(conn: Connection, data_source: str, appended: Sequence[D
     out: list[DataSegment] = []
     partitions = _Partitions(conn, data_source)
     now = now_ms()
+    _forget_finished(conn, data_source)
     for seg in appended:
         if seg.is_tombstone:
             continue
@@ -146,6 +147,12 @@ def forget_versions(conn: Connection, data_source: str, versions: Iterable[str])
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _forget_finished(conn: Connection, data_source: str) -> None:
+    """Drop entries whose REPLACE lock is gone (its task ended without publishing): nothing will consume them."""
+    held = sa.select(L.c.version).where(L.c.dataSource == data_source, L.c.type == REPLACE)
+    conn.execute(sa.delete(U).where(U.c.dataSource == data_source, U.c.upgrade_version.not_in(held)))
 
 
 def _newer_sets(conn: Connection, data_source: str, seg: DataSegment) -> list[tuple[Interval, str, int]]:

@@ -159,3 +159,31 @@ def test_an_append_while_a_compaction_plans_is_read_or_upgraded_never_both(rt):
     compact.publish(plan, [compact.build_all(plan, rt)], rt)
     compact.release(task.task_id, rt)
     assert visible(rt) == {"base": 5, "app": 3}
+
+
+def test_killing_the_replaced_version_keeps_the_file_an_upgraded_copy_shares(rt):
+    from druidflow.tasks import kill
+    from druidflow.tasks.orphans import sweep_orphans
+
+    index.run(spec("base", rows(5, "base"), append=False, concurrent=False), rt)
+    replace = Steps(rt, spec("replace", rows(7, "new"), append=False)).lock_and_build()
+    index.run(spec("app", rows(3, "app"), append=True), rt)
+    replace.publish()
+    unused = rt.store.unused_segments(DS)
+    assert unused  # the base segment and the appended original are overshadowed
+    kill.run({"type": "kill", "dataSource": DS, "interval": DAY}, rt, dry_run=False)
+    assert rt.store.unused_segments(DS) == []
+    sweep_orphans(rt, DS, delete=True, grace_seconds=0)
+    assert visible(rt) == {"new": 7, "app": 3}  # the copy's file, shared with the killed original, is still there
+
+
+def test_entries_of_a_replace_that_never_published_are_forgotten(rt):
+    index.run(spec("base", rows(5, "base"), append=False, concurrent=False), rt)
+    replace = Steps(rt, spec("replace", rows(7, "new"), append=False)).lock_and_build()
+    index.run(spec("app", rows(3, "app"), append=True), rt)
+    assert len(rt.store.pending_upgrades(DS)) == 1
+    index.fail(replace.task.task_id, "gave up", rt)
+    index.release(replace.task.task_id, rt)
+    index.run(spec("app2", rows(2, "app2"), append=True), rt)
+    assert rt.store.pending_upgrades(DS) == []
+    assert visible(rt) == {"base": 5, "app": 3, "app2": 2}
