@@ -19,8 +19,10 @@ def _spec_conf(task: dict[str, Any]) -> dict[str, Any]:
 
 def _kill_conf(task: dict[str, Any]) -> dict[str, Any]:
     # The kill DAG dry-runs unless confirmed (a safety for people at the trigger form); a kill task submitted
-    # to the Overlord API deletes, as Druid's does. A dry run is still asked for with context.dryRun.
-    return {"spec": task, "confirm": True}
+    # to the Overlord API deletes, as Druid's does, unless its context asks for a dry run.
+    context = task.get("context") if isinstance(task.get("context"), dict) else {}
+    dry_run = context.get("dryRun") in (True, "true", "True")
+    return {"spec": task, "confirm": not dry_run}
 
 
 @dataclass(frozen=True)
