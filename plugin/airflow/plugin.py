@@ -70,7 +70,13 @@ def create_app() -> FastAPI:
         title="Druidflow",
         description="Read-only view of Druidflow's dataSources, segments, tasks and locks.",
         dependencies=_auth_dependencies(),
+        docs_url=None,  # served below behind authentication, like every other route
+        redoc_url=None,
+        openapi_url=None,
     )
+    from druidflow.airflow.druid_api.app import add_authenticated_docs
+
+    add_authenticated_docs(app)
     seg = segments.c
 
     @app.get("/datasources")

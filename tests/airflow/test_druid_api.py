@@ -127,6 +127,12 @@ def test_every_route_and_the_docs_need_an_authenticated_user(client, method, pat
     assert client.get("/druid/indexer/v1/tasks", headers=wrong).json()["errorMessage"] == "invalid username or password"
 
 
+@pytest.mark.parametrize("path", ["/druidflow/docs", "/druidflow/openapi.json"])
+def test_the_plugins_other_api_hides_its_docs_from_anonymous_users_too(client, admin, path):
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers=admin).status_code == 200
+
+
 def test_basic_auth_with_an_airflow_users_password_is_accepted(client, basic_admin):
     r = client.get("/druid/indexer/v1/task/index_wiki_1/status", headers=basic_admin)
     assert r.status_code == 200, r.text

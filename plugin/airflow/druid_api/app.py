@@ -30,6 +30,14 @@ def create_app() -> FastAPI:
     app.include_router(overlord)
     app.include_router(coordinator)
     install_error_handlers(app)
+    add_authenticated_docs(app)
+    return app
+
+
+def add_authenticated_docs(app: FastAPI) -> None:
+    """Serve ``/openapi.json`` and ``/docs`` as ordinary routes of ``app``, so the app's authentication
+    dependencies guard them too (FastAPI's built-in docs routes skip them). Create ``app`` with
+    ``docs_url=None, redoc_url=None, openapi_url=None``."""
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
@@ -39,8 +47,6 @@ def create_app() -> FastAPI:
     def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=app.title)
-
-    return app
 
 
 def plugin_app() -> dict[str, Any]:

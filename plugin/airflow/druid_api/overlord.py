@@ -119,11 +119,15 @@ def get_task_segments(task_id: str, user: Any = Depends(druid_user), engine: Eng
     record, run = _lookup(engine, task_id)
     if run is None:
         return []
-    published: list[dict[str, Any]] = []
+    from druidflow.segments.descriptor import DataSegment
+
+    published: dict[str, dict[str, Any]] = {}
     for output in runs.publish_outputs(run):
         if isinstance(output, dict) and output.get("taskId") == task_id and isinstance(output.get("segments"), list):
-            published.extend(s for s in output["segments"] if isinstance(s, dict))
-    return published
+            for item in output["segments"]:
+                payload = DataSegment.model_validate(item).payload()  # Druid's payload, with its identifier
+                published[payload["identifier"]] = payload
+    return list(published.values())
 
 
 @router.post("/task/{task_id}/shutdown")

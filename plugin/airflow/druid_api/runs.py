@@ -115,17 +115,29 @@ def trigger(dag_id: str, task: dict[str, Any], conf: dict[str, Any], user_name: 
 
 
 def fail_run(run: RunInfo) -> None:
-    """Mark the run failed: its running steps are killed (their ``on_kill`` releases locks), the rest skipped,
-    and its teardown (release_locks) still runs."""
+    """Mark the run failed: its running steps are killed (their ``on_kill`` releases locks) and the rest skipped.
+
+    Airflow leaves a run with a pending teardown running, and then judges it by its last non-teardown step, which
+    is skipped here: the run would end "success". A shut-down task's run ends failed, so its state is set here;
+    the caller releases the task's locks itself (the teardown's job)."""
+    import sqlalchemy as sa
+
     from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
     from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
 
     with create_session() as session:
         dag = DBDagBag().get_latest_version_of_dag(run.dag_id, session=session)
         if dag is None:
             raise DruidApiError(503, f"the DAG {run.dag_id} is not deployed")
         set_dag_run_state_to_failed(dag=dag, run_id=run.run_id, commit=True, session=session)
+        dag_run = session.scalars(
+            sa.select(DagRun).where(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id)
+        ).one()
+        if dag_run.state != DagRunState.FAILED:
+            dag_run.set_state(DagRunState.FAILED)
 
 
 def publish_outputs(run: RunInfo) -> Iterable[Any]:
