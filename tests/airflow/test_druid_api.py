@@ -41,7 +41,6 @@ def basic_admin(airflow_app) -> dict[str, str]:
     """HTTP Basic with the real admin user's password (SimpleAuthManager's generated password file)."""
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
-    SimpleAuthManager.init_passwords() if hasattr(SimpleAuthManager, "init_passwords") else None
     password = SimpleAuthManager.get_passwords()["admin"]
     return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
 

@@ -93,7 +93,9 @@ def cluster(tmp_path_factory) -> Iterator[AirflowCluster]:
     home = tmp_path_factory.mktemp("airflow-druid-api")
     spec = tutorial_spec(home / "tutorial", "wikipedia_tutorial")
     write_wikiticker(home / "tutorial")
-    dag_files = {"druidflow_index.py": (DAGS_FOLDER / "druidflow_index.py").read_text(), "druid_client.py": CLIENT_DAG}
+    dag_files = {f"{name}.py": (DAGS_FOLDER / f"{name}.py").read_text()
+                 for name in ("druidflow_index", "druidflow_compact", "druidflow_kill")}
+    dag_files["druid_client.py"] = CLIENT_DAG
     with druidflow_cluster(
         _SqliteParam(),
         home,
@@ -174,6 +176,42 @@ def test_the_druid_providers_operator_runs_the_tutorial_spec(cluster):
     assert payload["payload"]["spec"]["dataSchema"]["dataSource"] == "wikipedia_tutorial"
     coordinator = _druid(cluster, "GET", "/coordinator/v1/datasources/wikipedia_tutorial").json()
     assert coordinator["segments"]["count"] == 1 and coordinator["segments"]["minTime"] == "2015-09-12T00:00:00.000Z"
+
+
+def test_druids_compaction_and_deletion_tutorials_over_http(cluster):
+    """After the tutorial load: compact the day, mark it unused through the Coordinator, kill it for good."""
+    from druidflow.metadata.store import MetadataStore
+
+    for dag in ("druidflow_compact", "druidflow_kill"):
+        cluster.wait_for_dag(dag)
+    store = MetadataStore(cluster.db_url)
+    before = store.used_segments("wikipedia_tutorial")
+    assert len(before) == 1, "needs the tutorial load of the test above"
+    compact = {"type": "compact", "dataSource": "wikipedia_tutorial", "interval": "2015-09-12/2015-09-13",
+               "tuningConfig": {"type": "index_parallel", "maxRowsInMemory": 25000,
+                                "partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": 5000000}}}
+    r = _druid(cluster, "POST", "/indexer/v1/task", json=compact)
+    assert r.status_code == 200, r.text
+    compact_id = r.json()["task"]
+    status = _wait_status(cluster, compact_id, lambda s: s["status"] != "RUNNING")
+    assert status["status"] == "SUCCESS", f"{status}\n{cluster.task_logs('druidflow_compact', compact_id)}"
+    after = store.used_segments("wikipedia_tutorial")
+    assert len(after) == 1 and after[0].version > before[0].version  # the compacted day replaced the loaded one
+
+    r = _druid(cluster, "DELETE", "/coordinator/v1/datasources/wikipedia_tutorial/intervals/2015-09-12_2015-09-13")
+    assert r.json() == {"numChangedSegments": 1}
+    assert "wikipedia_tutorial" not in _druid(cluster, "GET", "/coordinator/v1/datasources").json()
+
+    files = [p for p in (cluster.deep_storage / "wikipedia_tutorial").rglob("*") if p.is_file()]
+    assert files, "the segments' files are in deep storage until the kill"
+    kill = {"type": "kill", "dataSource": "wikipedia_tutorial", "interval": "2015-09-12/2015-09-13"}
+    r = _druid(cluster, "POST", "/indexer/v1/task", json=kill)
+    assert r.status_code == 200, r.text
+    kill_id = r.json()["task"]
+    status = _wait_status(cluster, kill_id, lambda s: s["status"] != "RUNNING")
+    assert status["status"] == "SUCCESS", f"{status}\n{cluster.task_logs('druidflow_kill', kill_id)}"
+    assert store.segments("wikipedia_tutorial", include_unused=True) == []  # a kill from the API deletes
+    assert not any(p.is_file() for p in files)
 
 
 class _SlowInput(BaseHTTPRequestHandler):
