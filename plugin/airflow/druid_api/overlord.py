@@ -192,6 +192,23 @@ def list_tasks(
     return active + (complete[:max] if max is not None else complete)
 
 
+def _state_list(state: str):
+    def route(
+        datasource: Optional[str] = Query(None),
+        user: Any = Depends(druid_user),
+        engine: Engine = Depends(get_engine),
+    ) -> list:
+        return list_tasks(state, datasource, None, None, None, user, engine)
+
+    route.__doc__ = f"Druid's older ``/{state}Tasks`` list: ``/tasks?state={state}``."
+    return route
+
+
+# Druid's older per-state lists, still used by scripts and older consoles.
+for _state in TASK_STATES:
+    router.add_api_route(f"/{_state}Tasks", _state_list(_state), methods=["GET"], name=f"{_state}_tasks")
+
+
 def _created_interval(text: Optional[str]):
     if not text:
         return None
