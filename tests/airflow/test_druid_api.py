@@ -205,6 +205,7 @@ def test_task_list_filters_by_state_datasource_type_and_max(client, admin):
     assert ids(datasource="other") == []
     assert ids(type="kill") == []
     assert ids(createdTimeInterval="2000-01-01_2001-01-01") == []
+    assert ids(createdTimeInterval="2000-01-01_2200-01-01") == ["index_wiki_3", "index_wiki_2", "index_wiki_1"]
     listed = client.get("/druid/indexer/v1/tasks", headers=admin).json()[2]
     assert set(listed) >= {"id", "groupId", "type", "createdTime", "queueInsertionTime", "statusCode", "status",
                            "runnerStatusCode", "duration", "location", "dataSource", "errorMsg"}

@@ -88,16 +88,17 @@ def write_wikiticker(directory: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[AirflowCluster]:
-    home = tmp_path_factory.mktemp("airflow-druid-api")
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
+    """One running Airflow (API server, scheduler, dag-processor) for every test here, per Airflow DB kind."""
+    home = tmp_path_factory.mktemp(f"airflow-druid-api-{request.param}")
     spec = tutorial_spec(home / "tutorial", "wikipedia_tutorial")
     write_wikiticker(home / "tutorial")
     dag_files = {f"{name}.py": (DAGS_FOLDER / f"{name}.py").read_text()
                  for name in ("druidflow_index", "druidflow_compact", "druidflow_kill")}
     dag_files["druid_client.py"] = CLIENT_DAG
     with druidflow_cluster(
-        _SqliteParam(),
+        request,
         home,
         dag_files,
         extra_env={
@@ -107,12 +108,6 @@ def cluster(tmp_path_factory) -> Iterator[AirflowCluster]:
     ) as started:
         started.tutorial_spec = spec  # type: ignore[attr-defined]
         yield started
-
-
-class _SqliteParam:
-    """druidflow_cluster reads the DB kind from ``request.param``; one SQLite cluster serves every test here."""
-
-    param = "sqlite"
 
 
 

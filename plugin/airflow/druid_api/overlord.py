@@ -54,7 +54,7 @@ def _read_task_json(body: bytes) -> dict[str, Any]:
     if not isinstance(task, dict):
         raise DruidApiError(400, "the request body must be a task JSON object", field="body", value=task)
     task_type = task.get("type")
-    if task_dag(task_type) is None if isinstance(task_type, str) else True:
+    if not isinstance(task_type, str) or task_dag(task_type) is None:
         raise DruidApiError(
             400,
             f"type: task type {task_type!r} is not run by Druidflow; supported: {', '.join(sorted(TASK_DAGS))}",
@@ -185,7 +185,7 @@ def list_tasks(
     if type is not None:
         statuses = [s for s in statuses if s["type"] == type]
     if created is not None:
-        statuses = [s for s in statuses if s["createdTime"] and created.contains_instant(s["createdTime"])]
+        statuses = [s for s in statuses if s["createdTime"] and created(s["createdTime"])]
     statuses.sort(key=lambda s: s["createdTime"] or "", reverse=True)
     active = [s for s in statuses if s["status"] == "RUNNING"]
     complete = [s for s in statuses if s["status"] != "RUNNING"]
@@ -210,22 +210,14 @@ for _state in TASK_STATES:
 
 
 def _created_interval(text: Optional[str]):
+    """``createdTimeInterval`` (``start_end``, as Druid writes intervals in query strings) as a test on an
+    instant, or None."""
     if not text:
         return None
-    from druidflow.intervals import Interval
+    from druidflow.intervals import Interval, parse_instant
 
-    return _CreatedWindow(Interval.parse(text.replace("_", "/"), "createdTimeInterval"))
-
-
-class _CreatedWindow:
-    def __init__(self, interval) -> None:
-        self.interval = interval
-
-    def contains_instant(self, iso: str) -> bool:
-        from druidflow.intervals import parse_instant
-
-        ms = parse_instant(iso)
-        return self.interval.start <= ms < self.interval.end
+    window = Interval.parse(text.replace("_", "/"), "createdTimeInterval")
+    return lambda iso: window.start <= parse_instant(iso) < window.end
 
 
 @router.post("/lockedIntervals")
