@@ -99,6 +99,7 @@ ROUTES = [
     ("GET", "/druid/indexer/v1/task/index_wiki_1/reports"),
     ("GET", "/druid/indexer/v1/task/index_wiki_1/segments"),
     ("POST", "/druid/indexer/v1/task/index_wiki_2/shutdown"),
+    ("POST", "/druid/indexer/v1/datasources/wiki/shutdownAllTasks"),
     ("GET", "/druid/indexer/v1/tasks"),
     ("POST", "/druid/indexer/v1/lockedIntervals"),
     ("GET", "/druid/coordinator/v1/datasources"),
@@ -148,6 +149,7 @@ def test_a_viewer_may_read_but_not_submit_shut_down_or_change_segments(client, v
     writes = [
         ("POST", "/druid/indexer/v1/task", spec),
         ("POST", "/druid/indexer/v1/task/index_wiki_2/shutdown", None),
+        ("POST", "/druid/indexer/v1/datasources/wiki/shutdownAllTasks", None),
         ("DELETE", "/druid/coordinator/v1/datasources/wiki/intervals/2024-01-01_2024-01-03", None),
         ("POST", "/druid/coordinator/v1/datasources/wiki/markUnused", {"interval": "2024-01-01/2024-01-03"}),
         ("POST", "/druid/coordinator/v1/rules/wiki", [{"type": "dropForever"}]),
@@ -290,3 +292,21 @@ def test_coordinator_retention_rules(client, admin, seeded):
     r = client.post(url, headers=admin, json=[{"type": "dropSometimes"}])
     assert r.status_code == 400 and r.json()["context"]["field"] == "rules[0].type"
     assert seeded.get_rules("wiki") == rules  # a refused change changes nothing
+
+
+def test_shutdown_of_a_task_without_a_run_releases_its_locks_and_records_it_failed(client, admin, seeded):
+    from druidflow.locks import TaskLockbox
+
+    r = client.post("/druid/indexer/v1/task/index_wiki_2/shutdown", headers=admin)
+    assert r.status_code == 200 and r.json() == {"task": "index_wiki_2"}
+    record = seeded.get_task("index_wiki_2")
+    assert (record.status, record.error_msg) == ("FAILED", "Shutdown request from user")
+    assert [lk for lk in TaskLockbox(seeded.engine).locks(task_id="index_wiki_2") if lk.active] == []
+    # Shutting down a complete task changes nothing, as in Druid.
+    assert client.post("/druid/indexer/v1/task/index_wiki_1/shutdown", headers=admin).status_code == 200
+    assert seeded.get_task("index_wiki_1").status == "SUCCESS"
+    assert client.post("/druid/indexer/v1/task/no_such_task/shutdown", headers=admin).status_code == 404
+    r = client.post("/druid/indexer/v1/datasources/wiki/shutdownAllTasks", headers=admin)
+    assert r.json() == {"dataSource": "wiki"}
+    assert seeded.get_task("index_wiki_3").status == "FAILED"
+    assert client.get("/druid/indexer/v1/tasks", headers=admin, params={"state": "running"}).json() == []

@@ -16,7 +16,7 @@ from druidflow.airflow.druid_api.auth import authorize, druid_user
 from druidflow.airflow.druid_api.deps import get_engine
 from druidflow.airflow.druid_api.errors import DruidApiError
 from druidflow.airflow.druid_api.task_dags import TASK_DAGS, task_dag
-from druidflow.airflow.druid_api.task_status import druid_state, status_plus
+from druidflow.airflow.druid_api.task_status import data_source_of, druid_state, status_plus
 
 router = APIRouter(prefix="/indexer/v1", tags=["Overlord"])
 
@@ -137,18 +137,40 @@ def shutdown_task(task_id: str, user: Any = Depends(druid_user), engine: Engine 
     record, run = _lookup(engine, task_id)
     route = task_dag(record.type if record else run.task.get("type", ""))
     authorize(user, "PUT", route.dag_id if route else None, "shut tasks down")
+    _shutdown(engine, task_id, record, run)
+    return {"task": task_id}
+
+
+def _shutdown(engine: Engine, task_id: str, record, run) -> None:
     if record is not None and record.status != "RUNNING":
-        return {"task": task_id}  # already complete: as Druid, nothing to do
+        return  # already complete: as Druid, nothing to do
     if run is not None and run.state in runs.ACTIVE_RUN_STATES:
         runs.fail_run(run)
     from druidflow.locks import TaskLockbox
 
     TaskLockbox(engine).release_all(task_id)
     store = _store(engine)
+    if record is None and run is not None:
+        # Stopped before its first step recorded it: record it now, so that its status says why it ended.
+        task = run.task
+        store.insert_task(task_id, str(task.get("type")), data_source_of(task) or "", task_id, task)
     current = store.get_task(task_id)
     if current is not None and current.status == "RUNNING":
         store.set_task_status(task_id, "FAILED", error_msg=SHUTDOWN_MESSAGE)
-    return {"task": task_id}
+
+
+@router.post("/datasources/{data_source}/shutdownAllTasks")
+def shutdown_all_tasks(data_source: str, user: Any = Depends(druid_user), engine: Engine = Depends(get_engine)) -> dict:
+    """Shut down every active task of the dataSource: ``{"dataSource": ds}``."""
+    authorize(user, "PUT", None, "shut tasks down")
+    active = {r.id: r for r in _store(engine).list_tasks(data_source, True, None)}
+    pending = {run.task_id: run for run in runs.active_runs() if data_source_of(run.task) == data_source}
+    for task_id in sorted(set(active) | set(pending)):
+        record, run = active.get(task_id), pending.get(task_id)
+        route = task_dag(record.type if record else run.task.get("type", ""))
+        authorize(user, "PUT", route.dag_id if route else None, "shut tasks down")
+        _shutdown(engine, task_id, record, run or runs.find_run(task_id, route.dag_id if route else None))
+    return {"dataSource": data_source}
 
 
 @router.get("/tasks")
