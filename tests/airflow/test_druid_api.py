@@ -258,6 +258,11 @@ def test_coordinator_datasources_and_segments(client, admin, seeded):
     full = get("/datasources/wiki/segments", params={"full": ""}).json()
     assert [s["identifier"] for s in full] == ids and full[0]["dataSource"] == "wiki"
     assert get(f"/datasources/wiki/segments/{ids[0]}").json()["identifier"] == ids[0]
+    days = ["2024-01-02T00:00:00.000Z/2024-01-03T00:00:00.000Z", "2024-01-01T00:00:00.000Z/2024-01-02T00:00:00.000Z"]
+    assert get("/datasources/wiki/intervals").json() == days  # newest first
+    assert get("/datasources/wiki/intervals", params={"simple": ""}).json() == {d: {"size": 100, "count": 1} for d in days}
+    full = get("/datasources/wiki/intervals", params={"full": ""}).json()
+    assert list(full[days[0]]) == [ids[1]] and full[days[0]][ids[1]]["metadata"]["identifier"] == ids[1]
     for path in ("/datasources/nope", "/datasources/nope/segments", "/datasources/wiki/segments/nope"):
         r = get(path)
         assert r.status_code == 404 and r.json()["category"] == "NOT_FOUND", path

@@ -99,6 +99,25 @@ def get_datasource_segments(
     return [s.id for s in segments]
 
 
+@router.get("/datasources/{data_source}/intervals")
+def get_datasource_intervals(
+    data_source: str, request: Request, user: Any = Depends(druid_user), engine: Engine = Depends(get_engine)
+) -> Any:
+    """The intervals of the used segments, newest first; ``?simple``: ``{interval: {size, count}}``; ``?full``:
+    ``{interval: {segmentId: {"metadata": payload, "servers": []}}}``."""
+    _can_read(user)
+    segments = _used(engine, data_source)
+    by_interval: dict[Any, list] = {}
+    for s in segments:
+        by_interval.setdefault(s.interval, []).append(s)
+    ordered = sorted(by_interval, key=lambda iv: (iv.start, iv.end), reverse=True)
+    if "full" in request.query_params:
+        return {str(iv): {s.id: {"metadata": s.payload(), "servers": []} for s in by_interval[iv]} for iv in ordered}
+    if "simple" in request.query_params:
+        return {str(iv): {"size": sum(int(s.size or 0) for s in by_interval[iv]), "count": len(by_interval[iv])} for iv in ordered}
+    return [str(iv) for iv in ordered]
+
+
 @router.get("/datasources/{data_source}/segments/{segment_id}")
 def get_datasource_segment(
     data_source: str, segment_id: str, user: Any = Depends(druid_user), engine: Engine = Depends(get_engine)
