@@ -228,6 +228,10 @@ def test_locked_intervals_by_minimum_priority(client, admin):
 def test_submit_refuses_bad_input_naming_the_field(client, admin):
     r = client.post("/druid/indexer/v1/task", headers=admin, json={"type": "hadoop", "spec": {}})
     assert r.status_code == 400 and r.json()["context"]["field"] == "type"
+    from druidflow.airflow.druid_api.overlord import MAX_TASK_BYTES
+
+    r = client.post("/druid/indexer/v1/task", headers=admin, content=b" " * (MAX_TASK_BYTES + 1))
+    assert r.status_code == 413 and r.json()["context"]["field"] == "body"
     r = client.post("/druid/indexer/v1/task", headers=admin, content=b"{not json")
     assert r.status_code == 400 and r.json()["context"]["field"] == "body"
     spec = {"type": "index", "spec": {"dataSchema": {"dataSource": "wiki", "timestampSpec": {"column": "ts"}, "dimensionsSpec": {"dimensions": []},

@@ -21,6 +21,7 @@ _KINDS = {
     404: ("notFound", "NOT_FOUND"),
     405: ("invalidInput", "INVALID_INPUT"),
     409: ("conflict", "CONFLICT"),
+    413: ("requestTooLarge", "INVALID_INPUT"),
     503: ("unavailable", "UNAVAILABLE"),
 }
 
