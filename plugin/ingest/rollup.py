@@ -32,7 +32,7 @@ def companion_time_column(metric: str) -> str:
 
 @dataclass(frozen=True)
 class MetricColumn:
-    """How one metric column combines: kind is sum, min, max, first or last (count is a sum of ones)."""
+    """How one metric column combines: kind is sum, min, max, first, last or any (count is a sum of ones)."""
 
     name: str
     kind: str
@@ -47,7 +47,7 @@ class MetricColumn:
         return [self.name, self.companion] if self.companion else [self.name]
 
 
-_VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32()}
+_VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32(), "string": pa.string()}
 
 
 def metric_columns(aggregators: Sequence) -> list[MetricColumn]:
@@ -305,25 +305,27 @@ def rollup(
     for name, key in zip(dimensions, keys[len(lead) + 1 :]):
         columns[name] = _decode_dimension(key, first_rows, table.column(name).type)
     for m in metrics:
-        values, valid = _numpy(table.column(m.name))
+        col = _combined(table.column(m.name))
         if not combine:
-            out = values[order]
-            mask = None if valid is None else ~valid[order]
-            columns[m.name] = pa.array(out, m.arrow_type, mask=mask)
+            columns[m.name] = col.take(pa.array(order)).cast(m.arrow_type)
             if m.companion:
-                columns[m.companion] = pa.array(_combined(table.column(m.companion)).to_numpy(zero_copy_only=False)[order], pa.int64())
+                columns[m.companion] = _combined(table.column(m.companion)).take(pa.array(order)).cast(pa.int64())
             continue
         if m.kind in ("sum", "min", "max"):
+            values, valid = _numpy(col)
             out, mask = _reduce(values, valid, m.kind, groups)
             columns[m.name] = pa.array(out, mask=mask).cast(m.arrow_type)
+        elif m.kind == "any":
+            columns[m.name] = col.take(pa.array(first_rows)).cast(m.arrow_type)
         else:
-            columns.update(_ordered(m, table, keys, values, valid, n))
+            columns.update(_ordered(m, table, keys, n))
     return pa.table(columns)
 
 
-def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], values, valid, n: int) -> dict[str, pa.Array]:
+def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], n: int) -> dict[str, pa.Array]:
     """first/last: order rows by (key, companion time) and take each group's first or last row."""
-    comp_values = _combined(table.column(m.companion)).to_numpy(zero_copy_only=False)
+    comp = _combined(table.column(m.companion))
+    comp_values = comp.to_numpy(zero_copy_only=False)
     ranks = [k.ranks for k in keys]
     # lexsort's last key is the primary one.
     order = np.lexsort([comp_values] + list(reversed(ranks)))
@@ -333,9 +335,8 @@ def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], values, valid, 
         s = r[order]
         change[1:] |= s[1:] != s[:-1]
     starts = np.flatnonzero(change)
-    pick = order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1]
-    mask = None if valid is None else ~valid[pick]
-    return {m.name: pa.array(values[pick], mask=mask).cast(m.arrow_type), m.companion: pa.array(comp_values[pick], pa.int64())}
+    pick = pa.array(order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1])
+    return {m.name: _combined(table.column(m.name)).take(pick).cast(m.arrow_type), m.companion: comp.take(pick).cast(pa.int64())}
 
 
 def _decode_dimension(key: _Key, rows: np.ndarray, original_type: pa.DataType) -> pa.Array:
