@@ -58,3 +58,13 @@ def test_a_running_row_whose_run_ended_is_failed_and_one_without_a_lock_is_waiti
     assert holding["runnerStatusCode"] == "RUNNING" and druid_state(holding) == "running"
     done = status_plus(_record("FAILED", "boom"), _run("failed"), False)
     assert done["errorMsg"] == "boom" and done["duration"] == 5
+
+
+def test_the_engines_task_registry_extends_the_table_where_it_exists():
+    try:
+        from druidflow.tasks.registry import TASK_TYPES
+    except ImportError:  # the tree has no registry yet: the built-in rows are the table
+        TASK_TYPES = {}
+    for name, entry in TASK_TYPES.items():
+        assert task_dag(name).dag_id == entry.dag_id
+    assert set(TASK_DAGS) >= {"index", "index_parallel", "compact", "kill"} | set(TASK_TYPES)

@@ -1,7 +1,8 @@
 """Which DAG runs a Druid task type submitted to ``POST /druid/indexer/v1/task``, and the run's ``conf``.
 
-One row per task type. A new task family (append, merge, same_interval_merge, convert, ...) is served as soon as
-its DAG exists and a row names it here.
+One row per task type: the built-in rows below, plus every type of the engine's task registry
+(``druidflow.tasks.registry.TASK_TYPES``, type -> DAG id) where it exists, so a new task family (append, merge,
+same_interval_merge, convert, ...) is served as soon as it is registered and its DAG is deployed.
 """
 
 from __future__ import annotations
@@ -33,12 +34,26 @@ class TaskDag:
     conf: Callable[[dict[str, Any]], dict[str, Any]] = _spec_conf
 
 
+#: How a task type's run conf differs from ``{"spec": task}``.
+_CONFS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"kill": _kill_conf}
+
+
+def _registered() -> dict[str, TaskDag]:
+    """The engine's task registry (type -> DAG id), where the tree has one: every registered type is served."""
+    try:
+        from druidflow.tasks.registry import TASK_TYPES  # type: ignore[import-not-found]
+    except ImportError:
+        return {}
+    return {name: TaskDag(t.dag_id, _CONFS.get(name, _spec_conf)) for name, t in TASK_TYPES.items()}
+
+
 #: Druid task type -> the DAG running it.
 TASK_DAGS: dict[str, TaskDag] = {
     "index": TaskDag("druidflow_index"),
     "index_parallel": TaskDag("druidflow_index"),
     "compact": TaskDag("druidflow_compact"),
     "kill": TaskDag("druidflow_kill", _kill_conf),
+    **_registered(),
 }
 
 #: Coordinator writes (mark used/unused, retention rules) need the right to trigger this DAG, which makes the
