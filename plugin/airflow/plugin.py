@@ -192,12 +192,27 @@ def _render_page(datasources: list[dict], tasks_: list[dict], locks: list[dict])
     )
 
 
+def _console_app() -> dict[str, Any]:
+    from druidflow.airflow.console.app import URL_PREFIX as CONSOLE_PREFIX, create_console_app
+
+    return {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Druidflow console"}
+
+
 class DruidflowPlugin(AirflowPlugin):
-    """Mounts the Druidflow API at ``/druidflow`` and adds *Browse > Druidflow* to the UI."""
+    """Mounts the Druidflow API at ``/druidflow`` and the console at ``/druidflow-console``, and adds them to the
+    UI's navigation (*Druidflow console* at the top level, *Browse > Druidflow* for the plain summary)."""
 
     name = "druidflow"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}]
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}, _console_app()]
     external_views = [
+        {
+            "name": "Druidflow console",
+            "href": "/druidflow-console/",
+            "destination": "nav",
+            "url_route": "druidflow_console",
+            "nav_top_level": True,
+            "icon": "/druidflow-console/static/icon.svg",
+        },
         {
             "name": "Druidflow",
             "href": f"{URL_PREFIX}/ui",
