@@ -37,9 +37,10 @@ DENSITY_BUCKETS = 120
 
 
 def timeline_window(
-    conn: Connection, data_source: str, start_ms: Optional[int], end_ms: Optional[int], *, max_sets: int = MAX_SETS
+    conn: Connection, data_source: str, start_ms: Optional[int], end_ms: Optional[int], *, max_sets: Optional[int] = None
 ) -> dict[str, Any]:
     """The timeline JSON for [start, end) (the dataSource's whole extent when not given)."""
+    max_sets = MAX_SETS if max_sets is None else max_sets
     extent = q.datasource_extent(conn, data_source)
     if extent is None:
         return {"dataSource": data_source, "mode": "empty", "sets": [], "gaps": [], "extent": None}

@@ -314,7 +314,7 @@ views.task = async (id) => {
 // -------------------------------------------------------------------- locks
 views.locks = async (arg, params) => {
   const d = await api("locks" + query({ dataSource: params.dataSource }));
-  const active = d.locks.filter((l) => l.state === "ACTIVE" || (!l.revoked && !l.expired));
+  const active = d.locks.filter((l) => l.state === "active");
   $view.innerHTML = `<h2>Locks</h2><div class="cards">${card("Active", num(active.length))}${card("Revoked", num(d.locks.filter((l) => l.revoked).length))}${card("Expired", num(d.locks.filter((l) => l.expired).length))}</div>` + table([
     { title: "dataSource", key: "dataSource" },
     { title: "Interval", html: (r) => `<span class="mono">${esc(r.interval)}</span>` },
@@ -386,7 +386,7 @@ async function killPreview() {
     <div class="cards">${card("Segments to delete", num(r.numSegmentsKilled))}${card("Bytes", bytes(r.bytesKilled))}${card("Files", num(r.numFilesDeleted))}${card("Batches", num(r.numBatchesProcessed))}</div>` +
     (r.blockedBy && r.blockedBy.length ? `<p class="notice">Locked right now by ${r.blockedBy.map(taskLink).join(", ")}: a confirmed kill would wait for them.</p>` : "") +
     (skipped.length ? `<h3>Kept</h3>` + table([{ title: "Why", key: "why" }, { title: "Segments", num: true, get: (x) => num(x.segments) }, { title: "Bytes", num: true, get: (x) => bytes(x.bytes) }],
-      skipped.map(([k, v]) => ({ why: v.reason || k, segments: v.segments, bytes: v.bytes })), { id: "k-skipped" }) : "") +
+      skipped.map(([k, v]) => ({ why: v.why || k, segments: v.segments, bytes: v.bytes })), { id: "k-skipped" }) : "") +
     `<details ${r.segments.length <= 20 ? "open" : ""}><summary>${num(r.segments.length)} segment ids${r.listingTruncated ? " (first ones)" : ""}</summary><pre id="k-segments">${esc(r.segments.join("\n"))}</pre></details>` +
     (r.numSegmentsKilled ? `<p><label><input type="checkbox" id="k-sure"> I want to delete these ${num(r.numSegmentsKilled)} segments and their files for good</label></p>
       <button id="k-confirm" class="danger" disabled>Delete: trigger druidflow_kill with confirm</button><div id="k-triggered"></div>` : `<p class="ok">Nothing to delete.</p>`);
