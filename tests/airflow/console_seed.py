@@ -60,7 +60,7 @@ def seed(engine) -> dict[str, Any]:
 
     store = MetadataStore(engine)
     store.migrate()
-    box = TaskLockbox(engine)
+    box = TaskLockbox(engine, lease_seconds=6 * 3600)  # the locks stay active however slow the test
 
     def write(task_id: str, iv: str, parts: list[int], partitions: int, *, priority: int = 50) -> str:
         store.insert_task(task_id, "index", DS, task_id, {"type": "index", "id": task_id, "dataSource": DS})

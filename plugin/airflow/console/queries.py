@@ -19,6 +19,8 @@ from druidflow.metadata.tables import lock_events, rules, segments, tasks
 S = segments.c
 T = tasks.c
 
+#: ``used IN (true, false)``: lets the index on (dataSource, used, start_ms, ...) range-scan start_ms for both.
+_ANY_USED = S.used.in_([True, False])
 #: Page sizes the API accepts at most.
 MAX_PAGE = 500
 #: Task types that ingest data (their latest success is a dataSource's "last ingestion").
@@ -87,7 +89,7 @@ def chunk_groups(conn: Connection, data_source: str, start_ms: int, end_ms: int,
             sa.func.min(S.partition_num).label("min_partition"),
             sa.func.max(S.partition_num).label("max_partition"),
         )
-        .where(S.dataSource == data_source, S.start_ms < end_ms, S.end_ms > start_ms)
+        .where(S.dataSource == data_source, _ANY_USED, S.start_ms < end_ms, S.end_ms > start_ms)
         .group_by(S.used, S.start_ms, S.end_ms, S.version)
         .order_by(S.used, S.start_ms, S.end_ms, S.version)
         .limit(limit)
@@ -135,7 +137,7 @@ def density(
             sa.func.coalesce(sa.func.sum(S.num_rows), 0).label("rows"),
             sa.func.count(sa.distinct(S.version)).label("versions"),
         )
-        .where(S.dataSource == data_source, S.start_ms < end_ms, S.end_ms > start_ms)
+        .where(S.dataSource == data_source, _ANY_USED, S.start_ms < end_ms, S.end_ms > start_ms)
         .group_by(bucket, S.used)
         .order_by(bucket)
     )
