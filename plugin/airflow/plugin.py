@@ -206,6 +206,13 @@ class DruidflowPlugin(AirflowPlugin):
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}, _console_app()]
     external_views = [
         {
+            "name": "Druidflow",
+            "href": f"{URL_PREFIX}/ui",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "druidflow",
+        },
+        {
             "name": "Druidflow console",
             "href": "/druidflow-console/",
             "destination": "nav",
@@ -213,11 +220,4 @@ class DruidflowPlugin(AirflowPlugin):
             "nav_top_level": True,
             "icon": "/druidflow-console/static/icon.svg",
         },
-        {
-            "name": "Druidflow",
-            "href": f"{URL_PREFIX}/ui",
-            "destination": "nav",
-            "category": "browse",
-            "url_route": "druidflow",
-        }
     ]

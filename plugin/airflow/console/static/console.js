@@ -34,6 +34,7 @@ function since(iso) {
 }
 const shortTime = (iso) => (iso ? iso.replace(".000Z", "Z").replace("T00:00:00Z", "") : "");
 const interval = (a, b) => shortTime(a) + "/" + shortTime(b);
+const shortInterval = (text) => { const [a, b] = String(text || "").split("/"); return b === undefined ? String(text || "") : interval(a, b); };
 const badge = (text, cls) => `<span class="badge ${esc((cls || text || "").replace(/\s+/g, "-"))}">${esc(text)}</span>`;
 const taskLink = (id) => `<a href="#/task/${encodeURIComponent(id)}">${esc(id)}</a>`;
 const airflowLink = (path, text) => `<a href="${esc(path)}" target="_top">${esc(text)}</a>`;
@@ -186,7 +187,8 @@ function drawTimeline(data) {
       const cls = s.tombstone ? "tombstone" : s.state.replace(/\s+/g, "-");
       const x0 = x(s.startMs), x1 = x(s.endMs);
       const sel = tl.selected && tl.selected.startMs === s.startMs && tl.selected.endMs === s.endMs && tl.selected.version === s.version ? " selected" : "";
-      return `<rect class="set ${cls}${sel}" data-i="${i}" x="${x0}" width="${Math.max(2, x1 - x0)}" y="${top + s.row * rowH + 2}" height="${rowH - 4}" rx="2"><title>${esc(interval(s.start, s.end))}\nversion ${esc(s.version)}\n${esc(s.state)}${s.complete === false ? " (core partitions missing)" : ""}\n${num(s.segments)} segments · ${bytes(s.size)} · ${num(s.rows)} rows</title></rect>`;
+      const label = x1 - x0 > 150 ? `<text class="setlabel" x="${x0 + 5}" y="${top + s.row * rowH + rowH / 2 + 4}">${esc(s.version)}</text>` : "";
+      return `<rect class="set ${cls}${sel}" data-i="${i}" x="${x0}" width="${Math.max(2, x1 - x0)}" y="${top + s.row * rowH + 2}" height="${rowH - 4}" rx="2"><title>${esc(interval(s.start, s.end))}\nversion ${esc(s.version)}\n${esc(s.state)}${s.complete === false ? " (core partitions missing)" : ""}\n${num(s.segments)} segments · ${bytes(s.size)} · ${num(s.rows)} rows</title></rect>${label}`;
     }).join("");
     const vis = data.sets.filter((s) => s.state === "visible" || s.state === "partly visible");
     document.getElementById("tl-summary").innerHTML = `<div class="cards">` +
@@ -304,7 +306,7 @@ views.task = async (id) => {
   }
   if (killed) html += `<h3>Kill report</h3><div class="cards">${card("Segments deleted", num(killed.numSegmentsKilled))}${card("Bytes", bytes(killed.bytesKilled))}${card("Files", num(killed.numFilesDeleted))}${card("Batches", num(killed.numBatchesProcessed))}</div>`;
   if (t.lockEvents && t.lockEvents.length) html += `<h3>Lock history</h3>` + table([
-    { title: "At", key: "at" }, { title: "Event", key: "event" }, { title: "Interval", key: "interval" },
+    { title: "At", key: "at" }, { title: "Event", key: "event" }, { title: "Interval", get: (r) => shortInterval(r.interval) },
     { title: "By", html: (r) => (r.actor ? taskLink(r.actor) : "") }, { title: "Detail", key: "detail" }], t.lockEvents);
   html += `<details><summary>Task spec</summary><pre>${esc(JSON.stringify(t.payload, null, 2))}</pre></details>`;
   if (t.report) html += `<details><summary>Full report JSON</summary><pre>${esc(JSON.stringify(t.report, null, 2))}</pre></details>`;
@@ -317,7 +319,7 @@ views.locks = async (arg, params) => {
   const active = d.locks.filter((l) => l.state === "active");
   $view.innerHTML = `<h2>Locks</h2><div class="cards">${card("Active", num(active.length))}${card("Revoked", num(d.locks.filter((l) => l.revoked).length))}${card("Expired", num(d.locks.filter((l) => l.expired).length))}</div>` + table([
     { title: "dataSource", key: "dataSource" },
-    { title: "Interval", html: (r) => `<span class="mono">${esc(r.interval)}</span>` },
+    { title: "Interval", html: (r) => `<span class="mono" title="${esc(r.interval)}">${esc(shortInterval(r.interval))}</span>` },
     { title: "Type", key: "type" },
     { title: "Priority", num: true, key: "priority" },
     { title: "State", html: (r) => badge(r.state) },
@@ -347,7 +349,7 @@ views.compaction = async (arg, params) => {
     <div class="toolbar"><select id="c-ds" aria-label="dataSource"><option value="">every dataSource</option>${dss.map((x) => `<option ${x === dsFilter ? "selected" : ""}>${esc(x)}</option>`).join("")}</select></div>` +
     (p.notes && p.notes.length ? `<p class="notice">${p.notes.map(esc).join("<br>")}</p>` : "") + table([
     { title: "dataSource", get: (v) => v.dataSource || v.data_source },
-    { title: "Chunk", html: (v) => `<span class="mono">${esc(v.interval)}</span>` },
+    { title: "Chunk", html: (v) => `<span class="mono" title="${esc(v.interval)}">${esc(shortInterval(v.interval))}</span>` },
     { title: "Verdict", html: (v) => badge(v.category === "compact" ? "compact" : "skipped: " + v.category.replace(/_/g, " "), v.category) },
     { title: "Reason", key: "reason" },
     { title: "Segments", num: true, get: (v) => num(v.segments) },
@@ -382,7 +384,7 @@ async function killPreview() {
   try { d = await api("kill/preview", { method: "POST", body: JSON.stringify(form) }); } catch (e) { out.innerHTML = `<p class="notice" id="k-error">${esc(e.message)}</p>`; return; }
   const r = d.report;
   const skipped = Object.entries(r.skipped || {});
-  out.innerHTML = `<h3>Dry run: ${esc(form.dataSource)} ${esc(d.spec.interval)}</h3><p id="k-summary">${esc(d.summary)}</p>
+  out.innerHTML = `<h3>Dry run: ${esc(form.dataSource)} ${esc(shortInterval(d.spec.interval))}</h3><p id="k-summary">${esc(d.summary)}</p>
     <div class="cards">${card("Segments to delete", num(r.numSegmentsKilled))}${card("Bytes", bytes(r.bytesKilled))}${card("Files", num(r.numFilesDeleted))}${card("Batches", num(r.numBatchesProcessed))}</div>` +
     (r.blockedBy && r.blockedBy.length ? `<p class="notice">Locked right now by ${r.blockedBy.map(taskLink).join(", ")}: a confirmed kill would wait for them.</p>` : "") +
     (skipped.length ? `<h3>Kept</h3>` + table([{ title: "Why", key: "why" }, { title: "Segments", num: true, get: (x) => num(x.segments) }, { title: "Bytes", num: true, get: (x) => bytes(x.bytes) }],
