@@ -20,7 +20,7 @@ from druidflow.airflow.console import queries as q
 from druidflow.airflow.console.timeline_view import timeline_window
 from druidflow.intervals import MS_DAY, format_instant
 from druidflow.metadata.store import MetadataStore
-from druidflow.metadata.tables import tasks
+from druidflow.metadata.tables import segments, tasks
 
 SEGMENTS = 100_000
 TASKS = 20_000
@@ -56,8 +56,8 @@ def pages(store: MetadataStore) -> dict[str, Callable[[], Any]]:
     engine = store.engine
     with engine.connect() as conn:
         start, end = q.datasource_extent(conn, DS)
-        some = conn.execute(sa.select(sa.text("start_ms, end_ms, version")).select_from(sa.text("druidflow_segments"))
-                            .where(sa.text("dataSource = :ds")).limit(1), {"ds": DS}).one()
+        some = conn.execute(sa.select(segments.c.start_ms, segments.c.end_ms, segments.c.version)
+                            .where(segments.c.dataSource == DS).limit(1)).one()
 
     def run(fn: Callable[[sa.Connection], Any]) -> Callable[[], Any]:
         def call() -> Any:

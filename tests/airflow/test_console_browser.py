@@ -86,8 +86,17 @@ def shot(page, name: str) -> None:
 
 
 def console(page, cluster, hash_: str, loaded: str) -> None:
-    page.goto(f"{cluster.base_url}/druidflow-console/#/{hash_}")
-    page.wait_for_selector(f"body[data-loaded='{loaded}']")
+    """Open a console view and wait until the page shows it (not the view before: hash changes keep the page)."""
+    url = f"{cluster.base_url}/druidflow-console/#/{hash_}"
+    if page.url == url:
+        page.reload()
+    else:
+        if "/druidflow-console/" in page.url:
+            page.evaluate("delete document.body.dataset.hash")
+        page.goto(url)
+    page.wait_for_function(
+        f"document.body.dataset.hash === location.hash && document.body.dataset.loaded === '{loaded}'"
+    )
 
 
 def test_1_login_and_find_the_console_in_airflows_navigation(page, cluster):
@@ -124,8 +133,8 @@ def test_3_timeline_then_a_chunk_then_the_task_that_wrote_it(page, cluster, data
     shot(page, "timeline")
 
     # Zoom: a window of three days shows only what overlaps it, and the URL keeps the window.
-    page.goto(f"{cluster.base_url}/druidflow-console/#/timeline/wiki?start=2024-01-03T00:00:00.000Z&end=2024-01-06T00:00:00.000Z")
-    page.wait_for_function("document.getElementById('tl-window') && document.getElementById('tl-window').textContent.startsWith('2024-01-03')")
+    console(page, cluster, "timeline/wiki?start=2024-01-03T00:00:00.000Z&end=2024-01-06T00:00:00.000Z", "timeline")
+    assert page.locator("#tl-window").inner_text().startswith("2024-01-03")
     assert page.locator("#tl-svg rect.set").count() == 4  # month, 03 old and new, 05
     page.locator("#tl-in").click()
     page.wait_for_function("location.hash.includes('start=2024-01-03T18')")
@@ -216,3 +225,8 @@ def test_8_kill_preview_then_confirm_runs_druidflow_kill(page, cluster, data):
     assert MetadataStore(data["engine"]).unused_segments("wiki") == []
     console(page, cluster, "tasks?type=kill", "tasks")
     page.wait_for_function("document.querySelectorAll('#tasks tbody tr td .badge.SUCCESS').length === 1")
+    page.locator("#tasks tbody tr").first.click()
+    page.wait_for_selector("a:has-text('DAG run')")
+    assert "/dags/druidflow_kill/runs/" in page.locator("a", has_text="DAG run").get_attribute("href")
+    assert page.locator("a", has_text="task logs").get_attribute("href").endswith("/tasks/kill")
+    assert "Kill report" in page.locator("#view").inner_text()

@@ -13,11 +13,13 @@ from typing import Any, Optional
 log = logging.getLogger(__name__)
 
 AUTO_COMPACTION_DAG_ID = "druidflow_auto_compaction"
-#: XComs are searched for a Druid task's id within this window around the task's creation time.
-RUN_SEARCH_BEFORE = timedelta(minutes=2)
-RUN_SEARCH_AFTER = timedelta(hours=6)
-#: At most this many XCom rows are read to find one task's Airflow run.
-RUN_SEARCH_ROWS = 2000
+#: A Druid task's Airflow run is searched among the runs due (``run_after``) this long before its creation (a run
+#: may queue for a while) to a little after it (clock skew between workers and the API server).
+RUN_SEARCH_BEFORE = timedelta(hours=6)
+RUN_SEARCH_AFTER = timedelta(minutes=5)
+#: At most this many runs, and this many of their XCom rows, are read to find one task's Airflow run.
+RUN_SEARCH_RUNS = 200
+RUN_SEARCH_ROWS = 5000
 #: Keys an XCom value may name a Druid task id under (submit returns the task JSON, kill its report).
 _ID_KEYS = ("id", "task_id", "taskId")
 
@@ -89,9 +91,11 @@ def _names_task(value: Any, task_id: str) -> bool:
 
 def airflow_run_of(task_id: str, created: str) -> Optional[dict[str, Any]]:
     """The DAG run and task instance whose XCom names the Druid task (its submit step's return value, a kill's
-    report), searched among the XComs written around the task's creation; None when not found (e.g. a task run
-    from the command line)."""
+    report), or None (e.g. a task run from the command line). Searched in the return values of the runs that were
+    due shortly before the task was created (``dag_run.run_after`` is indexed, XComs are keyed by run), newest
+    first, so the cost does not grow with the XCom table."""
     import sqlalchemy as sa
+    from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -101,17 +105,23 @@ def airflow_run_of(task_id: str, created: str) -> Optional[dict[str, Any]]:
         return None
     try:
         with create_session() as session:
+            run_ids = session.execute(
+                sa.select(DagRun.id)
+                .where(DagRun.run_after >= at - RUN_SEARCH_BEFORE, DagRun.run_after <= at + RUN_SEARCH_AFTER)
+                .order_by(DagRun.run_after.desc())
+                .limit(RUN_SEARCH_RUNS)
+            ).scalars().all()
             rows = session.execute(
-                sa.select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index, XComModel.value)
-                .where(XComModel.key == "return_value", XComModel.timestamp >= at - RUN_SEARCH_BEFORE,
-                       XComModel.timestamp <= at + RUN_SEARCH_AFTER)
-                .order_by(XComModel.timestamp)
+                sa.select(XComModel.dag_run_id, XComModel.dag_id, XComModel.run_id, XComModel.task_id,
+                          XComModel.map_index, XComModel.value)
+                .where(XComModel.dag_run_id.in_(run_ids), XComModel.key == "return_value")
                 .limit(RUN_SEARCH_ROWS)
-            ).all()
+            ).all() if run_ids else []
     except Exception as exc:  # noqa: BLE001 - the task page shows without the link rather than fail
         log.warning("Druidflow console: cannot search XComs for %s: %s", task_id, exc)
         return None
-    for row in rows:
+    rank = {run_id: i for i, run_id in enumerate(run_ids)}
+    for row in sorted(rows, key=lambda r: rank.get(r.dag_run_id, len(rank))):
         if _names_task(_xcom_value(row), task_id):
             return links(row.dag_id, row.run_id, row.task_id, row.map_index)
     return None

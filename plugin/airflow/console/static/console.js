@@ -5,8 +5,9 @@ const POLL_MS = 5000;
 const $view = document.getElementById("view");
 const $error = document.getElementById("error");
 const $live = document.getElementById("live");
-let current = null;        // {name, refresh}
 let liveRuns = false;
+let renderSeq = 0;         // a render whose number is no longer current draws nothing (its hash was left)
+const stale = (seq) => seq !== renderSeq;
 
 // ------------------------------------------------------------------------------------------------ helpers
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -82,8 +83,9 @@ const card = (k, v) => `<div class="card"><div class="k">${esc(k)}</div><div cla
 // ------------------------------------------------------------------------------------------------ views
 const views = {};
 
-views.datasources = async () => {
+views.datasources = async (arg, params, seq) => {
   const rows = await api("datasources");
+  if (stale(seq)) return;
   $view.innerHTML = `<h2>DataSources</h2>` + table([
     { title: "dataSource", html: (r) => `<a href="#/timeline/${encodeURIComponent(r.dataSource)}">${esc(r.dataSource)}</a>` },
     { title: "Segments", num: true, get: (r) => num(r.segments) },
@@ -110,13 +112,15 @@ function ruleText(r) {
 // -------------------------------------------------------------------- timeline
 const tl = { ds: null, start: null, end: null, data: null, selected: null, page: 0 };
 
-views.timeline = async (arg, params) => {
+views.timeline = async (arg, params, seq) => {
   const list = await api("datasources");
+  if (stale(seq)) return;
   const ds = arg || tl.ds || (list[0] && list[0].dataSource);
   if (!ds) { $view.innerHTML = `<h2>Timeline</h2><p class="muted">No dataSources yet.</p>`; return; }
   if (ds !== tl.ds) { tl.ds = ds; tl.selected = null; }
   tl.start = params.start || null; tl.end = params.end || null;
   const data = await api(`datasources/${encodeURIComponent(ds)}/timeline` + query({ start: tl.start, end: tl.end }));
+  if (stale(seq)) return;
   tl.data = data;
   const options = list.map((d) => `<option ${d.dataSource === ds ? "selected" : ""}>${esc(d.dataSource)}</option>`).join("");
   const w = data.window;
@@ -225,6 +229,7 @@ async function showSet(s, page) {
   const limit = 50;
   const d = await api(`datasources/${encodeURIComponent(tl.ds)}/sets` + query({ start: s.start, end: s.end, version: s.version, offset: page * limit, limit }));
   const el = document.getElementById("tl-set");
+  if (!el || tl.selected !== s) return;  // another chunk was clicked, or the view was left, meanwhile
   const writers = d.writers.length ? d.writers.map((w) => `${taskLink(w.taskId)} <span class="muted">${esc(w.type || "")} · ${esc(w.lockType || "")} lock</span> ${w.status ? badge(w.status) : ""}`).join("<br>") : `<span class="muted">unknown (no lock record of this version)</span>`;
   el.innerHTML = `<h3 id="set-title">Chunk ${esc(interval(s.start, s.end))} · version <span class="mono">${esc(s.version)}</span> ${badge(s.state)}</h3>
     <div class="cards">${card("Segments", num(d.total))}${card("Size", bytes(s.size))}${card("Rows", num(s.rows))}
@@ -245,12 +250,13 @@ async function showSet(s, page) {
 }
 
 // -------------------------------------------------------------------- tasks
-views.tasks = async (arg, params) => {
+views.tasks = async (arg, params, seq) => {
   const limit = 50, offset = Number(params.offset || 0);
   const [d, dss] = await Promise.all([
     api("tasks" + query({ dataSource: params.dataSource, type: params.type, status: params.status, offset, limit })),
     api("datasources"),
   ]);
+  if (stale(seq)) return;
   const opt = (values, sel, all) => `<option value="">${all}</option>` + values.map((v) => `<option ${v === sel ? "selected" : ""}>${esc(v)}</option>`).join("");
   $view.innerHTML = `<h2>Tasks</h2><div class="toolbar">
       <select id="f-ds" aria-label="dataSource">${opt(dss.map((x) => x.dataSource), params.dataSource, "every dataSource")}</select>
@@ -275,8 +281,9 @@ views.tasks = async (arg, params) => {
   document.getElementById("t-next").onclick = () => filter({ offset: offset + limit });
 };
 
-views.task = async (id) => {
+views.task = async (id, params, seq) => {
   const t = await api(`tasks/${encodeURIComponent(id)}`);
+  if (stale(seq)) return;
   const report = t.report || {};
   const ing = (report.ingestionStatsAndErrors || {}).payload;
   const killed = (report.killUnusedSegments || {}).payload;
@@ -314,8 +321,9 @@ views.task = async (id) => {
 };
 
 // -------------------------------------------------------------------- locks
-views.locks = async (arg, params) => {
+views.locks = async (arg, params, seq) => {
   const d = await api("locks" + query({ dataSource: params.dataSource }));
+  if (stale(seq)) return;
   const active = d.locks.filter((l) => l.state === "active");
   $view.innerHTML = `<h2>Locks</h2><div class="cards">${card("Active", num(active.length))}${card("Revoked", num(d.locks.filter((l) => l.revoked).length))}${card("Expired", num(d.locks.filter((l) => l.expired).length))}</div>` + table([
     { title: "dataSource", key: "dataSource" },
@@ -331,8 +339,9 @@ views.locks = async (arg, params) => {
 };
 
 // -------------------------------------------------------------------- auto-compaction
-views.compaction = async (arg, params) => {
+views.compaction = async (arg, params, seq) => {
   const d = await api("compaction");
+  if (stale(seq)) return;
   if (!d.plan) { $view.innerHTML = `<h2>Auto-compaction</h2><p class="muted">No plan yet: <span class="mono">${esc(d.dagId)}</span> has not run (set its Variable, see docs/compaction.md).</p>`; return; }
   const p = d.plan, outcome = {};
   for (const c of ((d.outcome || {}).chunks || [])) outcome[(c.dataSource || c.data_source) + " " + c.interval] = c;
@@ -362,8 +371,9 @@ views.compaction = async (arg, params) => {
 };
 
 // -------------------------------------------------------------------- kill
-views.kill = async (arg, params) => {
+views.kill = async (arg, params, seq) => {
   const dss = await api("datasources");
+  if (stale(seq)) return;
   const ds = params.dataSource || (dss[0] && dss[0].dataSource) || "";
   const sel = dss.find((x) => x.dataSource === ds);
   const iv = params.interval || (sel && sel.start ? `${sel.start}/${sel.end}` : "");
@@ -415,12 +425,15 @@ async function render(fromPoll) {
   document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.view === (name === "task" ? "tasks" : name)));
   if (fromPoll && (name === "kill")) return;  // never wipe a form being filled in
   const y = window.scrollY;
+  const seq = ++renderSeq;
   try {
-    await views[name](r.arg, r.params);
+    await views[name](r.arg, r.params, seq);
+    if (stale(seq)) return;
     clearError();
     if (fromPoll) window.scrollTo(0, y);
     document.body.dataset.loaded = name;
-  } catch (e) { showError(e); }
+    document.body.dataset.hash = location.hash;  // what the page shows now (tests wait for it)
+  } catch (e) { if (!stale(seq)) showError(e); }
 }
 async function poll() {
   try {
