@@ -218,3 +218,21 @@ def test_confirming_a_kill_needs_airflows_permission_to_trigger_druidflow_kill(c
     assert r.status_code == 404 and "druidflow_kill" in r.json()["detail"]
     # Without the console's header (a cross-site form post), nothing is triggered.
     assert client.post("/druidflow-console/api/kill", json=body, headers=_token("admin")).status_code == 403
+
+
+def test_a_confirmed_kill_deletes_nothing_marked_unused_after_its_preview(client, monkeypatch):
+    from druidflow.airflow.console import airflow_side
+
+    preview = client.post("/druidflow-console/api/kill/preview", json={"dataSource": DS, "interval": "2024-01-02/P1D"},
+                          headers=_token("admin")).json()
+    triggered = []
+    monkeypatch.setattr(airflow_side, "trigger_kill", lambda dag_id, conf, user: triggered.append((dag_id, conf, user)) or {})
+    r = client.post("/druidflow-console/api/kill", headers={"X-Druidflow-Console": "1", **_token("admin")},
+                    json={"dataSource": DS, "interval": "2024-01-02/P1D", "previewedAt": preview["previewedAt"]})
+    assert r.status_code == 200, r.text
+    assert triggered == [("druidflow_kill", {
+        "data_source": DS, "interval": "2024-01-02T00:00:00.000Z/2024-01-03T00:00:00.000Z", "confirm": True,
+        "max_used_status_last_updated_time": preview["previewedAt"]}, "admin")]
+    bad = client.post("/druidflow-console/api/kill", headers={"X-Druidflow-Console": "1", **_token("admin")},
+                      json={"dataSource": DS, "interval": "2024-01-02/P1D", "previewedAt": "soon"})
+    assert bad.status_code == 400 and "previewedAt" in bad.json()["detail"]

@@ -189,9 +189,7 @@ def create_console_app() -> FastAPI:
 
         if not x_requested_by:  # browsers send a custom header only from this origin: no cross-site triggering
             raise HTTPException(status_code=403, detail="missing header X-Druidflow-Console")
-        spec, _ = _kill_spec(form)
-        conf = {"data_source": spec["dataSource"], "interval": spec["interval"], "confirm": True}
-        return airflow_side.trigger_kill(KILL_DAG_ID, conf, user.get_name())
+        return airflow_side.trigger_kill(KILL_DAG_ID, kill_conf(form), user.get_name())
 
     return app
 
@@ -200,6 +198,22 @@ def _user_dependency() -> Any:
     from airflow.api_fastapi.core_api.security import get_user
 
     return get_user
+
+
+def kill_conf(form: dict[str, Any]) -> dict[str, Any]:
+    """The ``druidflow_kill`` run conf confirming a previewed kill. With the preview's ``previewedAt`` it becomes the
+    kill's ``maxUsedStatusLastUpdatedTime``: the confirmed kill deletes nothing marked unused after the preview."""
+    from druidflow.exceptions import SpecError
+    from druidflow.intervals import format_instant, parse_instant
+
+    spec, _ = _kill_spec(form)
+    conf: dict[str, Any] = {"data_source": spec["dataSource"], "interval": spec["interval"], "confirm": True}
+    if form.get("previewedAt"):
+        try:
+            conf["max_used_status_last_updated_time"] = format_instant(parse_instant(form["previewedAt"], "previewedAt"))
+        except SpecError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+    return conf
 
 
 def _kill_spec(form: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -233,6 +247,9 @@ def _kill_dry_run(form: dict[str, Any], engine: Engine) -> dict[str, Any]:
     from druidflow.tasks import kill
     from druidflow.tasks.runtime import Runtime
 
+    from druidflow.intervals import format_instant, now_ms
+
+    previewed_at = format_instant(now_ms())
     spec, _ = _kill_spec(form)
     rt = Runtime(store=MetadataStore(engine), lockbox=TaskLockbox(engine), storage=_NoStorage(),
                  work_dir=Path(tempfile.gettempdir()))
@@ -240,4 +257,4 @@ def _kill_dry_run(form: dict[str, Any], engine: Engine) -> dict[str, Any]:
         report = kill.run(spec, rt, dry_run=True)
     except DruidflowError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    return {"spec": spec, "summary": report.summary(), "report": report.model_dump()}
+    return {"spec": spec, "summary": report.summary(), "report": report.model_dump(), "previewedAt": previewed_at}

@@ -167,11 +167,16 @@ function drawTimeline(data) {
   const x = (ms) => left + ((Math.min(Math.max(ms, a), b) - a) / (b - a)) * (W - left - right);
   let body = "", H;
   if (data.mode === "density") {
-    const max = Math.max(1, ...data.buckets.map((k) => k.segments));
+    const totals = {};
+    for (const k of data.buckets) totals[k.start] = (totals[k.start] || 0) + k.segments;
+    const max = Math.max(1, ...Object.values(totals));
     const h = 140; H = top + h + axisH;
-    body = data.buckets.map((k) => {
+    const below = {};  // used bars at the bottom, unused stacked on them
+    const ordered = data.buckets.slice().sort((p, q) => (p.used === q.used ? 0 : p.used ? -1 : 1));
+    body = ordered.map((k) => {
       const x0 = x(Date.parse(k.start)), x1 = x(Date.parse(k.end)), bh = Math.max(2, (k.segments / max) * h);
-      return `<rect class="bar ${k.used ? "" : "unused"}" data-start="${esc(k.start)}" data-end="${esc(k.end)}" x="${x0}" width="${Math.max(1, x1 - x0 - 1)}" y="${top + h - bh}" height="${bh}"><title>${esc(interval(k.start, k.end))}: ${num(k.segments)} ${k.used ? "used" : "unused"} segments, ${bytes(k.size)}, ${num(k.rows)} rows, ${k.versions} versions</title></rect>`;
+      const base = below[k.start] || 0; below[k.start] = base + bh;
+      return `<rect class="bar ${k.used ? "" : "unused"}" data-start="${esc(k.start)}" data-end="${esc(k.end)}" x="${x0}" width="${Math.max(1, x1 - x0 - 1)}" y="${top + h - base - bh}" height="${bh}"><title>${esc(interval(k.start, k.end))}: ${num(k.segments)} ${k.used ? "used" : "unused"} segments, ${bytes(k.size)}, ${num(k.rows)} rows, ${k.versions} versions</title></rect>`;
     }).join("");
     document.getElementById("tl-summary").innerHTML = `<p class="notice">More than ${num(data.maxSets)} partition sets in this window: showing segments per bucket. Click a bar or zoom in to see chunks and versions.</p>`;
   } else if (data.mode === "empty") {
@@ -400,7 +405,8 @@ async function killPreview() {
     (skipped.length ? `<h3>Kept</h3>` + table([{ title: "Why", key: "why" }, { title: "Segments", num: true, get: (x) => num(x.segments) }, { title: "Bytes", num: true, get: (x) => bytes(x.bytes) }],
       skipped.map(([k, v]) => ({ why: v.why || k, segments: v.segments, bytes: v.bytes })), { id: "k-skipped" }) : "") +
     `<details ${r.segments.length <= 20 ? "open" : ""}><summary>${num(r.segments.length)} segment ids${r.listingTruncated ? " (first ones)" : ""}</summary><pre id="k-segments">${esc(r.segments.join("\n"))}</pre></details>` +
-    (r.numSegmentsKilled ? `<p><label><input type="checkbox" id="k-sure"> I want to delete these ${num(r.numSegmentsKilled)} segments and their files for good</label></p>
+    (r.numSegmentsKilled ? `<p><label><input type="checkbox" id="k-sure"> I want to delete these ${num(r.numSegmentsKilled)} segments and their files for good</label>
+      <br><span class="muted">The kill deletes only segments marked unused before this preview (${esc(d.previewedAt)}).</span></p>
       <button id="k-confirm" class="danger" disabled>Delete: trigger druidflow_kill with confirm</button><div id="k-triggered"></div>` : `<p class="ok">Nothing to delete.</p>`);
   const sure = document.getElementById("k-sure");
   if (!sure) return;
@@ -410,7 +416,7 @@ async function killPreview() {
     btn.disabled = true;
     const res = document.getElementById("k-triggered");
     try {
-      const t = await api("kill", { method: "POST", body: JSON.stringify(form) });
+      const t = await api("kill", { method: "POST", body: JSON.stringify({ ...form, previewedAt: d.previewedAt }) });
       res.innerHTML = `<p class="ok">Triggered ${airflowLink(t.runUrl, t.runId)}${t.paused ? " — the DAG is paused: unpause druidflow_kill for it to run" : ""}. Its task appears under Tasks once it starts.</p>`;
     } catch (e) {
       res.innerHTML = `<p class="notice">${e.status === 403 ? "You may not trigger druidflow_kill: " : ""}${esc(e.message)}</p>`;
