@@ -197,7 +197,7 @@ def test_kill_preview_lists_what_would_be_deleted_and_deletes_nothing(client, se
                     headers=_token("viewer"))
     assert r.status_code == 200, r.text
     report = r.json()["report"]
-    assert report["dryRun"] and report["numSegmentsKilled"] == 1 and report["bytesKilled"] == 1000
+    assert report["dryRun"] and report["numSegmentsToKill"] == 1 and report["bytesToKill"] == 1000
     assert report["segments"][0].startswith(f"{DS}_2024-01-02")
     assert "used" in report["skipped"]
     assert len(MetadataStore(engine).unused_segments(DS)) == 1  # still there

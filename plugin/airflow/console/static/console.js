@@ -398,14 +398,17 @@ async function killPreview() {
   let d;
   try { d = await api("kill/preview", { method: "POST", body: JSON.stringify(form) }); } catch (e) { out.innerHTML = `<p class="notice" id="k-error">${esc(e.message)}</p>`; return; }
   const r = d.report;
+  // A dry run's report names its counts for what it would do (numSegmentsToKill); older engines said ...Killed.
+  const would = (name, old) => r[name] ?? r[old] ?? 0;
+  const nSegments = would("numSegmentsToKill", "numSegmentsKilled");
   const skipped = Object.entries(r.skipped || {});
   out.innerHTML = `<h3>Dry run: ${esc(form.dataSource)} ${esc(shortInterval(d.spec.interval))}</h3><p id="k-summary">${esc(d.summary)}</p>
-    <div class="cards">${card("Segments to delete", num(r.numSegmentsKilled))}${card("Bytes", bytes(r.bytesKilled))}${card("Files", num(r.numFilesDeleted))}${card("Batches", num(r.numBatchesProcessed))}</div>` +
+    <div class="cards">${card("Segments to delete", num(nSegments))}${card("Bytes", bytes(would("bytesToKill", "bytesKilled")))}${card("Files", num(would("numFilesToDelete", "numFilesDeleted")))}${card("Batches", num(would("numBatchesToProcess", "numBatchesProcessed")))}</div>` +
     (r.blockedBy && r.blockedBy.length ? `<p class="notice">Locked right now by ${r.blockedBy.map(taskLink).join(", ")}: a confirmed kill would wait for them.</p>` : "") +
     (skipped.length ? `<h3>Kept</h3>` + table([{ title: "Why", key: "why" }, { title: "Segments", num: true, get: (x) => num(x.segments) }, { title: "Bytes", num: true, get: (x) => bytes(x.bytes) }],
       skipped.map(([k, v]) => ({ why: v.why || k, segments: v.segments, bytes: v.bytes })), { id: "k-skipped" }) : "") +
     `<details ${r.segments.length <= 20 ? "open" : ""}><summary>${num(r.segments.length)} segment ids${r.listingTruncated ? " (first ones)" : ""}</summary><pre id="k-segments">${esc(r.segments.join("\n"))}</pre></details>` +
-    (r.numSegmentsKilled ? `<p><label><input type="checkbox" id="k-sure"> I want to delete these ${num(r.numSegmentsKilled)} segments and their files for good</label>
+    (nSegments ? `<p><label><input type="checkbox" id="k-sure"> I want to delete these ${num(nSegments)} segments and their files for good</label>
       <br><span class="muted">The kill deletes only segments marked unused before this preview (${esc(d.previewedAt)}).</span></p>
       <button id="k-confirm" class="danger" disabled>Delete: trigger druidflow_kill with confirm</button><div id="k-triggered"></div>` : `<p class="ok">Nothing to delete.</p>`);
   const sure = document.getElementById("k-sure");
