@@ -10,7 +10,6 @@ to trigger runs of ``druidflow_kill``, checked by Airflow's own auth manager, an
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -20,8 +19,6 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
 
 from druidflow.airflow.console import queries as q
-
-log = logging.getLogger(__name__)
 
 URL_PREFIX = "/druidflow-console"
 KILL_DAG_ID = "druidflow_kill"
