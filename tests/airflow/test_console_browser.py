@@ -172,6 +172,9 @@ def test_4_tasks_filters_and_a_failed_tasks_error(page, cluster, data):
     page.locator("#tasks tbody tr").first.click()
     page.wait_for_selector("#task-error")
     assert "spec.ioConfig.inputSource.baseDir" in page.locator("#task-error").inner_text()
+    console(page, cluster, "task/index_wiki_01", "task")  # a report with a saved parse exception
+    assert "Unparseable timestamp found" in page.locator("#parse-exceptions").inner_text()
+    assert "1,234" in page.locator("#row-stats").inner_text()
 
 
 def test_5_pages_refresh_while_tasks_run(page, cluster, data):

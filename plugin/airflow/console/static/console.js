@@ -150,7 +150,8 @@ views.timeline = async (arg, params, seq) => {
 function windowMs() { const w = tl.data.window; return [w.startMs, w.endMs]; }
 function setWindow(a, b) {
   const e = tl.data.extent;
-  a = Math.max(Math.round(a), e.startMs - (e.endMs - e.startMs)); b = Math.round(b);
+  const JS_DATE_LIMIT = 8.64e15;  // Druid's ETERNITY bounds lie beyond what a JavaScript Date can print
+  a = Math.max(Math.round(a), e.startMs - (e.endMs - e.startMs), -JS_DATE_LIMIT); b = Math.min(Math.round(b), JS_DATE_LIMIT);
   if (b - a < 60000) b = a + 60000;
   go(`#/timeline/${encodeURIComponent(tl.ds)}` + query({ start: new Date(a).toISOString(), end: new Date(b).toISOString() }));
 }
@@ -212,7 +213,7 @@ function drawTimeline(data) {
   // Axis: ~8 ticks at round instants.
   const ticks = [], n = 8, step = (b - a) / n;
   for (let i = 0; i <= n; i++) ticks.push(a + i * step);
-  const fmt = (ms) => { const s = new Date(ms).toISOString(); return step >= 86400000 ? s.slice(0, 10) : s.slice(0, 16).replace("T", " "); };
+  const fmt = (ms) => { if (Math.abs(ms) > 8.64e15) return ms < 0 ? "-∞" : "+∞"; const s = new Date(ms).toISOString(); return step >= 86400000 ? s.slice(0, 10) : s.slice(0, 16).replace("T", " "); };
   const axis = `<g class="axis">` + ticks.map((t, i) => `<line x1="${x(t)}" x2="${x(t)}" y1="0" y2="${H - axisH + 4}"></line><text x="${x(t)}" y="${H - 8}" text-anchor="${i === 0 ? "start" : i === n ? "end" : "middle"}">${fmt(t)}</text>`).join("") + `</g>`;
   el.innerHTML = `<svg class="timeline" id="tl-svg" viewBox="0 0 ${W} ${H}" height="${H}" role="img" aria-label="timeline of ${esc(tl.ds)}">${axis}${body}<rect class="brush" id="tl-brush" x="0" y="0" width="0" height="${H - axisH}"></rect></svg>`;
   const svg = document.getElementById("tl-svg");
