@@ -354,7 +354,9 @@ views.compaction = async (arg, params, seq) => {
   const counts = {};
   for (const v of p.verdicts) counts[v.category] = (counts[v.category] || 0) + 1;
   const dsFilter = params.dataSource || "";
-  const rows = p.verdicts.filter((v) => !dsFilter || (v.dataSource || v.data_source) === dsFilter);
+  const matching = p.verdicts.filter((v) => !dsFilter || (v.dataSource || v.data_source) === dsFilter);
+  const pageSize = 200, offset = Math.max(0, Number(params.offset || 0));
+  const rows = matching.slice(offset, offset + pageSize);
   const dss = [...new Set(p.verdicts.map((v) => v.dataSource || v.data_source))];
   $view.innerHTML = `<h2>Auto-compaction</h2><div class="cards">
       ${card("Planned", `<span title="${esc(p.plannedAt)}">${esc(since(p.plannedAt))}</span>`)}
@@ -372,8 +374,11 @@ views.compaction = async (arg, params, seq) => {
     { title: "Size", num: true, get: (v) => bytes(v.bytes) },
     { title: "Outcome", html: (v) => { const o = outcome[(v.dataSource || v.data_source) + " " + v.interval]; return o ? esc(o.outcome || o.verdict || "") : ""; } },
     { title: "Task", html: (v) => (v.taskId || v.task_id ? taskLink(v.taskId || v.task_id) : "") },
-  ], rows, { id: "verdicts", empty: "no chunks" });
+  ], rows, { id: "verdicts", empty: "no chunks" }) +
+    `<div class="pager"><button id="c-prev" ${offset ? "" : "disabled"}>Previous</button><span class="muted">${num(Math.min(offset + 1, matching.length))}–${num(Math.min(offset + pageSize, matching.length))} of ${num(matching.length)} chunks</span><button id="c-next" ${offset + pageSize < matching.length ? "" : "disabled"}>Next</button></div>`;
   document.getElementById("c-ds").onchange = (e) => go("#/compaction" + query({ dataSource: e.target.value }));
+  document.getElementById("c-prev").onclick = () => go("#/compaction" + query({ dataSource: dsFilter, offset: Math.max(0, offset - pageSize) }));
+  document.getElementById("c-next").onclick = () => go("#/compaction" + query({ dataSource: dsFilter, offset: offset + pageSize }));
 };
 
 // -------------------------------------------------------------------- kill
