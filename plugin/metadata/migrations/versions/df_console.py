@@ -6,7 +6,7 @@
 * lock events by (dataSource, version): which task took the lock a segment version came from.
 
 Revision ID: df_console
-Revises: df_0001
+Revises: df_trust
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "df_console"
-down_revision = "df_0001"
+down_revision = "df_trust"
 branch_labels = None
 depends_on = None
 
