@@ -8,7 +8,8 @@ A set's state over the window follows Druid's timeline rules (:mod:`druidflow.se
 * ``overshadowed`` — used and complete, but higher complete versions cover all of its time inside the window;
 * ``unused`` — marked unused (awaiting kill).
 
-Completeness is decided from the set's counts and the shard spec of its first partition (one payload per set);
+Completeness is decided from the set's counts and the shard spec of its first partition (one payload per set,
+read with the engine's own shard-spec model);
 only a set whose partition numbers have holes, or a ``single``/``range`` set of unknown core size, has all its
 payloads read. Visibility then runs the engine's own :class:`Timeline` over one stand-in segment per complete set.
 Gaps are the stretches of the window no visible set covers. A window holding more than ``max_sets`` sets is
@@ -17,7 +18,6 @@ answered with per-bucket density instead (zoom in to see the sets).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from sqlalchemy.engine import Connection
@@ -65,7 +65,7 @@ def timeline_window(
 def _classify(
     conn: Connection, data_source: str, w0: int, w1: int, groups: list[dict[str, Any]], extent: tuple[int, int]
 ) -> dict[str, Any]:
-    firsts = {k: json.loads(v) for k, v in q.first_partition_payloads(conn, data_source, w0, w1).items()}
+    firsts = q.first_partition_payloads(conn, data_source, w0, w1)
     out: list[dict[str, Any]] = []
     stand_ins: list[DataSegment] = []
     for g in groups:
@@ -78,10 +78,10 @@ def _classify(
         if not g["used"]:
             out.append({**entry, "state": "unused", "complete": None, "corePartitions": None, "shardType": None})
             continue
-        shard = (firsts.get(key) or {}).get("shardSpec") or {"type": "numbered", "partitionNum": 0, "partitions": 0}
-        complete, core = _complete(conn, data_source, key, g, shard)
-        entry.update(complete=complete, corePartitions=core, shardType=shard.get("type"),
-                     tombstone=shard.get("type") == "tombstone")
+        first = firsts.get(key)
+        spec = segment_from_payload(first).shard_spec if first is not None else NumberedShardSpec()
+        complete, core = _complete(conn, data_source, key, g, spec)
+        entry.update(complete=complete, corePartitions=core, shardType=spec.type, tombstone=spec.type == "tombstone")
         out.append(entry)
         if complete:
             stand_ins.append(DataSegment(
@@ -105,17 +105,13 @@ def _classify(
 
 
 def _complete(
-    conn: Connection, data_source: str, key: tuple[int, int, str], g: dict[str, Any], shard: dict[str, Any]
+    conn: Connection, data_source: str, key: tuple[int, int, str], g: dict[str, Any], spec: Any
 ) -> tuple[bool, Optional[int]]:
-    """(complete, core partition count) of a used partition set."""
-    kind = shard.get("type")
-    if kind in ("single", "range") and shard.get("numCorePartitions") is None:
+    """(complete, core partition count) of a used partition set, by the engine's shard-spec rules: the core
+    count comes from the first partition's shard spec; ``0`` means any non-empty set is complete."""
+    if spec.type in ("single", "range") and getattr(spec, "num_core_partitions", None) is None:
         return _complete_from_payloads(conn, data_source, key), None
-    if kind in ("none", "linear"):
-        return True, 0
-    if kind == "tombstone":
-        return True, 1
-    core = int(shard.get("numCorePartitions") or shard.get("partitions") or 0)
+    core = spec.core_partitions
     if core == 0:
         return True, 0
     count, lo, hi = int(g["segments"]), int(g["min_partition"]), int(g["max_partition"])
