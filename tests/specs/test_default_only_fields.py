@@ -106,3 +106,10 @@ def test_store_empty_columns_false_and_a_segment_availability_wait_are_refused(r
     with pytest.raises(SpecError, match="awaitSegmentAvailabilityTimeoutMillis"):
         index.submit(spec(tuning={"awaitSegmentAvailabilityTimeoutMillis": 1000}), rt)
     assert index.run(spec(context={"storeEmptyColumns": True}), rt).status == "SUCCESS"
+
+
+def test_a_kill_asking_for_task_slots_is_refused(rt):
+    from druidflow.tasks import kill
+
+    with pytest.raises(SpecError, match=r"resource\.requiredCapacity"):
+        kill.run({"type": "kill", "dataSource": "f", "interval": "2024-01-01/2024-01-02", "resource": {"requiredCapacity": 2}}, rt)
