@@ -100,6 +100,18 @@ class MetadataError(DruidflowError):
     """The metadata store is in a state Druidflow cannot work with (schema missing or too old)."""
 
 
+class MetadataConfigError(MetadataError, TerminalError):
+    """The metadata DB setting cannot work as given (not a URL, a database driver that is not installed)."""
+
+
+class MetadataUnavailableError(MetadataError, RetryableError):
+    """The metadata DB cannot be reached or opened now (server down, database missing, SQLite file unopenable)."""
+
+
+class MissingExtraError(TerminalError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
+
+
 class TimelineConflictError(TerminalError):
     """Two partition sets share a version but have overlapping, unequal intervals, which no timeline can hold."""
 
