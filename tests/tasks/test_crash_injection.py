@@ -186,5 +186,6 @@ def test_sigkill_at_random_points_never_loses_or_changes_published_data(sqlite_u
         assert rt.store.unused_segments(DS) == []
 
     # The random moments really fell inside the work, not only before or after it.
+    print(f"trials per operation: {TRIALS}; killed mid-work: {dict(crasher.killed)}")
     for op in ("index", "publish", "compact", "kill"):
         assert crasher.killed[op] >= TRIALS // 4, (op, dict(crasher.killed))
