@@ -156,12 +156,14 @@ def _check_local_input(task: IndexTask) -> None:
 
 def _check_writable(task: IndexTask) -> None:
     refuse_non_defaults(task)
-    if task.lock_type == "REPLACE" and task.spec.io_config.input_source.type == "druid":
+    source = task.spec.io_config.input_source
+    if task.lock_type == "REPLACE" and source.type == "druid" and source.segments is None:
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
         raise SpecError(
-            "spec.ioConfig.inputSource.type",
-            "druid",
-            "re-indexing a dataSource's own segments under useConcurrentLocks is not supported; use a compact task",
+            "spec.ioConfig.inputSource.interval",
+            str(source.interval),
+            "re-indexing an interval of a dataSource's own segments under useConcurrentLocks would read rows that "
+            "are appended meanwhile and also upgrade them; name the segments (inputSource.segments) or use a compact task",
         )
     index_spec = task.spec.tuning_config.index_spec
     for field_name, value in (("dimensionCompression", index_spec.dimension_compression), ("metricCompression", index_spec.metric_compression)):
