@@ -41,7 +41,9 @@ class SegmentInputReader:
         interval = self.interval()
         wanted = self._columns()
         found = False
-        for batch in visible_rows(self.store, self.storage, self.source.data_source, interval, columns=wanted):
+        # Windowed segment ids: exactly those segments, within their intervals (what is visible of them there).
+        only = {w.segment_id: w.intervals for w in self.source.segments} if self.source.segments is not None else None
+        for batch in visible_rows(self.store, self.storage, self.source.data_source, interval, columns=wanted, only=only):
             found = True
             times = batch.column(TIME_COLUMN).cast(pa.int64())
             batch = batch.set_column(batch.schema.get_field_index(TIME_COLUMN), TIME_COLUMN, times)

@@ -370,7 +370,9 @@ def _some(what: str, ids: Sequence[str]) -> str:
 def _verify_unchanged(plan: CompactionPlan, store: Any, conn: Any) -> None:
     """Inside the publish transaction: the visible input must still be exactly the planned one."""
     timeline = Timeline(store.used_segments(plan.data_source, plan.read_interval, conn=conn))
-    current = sorted(s.id for s in timeline.visible_segments(plan.read_interval))
+    # Appended under an APPEND lock while this compaction held its REPLACE lock: not read, upgraded at publish.
+    upgraded = {sid for sid, version in store.pending_upgrades(plan.data_source, conn=conn) if version == plan.lock_version}
+    current = sorted(s.id for s in timeline.visible_segments(plan.read_interval) if s.id not in upgraded or s.id in plan.input_segments)
     if current != plan.input_segments:
         gone = sorted(set(plan.input_segments) - set(current))
         new = sorted(set(current) - set(plan.input_segments))
@@ -602,6 +604,16 @@ def _index_task(task: CompactTask, selection: InputSelection, schema: OutputSche
         data_schema["transformSpec"] = task.transform_spec.model_dump()
     tuning = (task.tuning_config or IndexTuningConfig()).model_dump()
     tuning["type"] = "index"
+    source: dict[str, Any] = {"type": "druid", "dataSource": task.data_source, "interval": str(selection.read_interval)}
+    if task.lock_type == "REPLACE":
+        # Under concurrent locks, segments appended after the plan are upgraded at publish, never re-read: the
+        # build reads exactly the planned input.
+        window = [str(selection.read_interval)]
+        source = {
+            "type": "druid",
+            "dataSource": task.data_source,
+            "segments": [{"segmentId": s.id, "intervals": window} for s in selection.segments],
+        }
     spec = {
         "type": "index",
         "id": task.task_id,
@@ -610,7 +622,7 @@ def _index_task(task: CompactTask, selection: InputSelection, schema: OutputSche
             "dataSchema": data_schema,
             "ioConfig": {
                 "type": "index",
-                "inputSource": {"type": "druid", "dataSource": task.data_source, "interval": str(selection.read_interval)},
+                "inputSource": source,
                 "appendToExisting": False,
             },
             "tuningConfig": tuning,
@@ -630,8 +642,11 @@ def _index_task_for(plan: CompactionPlan, chunks: Sequence[Any]) -> IndexTask:
     source = dict(io["inputSource"])
     if chunks:
         span = umbrella([c.interval for c in chunks])
-        narrowed = span.intersect(plan.read_interval)
-        source["interval"] = str(narrowed or span)
+        narrowed = str(span.intersect(plan.read_interval) or span)
+        if source.get("segments") is not None:
+            source["segments"] = [{**w, "intervals": [narrowed]} for w in source["segments"]]
+        else:
+            source["interval"] = narrowed
     io["inputSource"] = source
     inner["ioConfig"] = io
     spec["spec"] = inner

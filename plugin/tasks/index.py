@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ from druidflow.tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SEGMENT_FILE = "index.parquet"
+LOCK_CHECK_SECONDS = 1.0
 OVERSHADOWED_BY_REINDEX = "overshadowed-by-reindex"
 
 
@@ -156,12 +158,14 @@ def _check_local_input(task: IndexTask) -> None:
 
 def _check_writable(task: IndexTask) -> None:
     refuse_non_defaults(task)
-    if task.lock_type == "REPLACE" and task.spec.io_config.input_source.type == "druid":
+    source = task.spec.io_config.input_source
+    if task.lock_type == "REPLACE" and source.type == "druid" and source.segments is None:
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
         raise SpecError(
-            "spec.ioConfig.inputSource.type",
-            "druid",
-            "re-indexing a dataSource's own segments under useConcurrentLocks is not supported; use a compact task",
+            "spec.ioConfig.inputSource.interval",
+            str(source.interval),
+            "re-indexing an interval of a dataSource's own segments under useConcurrentLocks would read rows that "
+            "are appended meanwhile and also upgrade them; name the segments (inputSource.segments) or use a compact task",
         )
     index_spec = task.spec.tuning_config.index_spec
     for field_name, value in (("dimensionCompression", index_spec.dimension_compression), ("metricCompression", index_spec.metric_compression)):
@@ -488,6 +492,7 @@ class _SegmentSink:
         self.previous_id: dict[int, str] = {}
         self.written: set[int] = set()
         self.segments: list[DataSegment] = []
+        self.lock_checked: dict[Interval, float] = {}
 
     def write(self, bucket: int, table) -> None:
         shard = self.buckets[bucket][1]
@@ -547,11 +552,19 @@ class _SegmentSink:
         key = push_key(segment)
         segment = segment.model_copy(update={"load_spec": self.rt.storage.load_spec_for(key)})
         size = writer.close(segment)
-        # A revoked lock makes the file worthless: stop before writing it (the publish would refuse it anyway).
-        self.rt.lockbox.check_held(self.task.task_id, self.task.data_source, [plan.interval])
+        self._check_lock(plan.interval)
         load_spec = self.rt.storage.push(writer.path, key)
         writer.path.unlink(missing_ok=True)
         self.segments.append(segment.model_copy(update={"size": size, "load_spec": load_spec}))
+
+    def _check_lock(self, interval: Interval) -> None:
+        """A revoked lock makes the file worthless: stop before pushing it (the publish would refuse it anyway).
+        Checked at most once a second per chunk: many small segments must not each pay a metadata query."""
+        now = time.monotonic()
+        if now - self.lock_checked.get(interval, -LOCK_CHECK_SECONDS) < LOCK_CHECK_SECONDS:
+            return
+        self.rt.lockbox.check_held(self.task.task_id, self.task.data_source, [interval])
+        self.lock_checked[interval] = now
 
     def _identity(self, plan: ChunkPlan, shard: Optional[ShardPlan], bucket: int, local_partition: int):
         if shard is not None:

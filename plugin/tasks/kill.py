@@ -40,6 +40,7 @@ from druidflow.intervals import Interval, Period, condense, format_instant, now_
 from druidflow.metadata import kill_queries as q
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import KillTask, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.storage import DeepStorage
 from druidflow.tasks.runtime import Runtime
 
@@ -257,6 +258,7 @@ def _parse(spec: Any) -> KillTask:
     task = spec if isinstance(spec, KillTask) else parse_task(spec)
     if not isinstance(task, KillTask):
         raise SpecError("type", task.type, "not a kill task")
+    refuse_non_defaults(task)
     return task
 
 

@@ -106,3 +106,30 @@ def test_store_empty_columns_false_and_a_segment_availability_wait_are_refused(r
     with pytest.raises(SpecError, match="awaitSegmentAvailabilityTimeoutMillis"):
         index.submit(spec(tuning={"awaitSegmentAvailabilityTimeoutMillis": 1000}), rt)
     assert index.run(spec(context={"storeEmptyColumns": True}), rt).status == "SUCCESS"
+
+
+def test_a_kill_asking_for_task_slots_is_refused(rt):
+    from druidflow.tasks import kill
+
+    with pytest.raises(SpecError, match=r"resource\.requiredCapacity"):
+        kill.run({"type": "kill", "dataSource": "f", "interval": "2024-01-01/2024-01-02", "resource": {"requiredCapacity": 2}}, rt)
+
+
+def test_a_druid_input_with_segment_ids_reads_exactly_those_segments_in_their_windows(rt):
+    two_days = spec(n=48)
+    two_days["spec"]["dataSchema"]["granularitySpec"]["intervals"] = ["2024-01-01/2024-01-03"]
+    rows = "".join(json.dumps({"ts": f"2024-01-0{1 + i % 2}T{i % 24:02d}:00:00Z", "d": f"k{i}"}) + "\n" for i in range(48))
+    two_days["spec"]["ioConfig"]["inputSource"]["data"] = rows
+    index.run(two_days, rt)
+    day1 = next(s for s in rt.store.used_segments("f") if str(s.interval).startswith("2024-01-01"))
+    reindex = spec()
+    reindex["spec"]["dataSchema"]["dataSource"] = "g"
+    reindex["spec"]["dataSchema"]["granularitySpec"]["intervals"] = ["2024-01-01/2024-01-03"]
+    reindex["spec"]["ioConfig"]["inputSource"] = {
+        "type": "druid",
+        "dataSource": "f",
+        "segments": [{"segmentId": day1.id, "intervals": ["2024-01-01T00:00:00Z/2024-01-01T12:00:00Z"]}],
+    }
+    reindex["spec"]["dataSchema"]["timestampSpec"] = {"column": "__time", "format": "millis"}
+    report = index.run(reindex, rt)
+    assert sum(s.num_rows for s in report.segments) == 12  # day 1's rows of hours 0-11 only; day 2 is not named

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from druidflow.exceptions import InputChangedError
+from druidflow.exceptions import SpecError
 from druidflow.query import visible_rows
 from druidflow.tasks import compact, index
 from druidflow.tasks.runtime import Runtime
@@ -124,23 +124,25 @@ def test_a_compaction_and_a_concurrent_append_never_lose_rows(rt):
         "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": DAY}},
         "context": {"useConcurrentLocks": True},
     }
-    # Append commits while the compaction holds its REPLACE lock, before the compaction publishes.
+    # Appends commit while the compaction holds its REPLACE lock, after it planned (before and after its build).
     task = compact.submit(compact_spec, rt)
     compact.acquire_locks(task, rt)
     plan = compact.plan(task, rt)
-    built = compact.build_all(plan, rt)
     index.run(spec("app1", rows(3, "late"), append=True), rt)
-    with pytest.raises(InputChangedError):
-        compact.publish(plan, [built], rt)
+    built = compact.build_all(plan, rt)  # reads exactly the planned input, not the appended segment
+    index.run(spec("app1b", rows(1, "later1"), append=True), rt)
+    report = compact.publish(plan, [built], rt)
     compact.release(task.task_id, rt)
-    assert visible(rt) == {"base": 5, "early": 2, "late": 3}
+    assert report.status == "SUCCESS"
+    assert visible(rt) == {"base": 5, "early": 2, "late": 3, "later1": 1}
+    assert {s.version for s in rt.store.visible_segments(DS)} == {plan.lock_version}
 
     # Append allocated before the compaction, committed after it.
     app = Steps(rt, spec("app2", rows(4, "later"), append=True)).lock_and_build()
     report = compact.run({**compact_spec, "id": "compact_c2"}, rt)
     assert report.status == "SUCCESS"
     app.publish()
-    assert visible(rt) == {"base": 5, "early": 2, "late": 3, "later": 4}
+    assert visible(rt) == {"base": 5, "early": 2, "late": 3, "later1": 1, "later": 4}
 
 
 def test_an_append_while_a_compaction_plans_is_read_or_upgraded_never_both(rt):
@@ -187,3 +189,10 @@ def test_entries_of_a_replace_that_never_published_are_forgotten(rt):
     index.run(spec("app2", rows(2, "app2"), append=True), rt)
     assert rt.store.pending_upgrades(DS) == []
     assert visible(rt) == {"base": 5, "app": 3, "app2": 2}
+
+
+def test_reindexing_an_interval_of_its_own_segments_under_concurrent_locks_is_refused(rt):
+    reindex = spec("re", [], append=False)
+    reindex["spec"]["ioConfig"]["inputSource"] = {"type": "druid", "dataSource": DS, "interval": DAY}
+    with pytest.raises(SpecError, match="inputSource.interval"):
+        index.submit(reindex, rt)
