@@ -555,6 +555,8 @@ class Granularity:
         start = self.bucket_start(interval.start)
         while start < interval.end:
             end = self.next_bucket_start(start)
+            if end <= start:  # ALL ends at ETERNITY's end: an interval reaching past it has no further bucket
+                return
             yield Interval(start, end)
             start = end
 

@@ -247,3 +247,17 @@ def test_cli_gives_a_one_line_error_for_a_spec_file_that_is_not_utf8(tmp_path, c
     code = cli.main(["--metadata-url", f"sqlite:///{tmp_path / 'm.db'}", "run", str(path)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "UTF-8" in err
+
+
+@pytest.mark.parametrize("segment_granularity", ["ALL", "YEAR"])
+def test_an_index_over_jodas_whole_range_finishes(rt, segment_granularity):
+    whole = "-292275055-05-16T16:47:04.192Z/292278994-08-17T07:12:55.807Z"
+    spec = index_spec(lambda s: schema(s)["granularitySpec"].update({"segmentGranularity": segment_granularity, "intervals": [whole]}))
+    started = time.monotonic()
+    if segment_granularity == "ALL":
+        run_task(spec, rt)  # one bucket, Druid's ETERNITY (it used to loop for ever)
+        run_task({"type": "compact", "dataSource": "t", "interval": whole}, rt)
+        assert len(rt.store.used_segments("t")) == 1
+    else:
+        refused(spec, "granularitySpec.intervals")
+    assert time.monotonic() - started < 60 and rt.lockbox.locks() == []
