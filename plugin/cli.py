@@ -341,7 +341,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"druidflow: error: {_metadata_setting(args)}: {exc}", file=sys.stderr)
         return 1
     except (DruidflowError, OSError) as exc:
-        print(f"druidflow: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"druidflow: error: {_joined(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -354,7 +354,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
 
 
+def _joined(exc: BaseException) -> str:
+    """The whole message on one line."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 def _one_line(exc: BaseException) -> str:
+    """The first line (SQLAlchemy appends the statement and a link on further lines)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

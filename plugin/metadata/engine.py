@@ -148,8 +148,8 @@ def _explain_error(ctx: Any) -> None:
     first = text.splitlines()[0] if text else type(ctx.original_exception).__name__
     if ctx.connection is not None and _MISSING_TABLE.search(first):
         raise MetadataError(f"Druidflow's tables are missing in {safe_url(url or '?')} ({first}): {CREATE_TABLES_HINT}")
-    if ctx.connection is not None or url is None:
-        return
+    if ctx.connection is not None or url is None or ctx.is_pre_ping:
+        return  # pre-ping failures must reach SQLAlchemy, which then reconnects
     raise MetadataUnavailableError(_connect_failure(url, text, first))
 
 

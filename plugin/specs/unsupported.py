@@ -41,7 +41,6 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "num_persist_threads": _NO_JVM,
         "max_columns_to_merge": _NO_JVM,
         "segment_write_out_medium_factory": _NO_JVM,
-        "index_spec_for_intermediate_persists": "intermediate persists are Arrow IPC files, not Druid segments",
         "push_timeout": "pushes to deep storage are not timed out by Druidflow",
         "await_segment_availability_timeout_millis": "there are no historicals to wait for: published segments are queryable at once",
         "max_num_concurrent_sub_tasks": _NO_PARALLEL,

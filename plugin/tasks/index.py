@@ -38,7 +38,7 @@ from druidflow.exceptions import (
     SpecError,
     TimelineConflictError,
 )
-from druidflow.ingest.builder import IncrementalIndex, tune_allocator
+from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
 from druidflow.ingest.hashing import hash_buckets
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
 from druidflow.ingest.partitioning import (
@@ -389,6 +389,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
                     max_bytes_in_memory=tuning.effective_max_bytes_in_memory() or 0,
                     max_total_rows=getattr(partitions, "max_total_rows", None),
                     group_column=BUCKET,
+                    persist_compression=persist_codec(tuning.effective_index_spec_for_intermediate_persists),
                 )
             index.add(parsed.table.drop_columns([CHUNK]))
         if index is not None:
