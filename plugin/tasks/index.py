@@ -53,6 +53,7 @@ from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.tasks import protocol
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -129,9 +130,7 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
     task = spec if isinstance(spec, IndexTask) else parse_task(spec)
     if not isinstance(task, IndexTask):
         raise SpecError("type", task.type, "not an index task")
-    _check_writable(task)
-    rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump())
-    return task
+    return protocol.submit(task, rt, DEFINITION)
 
 
 def _check_writable(task: IndexTask) -> None:
@@ -144,40 +143,13 @@ def _check_writable(task: IndexTask) -> None:
 
 
 def acquire_locks(task: IndexTask, rt: Runtime, intervals: Optional[Sequence[Interval]] = None, *, timeout_s: float = 0) -> list[Any]:
-    """Lock the task's (condensed) chunk intervals. Partial locks are released if any one is unavailable.
+    """Lock the task's (condensed) chunk intervals, all or none (see :func:`druidflow.tasks.protocol.acquire_locks`).
 
     Raises :class:`LockUnavailableError` (retry later) or :class:`LockRevokedError` (give up).
     """
     if intervals is None:
-        intervals = task.spec.data_schema.granularity_spec.bucket_intervals()
-    if not intervals:
-        return []
-    held = []
-    for interval in condense(list(intervals)):
-        kwargs = dict(
-            task_id=task.task_id,
-            group_id=task.group_id,
-            datasource=task.data_source,
-            interval=interval,
-            lock_type=task.lock_type,
-            priority=task.priority,
-        )
-        result = rt.lockbox.lock(**kwargs, timeout=timeout_s) if timeout_s > 0 else rt.lockbox.try_lock(**kwargs)
-        if result.acquired:
-            held.append(result.lock)
-            continue
-        for lock in held:
-            rt.lockbox.release(task.task_id, lock.interval)
-        if result.revoked:
-            raise LockRevokedError(
-                f"task {task.task_id}: its lock on {task.data_source} {interval} was revoked by a higher-priority task; "
-                "nothing was published. Run the task again when the other task is done."
-            )
-        raise LockUnavailableError(
-            f"task {task.task_id} (priority {task.priority}): {task.data_source} {interval} is locked by a task of "
-            "equal or higher priority; retry later"
-        )
-    return held
+        return protocol.acquire_locks(task, rt, DEFINITION, timeout_s=timeout_s)
+    return protocol.acquire_locks(task, rt, requests=protocol.lock_requests_for(task, intervals), timeout_s=timeout_s)
 
 
 def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
@@ -556,8 +528,15 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     to the new version only once all of them are published — which this single transaction guarantees.
     Publishing the same segments again is a no-op.
     """
+    return protocol.publish(task, plan, results, rt, DEFINITION)
+
+
+def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
+    """The segments of every build with their chunks' core partition counts; overwriting marks what they
+    overshadow unused (``overshadowed-by-reindex``), so that kill can find it."""
     segments = [s for r in results for s in r.segments]
-    if not task.spec.io_config.append_to_existing:
+    append = task.spec.io_config.append_to_existing
+    if not append:
         # Dynamic segments learn their chunk's core partition count only now (hashed and range ones knew it).
         per_chunk: dict[Interval, int] = {}
         for s in segments:
@@ -568,67 +547,82 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
             else s
             for s in segments
         ]
-    intervals = condense([c.interval for c in plan.chunks]) if plan.chunks else []
-    if segments:
-        with rt.lockbox.critical_section(task.task_id, intervals) as cs:
-            for s in segments:
-                covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
-                if not covering or max(lk.version for lk in covering) < s.version:
-                    raise LockRevokedError(
-                        f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
-                    )
-            rt.store.publish_segments(segments, conn=cs.connection)
-            if not task.spec.io_config.append_to_existing:
-                # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
-                for interval in intervals:
-                    rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
+    return protocol.PublishPlan(
+        task_id=task.task_id,
+        data_source=task.data_source,
+        lock_intervals=condense([c.interval for c in plan.chunks]) if plan.chunks else [],
+        segments=segments,
+        overshadowed_reason=None if append else OVERSHADOWED_BY_REINDEX,
+    )
+
+
+def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], published: int, **extra: Any) -> dict[str, Any]:
+    """Druid's ``ingestionStatsAndErrors`` report of the plan's and the builds' row counters."""
     build_stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
-    reports = ingestion_report(
-        task.task_id,
+    return ingestion_report(
+        task_id,
         state="COMPLETED",
         determine=(plan.row_stats, plan.unparseable_events),
         build=(build_stats, events),
-        segments_published=len(segments),
+        segments_published=published,
+        **extra,
     )
-    rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
-    return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=segments, reports=reports)
 
 
-def release(task_id: str, rt: Runtime) -> int:
-    """Release every lock of the task (idempotent)."""
-    return rt.lockbox.release_all(task_id)
+release = protocol.release
+heartbeat = protocol.heartbeat
+fail = protocol.fail
 
 
-def heartbeat(task_id: str, rt: Runtime) -> int:
-    return rt.lockbox.heartbeat(task_id)
+class IndexDefinition(protocol.TaskDefinition):
+    """``index`` (and ``index_parallel``) on the task protocol."""
+
+    task_types = ("index", "index_parallel")
+    plan_model = IndexPlan
+    unit_model = BuildUnit
+    result_model = BuildResult
+    report_model = IndexReport
+
+    def check(self, task: IndexTask, rt: Runtime) -> None:
+        _check_writable(task)
+
+    def lock_requests(self, task: IndexTask, rt: Runtime) -> list[protocol.LockRequest]:
+        # Without intervals the chunks are found (and locked) by determine_partitions.
+        return protocol.lock_requests_for(task, task.spec.data_schema.granularity_spec.bucket_intervals() or [])
+
+    def plan(self, task: IndexTask, rt: Runtime) -> IndexPlan:
+        return determine_partitions(task, rt)
+
+    def build(self, task: IndexTask, plan: IndexPlan, unit: BuildUnit, rt: Runtime) -> BuildResult:
+        return build(task, unit, rt)
+
+    def build_all(self, task: IndexTask, plan: IndexPlan, rt: Runtime) -> list[BuildResult]:
+        return [build_units(task, plan.build_units, rt)]  # one pass over the input for every unit
+
+    def publish_plan(self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
+        return publish_plan(task, plan, results)
+
+    def report(self, task, plan, results, outcome, publish) -> IndexReport:
+        reports = index_report(task.task_id, plan, results, len(publish.segments))
+        return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
+
+    def discard(self, results: Sequence[BuildResult], rt: Runtime) -> None:
+        pass  # index keeps its pushed files on a refused publish (the orphan sweep finds them)
 
 
-def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
-    """Record the task as FAILED with the error's message (its locks are released by :func:`release`)."""
-    message = str(error) if not isinstance(error, str) else error
-    reports = ingestion_report(task_id, state="COMPLETED", error=message)
-    rt.store.set_task_status(task_id, "FAILED", report=reports, error_msg=message)
+DEFINITION = IndexDefinition()
 
 
 def run(spec: Any, rt: Runtime) -> IndexReport:
     """Every step in this process: the CLI's ``druidflow run`` and the benchmark."""
-    task = submit(spec, rt)
-    try:
-        # The locks' lease is renewed for as long as the task runs, however long the build takes.
-        with rt.lockbox.keep_alive(task.task_id):
-            acquire_locks(task, rt)
-            plan = determine_partitions(task, rt)
-            result = build_units(task, plan.build_units, rt)
-            return publish(task, plan, [result], rt)
-    except BaseException as exc:
-        fail(task.task_id, exc, rt)
-        raise
-    finally:
-        release(task.task_id, rt)
+    task = spec if isinstance(spec, IndexTask) else parse_task(spec)
+    if not isinstance(task, IndexTask):
+        raise SpecError("type", task.type, "not an index task")
+    return DEFINITION.run(task, rt)
 
 
 def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:

@@ -1,0 +1,446 @@
+"""The task protocol: what every task type declares, and the generic steps that drive any of them.
+
+    submit ─▶ acquire_locks ─▶ plan ─▶ build (one call per build unit, any process) ─▶ publish ─▶ release
+
+A task type is a :class:`TaskDefinition` (one engine module each, registered in :mod:`druidflow.tasks.registry`)
+that says
+
+* :meth:`~TaskDefinition.check` — what must hold before any lock is taken (field-named :class:`SpecError`);
+* :meth:`~TaskDefinition.lock_requests` — which intervals it locks, with which lock type and priority (Druid's
+  defaults: realtime 75, batch index 50, compact/merge/append 25, others 0; context ``priority`` overrides);
+* :meth:`~TaskDefinition.plan` — under the lock: its build units (each independently buildable);
+* :meth:`~TaskDefinition.build` — how one unit is built (segments pushed to deep storage, not yet published);
+* :meth:`~TaskDefinition.publish_plan` — a :class:`PublishPlan`: the segments to insert, the segments to mark
+  unused, and the preconditions (e.g. "the input segments are unchanged") that must hold at publish time;
+* :meth:`~TaskDefinition.report` — the task report from the outcome.
+
+:func:`execute_publish` is the one transactional publisher: it runs a publish plan inside the lock's critical
+section (nothing can revoke the locks meanwhile), checks every segment against the locks and every precondition,
+and then writes everything in that one transaction through the metadata store's own functions. Every hand-off
+(task, plan, unit, build result, report) is a frozen model that dumps to JSON, so each step can run in its own
+Airflow task and pass its output through XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Optional, Union
+
+from pydantic import Field
+
+from druidflow.exceptions import InputChangedError, LockRevokedError, LockUnavailableError, SpecError
+from druidflow.intervals import Interval, condense
+from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.timeline import Timeline
+from druidflow.specs.base import DruidModel
+from druidflow.specs.tasks import parse_task
+from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------- hand-offs
+
+
+class LockRequest(DruidModel):
+    """One time-chunk lock a task needs: the interval, the lock type and the priority it asks with."""
+
+    interval: Interval
+    lock_type: str = "EXCLUSIVE"
+    priority: int = 0
+
+
+def lock_requests_for(task: Any, intervals: Sequence[Interval]) -> list[LockRequest]:
+    """The task's own lock type and priority (from its type's default or its context) on ``intervals``, condensed."""
+    return [LockRequest(interval=iv, lock_type=task.lock_type, priority=task.priority) for iv in condense(list(intervals))]
+
+
+class SegmentsUnchanged(DruidModel):
+    """Precondition: the ``visible`` (or ``used``) segments of ``interval`` are still exactly ``segmentIds``."""
+
+    kind: Literal["segmentsUnchanged"] = "segmentsUnchanged"
+    interval: Interval
+    segment_ids: list[str]
+    scope: Literal["visible", "used"] = "visible"
+    what: str = "task"
+
+    def check(self, store: Any, data_source: str, conn: Any) -> None:
+        segments = store.used_segments(data_source, self.interval, conn=conn)
+        if self.scope == "visible":
+            segments = Timeline(segments).visible_segments(self.interval)
+        current = sorted(s.id for s in segments if not s.is_tombstone)
+        wanted = sorted(self.segment_ids)
+        if current != wanted:
+            gone = sorted(set(wanted) - set(current))
+            new = sorted(set(current) - set(wanted))
+            raise InputChangedError(
+                f"{self.what}: the {self.scope} segments of {self.interval} changed after it was planned "
+                f"({_some('gone', gone)}{'; ' if gone and new else ''}{_some('new', new)}); nothing was published. "
+                "Run the task again."
+            )
+
+
+Precondition = Union[SegmentsUnchanged]
+
+
+class PublishPlan(DruidModel):
+    """What a task publishes, executed atomically by :func:`execute_publish` inside the lock's critical section.
+
+    ``segments`` are inserted; ``markUnused`` ids are marked unused with ``markUnusedReason``; with
+    ``overshadowedReason`` the used segments the new ones overshadow in ``lockIntervals`` (only those among
+    ``overshadowedAmong`` when given) are marked unused with that reason. ``preconditions`` are checked first,
+    unless the segments are all published already (a retried publish whose first attempt committed).
+    """
+
+    task_id: str
+    data_source: str
+    lock_intervals: list[Interval]
+    segments: list[DataSegment] = Field(default_factory=list)
+    mark_unused: list[str] = Field(default_factory=list)
+    mark_unused_reason: str = "overshadowed"
+    overshadowed_reason: Optional[str] = None
+    overshadowed_among: Optional[list[str]] = None
+    preconditions: list[Precondition] = Field(default_factory=list)
+
+
+class PublishOutcome(DruidModel):
+    """What :func:`execute_publish` wrote."""
+
+    inserted: list[str] = Field(default_factory=list)
+    already_present: list[str] = Field(default_factory=list)
+    marked_unused: list[str] = Field(default_factory=list)
+    republished: bool = False
+
+
+class TaskPlan(DruidModel):
+    """The plan of a task type without a plan model of its own: build units plus whatever the type needs."""
+
+    task_id: str
+    data_source: str
+    build_units: list[dict[str, Any]] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskReport(DruidModel):
+    """The outcome of a published task of the protocol: its segments, what it marked unused, Druid's report."""
+
+    task_id: str
+    data_source: str
+    status: str
+    segments: list[DataSegment] = Field(default_factory=list)
+    input_segments: list[str] = Field(default_factory=list)
+    marked_unused: list[str] = Field(default_factory=list)
+    reports: dict[str, Any] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- the publisher
+
+
+def execute_publish(plan: PublishPlan, rt: Runtime) -> PublishOutcome:
+    """Run ``plan`` in one metadata transaction inside the critical section of the task's locks.
+
+    Every segment must lie in a valid lock of the task whose version is at least the segment's (Druid's
+    ``segmentTransactionalInsert`` check); a revoked or expired lock, or a failed precondition, raises before
+    anything is written. Publishing the same segments again is a no-op.
+    """
+    intervals = condense(list(plan.lock_intervals))
+    if not (plan.segments or plan.preconditions or plan.mark_unused):
+        return PublishOutcome()  # nothing to write and nothing to check
+    if not intervals:
+        raise SpecError("lockIntervals", [], "a publish needs the intervals of the task's locks")
+    store = rt.store
+    with rt.lockbox.critical_section(plan.task_id, intervals, plan.data_source) as cs:
+        conn = cs.connection
+        for s in plan.segments:
+            covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
+            if not covering or max(lk.version for lk in covering) < s.version:
+                raise LockRevokedError(
+                    f"task {plan.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
+                )
+        republished = bool(plan.segments) and all(store.get_segment(s.id, conn=conn) is not None for s in plan.segments)
+        if not republished:
+            for condition in plan.preconditions:
+                condition.check(store, plan.data_source, conn)
+        result = store.publish_segments(plan.segments, conn=conn) if plan.segments else None
+        marked: list[str] = []
+        if plan.mark_unused:
+            store.mark_unused(plan.data_source, segment_ids=plan.mark_unused, reason=plan.mark_unused_reason, conn=conn)
+            marked += list(plan.mark_unused)
+        if plan.overshadowed_reason is not None:
+            ids = _overshadowed(store, plan, intervals, conn)
+            if ids:
+                store.mark_unused(plan.data_source, segment_ids=ids, reason=plan.overshadowed_reason, conn=conn)
+            marked += ids
+    return PublishOutcome(
+        inserted=list(result.inserted) if result else [],
+        already_present=list(result.already_present) if result else [],
+        marked_unused=sorted(set(marked)),
+        republished=republished,
+    )
+
+
+def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], conn: Any) -> list[str]:
+    among = set(plan.overshadowed_among) if plan.overshadowed_among is not None else None
+    out: set[str] = set()
+    for interval in intervals:
+        candidates = store.used_segments(plan.data_source, interval, conn=conn)
+        if not candidates:
+            continue
+        # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover.
+        span = Interval(min(s.interval.start for s in candidates), max(s.interval.end for s in candidates))
+        for s in Timeline(store.used_segments(plan.data_source, span, conn=conn)).overshadowed():
+            if s.interval.overlaps(interval) and (among is None or s.id in among):
+                out.add(s.id)
+    return sorted(out)
+
+
+def _some(what: str, ids: Sequence[str]) -> str:
+    if not ids:
+        return ""
+    return f"{what}: {', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''}"
+
+
+# ------------------------------------------------------------------------------------------- a task type
+
+
+class TaskDefinition:
+    """What one task type tells the protocol. Subclass it in the task's engine module and register it.
+
+    ``plan_model``, ``unit_model`` and ``result_model`` parse the JSON hand-offs back (XComs); the defaults suit
+    a task whose build units are plain dicts. A task type that does not build segments (``kill``) overrides
+    :meth:`run` and declares no build units.
+    """
+
+    task_types: ClassVar[tuple[str, ...]] = ()
+    plan_model: ClassVar[type[DruidModel]] = TaskPlan
+    unit_model: ClassVar[Optional[type[DruidModel]]] = None
+    result_model: ClassVar[Optional[type[DruidModel]]] = None
+    report_model: ClassVar[type[DruidModel]] = TaskReport
+
+    # -- overridable steps ----------------------------------------------------------------------------------
+
+    def check(self, task: Any, rt: Runtime) -> None:
+        """Refuse, with a field-named :class:`SpecError`, what can be known wrong before any lock is taken."""
+
+    def lock_requests(self, task: Any, rt: Runtime) -> list[LockRequest]:
+        raise NotImplementedError
+
+    def plan(self, task: Any, rt: Runtime) -> Any:
+        raise NotImplementedError
+
+    def build_units(self, plan: Any) -> list[Any]:
+        return list(getattr(plan, "build_units", []))
+
+    def unit_label(self, unit: Any) -> str:
+        return str(getattr(unit, "label", "") or "")
+
+    def build(self, task: Any, plan: Any, unit: Any, rt: Runtime) -> Any:
+        raise NotImplementedError
+
+    def build_all(self, task: Any, plan: Any, rt: Runtime) -> list[Any]:
+        """Every unit in this process (the CLI); a type may do it in one pass instead."""
+        return [self.build(task, plan, unit, rt) for unit in self.build_units(plan)]
+
+    def publish_plan(self, task: Any, plan: Any, results: Sequence[Any], rt: Runtime) -> PublishPlan:
+        raise NotImplementedError
+
+    def report(self, task: Any, plan: Any, results: Sequence[Any], outcome: PublishOutcome, publish: PublishPlan) -> Any:
+        return TaskReport(
+            task_id=task.task_id,
+            data_source=task.data_source,
+            status="SUCCESS",
+            segments=publish.segments,
+            marked_unused=outcome.marked_unused,
+            reports=ingestion_report(task.task_id, state="COMPLETED", segments_published=len(publish.segments)),
+        )
+
+    def discard(self, results: Sequence[Any], rt: Runtime) -> None:
+        """After a publish that failed for good: delete the files the builds pushed (no row can point at them)."""
+        delete_unpublished([s for r in results for s in getattr(r, "segments", [])], rt)
+
+    # -- parsing hand-offs ----------------------------------------------------------------------------------
+
+    def parse_task(self, data: Any, path: str = "task") -> Any:
+        task = parse_task(data, path) if not hasattr(data, "task_id") else data
+        if task.type not in self.task_types:
+            raise SpecError(f"{path}.type" if path else "type", task.type, f"not a {'/'.join(self.task_types)} task")
+        return task
+
+    def parse_plan(self, data: Any) -> Any:
+        return data if isinstance(data, self.plan_model) else self.plan_model.parse(data, "plan")
+
+    def parse_unit(self, data: Any) -> Any:
+        if self.unit_model is None or isinstance(data, self.unit_model):
+            return data
+        return self.unit_model.parse(data, "build_unit")
+
+    def parse_result(self, data: Any) -> Any:
+        if self.result_model is None or isinstance(data, self.result_model):
+            return data
+        return self.result_model.parse(data, "build_results")
+
+    # -- the whole task in one process ----------------------------------------------------------------------
+
+    def run(self, task: Any, rt: Runtime, *, timeout_s: float = 0, **options: Any) -> Any:
+        """Every step in this process: the CLI's ``druidflow run``."""
+        if options:
+            raise SpecError("options", sorted(options), f"not accepted by {task.type}")
+        submit(task, rt, self)
+        try:
+            with rt.lockbox.keep_alive(task.task_id):
+                acquire_locks(task, rt, self, timeout_s=timeout_s)
+                the_plan = self.plan(task, rt)
+                results = self.build_all(task, the_plan, rt)
+                return publish(task, the_plan, results, rt, self)
+        except BaseException as exc:
+            fail(task.task_id, exc, rt)
+            raise
+        finally:
+            release(task.task_id, rt)
+
+
+# ------------------------------------------------------------------------------------------ generic steps
+
+
+def definition_for(task_or_type: Any) -> TaskDefinition:
+    from druidflow.tasks.registry import definition
+
+    kind = task_or_type if isinstance(task_or_type, str) else task_or_type.type
+    return definition(kind)
+
+
+def submit(spec: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
+    """Parse and validate a task, run its pre-lock checks, and record it as RUNNING (no lock is taken)."""
+    task = parse_task(spec) if not hasattr(spec, "task_id") else spec
+    definition = definition or definition_for(task)
+    task = definition.parse_task(task)
+    definition.check(task, rt)
+    if not rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump()):
+        rt.store.set_task_status(task.task_id, "RUNNING")
+    return task
+
+
+def acquire_locks(
+    task: Any,
+    rt: Runtime,
+    definition: Optional[TaskDefinition] = None,
+    *,
+    requests: Optional[Sequence[LockRequest]] = None,
+    timeout_s: float = 0,
+) -> list[Any]:
+    """Take every lock the task requests, all or none (partial locks are released).
+
+    Raises :class:`LockUnavailableError` (held by a task of equal or higher priority: retry later) or
+    :class:`LockRevokedError` (give up).
+    """
+    if requests is None:
+        requests = (definition or definition_for(task)).lock_requests(task, rt)
+    held = []
+    for request in requests:
+        result = try_lock(task, rt, request, timeout_s=timeout_s)
+        if result.acquired:
+            held.append(result.lock)
+            continue
+        for lock in held:
+            rt.lockbox.release(task.task_id, lock.interval, task.data_source)
+        raise lock_error(task, request, result)
+    return held
+
+
+def try_lock(task: Any, rt: Runtime, request: LockRequest, *, timeout_s: float = 0) -> Any:
+    """One lock request of ``task`` (waiting up to ``timeout_s``); the lockbox's result."""
+    kwargs = dict(
+        task_id=task.task_id,
+        group_id=task.group_id,
+        datasource=task.data_source,
+        interval=request.interval,
+        lock_type=request.lock_type,
+        priority=request.priority,
+    )
+    return rt.lockbox.lock(**kwargs, timeout=timeout_s) if timeout_s > 0 else rt.lockbox.try_lock(**kwargs)
+
+
+def lock_error(task: Any, request: LockRequest, result: Any) -> Exception:
+    if result.revoked:
+        return LockRevokedError(
+            f"task {task.task_id}: its lock on {task.data_source} {request.interval} was revoked by a higher-priority "
+            "task; nothing was published. Run the task again when the other task is done."
+        )
+    holders = ", ".join(f"{lk.task_id} (priority {lk.priority})" for lk in getattr(result, "conflicts", ()) or ())
+    return LockUnavailableError(
+        f"task {task.task_id} (priority {request.priority}): {task.data_source} {request.interval} is locked by "
+        f"{holders or 'a task of equal or higher priority'}; retry later"
+    )
+
+
+def plan(task: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
+    return (definition or definition_for(task)).plan(task, rt)
+
+
+def build(task: Any, the_plan: Any, unit: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
+    definition = definition or definition_for(task)
+    return definition.build(task, definition.parse_plan(the_plan), definition.parse_unit(unit), rt)
+
+
+def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
+    """Build the task's publish plan, execute it, record SUCCESS with the report, and return the report.
+
+    A publish that fails for good (revoked lock, changed input) deletes the files the builds pushed.
+    """
+    definition = definition or definition_for(task)
+    the_plan = definition.parse_plan(the_plan)
+    results = [definition.parse_result(r) for r in results]
+    publish_plan = definition.publish_plan(task, the_plan, results, rt)
+    try:
+        outcome = execute_publish(publish_plan, rt)
+    except (InputChangedError, LockRevokedError) as exc:
+        log.warning("task %s: publish refused (%s); deleting the files its builds pushed", task.task_id, exc)
+        definition.discard(results, rt)
+        raise
+    report = definition.report(task, the_plan, results, outcome, publish_plan)
+    reports = report.reports if hasattr(report, "reports") else report.druid_report()
+    rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+    return report
+
+
+def release(task_id: str, rt: Runtime) -> int:
+    """Release every lock of the task (idempotent)."""
+    return rt.lockbox.release_all(task_id)
+
+
+def heartbeat(task_id: str, rt: Runtime) -> int:
+    return rt.lockbox.heartbeat(task_id)
+
+
+def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
+    """Record the task as FAILED with the error's message (a task never recorded is left alone)."""
+    message = str(error) if not isinstance(error, str) else error
+    record = rt.store.get_task(task_id)
+    if record is None:
+        return
+    report = record.report if getattr(record, "report", None) else ingestion_report(task_id, state="COMPLETED", error=message)
+    rt.store.set_task_status(task_id, "FAILED", report=report, error_msg=message)
+
+
+def run(spec: Any, rt: Runtime, **options: Any) -> Any:
+    """Validate and run any registered task type in this process; returns its report."""
+    task = parse_task(spec) if not hasattr(spec, "task_id") else spec
+    return definition_for(task).run(task, rt, **options)
+
+
+def delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
+    """Delete files pushed for segments that will never be published; nothing if any of them is in the store."""
+    try:
+        if any(rt.store.get_segment(s.id) is not None for s in segments):
+            return
+    except Exception:  # noqa: BLE001 - when in doubt, keep the files
+        return
+    for s in segments:
+        if not s.load_spec or s.load_spec.get("type") == "tombstone":
+            continue
+        try:
+            rt.storage.delete(s.load_spec)
+        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
+            log.warning("could not delete the unpublished segment file of %s", s.id, exc_info=True)
