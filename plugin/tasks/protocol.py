@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field
 
-from druidflow.exceptions import InputChangedError, LockRevokedError, LockUnavailableError, SpecError
+from druidflow.exceptions import InputChangedError, LockNotHeldError, LockRevokedError, LockUnavailableError, SpecError
 from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.timeline import Timeline
@@ -387,7 +387,8 @@ def build(task: Any, the_plan: Any, unit: Any, rt: Runtime, definition: Optional
 def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
     """Build the task's publish plan, execute it, record SUCCESS with the report, and return the report.
 
-    A publish that fails for good (revoked lock, changed input) deletes the files the builds pushed.
+    A publish that fails for good (revoked lock, changed input) deletes the files the builds pushed. ``task`` may
+    be None for a type whose plan names its task (``compact``).
     """
     definition = definition or definition_for(task)
     the_plan = definition.parse_plan(the_plan)
@@ -395,13 +396,13 @@ def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, defin
     publish_plan = definition.publish_plan(task, the_plan, results, rt)
     try:
         outcome = execute_publish(publish_plan, rt)
-    except (InputChangedError, LockRevokedError) as exc:
-        log.warning("task %s: publish refused (%s); deleting the files its builds pushed", task.task_id, exc)
+    except (InputChangedError, LockRevokedError, LockNotHeldError) as exc:
+        log.warning("task %s: publish refused (%s); deleting the files its builds pushed", publish_plan.task_id, exc)
         definition.discard(results, rt)
         raise
     report = definition.report(task, the_plan, results, outcome, publish_plan)
     reports = report.reports if hasattr(report, "reports") else report.druid_report()
-    rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+    rt.store.set_task_status(publish_plan.task_id, "SUCCESS", report=reports)
     return report
 
 
