@@ -381,7 +381,8 @@ def plan(task: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) ->
 
 def build(task: Any, the_plan: Any, unit: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
     definition = definition or definition_for(task)
-    return definition.build(task, definition.parse_plan(the_plan), definition.parse_unit(unit), rt)
+    the_plan = None if the_plan is None else definition.parse_plan(the_plan)  # index builds from the unit alone
+    return definition.build(task, the_plan, definition.parse_unit(unit), rt)
 
 
 def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
