@@ -71,8 +71,8 @@ class FormField:
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         default = self.default
-        if self.required and default is None:
-            default = "" if self.kind == "string" else default
+        if self.required and default is None:  # a valid empty value, so that a run with a whole task JSON passes
+            default = {"string": "", "lines": [], "objects": [], "object": {}}.get(self.kind)
         return Param(default, **schema)
 
     def value(self, params: Mapping[str, Any]) -> Any:
