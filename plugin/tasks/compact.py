@@ -143,10 +143,7 @@ def sha256_of_segment_ids(ids: Sequence[str]) -> str:
 
 def submit(spec: Any, rt: Runtime) -> CompactTask:
     """Parse and validate a compact task (a :class:`SpecError` before any work) and record it as RUNNING."""
-    task = spec if isinstance(spec, CompactTask) else parse_task(spec)
-    if not isinstance(task, CompactTask):
-        raise SpecError("type", task.type, "not a compact task")
-    return protocol.submit(task, rt, DEFINITION)
+    return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
 def _check_spec(task: CompactTask) -> None:
@@ -355,10 +352,7 @@ DEFINITION = CompactDefinition()
 
 def run(spec: Any, rt: Runtime, *, timeout_s: float = 0) -> CompactionReport:
     """Every step in this process (the CLI, ``druidflow.tasks.dispatch`` and the auto-compaction operator)."""
-    task = spec if isinstance(spec, CompactTask) else parse_task(spec)
-    if not isinstance(task, CompactTask):
-        raise SpecError("type", task.type, "not a compact task")
-    return DEFINITION.run(task, rt, timeout_s=timeout_s)
+    return DEFINITION.run(DEFINITION.parse_task(spec, ""), rt, timeout_s=timeout_s)
 
 
 def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from druidflow.segments.format import SegmentFileWriter
 from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
-from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import protocol
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
@@ -127,10 +127,7 @@ class IndexReport(DruidModel):
 
 def submit(spec: Any, rt: Runtime) -> IndexTask:
     """Parse and validate an index task (raising :class:`SpecError` before any work) and record it as RUNNING."""
-    task = spec if isinstance(spec, IndexTask) else parse_task(spec)
-    if not isinstance(task, IndexTask):
-        raise SpecError("type", task.type, "not an index task")
-    return protocol.submit(task, rt, DEFINITION)
+    return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
 def _check_writable(task: IndexTask) -> None:
@@ -619,10 +616,7 @@ DEFINITION = IndexDefinition()
 
 def run(spec: Any, rt: Runtime) -> IndexReport:
     """Every step in this process: the CLI's ``druidflow run`` and the benchmark."""
-    task = spec if isinstance(spec, IndexTask) else parse_task(spec)
-    if not isinstance(task, IndexTask):
-        raise SpecError("type", task.type, "not an index task")
-    return DEFINITION.run(task, rt)
+    return DEFINITION.run(DEFINITION.parse_task(spec, ""), rt)
 
 
 def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from pydantic import Field
 
