@@ -13,9 +13,9 @@ The workflow (built in one line by :func:`druidflow.airflow.task_groups.druid_ta
 * :class:`DruidTaskBuildOperator` builds one unit; each mapped instance is labelled with its unit (interval/shard).
 * :class:`DruidTaskPublishOperator` executes the publish plan in one transaction and emits an Asset event for
   ``druidflow://<dataSource>`` whose extra lists the published segment ids.
-* :class:`DruidTaskReleaseOperator` releases the locks; as the teardown it runs even when a step failed. A task that
-  reaches it without having published (a step failed, or the run was marked failed) is recorded FAILED, and when
-  nothing else recorded that failure the teardown fails too, so the run cannot end green.
+* :class:`DruidTaskReleaseOperator` releases the locks; as the teardown (with ``on_failure_fail_dagrun``) it runs even
+  when a step failed or the run was marked failed, and ends as the Druid task ended, so the run's state is the
+  task's outcome.
 
 The task type is read from the submitted task JSON; each step looks its definition up in
 :mod:`druidflow.tasks.registry` when it runs (never at DAG parse time).
@@ -276,10 +276,10 @@ def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id:
 class DruidTaskReleaseOperator(DruidTaskStepOperator):
     """Release a Druid task's locks; as the workflow's *teardown* it runs even when a step failed.
 
-    A task that reaches this point still RUNNING never published and nobody recorded why (the run was marked failed,
-    a step was killed): it is recorded FAILED, its locks are released, and this step fails so that the run ends
-    failed (``on_failure_fail_dagrun``). A task already recorded FAILED (its step failed) just has its locks released.
-    Releasing is idempotent.
+    It then ends as the Druid task ended: it succeeds when the task published (SUCCESS), and fails when it did not,
+    after releasing the locks. In a task group it is the teardown with ``on_failure_fail_dagrun``, so the run's
+    state is the Druid task's outcome — also when a person marks the run failed half-way (Airflow leaves the teardown
+    to run; the task, still RUNNING, is recorded FAILED here). Releasing is idempotent.
 
     :param druid_task: the submitted task, i.e. the XCom of the submit step, or its id (templated).
     """
@@ -304,17 +304,18 @@ class DruidTaskReleaseOperator(DruidTaskStepOperator):
         if not druid_task_id:
             raise AirflowFailException("release_locks: the submitted task carries no task id")
         rt = self.runtime
-        status = _task_status(rt.store.get_task(druid_task_id))
-        unrecorded = status == "RUNNING"
-        if unrecorded:
+        record = rt.store.get_task(druid_task_id)
+        status = _task_status(record)
+        if status == "RUNNING":
             fail(druid_task_id, "The Airflow run ended before the task published (a step failed or was stopped).", rt)
             status = "FAILED"
         self._run(context, lambda: release(druid_task_id, rt))
         self.log.info("Released the locks of Druid task %s (status %s)", druid_task_id, status)
-        if unrecorded:
+        if status != "SUCCESS":
+            record = rt.store.get_task(druid_task_id)
+            why = getattr(record, "error_msg", None) or "it did not publish"
             raise AirflowFailException(
-                f"Druid task {druid_task_id} never published (the run was stopped or a step was killed); it is "
-                "recorded FAILED and its locks are released."
+                f"Druid task {druid_task_id} ended {status}: {why}. Its locks are released and nothing of it was published."
             )
         return {"id": druid_task_id, "status": status}
 

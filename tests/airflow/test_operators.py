@@ -295,7 +295,7 @@ def test_a_higher_priority_holder_makes_acquire_retry(env):
         acquire.execute(ctx)
     assert env["store"].get_task(waiter["id"]).status == "RUNNING"  # still waiting, not failed
     assert [lk for lk in TaskLockbox(env["store"].engine).locks(task_id=waiter["id"]) if lk.active] == []
-    with pytest.raises(AirflowFailException, match="never published"):  # the holder stops without publishing
+    with pytest.raises(AirflowFailException, match="ended FAILED"):  # the holder stops without publishing
         ReleaseLocksOperator(task_id="r", index_task=holder).execute(context())
     assert env["store"].get_task(holder["id"]).status == "FAILED"
     assert acquire.poke(context()).xcom_value  # the next try takes the locks
@@ -337,8 +337,8 @@ def test_teardown_after_a_failed_build_releases_locks_and_marks_the_task_failed(
     lockbox = TaskLockbox(env["store"].engine)
     assert [lk for lk in lockbox.locks(task_id=task["id"]) if lk.active]  # still held until the teardown
 
-    result = ReleaseLocksOperator(task_id="r", index_task=task).execute(context())
-    assert result == {"id": task["id"], "status": "FAILED"}
+    with pytest.raises(AirflowFailException, match="ended FAILED.*locks are released"):
+        ReleaseLocksOperator(task_id="r", index_task=task).execute(context())
     assert [lk for lk in lockbox.locks(task_id=task["id"]) if lk.active] == []
     assert env["store"].get_task(task["id"]).status == "FAILED"
     assert env["store"].used_segments("events") == []
