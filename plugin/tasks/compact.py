@@ -58,6 +58,7 @@ from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.tasks import index, protocol
 from druidflow.tasks.index import BuildResult, BuildUnit, IndexPlan
@@ -147,6 +148,7 @@ def submit(spec: Any, rt: Runtime) -> CompactTask:
 
 
 def _check_spec(task: CompactTask) -> None:
+    refuse_non_defaults(task)
     tuning = task.tuning_config
     if tuning is not None and tuning.index_spec.uses_lzf:
         raise SpecError("tuningConfig.indexSpec", tuning.index_spec.model_dump(), "lzf has no Parquet codec; use lz4, zstd or uncompressed")
@@ -288,6 +290,8 @@ def publish_plan(plan: CompactionPlan, results: Sequence[BuildResult]) -> protoc
         segments=segments,
         overshadowed_reason=OVERSHADOWED_BY_COMPACTION,
         overshadowed_among=plan.input_segments,
+        # Appended segments the compaction read are already in its output: upgrading them too would double rows.
+        upgrade_exclude=plan.input_segments,
         preconditions=[
             protocol.SegmentsUnchanged(interval=plan.read_interval, segment_ids=plan.input_segments, what=f"compaction {plan.task_id}")
         ],
@@ -531,8 +535,12 @@ def _infer_metrics(newest_first: Sequence[DataSegment]) -> list[Any]:
 
 
 def _stored_form(aggregator: dict[str, Any]) -> dict[str, Any]:
-    """First/last metrics are stored with their time in ``__time_<name>``: their combining form must read it."""
+    """First/last metrics are stored with their time in ``__time_<name>``: their combining form must read it. A
+    filtered metric's column holds its inner aggregator's values, re-combined without the filter."""
     kind = str(aggregator.get("type", ""))
+    if kind == "filtered":
+        inner = dict(aggregator.get("aggregator") or {})
+        return _stored_form({**inner, "name": aggregator.get("name", inner.get("name"))})
     if kind.endswith(("First", "Last")):
         name = aggregator.get("name")
         return {**aggregator, "fieldName": name, "timeColumn": companion_time_column(str(name))}

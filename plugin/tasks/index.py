@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -53,6 +54,7 @@ from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import protocol
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
@@ -130,7 +132,24 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
     return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
+def _check_local_input(task: IndexTask) -> None:
+    """A local input that names no readable file fails here, once, not in every build that would read it."""
+    source = task.spec.io_config.input_source
+    if source.type == "local":
+        from druidflow.inputs.sources import list_objects
+
+        list_objects(source)
+
+
 def _check_writable(task: IndexTask) -> None:
+    refuse_non_defaults(task)
+    if task.lock_type == "REPLACE" and task.spec.io_config.input_source.type == "druid":
+        # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
+        raise SpecError(
+            "spec.ioConfig.inputSource.type",
+            "druid",
+            "re-indexing a dataSource's own segments under useConcurrentLocks is not supported; use a compact task",
+        )
     index_spec = task.spec.tuning_config.index_spec
     for field_name, value in (("dimensionCompression", index_spec.dimension_compression), ("metricCompression", index_spec.metric_compression)):
         if str(value).lower() == "lzf":
@@ -343,6 +362,13 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def push_key(segment: DataSegment) -> str:
+    """The deep-storage key of one push attempt of ``segment``: Druid's directory plus a unique suffix, so that no
+    attempt (a retried or re-run build) ever writes where another, perhaps published, attempt wrote."""
+    directory = storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)
+    return f"{directory}/{uuid.uuid4().hex}/{SEGMENT_FILE}"
+
+
 class _BucketAssigner:
     """Maps parsed rows to this build's output buckets, one per (chunk, shard): Druid's hash recipe for hashed
     shards, the shard's value range for single_dim/range shards, the chunk alone for dynamic partitioning.
@@ -478,9 +504,11 @@ class _SegmentSink:
         plan, shard = self.buckets[bucket]
         version, shard_spec = self._identity(plan, shard, bucket, local_partition)
         segment = self._descriptor(plan.interval, version, shard_spec, writer.rows)
-        key = f"{storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)}/{SEGMENT_FILE}"
+        key = push_key(segment)
         segment = segment.model_copy(update={"load_spec": self.rt.storage.load_spec_for(key)})
         size = writer.close(segment)
+        # A revoked lock makes the file worthless: stop before writing it (the publish would refuse it anyway).
+        self.rt.lockbox.check_held(self.task.task_id, self.task.data_source, [plan.interval])
         load_spec = self.rt.storage.push(writer.path, key)
         writer.path.unlink(missing_ok=True)
         self.segments.append(segment.model_copy(update={"size": size, "load_spec": load_spec}))
@@ -522,15 +550,21 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     """Publish every built segment in one metadata transaction, inside the lock critical section.
 
     Overwrite segments get their chunk's core partition count filled in (partitions 0..N-1), so a chunk switches
-    to the new version only once all of them are published — which this single transaction guarantees.
-    Publishing the same segments again is a no-op.
+    to the new version only once all of them are published — which this single transaction guarantees. With
+    ``dropExisting``, every chunk of the intervals that got no row but holds used data gets a tombstone. Under
+    concurrent locks, an APPEND-locked publish also copies its segments into newer versions replaced
+    meanwhile, and a REPLACE-locked one copies what was appended under its lock (:mod:`druidflow.metadata.upgrade`).
+
+    Publishing the same segments again is a no-op, and so is publishing segment ids that are already published
+    (a build re-run after its publish): the new attempt's files are deleted. Files of a publish that definitely
+    failed (revoked lock, conflict) are deleted too; an error in the commit itself leaves them alone.
     """
     return protocol.publish(task, plan, results, rt, DEFINITION)
 
 
 def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
     """The segments of every build with their chunks' core partition counts; overwriting marks what they
-    overshadow unused (``overshadowed-by-reindex``), so that kill can find it."""
+    overshadow unused (``overshadowed-by-reindex``), so that kill can find it; ``dropExisting`` asks for tombstones."""
     segments = [s for r in results for s in r.segments]
     append = task.spec.io_config.append_to_existing
     if not append:
@@ -544,12 +578,14 @@ def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult
             else s
             for s in segments
         ]
+    drop = [protocol.ChunkVersion(interval=c.interval, version=c.version) for c in plan.chunks] if task.spec.io_config.drop_existing else []
     return protocol.PublishPlan(
         task_id=task.task_id,
         data_source=task.data_source,
         lock_intervals=condense([c.interval for c in plan.chunks]) if plan.chunks else [],
         segments=segments,
         overshadowed_reason=None if append else OVERSHADOWED_BY_REINDEX,
+        drop_existing_chunks=drop,
     )
 
 
@@ -586,6 +622,7 @@ class IndexDefinition(protocol.TaskDefinition):
 
     def check(self, task: IndexTask, rt: Runtime) -> None:
         _check_writable(task)
+        _check_local_input(task)
 
     def lock_requests(self, task: IndexTask, rt: Runtime) -> list[protocol.LockRequest]:
         # Without intervals the chunks are found (and locked) by determine_partitions.
@@ -603,12 +640,16 @@ class IndexDefinition(protocol.TaskDefinition):
     def publish_plan(self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
         return publish_plan(task, plan, results)
 
+    def published_before(self, task: IndexTask, rt: Runtime) -> bool:
+        # An appending task's re-run build got fresh ids: publishing them would add its rows a second time.
+        if not task.spec.io_config.append_to_existing:
+            return False
+        record = rt.store.get_task(task.task_id)
+        return record is not None and record.status == "SUCCESS"
+
     def report(self, task, plan, results, outcome, publish) -> IndexReport:
         reports = index_report(task.task_id, plan, results, len(publish.segments))
         return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
-
-    def discard(self, results: Sequence[BuildResult], rt: Runtime) -> None:
-        pass  # index keeps its pushed files on a refused publish (the orphan sweep finds them)
 
 
 DEFINITION = IndexDefinition()

@@ -24,14 +24,24 @@ Airflow task and pass its output through XCom.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import Field
 
-from druidflow.exceptions import InputChangedError, LockNotHeldError, LockRevokedError, LockUnavailableError, SpecError
+from druidflow.exceptions import (
+    InputChangedError,
+    LockNotHeldError,
+    LockRevokedError,
+    LockUnavailableError,
+    SegmentConflictError,
+    SpecError,
+    TimelineConflictError,
+)
 from druidflow.intervals import Interval, condense
+from druidflow.locks.lock import LockType
 from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.shardspec import TombstoneShardSpec
 from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import parse_task
@@ -85,6 +95,13 @@ class SegmentsUnchanged(DruidModel):
 Precondition = Union[SegmentsUnchanged]
 
 
+class ChunkVersion(DruidModel):
+    """A time chunk and the version the task's lock gives its segments."""
+
+    interval: Interval
+    version: str
+
+
 class PublishPlan(DruidModel):
     """What a task publishes, executed atomically by :func:`execute_publish` inside the lock's critical section.
 
@@ -92,6 +109,9 @@ class PublishPlan(DruidModel):
     ``overshadowedReason`` the used segments the new ones overshadow in ``lockIntervals`` (only those among
     ``overshadowedAmong`` when given) are marked unused with that reason. ``preconditions`` are checked first,
     unless the segments are all published already (a retried publish whose first attempt committed).
+    ``dropExistingChunks`` (Druid's REPLACE mode): each of these chunks that gets no new segment but holds used data
+    gets a tombstone in its version. Under a REPLACE lock, segments appended concurrently are upgraded into the new
+    version, except ``upgradeExclude`` (a compaction's own inputs, already in its output).
     """
 
     task_id: str
@@ -103,6 +123,8 @@ class PublishPlan(DruidModel):
     overshadowed_reason: Optional[str] = None
     overshadowed_among: Optional[list[str]] = None
     preconditions: list[Precondition] = Field(default_factory=list)
+    drop_existing_chunks: list[ChunkVersion] = Field(default_factory=list)
+    upgrade_exclude: list[str] = Field(default_factory=list)
 
 
 class PublishOutcome(DruidModel):
@@ -112,6 +134,8 @@ class PublishOutcome(DruidModel):
     already_present: list[str] = Field(default_factory=list)
     marked_unused: list[str] = Field(default_factory=list)
     republished: bool = False
+    segments: list[DataSegment] = Field(default_factory=list)
+    """Everything published, tombstones included."""
 
 
 class TaskPlan(DruidModel):
@@ -138,32 +162,51 @@ class TaskReport(DruidModel):
 # ------------------------------------------------------------------------------------------- the publisher
 
 
-def execute_publish(plan: PublishPlan, rt: Runtime) -> PublishOutcome:
+def execute_publish(
+    plan: PublishPlan, rt: Runtime, finish: Optional[Callable[[Any, PublishOutcome], None]] = None
+) -> PublishOutcome:
     """Run ``plan`` in one metadata transaction inside the critical section of the task's locks.
 
     Every segment must lie in a valid lock of the task whose version is at least the segment's (Druid's
-    ``segmentTransactionalInsert`` check); a revoked or expired lock, or a failed precondition, raises before
-    anything is written. Publishing the same segments again is a no-op.
+    ``segmentTransactionalInsert`` check; an APPEND lock's segments take their chunk's version); a revoked or expired
+    lock, or a failed precondition, raises before anything is written. In the same transaction the task's pending
+    segments are forgotten and ``finish(connection, outcome)`` runs (it records the task SUCCESS with its report), so
+    a task is SUCCESS exactly when its segments are in. Publishing the same segments again is a no-op.
     """
     intervals = condense(list(plan.lock_intervals))
-    if not (plan.segments or plan.preconditions or plan.mark_unused):
-        return PublishOutcome()  # nothing to write and nothing to check
+    if not (plan.segments or plan.preconditions or plan.mark_unused or (plan.drop_existing_chunks and intervals)):
+        outcome = PublishOutcome()  # nothing to write and nothing to check
+        if finish is not None:
+            with rt.store.engine.begin() as conn:
+                finish(conn, outcome)
+        return outcome
     if not intervals:
         raise SpecError("lockIntervals", [], "a publish needs the intervals of the task's locks")
     store = rt.store
     with rt.lockbox.critical_section(plan.task_id, intervals, plan.data_source) as cs:
         conn = cs.connection
-        for s in plan.segments:
+        segments = list(plan.segments) + _tombstones(store, plan, conn)
+        appending = any(lk.type is LockType.APPEND for lk in cs.locks)
+        for s in segments:
             covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
-            if not covering or max(lk.version for lk in covering) < s.version:
+            if not covering or (
+                not any(lk.type is LockType.APPEND for lk in covering) and max(lk.version for lk in covering) < s.version
+            ):
                 raise LockRevokedError(
                     f"task {plan.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
                 )
-        republished = bool(plan.segments) and all(store.get_segment(s.id, conn=conn) is not None for s in plan.segments)
+        republished = bool(segments) and all(store.get_segment(s.id, conn=conn) is not None for s in segments)
         if not republished:
             for condition in plan.preconditions:
                 condition.check(store, plan.data_source, conn)
-        result = store.publish_segments(plan.segments, conn=conn) if plan.segments else None
+        result = None
+        if segments and appending:
+            result = store.publish_appended_segments(segments, conn=conn)
+        elif segments:
+            result = store.publish_segments(segments, conn=conn)
+        replace_versions = [lk.version for lk in cs.locks if lk.type is LockType.REPLACE]
+        if replace_versions and not appending:
+            store.upgrade_appended_segments(plan.data_source, replace_versions, exclude=plan.upgrade_exclude, conn=conn)
         marked: list[str] = []
         if plan.mark_unused:
             store.mark_unused(plan.data_source, segment_ids=plan.mark_unused, reason=plan.mark_unused_reason, conn=conn)
@@ -173,12 +216,36 @@ def execute_publish(plan: PublishPlan, rt: Runtime) -> PublishOutcome:
             if ids:
                 store.mark_unused(plan.data_source, segment_ids=ids, reason=plan.overshadowed_reason, conn=conn)
             marked += ids
-    return PublishOutcome(
-        inserted=list(result.inserted) if result else [],
-        already_present=list(result.already_present) if result else [],
-        marked_unused=sorted(set(marked)),
-        republished=republished,
-    )
+        outcome = PublishOutcome(
+            inserted=list(result.inserted) if result else [],
+            already_present=list(result.already_present) if result else [],
+            marked_unused=sorted(set(marked)),
+            republished=republished,
+            segments=segments,
+        )
+        store.delete_pending_segments(plan.data_source, plan.task_id, conn=conn)
+        if finish is not None:
+            finish(conn, outcome)
+    return outcome
+
+
+def _tombstones(store: Any, plan: PublishPlan, conn: Any) -> list[DataSegment]:
+    """``dropExistingChunks``: a tombstone for each chunk that gets no new segment but overlaps used data."""
+    with_output = {s.interval for s in plan.segments}
+    out = []
+    for chunk in plan.drop_existing_chunks:
+        if chunk.interval in with_output or not store.used_segments(plan.data_source, chunk.interval, conn=conn):
+            continue
+        out.append(
+            DataSegment(
+                data_source=plan.data_source,
+                interval=chunk.interval,
+                version=chunk.version,
+                load_spec={"type": "tombstone"},
+                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
+            )
+        )
+    return out
 
 
 def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], conn: Any) -> list[str]:
@@ -257,8 +324,12 @@ class TaskDefinition:
         )
 
     def discard(self, results: Sequence[Any], rt: Runtime) -> None:
-        """After a publish that failed for good: delete the files the builds pushed (no row can point at them)."""
+        """Delete the files the builds pushed that no row points at (after a build step failed half-way)."""
         delete_unpublished([s for r in results for s in getattr(r, "segments", [])], rt)
+
+    def published_before(self, task: Any, rt: Runtime) -> bool:
+        """Whether a later publish of this task must publish nothing (an appending task that already succeeded)."""
+        return False
 
     # -- parsing hand-offs ----------------------------------------------------------------------------------
 
@@ -386,34 +457,58 @@ def build(task: Any, the_plan: Any, unit: Any, rt: Runtime, definition: Optional
 
 
 def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, definition: Optional[TaskDefinition] = None) -> Any:
-    """Build the task's publish plan, execute it, record SUCCESS with the report, and return the report.
+    """Build the task's publish plan, execute it (recording SUCCESS with the report in the same transaction), and
+    return the report. ``task`` may be None for a type whose plan names its task (``compact``).
 
-    A publish that fails for good (revoked lock, changed input) deletes the files the builds pushed. ``task`` may
-    be None for a type whose plan names its task (``compact``).
+    A publish that failed for good (revoked lock, changed input, conflict) deletes the files the builds pushed. Segment
+    ids another attempt of this task already published stand: this attempt's files go and the stored segments are
+    reported. A task that already published once (``published_before``) publishes nothing more.
     """
     definition = definition or definition_for(task)
     the_plan = definition.parse_plan(the_plan)
     results = [definition.parse_result(r) for r in results]
     publish_plan = definition.publish_plan(task, the_plan, results, rt)
+    built = list(publish_plan.segments)
+    reported: list[Any] = []
+
+    def record(conn: Any, outcome: PublishOutcome) -> None:
+        report = definition.report(task, the_plan, results, outcome, publish_plan.model_copy(update={"segments": outcome.segments}))
+        reports = report.reports if hasattr(report, "reports") else report.druid_report()
+        rt.store.set_task_status(publish_plan.task_id, "SUCCESS", report=reports, conn=conn)
+        reported.append(report)
+
+    if task is not None and definition.published_before(task, rt):
+        delete_unpublished(built, rt)
+        log.warning("task %s already published; the segments of this later attempt were discarded", publish_plan.task_id)
+        with rt.store.engine.begin() as conn:
+            record(conn, PublishOutcome())
+        return reported[-1]
     try:
-        outcome = execute_publish(publish_plan, rt)
-    except (InputChangedError, LockRevokedError, LockNotHeldError) as exc:
+        execute_publish(publish_plan, rt, record)
+    except SegmentConflictError:
+        delete_unpublished(built, rt)
+        stored = [rt.store.get_segment(s.id) for s in built]
+        if not all(r is not None and r.used for r in stored):
+            raise
+        # Another attempt of this task published these very ids: that publish stands, this attempt's files go.
+        with rt.store.engine.begin() as conn:
+            record(conn, PublishOutcome(already_present=[s.id for s in built], segments=[r.segment for r in stored]))  # type: ignore[union-attr]
+    except (InputChangedError, LockRevokedError, LockNotHeldError, TimelineConflictError, SpecError) as exc:
         log.warning("task %s: publish refused (%s); deleting the files its builds pushed", publish_plan.task_id, exc)
-        definition.discard(results, rt)
+        delete_unpublished(built, rt)  # the transaction rolled back: nothing points at these files
         raise
-    report = definition.report(task, the_plan, results, outcome, publish_plan)
-    reports = report.reports if hasattr(report, "reports") else report.druid_report()
-    rt.store.set_task_status(publish_plan.task_id, "SUCCESS", report=reports)
-    return report
+    return reported[-1]
 
 
 def release(task_id: str, rt: Runtime) -> int:
-    """Release every lock of the task (idempotent)."""
+    """Release every lock of the task and forget the segment ids it allocated (idempotent): the task is over."""
+    rt.store.delete_pending_segments(None, task_id)
     return rt.lockbox.release_all(task_id)
 
 
 def heartbeat(task_id: str, rt: Runtime) -> int:
-    return rt.lockbox.heartbeat(task_id)
+    """Renew the task's lock leases; raises :class:`LockRevokedError` once one was revoked (stop working)."""
+    return rt.lockbox.heartbeat(task_id, raise_revoked=True)
 
 
 def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
@@ -424,6 +519,7 @@ def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
         return
     report = record.report if getattr(record, "report", None) else ingestion_report(task_id, state="COMPLETED", error=message)
     rt.store.set_task_status(task_id, "FAILED", report=report, error_msg=message)
+    rt.store.delete_pending_segments(None, task_id)
 
 
 def run(spec: Any, rt: Runtime, **options: Any) -> Any:
@@ -433,16 +529,22 @@ def run(spec: Any, rt: Runtime, **options: Any) -> Any:
 
 
 def delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
-    """Delete files pushed for segments that will never be published; nothing if any of them is in the store."""
-    try:
-        if any(rt.store.get_segment(s.id) is not None for s in segments):
-            return
-    except Exception:  # noqa: BLE001 - when in doubt, keep the files
+    """Delete the pushed files of ``segments`` that no segment row points at (a publish that will never be)."""
+    from druidflow.metadata import kill_queries
+
+    files = {rt.storage.load_path(s.load_spec): s.load_spec for s in segments if s.load_spec and not s.is_tombstone}
+    if not files:
         return
-    for s in segments:
-        if not s.load_spec or s.load_spec.get("type") == "tombstone":
+    try:
+        with rt.store.engine.connect() as conn:
+            referenced = kill_queries.referenced_paths(conn, list(files))
+    except Exception:  # noqa: BLE001 - when in doubt, keep the files (the orphan sweep finds them later)
+        log.warning("could not check which pushed files are published; leaving them", exc_info=True)
+        return
+    for path, load_spec in files.items():
+        if path in referenced:
             continue
         try:
-            rt.storage.delete(s.load_spec)
+            rt.storage.delete(load_spec)
         except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
-            log.warning("could not delete the unpublished segment file of %s", s.id, exc_info=True)
+            log.warning("could not delete the unpublished segment file %s", path, exc_info=True)
