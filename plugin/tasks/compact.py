@@ -53,7 +53,6 @@ from druidflow.granularity import Granularity
 from druidflow.ingest.rollup import companion_time_column
 from druidflow.intervals import ETERNITY, Interval, umbrella
 from druidflow.segments.descriptor import DataSegment
-from druidflow.segments.shardspec import TombstoneShardSpec
 from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import DimensionsSpec
@@ -684,16 +683,7 @@ def _tombstones(plan: CompactionPlan, built: Sequence[DataSegment]) -> list[Data
     for chunk in plan.index_plan.chunks:
         if chunk.interval in with_output or not any(iv.overlaps(chunk.interval) for iv in inputs):
             continue
-        out.append(
-            DataSegment(
-                data_source=plan.data_source,
-                interval=chunk.interval,
-                version=chunk.version,
-                load_spec={"type": "tombstone"},
-                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
-                last_compaction_state=plan.compaction_state,
-            )
-        )
+        out.append(protocol.tombstone(plan.data_source, chunk.interval, chunk.version, last_compaction_state=plan.compaction_state))
     return out
 
 

@@ -236,16 +236,20 @@ def _tombstones(store: Any, plan: PublishPlan, conn: Any) -> list[DataSegment]:
     for chunk in plan.drop_existing_chunks:
         if chunk.interval in with_output or not store.used_segments(plan.data_source, chunk.interval, conn=conn):
             continue
-        out.append(
-            DataSegment(
-                data_source=plan.data_source,
-                interval=chunk.interval,
-                version=chunk.version,
-                load_spec={"type": "tombstone"},
-                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
-            )
-        )
+        out.append(tombstone(plan.data_source, chunk.interval, chunk.version))
     return out
+
+
+def tombstone(data_source: str, interval: Interval, version: str, **fields: Any) -> DataSegment:
+    """A tombstone: a segment without rows that overshadows older data of its interval."""
+    return DataSegment(
+        data_source=data_source,
+        interval=interval,
+        version=version,
+        load_spec={"type": "tombstone"},
+        shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
+        **fields,
+    )
 
 
 def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], conn: Any) -> list[str]:
