@@ -32,6 +32,7 @@ from druidflow.segments.descriptor import BINARY_VERSION, DataSegment
 from druidflow.segments.format import read_segment, write_segment
 from druidflow.segments.ids import storage_dir
 from druidflow.specs.base import DruidModel
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.tasks import ConvertSegmentTask
 from druidflow.tasks import protocol
 from druidflow.tasks.compact import _held_lock_version
@@ -87,6 +88,7 @@ def _lock_interval(task: ConvertSegmentTask, rt: Runtime) -> Interval:
 
 
 def check(task: ConvertSegmentTask, rt: Runtime) -> None:
+    refuse_non_defaults(task)
     if task.index_spec.uses_lzf:
         raise SpecError("indexSpec", task.index_spec.model_dump(), "lzf has no Parquet codec; use lz4, zstd or uncompressed")
     seg = task.segment

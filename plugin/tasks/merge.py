@@ -36,6 +36,7 @@ from druidflow.exceptions import InputChangedError, NoSegmentsError, SpecError
 from druidflow.intervals import Interval, format_instant, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.tasks import AppendTask, MergeTask, SameIntervalMergeTask, parse_task
 from druidflow.tasks import index, protocol
@@ -254,6 +255,7 @@ class MergeDefinition(protocol.TaskDefinition):
     result_model = BuildResult
 
     def check(self, task: MergeLike, rt: Runtime) -> None:
+        refuse_non_defaults(task)
         if task.index_spec is not None and task.index_spec.uses_lzf:
             raise SpecError("indexSpec", task.index_spec.model_dump(), "lzf has no Parquet codec; use lz4, zstd or uncompressed")
         check_input(task, rt)

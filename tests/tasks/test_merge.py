@@ -229,3 +229,11 @@ def test_input_changed_after_planning_fails_the_publish(rt):
     with pytest.raises(InputChangedError, match="changed after it was planned"):
         protocol.publish(task, the_plan, results, rt)
     assert len(rt.store.used_segments("m")) == 2
+
+
+def test_a_non_default_write_out_medium_is_refused_naming_the_field(rt):
+    index.run(index_spec(rows(days=(1,)), interval="2024-01-01/2024-01-02"), rt)
+    spec = {"type": "append", "dataSource": "m", "segments": payloads(rt), "segmentWriteOutMediumFactory": {"type": "offHeapMemory"}}
+    with pytest.raises(SpecError) as err:
+        run_task(spec, rt)
+    assert err.value.path == "segmentWriteOutMediumFactory"
