@@ -83,3 +83,13 @@ def test_an_append_form_error_names_the_field(env):
     op = SpecSubmitOperator(task_id="s", druid_task_type="append", trigger_form="druidflow.airflow.merge_form:APPEND_FORM")
     with pytest.raises(AirflowFailException, match="Trigger form field 'segments'"):
         op.execute(context(params={"data_source": "m"}))
+
+
+def test_build_labels_name_the_shard_of_a_hashed_unit():
+    from druidflow.operators.druid_task import build_unit_label
+
+    unit = {"taskId": "t", "chunks": [{"interval": "2024-01-02T00:00:00.000Z/2024-01-03T00:00:00.000Z", "version": "v",
+                                       "shards": [{"type": "hashed", "partitionNum": 1, "numPartitions": 3}]}]}
+    assert build_unit_label(unit) == "2024-01-02/2024-01-03#1/3"
+    op = DruidTaskBuildOperator(task_id="b", druid_task={"id": "x"}, build_unit=unit)
+    assert op.build_unit_label == "2024-01-02/2024-01-03#1/3" and op.retries == 2
