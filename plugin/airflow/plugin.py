@@ -70,7 +70,13 @@ def create_app() -> FastAPI:
         title="Druidflow",
         description="Read-only view of Druidflow's dataSources, segments, tasks and locks.",
         dependencies=_auth_dependencies(),
+        docs_url=None,  # served below behind authentication, like every other route
+        redoc_url=None,
+        openapi_url=None,
     )
+    from druidflow.airflow.druid_api.app import add_authenticated_docs
+
+    add_authenticated_docs(app)
     seg = segments.c
 
     @app.get("/datasources")
@@ -192,11 +198,30 @@ def _render_page(datasources: list[dict], tasks_: list[dict], locks: list[dict])
     )
 
 
+def druid_api_app() -> dict[str, Any]:
+    """Druid's Overlord and Coordinator API at ``/druid`` (see :mod:`druidflow.airflow.druid_api`)."""
+    from druidflow.airflow.druid_api.app import plugin_app
+
+    return plugin_app()
+
+
+def _console_app() -> dict[str, Any]:
+    from druidflow.airflow.console.app import URL_PREFIX as CONSOLE_PREFIX, create_console_app
+
+    return {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Druidflow console"}
+
+
 class DruidflowPlugin(AirflowPlugin):
-    """Mounts the Druidflow API at ``/druidflow`` and adds *Browse > Druidflow* to the UI."""
+    """Mounts the Druidflow API at ``/druidflow``, Druid's Overlord/Coordinator API at ``/druid`` and the console at
+    ``/druidflow-console``, and adds the pages to the UI's navigation (*Druidflow console* at the top level,
+    *Browse > Druidflow* for the plain summary)."""
 
     name = "druidflow"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}]
+    fastapi_apps = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"},
+        druid_api_app(),
+        _console_app(),
+    ]
     external_views = [
         {
             "name": "Druidflow",
@@ -204,5 +229,13 @@ class DruidflowPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "druidflow",
-        }
+        },
+        {
+            "name": "Druidflow console",
+            "href": "/druidflow-console/",
+            "destination": "nav",
+            "url_route": "druidflow_console",
+            "nav_top_level": True,
+            "icon": "/druidflow-console/static/icon.svg",
+        },
     ]
