@@ -14,26 +14,13 @@ publishes a new version that replaces them chunk by chunk, and marks the replace
 Connections: ``druidflow_metadata`` and ``druidflow_deep_storage``. Parsing this file touches no database or storage.
 """
 
-from __future__ import annotations
+from druidflow.airflow.task_dags import druid_task_dag
 
-from datetime import datetime, timedelta
-
-from airflow.sdk import DAG
-
-from druidflow.airflow.compact_form import compact_params
-from druidflow.airflow.compact_task_groups import compact_task_group
-
-with DAG(
-    dag_id="druidflow_compact",
+dag = druid_task_dag(
+    "druidflow_compact",
+    "compact",
+    "druidflow.airflow.compact_form:COMPACT_FORM",
+    group_id="compact",
     description="Druid compact task: validate, lock, plan, re-index (mapped per chunk), publish, release",
-    schedule=None,
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    params=compact_params(),
-    render_template_as_native_obj=True,
-    max_active_tasks=32,
-    default_args={"owner": "druidflow", "retry_delay": timedelta(seconds=10)},
-    tags=["druidflow", "druid", "compact"],
     doc_md=__doc__,
-) as dag:
-    compact_task_group(spec=None, group_id="compact")
+)

@@ -13,26 +13,13 @@ Connections: ``druidflow_metadata`` (the database holding the druidflow_* tables
 Parsing this file only builds the DAG: no database, storage or engine module is touched.
 """
 
-from __future__ import annotations
+from druidflow.airflow.task_dags import druid_task_dag
 
-from datetime import datetime, timedelta
-
-from airflow.sdk import DAG
-
-from druidflow.airflow.index_form import index_params
-from druidflow.airflow.task_groups import index_task_group
-
-with DAG(
-    dag_id="druidflow_index",
+dag = druid_task_dag(
+    "druidflow_index",
+    "index",
+    "druidflow.airflow.index_form:INDEX_FORM",
+    group_id="index",
     description="Druid native batch index task: validate, lock, partition, build (mapped), publish, release",
-    schedule=None,
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    params=index_params(),
-    render_template_as_native_obj=True,
-    max_active_tasks=32,
-    default_args={"owner": "druidflow", "retry_delay": timedelta(seconds=10)},
-    tags=["druidflow", "druid", "index"],
     doc_md=__doc__,
-) as dag:
-    index_task_group(spec=None, group_id="index")
+)

@@ -4,15 +4,14 @@ Errors are typed. A :class:`~druidflow.exceptions.TerminalError` (bad spec, revo
 ``AirflowFailException`` at once: no retry, a message that says what happened and what to do, and the task row is
 marked FAILED. A :class:`~druidflow.exceptions.RetryableError` raises ``AirflowException`` so Airflow retries.
 
-**A lock held by a task of equal or higher priority: retries with backoff, not deferral.** Druid leaves such a task
-WAITING in its queue until the lock frees up. Here, ``IndexAcquireLocksOperator`` tries once (optionally waiting up
-to ``lock_timeout_s`` in-process) and otherwise raises ``AirflowException``; its defaults are many retries with
-exponential backoff (10 s doubling up to 5 min, 60 attempts, about 4.5 hours). We chose this over a deferrable
-trigger because (1) between attempts the task holds no worker slot either (``up_for_retry`` is not running),
-(2) it needs no triggerer and no async database driver (triggers cannot use Airflow's ORM and would need their own
-async engine on our tables), (3) the waiting is visible as retries in the UI and bounded by ``retries``, which users
-already know how to tune, and (4) a lock wait is minutes, not seconds, so the triggerer's fine-grained polling buys
-nothing. A lower-priority holder does not cause a wait: the lockbox revokes its lock and the acquisition succeeds.
+**A lock held by a task of equal or higher priority: a reschedule-mode wait.** Druid leaves such a task WAITING in its
+queue until the lock frees up. Here, the acquire-locks step (:class:`~druidflow.operators.druid_task.DruidTaskAcquireLocksOperator`)
+is a sensor in ``reschedule`` mode: it tries (optionally waiting up to ``lock_timeout_s`` in-process), and while the
+locks are held elsewhere it gives its worker slot back (``up_for_reschedule``) and tries again later, with
+exponential backoff, until ``lock_wait_timeout`` — without spending a single retry. We chose this over a deferrable
+trigger because it needs no triggerer and no async database driver (triggers cannot use Airflow's ORM and would need
+their own async engine on our tables), and a lock wait is minutes, not seconds. A lower-priority holder does not
+cause a wait: the lockbox revokes its lock and the acquisition succeeds.
 """
 
 from __future__ import annotations
@@ -149,9 +148,9 @@ class DruidflowStepOperator(BaseOperator):
             return None
 
     def _parse_task(self):
-        from druidflow.tasks.index import IndexTask
+        from druidflow.specs.tasks import parse_task
 
-        return IndexTask.parse(self._task_dict(), "index_task")
+        return parse_task(self._task_dict(), "index_task")
 
     # -- running a step ---------------------------------------------------------------------------------------
 
@@ -161,7 +160,7 @@ class DruidflowStepOperator(BaseOperator):
         try:
             if not (self._heartbeat and druid_task_id):
                 return fn()
-            from druidflow.tasks.index import heartbeat
+            from druidflow.tasks.protocol import heartbeat
 
             rt = self.runtime
             with LeaseHeartbeat(
@@ -214,7 +213,7 @@ class DruidflowStepOperator(BaseOperator):
         if not druid_task_id:
             return
         try:
-            from druidflow.tasks.index import fail
+            from druidflow.tasks.protocol import fail
 
             fail(druid_task_id, message, self.runtime)
         except Exception:  # noqa: BLE001 - the step's own error is what the user must see
@@ -226,7 +225,7 @@ class DruidflowStepOperator(BaseOperator):
         if not druid_task_id:
             return
         try:
-            from druidflow.tasks.index import release
+            from druidflow.tasks.protocol import release
 
             release(druid_task_id, self.runtime)
             self.log.info("Released the locks of Druid task %s", druid_task_id)
@@ -237,12 +236,15 @@ class DruidflowStepOperator(BaseOperator):
 
 
 class SpecSubmitOperator(DruidflowStepOperator):
-    """The first step of a task workflow: validate a Druid task JSON (``spec``, else the run's trigger form) and
-    record the task; returns the task JSON with its id for the next steps. Subclasses name the task module and
-    the trigger form.
+    """The first step of any task workflow: validate a Druid task JSON (``spec``, else the run's trigger form), run the
+    task type's checks and record the task; returns the task JSON with its id for the next steps. An invalid spec
+    fails at once (no retry) naming the field (or the trigger-form field), before anything is locked or written.
 
     :param spec: the Druid task JSON: a dict, JSON text, or a path to a ``.json`` file (templated); ``None`` reads
         the trigger form from ``params``.
+    :param druid_task_type: the Druid task type this workflow runs (a spec of another type is refused); ``None``: any.
+    :param trigger_form: ``"module:NAME"`` of the :class:`~druidflow.airflow.trigger_form.TriggerForm` the run's
+        params fill in when ``spec`` is empty.
     """
 
     template_fields: Sequence[str] = ("spec",)
@@ -251,26 +253,39 @@ class SpecSubmitOperator(DruidflowStepOperator):
     _step_name = "submit"
     _heartbeat = False
 
-    def __init__(self, *, spec: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+    #: Defaults of ``druid_task_type`` and ``trigger_form`` for a subclass bound to one task type.
+    default_task_type: str | None = None
+    default_trigger_form: str | None = None
+
+    def __init__(
+        self,
+        *,
+        spec: dict[str, Any] | str | None = None,
+        druid_task_type: str | None = None,
+        trigger_form: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("render_template_as_native_obj", True)
         super().__init__(**kwargs)
         self.spec = spec
+        self.druid_task_type = druid_task_type or self.default_task_type
+        self.trigger_form = trigger_form or self.default_trigger_form
 
-    #: Where a subclass's task and trigger form live (imported when the step runs, never at DAG parse time):
-    #: the module with ``submit(spec, runtime)``, and the form module with ``form_field_for(path)`` and the
-    #: function that builds the spec from the form's params.
-    task_module: str = ""
-    form_module: str = ""
-    form_function: str = ""
-
-    def _spec_from_form(self, params: dict[str, Any]) -> dict[str, Any]:
-        return getattr(importlib.import_module(self.form_module), self.form_function)(params)
-
-    def _form_field_for(self, spec_path: str) -> str | None:
-        return importlib.import_module(self.form_module).form_field_for(spec_path)
+    def _form(self):
+        if not self.trigger_form:
+            raise AirflowFailException(f"{self.task_id}: no spec given and no trigger form to read one from")
+        module, name = self.trigger_form.split(":")
+        return getattr(importlib.import_module(module), name)
 
     def _submit(self, spec: dict[str, Any]) -> Any:
-        return importlib.import_module(self.task_module).submit(spec, self.runtime)
+        from druidflow.specs.tasks import parse_task
+        from druidflow.tasks import protocol
+
+        task = parse_task(spec)
+        wanted = self.druid_task_type
+        if wanted and task.type != wanted and not _same_type(task.type, wanted):
+            raise SpecError("type", task.type, f"this workflow runs {wanted} tasks")
+        return protocol.submit(task, self.runtime)
 
     def _druid_task_id(self) -> str | None:
         return None
@@ -282,7 +297,7 @@ class SpecSubmitOperator(DruidflowStepOperator):
         """The task JSON this run submits (``spec``, else the trigger form)."""
         if self._from_form():
             try:
-                return self._spec_from_form(dict(context.get("params") or {}))
+                return self._form().spec_from_form(dict(context.get("params") or {}))
             except SpecError as exc:
                 raise user_error(
                     f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
@@ -298,9 +313,14 @@ class SpecSubmitOperator(DruidflowStepOperator):
             task = self._run(context, lambda: self._submit(spec))
         except AirflowFailException as exc:
             cause = druidflow_cause(exc)
-            field = self._form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
+            field = self._form().field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
             if field:
                 raise user_error(f"{exc} (trigger form field '{field}')", cause) from None
             raise
         self.log.info("Submitted Druid %s task %s on dataSource %s", task.task_type, task.task_id, task.data_source)
         return task.model_dump()
+
+
+def _same_type(given: str, wanted: str) -> bool:
+    aliases = ({"index", "index_parallel"}, {"convert_segment", "version_converter"})
+    return any(given in group and wanted in group for group in aliases)

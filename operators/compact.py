@@ -47,15 +47,14 @@ from druidflow.exceptions import (
     NoSegmentsError,
     SpecError,
 )
-from druidflow.operators.base import (
-    DEFAULT_ASSET_ALIAS,
-    DruidflowStepOperator,
-    SpecSubmitOperator,
-    as_dict,
-    datasource_asset,
-    user_error,
+from druidflow.operators.base import DruidflowStepOperator, SpecSubmitOperator, as_dict, user_error
+from druidflow.operators.druid_task import (
+    DruidTaskAcquireLocksOperator,
+    DruidTaskBuildOperator,
+    DruidTaskPlanOperator,
+    DruidTaskPublishOperator,
+    emit_asset_event,
 )
-from druidflow.operators.index import build_unit_label
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,201 +68,72 @@ CONFIG_FILE_ENV = "DRUIDFLOW_AUTO_COMPACTION_CONFIG"
 _PREEMPTED = (LockUnavailableError, LockRevokedError, InputChangedError, NoSegmentsError)
 
 
-def _lock_retries(kwargs: dict[str, Any]) -> None:
-    kwargs.setdefault("retries", 60)
-    kwargs.setdefault("retry_delay", timedelta(seconds=10))
-    kwargs.setdefault("retry_exponential_backoff", 2.0)
-    kwargs.setdefault("max_retry_delay", timedelta(minutes=5))
-
-
-class _CompactStepOperator(DruidflowStepOperator):
-    """A step that works on a submitted compact task.
-
-    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
-    """
-
-    template_fields: Sequence[str] = ("compact_task", "work_dir")
-    ui_color = "#7fb3d5"
-
-    def __init__(self, *, compact_task: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.compact_task = compact_task
-
-    def _task_dict(self) -> dict[str, Any]:
-        return as_dict(self.compact_task, "compact_task")
-
-    def _parse_task(self):
-        from druidflow.specs.tasks import CompactTask
-
-        return CompactTask.parse(self._task_dict(), "compact_task")
-
-    def _plan(self, value: Any):
-        from druidflow.tasks.compact import CompactionPlan
-
-        return CompactionPlan.parse(as_dict(value, "plan"), "plan")
-
-
 class CompactSubmitOperator(SpecSubmitOperator):
-    """Validate a Druid ``compact`` task JSON and record the task; returns the task (with its id) for the next steps.
-
-    With ``spec`` empty, the spec comes from the run's trigger form (see :mod:`druidflow.airflow.compact_form`).
+    """Validate a Druid ``compact`` task JSON (or the ``druidflow_compact`` trigger form) and record the task.
 
     :param spec: the compact task JSON: a dict, JSON text, or a path to a ``.json`` file (templated); ``None`` reads
         the trigger form from ``params``.
+    :param druid_task_type: the task type (``compact``; another type is refused).
+    :param trigger_form: the trigger form a spec-less run reads (the ``druidflow_compact`` form).
+    """
+
+    ui_color = "#7fb3d5"
+    default_task_type = "compact"
+    default_trigger_form = "druidflow.airflow.compact_form:COMPACT_FORM"
+
+
+class CompactAcquireLocksOperator(DruidTaskAcquireLocksOperator):
+    """Lock the umbrella interval of the compaction's visible input (the *setup*; waits in reschedule mode; an
+    interval with no segment fails at once).
+
+    :param compact_task: the submitted task (templated).
     """
 
     ui_color = "#7fb3d5"
 
-    task_module = "druidflow.tasks.compact"
-    form_module = "druidflow.airflow.compact_form"
-    form_function = "compact_spec_from_form"
+    def __init__(self, *, compact_task: Any, **kwargs: Any) -> None:
+        super().__init__(druid_task=compact_task, **kwargs)
 
 
-class CompactAcquireLocksOperator(_CompactStepOperator):
-    """Lock the umbrella interval of the compaction's visible input (the workflow's *setup* task).
-
-    A lock held by a task of equal or higher priority is retried with backoff (as the index operator does); an interval
-    with no segment fails at once.
-
-    :param compact_task: the submitted task (templated).
-    :param lock_timeout_s: seconds to wait in-process for the lock before handing the slot back and retrying later.
-    """
-
-    _step_name = "acquire_locks"
-    _heartbeat = False
-
-    def __init__(self, *, lock_timeout_s: float = 0, **kwargs: Any) -> None:
-        _lock_retries(kwargs)
-        super().__init__(**kwargs)
-        self.lock_timeout_s = lock_timeout_s
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        from druidflow.tasks.compact import acquire_locks
-
-        task = self._parse_task()
-        locks = self._run(context, lambda: acquire_locks(task, self.runtime, timeout_s=self.lock_timeout_s))
-        payload = [lock.to_json() for lock in locks]
-        for lock in payload:
-            self.log.info("Locked %s %s (version %s, priority %s)", lock["dataSource"], lock["interval"], lock["version"], lock["priority"])
-        return payload
-
-
-class CompactPlanOperator(_CompactStepOperator):
+class CompactPlanOperator(DruidTaskPlanOperator):
     """Under the lock: select and check the input, infer the output schema, plan the chunks.
 
-    Returns the build units (the build step maps over them); the whole plan goes to XCom key ``plan``.
-
-    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    :param compact_task: the submitted task (templated).
     """
 
-    _step_name = "plan"
+    ui_color = "#7fb3d5"
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        from druidflow.tasks.compact import plan
-
-        task = self._parse_task()
-        the_plan = self._run(context, lambda: plan(task, self.runtime))
-        context["ti"].xcom_push(key="plan", value=the_plan.model_dump())
-        self.log.info(
-            "Compaction %s: %d input segment(s) (%d rows, %d bytes) in %s -> %d build unit(s); inferred: %s",
-            task.task_id, len(the_plan.input_segments), the_plan.input_rows, the_plan.input_bytes, the_plan.read_interval,
-            len(the_plan.build_units), ", ".join(the_plan.inferred) or "nothing",
-        )
-        return [unit.model_dump() for unit in the_plan.build_units]
+    def __init__(self, *, compact_task: Any, **kwargs: Any) -> None:
+        super().__init__(druid_task=compact_task, **kwargs)
 
 
-class CompactBuildSegmentsOperator(_CompactStepOperator):
-    """Re-index one build unit and push its segments; meant to be mapped over :class:`CompactPlanOperator`'s output.
+class CompactBuildSegmentsOperator(DruidTaskBuildOperator):
+    """Re-index one build unit, reading only its own chunk of the visible input (mapped).
 
-    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    :param compact_task: the submitted task (templated).
     :param plan: the ``plan`` XCom of :class:`CompactPlanOperator` (templated).
     :param build_unit: one build unit (templated; usually mapped).
     """
 
-    template_fields: Sequence[str] = ("compact_task", "plan", "build_unit", "work_dir")
+    ui_color = "#7fb3d5"
     _step_name = "build_segments"
 
-    def __init__(self, *, plan: dict[str, Any] | str, build_unit: dict[str, Any] | str, **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", "{{ task.build_unit_label }}")
-        kwargs.setdefault("retries", 2)
-        kwargs.setdefault("retry_delay", timedelta(seconds=15))
-        super().__init__(**kwargs)
-        self.plan = plan
-        self.build_unit = build_unit
-
-    @property
-    def build_unit_label(self) -> str:
-        try:
-            return build_unit_label(as_dict(self.build_unit, "build_unit"))
-        except AirflowException:
-            return ""
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from druidflow.tasks.compact import build
-        from druidflow.tasks.index import BuildUnit
-
-        the_plan = self._plan(self.plan)
-        unit = BuildUnit.parse(as_dict(self.build_unit, "build_unit"), "build_unit")
-        result = self._run(context, lambda: build(the_plan, unit, self.runtime))
-        self.log.info(
-            "Compaction %s built %d segment(s) from %d row(s) for %s",
-            the_plan.task_id, len(result.segments), result.row_stats.processed, unit.label,
-        )
-        return result.model_dump()
+    def __init__(self, *, compact_task: Any, plan: Any, build_unit: Any, **kwargs: Any) -> None:
+        super().__init__(druid_task=compact_task, plan=plan, build_unit=build_unit, **kwargs)
 
 
-class CompactPublishOperator(_CompactStepOperator):
+class CompactPublishOperator(DruidTaskPublishOperator):
     """Publish the compacted segments (after re-checking the input under the lock) and return the report.
 
-    Emits an Asset event for ``druidflow://<dataSource>`` like :class:`~druidflow.operators.index.IndexPublishOperator`.
-
-    :param compact_task: the submitted task, i.e. the XCom of :class:`CompactSubmitOperator` (templated).
+    :param compact_task: the submitted task (templated).
     :param plan: the ``plan`` XCom of :class:`CompactPlanOperator` (templated).
     :param build_results: every build instance's result, i.e. ``build.output`` (templated).
     """
 
-    template_fields: Sequence[str] = ("compact_task", "plan", "build_results", "work_dir")
-    _step_name = "publish"
+    ui_color = "#7fb3d5"
 
-    def __init__(self, *, plan: dict[str, Any] | str, build_results: Any, **kwargs: Any) -> None:
-        from airflow.sdk import AssetAlias
-
-        kwargs.setdefault("outlets", [AssetAlias(DEFAULT_ASSET_ALIAS)])
-        kwargs.setdefault("retries", 3)
-        kwargs.setdefault("retry_delay", timedelta(seconds=10))
-        super().__init__(**kwargs)
-        self.plan = plan
-        self.build_results = build_results
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from druidflow.tasks.compact import publish
-        from druidflow.tasks.index import BuildResult
-
-        the_plan = self._plan(self.plan)
-        raw = [] if self.build_results is None else list(self.build_results)
-        results = [BuildResult.parse(as_dict(r, "build_results[]"), "build_results") for r in raw if r]
-        report = self._run(context, lambda: publish(the_plan, results, self.runtime))
-        self.log.info(
-            "Compaction %s published %d segment(s) over %s and marked %d input segment(s) unused",
-            report.task_id, len(report.segments), report.read_interval, len(report.marked_unused),
-        )
-        if report.segments:
-            emit_asset_event(self, context, report.data_source, report.task_id, [s.id for s in report.segments])
-        return report.model_dump()
-
-
-def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
-    """The ``druidflow://<dataSource>`` Asset event of a publish, through the operator's outlets."""
-    from airflow.sdk import Asset, AssetAlias
-
-    asset = datasource_asset(data_source)
-    extra = {"dataSource": data_source, "taskId": druid_task_id, "segments": segment_ids}
-    outlet_events = context["outlet_events"]
-    for outlet in op.outlets:
-        if isinstance(outlet, AssetAlias):
-            outlet_events[outlet].add(asset, extra=extra)
-        elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
-            outlet_events[outlet].extra = extra
+    def __init__(self, *, compact_task: Any, plan: Any, build_results: Any, **kwargs: Any) -> None:
+        super().__init__(druid_task=compact_task, plan=plan, build_results=build_results, **kwargs)
 
 
 class CompactOperator(DruidflowStepOperator):

@@ -1,24 +1,37 @@
-"""One line to put Druid's whole ``index`` workflow into a DAG.
+"""One line to put a whole Druid task workflow of any registered type into a DAG.
 
 .. code-block:: python
 
-    from druidflow.airflow.task_groups import index_task_group
+    from druidflow.airflow.task_groups import druid_task_group, index_task_group
 
     with DAG("load_wikipedia", schedule="@daily", ...):
         extract >> index_task_group("specs/wikipedia_index.json") >> notify
+        druid_task_group("merge", {"type": "merge", "dataSource": "wiki", "segments": [...], "aggregations": [...]})
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from druidflow.airflow.hooks import DeepStorageHook, DruidflowMetadataHook
 
+#: Per task type: the trigger form a spec-less run reads, and the plan step's task id.
+_FORMS = {
+    "index": "druidflow.airflow.index_form:INDEX_FORM",
+    "compact": "druidflow.airflow.compact_form:COMPACT_FORM",
+    "append": "druidflow.airflow.merge_form:APPEND_FORM",
+    "merge": "druidflow.airflow.merge_form:MERGE_FORM",
+    "same_interval_merge": "druidflow.airflow.merge_form:SAME_INTERVAL_MERGE_FORM",
+    "convert_segment": "druidflow.airflow.convert_form:CONVERT_FORM",
+}
+_PLAN_STEP = {"index": "determine_partitions"}
 
-def index_task_group(
+
+def druid_task_group(
+    task_type: str,
     spec: dict[str, Any] | str | None = None,
     *,
-    group_id: str = "druidflow_index",
+    group_id: Optional[str] = None,
     metadata_conn_id: str = DruidflowMetadataHook.default_conn_name,
     deep_storage_conn_id: str = DeepStorageHook.default_conn_name,
     work_dir: str | None = None,
@@ -26,36 +39,44 @@ def index_task_group(
     outlets: list[Any] | None = None,
     pool: str | None = None,
     max_parallel_builds: int | None = None,
-    tooltip: str = "Druid index task: submit, lock, plan, build (mapped), publish, release",
+    build_retries: Optional[int] = None,
+    trigger_form: Optional[str] = None,
+    tooltip: Optional[str] = None,
 ):
-    """A TaskGroup running one Druid ``index`` task: submit >> acquire_locks >> determine_partitions >>
-    build_segments (one mapped instance per build unit) >> publish, with release_locks as the teardown of
-    acquire_locks so locks are released even when a step fails.
+    """A TaskGroup running one Druid task of ``task_type``: submit >> acquire_locks >> plan (``determine_partitions``
+    for index) >> build_segments (one mapped instance per build unit, labelled by interval/shard, each with the build
+    retries) >> publish, with release_locks as the teardown of acquire_locks so that locks are released even when a
+    step fails, and a run stopped half-way ends failed.
 
-    Call it inside a ``with DAG(...)`` block; it returns the TaskGroup, so ``a >> index_task_group(...) >> b`` works.
+    Call it inside a ``with DAG(...)`` block; it returns the TaskGroup, so ``a >> druid_task_group(...) >> b`` works.
 
-    :param spec: the Druid index task JSON: a dict, JSON text, a Jinja template, or a path to a ``.json`` file
-        relative to the DAG folder; ``None`` takes it from the run's trigger form (the ``druidflow_index`` params).
-    :param group_id: the TaskGroup id (task ids become ``<group_id>.submit`` etc.).
+    :param task_type: a registered task type (``index``, ``compact``, ``append``, ``merge``, ``same_interval_merge``,
+        ``convert_segment``).
+    :param spec: the task JSON: a dict, JSON text, a Jinja template, or a path to a ``.json`` file relative to the DAG
+        folder; ``None`` takes it from the run's trigger form (the type's form).
+    :param group_id: the TaskGroup id (default: the task type).
     :param metadata_conn_id: Connection to the database with the ``druidflow_*`` tables.
     :param deep_storage_conn_id: Connection naming the deep storage (a directory or ``s3://``).
     :param work_dir: local scratch directory for intermediate files (default: a temporary directory per step).
-    :param lock_timeout_s: seconds acquire_locks waits in-process before handing the slot back and retrying.
-    :param outlets: outlets of the publish task; default: the ``druidflow`` asset alias, through which the
-        ``druidflow://<dataSource>`` Asset event is emitted.
+    :param lock_timeout_s: seconds acquire_locks waits in-process on each try before giving the slot back.
+    :param outlets: outlets of the publish task; default: the ``druidflow`` asset alias.
     :param pool: Airflow pool for every step (e.g. to bound concurrent builds).
     :param max_parallel_builds: at most this many build instances of one run at a time (``None``: no limit).
+    :param build_retries: retries of each mapped build instance (default: the build operator's, 2).
+    :param trigger_form: ``"module:NAME"`` of the trigger form a spec-less run reads (default: the type's).
     :param tooltip: the TaskGroup's tooltip in the UI.
     """
     from airflow.sdk import TaskGroup
 
-    from druidflow.operators.index import (
-        IndexAcquireLocksOperator,
-        IndexBuildSegmentsOperator,
-        IndexDeterminePartitionsOperator,
-        IndexPublishOperator,
-        IndexSubmitOperator,
-        ReleaseLocksOperator,
+    from druidflow.operators.base import SpecSubmitOperator
+    from druidflow.operators.druid_task import (
+        BUILD_RETRIES,
+        BUILD_RETRY_DELAY,
+        DruidTaskAcquireLocksOperator,
+        DruidTaskBuildOperator,
+        DruidTaskPlanOperator,
+        DruidTaskPublishOperator,
+        DruidTaskReleaseOperator,
     )
 
     common: dict[str, Any] = {
@@ -65,34 +86,51 @@ def index_task_group(
     }
     if pool:
         common["pool"] = pool
+    tooltip = tooltip or f"Druid {task_type} task: submit, lock, plan, build (mapped), publish, release"
 
-    with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
-        submit = IndexSubmitOperator(task_id="submit", spec=spec, **common)
-        acquire = IndexAcquireLocksOperator(
-            task_id="acquire_locks", index_task=submit.output, lock_timeout_s=lock_timeout_s, **common
+    with TaskGroup(group_id=group_id or task_type, tooltip=tooltip) as group:
+        submit = SpecSubmitOperator(
+            task_id="submit", spec=spec, druid_task_type=task_type, trigger_form=trigger_form or _FORMS.get(task_type), **common
         )
-        determine = IndexDeterminePartitionsOperator(task_id="determine_partitions", index_task=submit.output, **common)
-        build = IndexBuildSegmentsOperator.partial(
+        task = submit.output
+        acquire = DruidTaskAcquireLocksOperator(task_id="acquire_locks", druid_task=task, lock_timeout_s=lock_timeout_s, **common)
+        plan = DruidTaskPlanOperator(task_id=_PLAN_STEP.get(task_type, "plan"), druid_task=task, **common)
+        # .partial() takes no defaults from the operator's __init__: retries and labels are given here.
+        build = DruidTaskBuildOperator.partial(
             task_id="build_segments",
-            index_task=submit.output,
+            druid_task=task,
+            plan=plan.output["plan"],
             max_active_tis_per_dagrun=max_parallel_builds,
+            retries=BUILD_RETRIES if build_retries is None else build_retries,
+            retry_delay=BUILD_RETRY_DELAY,
+            map_index_template="{{ task.build_unit_label }}",
             **common,
-        ).expand(build_unit=determine.output)
+        ).expand(build_unit=plan.output)
         publish_kwargs: dict[str, Any] = dict(common)
         if outlets is not None:
             publish_kwargs["outlets"] = outlets
-        publish = IndexPublishOperator(
+        publish = DruidTaskPublishOperator(
             task_id="publish",
-            # Input without rows (and without intervals) plans zero build units: the mapped build is then
-            # skipped, and publish must still run to record the task as a success with no segments.
+            # A plan without build units (no rows, nothing to convert): the mapped build is skipped, and publish must
+            # still run to record the task as a success.
             trigger_rule="none_failed_min_one_success",
-            index_task=submit.output,
-            plan=determine.output["plan"],
+            druid_task=task,
+            plan=plan.output["plan"],
             build_results=build.output,
             **publish_kwargs,
         )
-        release = ReleaseLocksOperator(task_id="release_locks", index_task=submit.output, **common)
+        release = DruidTaskReleaseOperator(task_id="release_locks", druid_task=task, **common)
 
-        submit >> acquire >> determine >> build >> publish >> release
-        release.as_teardown(setups=acquire)
+        submit >> acquire >> plan >> build >> publish >> release
+        release.as_teardown(setups=acquire, on_failure_fail_dagrun=True)
     return group
+
+
+def index_task_group(spec: dict[str, Any] | str | None = None, *, group_id: str = "druidflow_index", **kwargs: Any):
+    """:func:`druid_task_group` for ``index`` (group id ``druidflow_index`` by default)."""
+    return druid_task_group("index", spec, group_id=group_id, **kwargs)
+
+
+def compact_task_group(spec: dict[str, Any] | str | None = None, *, group_id: str = "compact", **kwargs: Any):
+    """:func:`druid_task_group` for ``compact``."""
+    return druid_task_group("compact", spec, group_id=group_id, **kwargs)

@@ -54,6 +54,11 @@ class DataSegment(DruidModel):
     def id(self) -> str:
         return segment_id(self.data_source, self.interval, self.version, self.partition_num)
 
+    def model_copy(self, *, update: Optional[dict[str, Any]] = None, deep: bool = False) -> DataSegment:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("id", None)  # the cached id is of the original (a new version or shard has another)
+        return copy
+
     @property
     def partition_num(self) -> int:
         return self.shard_spec.partition_num

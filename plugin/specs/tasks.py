@@ -41,7 +41,7 @@ from druidflow.specs.validation import (
 )
 from druidflow.transforms import TransformSpec
 
-DEFAULT_PRIORITIES = {"index": 50, "index_parallel": 50, "compact": 25, "merge": 25, "append": 25}
+DEFAULT_PRIORITIES = {"index": 50, "index_parallel": 50, "compact": 25, "merge": 25, "append": 25, "same_interval_merge": 25}
 """Default lock priority per task type (Druid's ``Tasks.DEFAULT_*_PRIORITY``); every other type gets 0."""
 
 DEFAULT_LOCK_TIMEOUT_MS = 300_000

@@ -53,6 +53,10 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "split_hint_spec": _NO_PARALLEL,
         "max_allowed_lock_count": _NO_PARALLEL,
     },
+    **{
+        task: {"segment_write_out_medium_factory": _NO_JVM}
+        for task in ("_SegmentListTask", "MergeTask", "AppendTask", "SameIntervalMergeTask", "ConvertSegmentTask")
+    },
     "S3ClientConfig": {
         "disable_chunked_encoding": "boto3 decides chunked encoding itself",
         "force_global_bucket_access_enabled": "boto3 resolves the bucket's region itself",

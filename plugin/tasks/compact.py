@@ -32,7 +32,6 @@ pushed are then deleted, since no segment row can ever point at them.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -54,14 +53,13 @@ from druidflow.granularity import Granularity
 from druidflow.ingest.rollup import companion_time_column
 from druidflow.intervals import ETERNITY, Interval, umbrella
 from druidflow.segments.descriptor import DataSegment
-from druidflow.segments.shardspec import TombstoneShardSpec
 from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_task
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.tuning import IndexTuningConfig
-from druidflow.tasks import index
+from druidflow.tasks import index, protocol
 from druidflow.tasks.index import BuildResult, BuildUnit, IndexPlan
 from druidflow.tasks.runtime import Runtime
 
@@ -145,12 +143,7 @@ def sha256_of_segment_ids(ids: Sequence[str]) -> str:
 
 def submit(spec: Any, rt: Runtime) -> CompactTask:
     """Parse and validate a compact task (a :class:`SpecError` before any work) and record it as RUNNING."""
-    task = spec if isinstance(spec, CompactTask) else parse_task(spec)
-    if not isinstance(task, CompactTask):
-        raise SpecError("type", task.type, "not a compact task")
-    _check_spec(task)
-    rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump())
-    return task
+    return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
 def _check_spec(task: CompactTask) -> None:
@@ -193,10 +186,15 @@ def acquire_locks(task: CompactTask, rt: Runtime, *, timeout_s: float = 0) -> li
     Raises :class:`NoSegmentsError` when there is nothing to compact (before locking anything),
     :class:`~druidflow.exceptions.LockUnavailableError` (retry later) or :class:`LockRevokedError`.
     """
+    return protocol.acquire_locks(task, rt, DEFINITION, timeout_s=timeout_s)
+
+
+def lock_requests(task: CompactTask, rt: Runtime) -> list[protocol.LockRequest]:
+    """The umbrella interval of the visible input (NoSegmentsError, before locking anything, when there is none)."""
     selection = select_input(task, rt)
     if not selection.segments:
         raise NoSegmentsError(_no_segments_message(task))
-    return index.acquire_locks(task, rt, [selection.read_interval], timeout_s=timeout_s)  # type: ignore[arg-type]
+    return protocol.lock_requests_for(task, [selection.read_interval])
 
 
 def plan(task: CompactTask, rt: Runtime) -> CompactionPlan:
@@ -268,60 +266,102 @@ def publish(plan: CompactionPlan, results: Sequence[BuildResult], rt: Runtime) -
     """Publish the output in one transaction inside the lock's critical section, after checking there, under the
     lock, that the visible input is still exactly the planned one; mark the overshadowed inputs unused in the same
     transaction. On a revoked lock or changed input nothing is written and the pushed files are deleted."""
-    task = parse_task(plan.index_task)
+    return protocol.publish(None, plan, results, rt, DEFINITION)
+
+
+def publish_plan(plan: CompactionPlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
+    """The output (stamped with ``lastCompactionState``, plus dropExisting's tombstones), on the condition that
+    the visible input is unchanged; the inputs it overshadows become unused (``overshadowed-by-compaction``)."""
     built = [s for r in results for s in r.segments]
     state = plan.compaction_state
-    stamped = [
-        r.model_copy(update={"segments": [s.model_copy(update={"last_compaction_state": state}) for s in r.segments]})
-        for r in results
-    ]
-    tombstones = _tombstones(plan, built) if plan.drop_existing else []
-    if tombstones:
-        stamped.append(BuildResult(task_id=plan.task_id, segments=tombstones))
-    guard = _PublishGuard(rt.store, plan)
-    try:
-        if not built and not tombstones:
-            _check_under_lock(plan, rt)  # nothing to write, but a revoked lock or changed input still fails the task
-        report = index.publish(task, plan.index_plan, stamped, dataclasses.replace(rt, store=guard))  # type: ignore[arg-type]
-    except (InputChangedError, LockRevokedError, LockNotHeldError):
-        _delete_pushed(built, rt)
-        raise
-    log.info(
-        "compact %s published %d segment(s) over %s; %d input segment(s) marked unused (%s)",
-        plan.task_id, len(report.segments), plan.read_interval, len(guard.marked_unused), OVERSHADOWED_BY_COMPACTION,
-    )
-    return CompactionReport(
+    segments = index.publish_plan(
+        parse_task(plan.index_task),  # type: ignore[arg-type]
+        plan.index_plan,
+        [r.model_copy(update={"segments": [s.model_copy(update={"last_compaction_state": state}) for s in r.segments]}) for r in results],
+    ).segments
+    if plan.drop_existing:
+        segments += _tombstones(plan, built)
+    intervals = [c.interval for c in plan.index_plan.chunks] or [plan.read_interval]
+    return protocol.PublishPlan(
         task_id=plan.task_id,
         data_source=plan.data_source,
-        status=report.status,
-        interval=plan.interval,
-        read_interval=plan.read_interval,
-        input_segments=plan.input_segments,
-        segments=report.segments,
-        marked_unused=guard.marked_unused,
-        reports=guard.report or report.reports,
+        lock_intervals=intervals,
+        segments=segments,
+        overshadowed_reason=OVERSHADOWED_BY_COMPACTION,
+        overshadowed_among=plan.input_segments,
+        # Appended segments the compaction read are already in its output: upgrading them too would double rows.
+        upgrade_exclude=plan.input_segments,
+        preconditions=[
+            protocol.SegmentsUnchanged(
+                interval=plan.read_interval,
+                segment_ids=plan.input_segments,
+                what=f"compaction {plan.task_id}",
+                # Appended under an APPEND lock while this compaction held its REPLACE lock: not read, upgraded.
+                upgraded_into=plan.lock_version,
+            )
+        ],
     )
 
 
-release = index.release
-heartbeat = index.heartbeat
-fail = index.fail
+release = protocol.release
+heartbeat = protocol.heartbeat
+fail = protocol.fail
+
+
+class CompactDefinition(protocol.TaskDefinition):
+    """``compact`` on the task protocol: lock the visible input, re-index it through index's build, publish a
+    version that overshadows it if it is unchanged."""
+
+    task_types = ("compact",)
+    plan_model = CompactionPlan
+    unit_model = BuildUnit
+    result_model = BuildResult
+    report_model = CompactionReport
+
+    def check(self, task: CompactTask, rt: Runtime) -> None:
+        _check_spec(task)
+
+    def lock_requests(self, task: CompactTask, rt: Runtime) -> list[protocol.LockRequest]:
+        return lock_requests(task, rt)
+
+    def plan(self, task: CompactTask, rt: Runtime) -> CompactionPlan:
+        return plan(task, rt)
+
+    def build(self, task: Any, plan: CompactionPlan, unit: BuildUnit, rt: Runtime) -> BuildResult:
+        return build(plan, unit, rt)
+
+    def build_all(self, task: Any, plan: CompactionPlan, rt: Runtime) -> list[BuildResult]:
+        return [build_all(plan, rt)]
+
+    def publish_plan(self, task: Any, plan: CompactionPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
+        return publish_plan(plan, results)
+
+    def report(self, task, plan: CompactionPlan, results, outcome, publish) -> CompactionReport:
+        marked = [sid for sid in outcome.marked_unused if sid in set(plan.input_segments)]
+        reports = _compaction_report(index.index_report(plan.task_id, plan.index_plan, results, len(publish.segments)), plan, marked)
+        log.info(
+            "compact %s published %d segment(s) over %s; %d input segment(s) marked unused (%s)",
+            plan.task_id, len(publish.segments), plan.read_interval, len(marked), OVERSHADOWED_BY_COMPACTION,
+        )
+        return CompactionReport(
+            task_id=plan.task_id,
+            data_source=plan.data_source,
+            status="SUCCESS",
+            interval=plan.interval,
+            read_interval=plan.read_interval,
+            input_segments=plan.input_segments,
+            segments=publish.segments,
+            marked_unused=marked,
+            reports=reports,
+        )
+
+
+DEFINITION = CompactDefinition()
 
 
 def run(spec: Any, rt: Runtime, *, timeout_s: float = 0) -> CompactionReport:
     """Every step in this process (the CLI, ``druidflow.tasks.dispatch`` and the auto-compaction operator)."""
-    task = submit(spec, rt)
-    try:
-        with rt.lockbox.keep_alive(task.task_id):  # a compaction may outlast the lock lease
-            acquire_locks(task, rt, timeout_s=timeout_s)
-            the_plan = plan(task, rt)
-            result = build_all(the_plan, rt)
-            return publish(the_plan, [result], rt)
-    except BaseException as exc:
-        fail(task.task_id, exc, rt)
-        raise
-    finally:
-        release(task.task_id, rt)
+    return DEFINITION.run(DEFINITION.parse_task(spec, ""), rt, timeout_s=timeout_s)
 
 
 def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:
@@ -365,28 +405,6 @@ def _some(what: str, ids: Sequence[str]) -> str:
     if not ids:
         return ""
     return f"{what}: {', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''}"
-
-
-def _verify_unchanged(plan: CompactionPlan, store: Any, conn: Any) -> None:
-    """Inside the publish transaction: the visible input must still be exactly the planned one."""
-    timeline = Timeline(store.used_segments(plan.data_source, plan.read_interval, conn=conn))
-    # Appended under an APPEND lock while this compaction held its REPLACE lock: not read, upgraded at publish.
-    upgraded = {sid for sid, version in store.pending_upgrades(plan.data_source, conn=conn) if version == plan.lock_version}
-    current = sorted(s.id for s in timeline.visible_segments(plan.read_interval) if s.id not in upgraded or s.id in plan.input_segments)
-    if current != plan.input_segments:
-        gone = sorted(set(plan.input_segments) - set(current))
-        new = sorted(set(current) - set(plan.input_segments))
-        raise InputChangedError(
-            f"compaction {plan.task_id}: the visible segments of {plan.read_interval} changed after it was planned "
-            f"({_some('gone', gone)}{'; ' if gone and new else ''}{_some('new', new)}); nothing was published. "
-            "Run the compaction again."
-        )
-
-
-def _check_under_lock(plan: CompactionPlan, rt: Runtime) -> None:
-    intervals = [c.interval for c in plan.index_plan.chunks] or [plan.read_interval]
-    with rt.lockbox.critical_section(plan.task_id, intervals, plan.data_source) as cs:
-        _verify_unchanged(plan, rt.store, cs.connection)
 
 
 def _held_lock_version(task: CompactTask, rt: Runtime, interval: Interval) -> str:
@@ -656,51 +674,6 @@ def _index_task_for(plan: CompactionPlan, chunks: Sequence[Any]) -> IndexTask:
 # ------------------------------------------------------------------------------------------ publishing
 
 
-class _PublishGuard:
-    """The metadata store as :func:`druidflow.tasks.index.publish` sees it during a compaction's publish.
-
-    Its ``publish_segments`` runs inside the lock's critical section (on its connection): it re-checks the input,
-    inserts the output, and marks the inputs the output overshadows unused, all in that one transaction. Its
-    ``set_task_status`` adds the compaction's figures to the task report. Everything else is the real store.
-    """
-
-    def __init__(self, store: Any, plan: CompactionPlan) -> None:
-        self._store = store
-        self._plan = plan
-        self.marked_unused: list[str] = []
-        self.report: Optional[dict[str, Any]] = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def publish_segments(self, segments: Sequence[DataSegment], *, conn: Any = None) -> Any:
-        segments = list(segments)
-        plan = self._plan
-        # A retried publish finds its own output already there (and its inputs overshadowed): nothing to check.
-        republish = bool(segments) and self._store.get_segment(segments[0].id, conn=conn) is not None
-        if not republish:
-            _verify_unchanged(plan, self._store, conn)
-        result = self._store.publish_segments(segments, conn=conn)
-        timeline = Timeline(self._store.used_segments(plan.data_source, plan.read_interval, conn=conn))
-        inputs = set(plan.input_segments)
-        overshadowed = sorted(s.id for s in timeline.overshadowed() if s.id in inputs)
-        if overshadowed:
-            self._store.mark_unused(plan.data_source, segment_ids=overshadowed, reason=OVERSHADOWED_BY_COMPACTION, conn=conn)
-        self.marked_unused = overshadowed
-        return result
-
-    def upgrade_appended_segments(self, data_source: str, replace_versions: Any, *, exclude: Any = (), conn: Any = None) -> Any:
-        # Appended segments the compaction read are already in its output: copying them too would double rows.
-        exclude = [*exclude, *self._plan.input_segments]
-        return self._store.upgrade_appended_segments(data_source, replace_versions, exclude=exclude, conn=conn)
-
-    def set_task_status(self, task_id: str, status: str, *, report: Optional[dict[str, Any]] = None, **kwargs: Any) -> Any:
-        if report is not None:
-            report = _compaction_report(report, self._plan, self.marked_unused)
-            self.report = report
-        return self._store.set_task_status(task_id, status, report=report, **kwargs)
-
-
 def _compaction_report(report: dict[str, Any], plan: CompactionPlan, marked_unused: Sequence[str]) -> dict[str, Any]:
     out = dict(report)
     stats = dict(out.get("ingestionStatsAndErrors") or {})
@@ -729,16 +702,7 @@ def _tombstones(plan: CompactionPlan, built: Sequence[DataSegment]) -> list[Data
     for chunk in plan.index_plan.chunks:
         if chunk.interval in with_output or not any(iv.overlaps(chunk.interval) for iv in inputs):
             continue
-        out.append(
-            DataSegment(
-                data_source=plan.data_source,
-                interval=chunk.interval,
-                version=chunk.version,
-                load_spec={"type": "tombstone"},
-                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
-                last_compaction_state=plan.compaction_state,
-            )
-        )
+        out.append(protocol.tombstone(plan.data_source, chunk.interval, chunk.version, last_compaction_state=plan.compaction_state))
     return out
 
 
@@ -746,22 +710,3 @@ def _interval_of_id(plan: CompactionPlan, segment_id: str) -> Interval:
     from druidflow.specs.tasks import segment_id_interval
 
     return segment_id_interval(plan.data_source, segment_id)
-
-
-def _delete_pushed(segments: Sequence[DataSegment], rt: Runtime) -> None:
-    """Delete files that were pushed for segments that will never be published (their version is this task's).
-
-    Nothing is deleted if any of them is in the metadata store (a retried publish whose first attempt committed).
-    """
-    try:
-        if any(rt.store.get_segment(s.id) is not None for s in segments):
-            return
-    except Exception:  # noqa: BLE001 - when in doubt, keep the files
-        return
-    for s in segments:
-        if not s.load_spec or s.load_spec.get("type") == "tombstone":
-            continue
-        try:
-            rt.storage.delete(s.load_spec)
-        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
-            log.warning("could not delete the unpublished segment file of %s", s.id, exc_info=True)

@@ -30,14 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from druidflow.exceptions import (
-    LockNotHeldError,
-    LockRevokedError,
-    LockUnavailableError,
-    SegmentConflictError,
-    SpecError,
-    TimelineConflictError,
-)
+from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
 from druidflow.ingest.hashing import hash_buckets
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
@@ -59,11 +52,11 @@ from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
 from druidflow.segments.ids import segment_id, storage_dir
-from druidflow.locks.lock import LockType
-from druidflow.segments.shardspec import NumberedShardSpec, TombstoneShardSpec, with_core_partitions
+from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
-from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.specs.tasks import IndexTask
 from druidflow.specs.unsupported import refuse_non_defaults
+from druidflow.tasks import protocol
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -138,13 +131,7 @@ class IndexReport(DruidModel):
 
 def submit(spec: Any, rt: Runtime) -> IndexTask:
     """Parse and validate an index task (raising :class:`SpecError` before any work) and record it as RUNNING."""
-    task = spec if isinstance(spec, IndexTask) else parse_task(spec)
-    if not isinstance(task, IndexTask):
-        raise SpecError("type", task.type, "not an index task")
-    _check_writable(task)
-    _check_local_input(task)
-    rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump())
-    return task
+    return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
 def _check_local_input(task: IndexTask) -> None:
@@ -176,40 +163,13 @@ def _check_writable(task: IndexTask) -> None:
 
 
 def acquire_locks(task: IndexTask, rt: Runtime, intervals: Optional[Sequence[Interval]] = None, *, timeout_s: float = 0) -> list[Any]:
-    """Lock the task's (condensed) chunk intervals. Partial locks are released if any one is unavailable.
+    """Lock the task's (condensed) chunk intervals, all or none (see :func:`druidflow.tasks.protocol.acquire_locks`).
 
     Raises :class:`LockUnavailableError` (retry later) or :class:`LockRevokedError` (give up).
     """
     if intervals is None:
-        intervals = task.spec.data_schema.granularity_spec.bucket_intervals()
-    if not intervals:
-        return []
-    held = []
-    for interval in condense(list(intervals)):
-        kwargs = dict(
-            task_id=task.task_id,
-            group_id=task.group_id,
-            datasource=task.data_source,
-            interval=interval,
-            lock_type=task.lock_type,
-            priority=task.priority,
-        )
-        result = rt.lockbox.lock(**kwargs, timeout=timeout_s) if timeout_s > 0 else rt.lockbox.try_lock(**kwargs)
-        if result.acquired:
-            held.append(result.lock)
-            continue
-        for lock in held:
-            rt.lockbox.release(task.task_id, lock.interval)
-        if result.revoked:
-            raise LockRevokedError(
-                f"task {task.task_id}: its lock on {task.data_source} {interval} was revoked by a higher-priority task; "
-                "nothing was published. Run the task again when the other task is done."
-            )
-        raise LockUnavailableError(
-            f"task {task.task_id} (priority {task.priority}): {task.data_source} {interval} is locked by a task of "
-            "equal or higher priority; retry later"
-        )
-    return held
+        return protocol.acquire_locks(task, rt, DEFINITION, timeout_s=timeout_s)
+    return protocol.acquire_locks(task, rt, requests=protocol.lock_requests_for(task, intervals), timeout_s=timeout_s)
 
 
 def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
@@ -613,14 +573,15 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     (a build re-run after its publish): the new attempt's files are deleted. Files of a publish that definitely
     failed (revoked lock, conflict) are deleted too; an error in the commit itself leaves them alone.
     """
+    return protocol.publish(task, plan, results, rt, DEFINITION)
+
+
+def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
+    """The segments of every build with their chunks' core partition counts; overwriting marks what they
+    overshadow unused (``overshadowed-by-reindex``), so that kill can find it; ``dropExisting`` asks for tombstones."""
     segments = [s for r in results for s in r.segments]
-    appending = task.spec.io_config.append_to_existing
-    if appending and _already_succeeded(task, rt):
-        # An appending task's re-run build got fresh ids: publishing them would add its rows a second time.
-        _delete_unpublished(segments, rt)
-        log.warning("task %s already published; the segments of this later attempt were discarded", task.task_id)
-        return _report(task, plan, results, rt, [])
-    if not appending:
+    append = task.spec.io_config.append_to_existing
+    if not append:
         # Dynamic segments learn their chunk's core partition count only now (hashed and range ones knew it).
         per_chunk: dict[Interval, int] = {}
         for s in segments:
@@ -631,181 +592,86 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
             else s
             for s in segments
         ]
-    intervals = condense([c.interval for c in plan.chunks]) if plan.chunks else []
-    drop = task.spec.io_config.drop_existing
-    if segments or (drop and intervals):
-        try:
-            segments = _commit(task, plan, results, segments, intervals, rt)
-        except SegmentConflictError:
-            if not _all_used(segments, rt):
-                _delete_unpublished(segments, rt)
-                raise
-            # Another attempt of this task published these very ids: that publish stands, this attempt's files go.
-            _delete_unpublished(segments, rt)
-            segments = [rt.store.get_segment(s.id).segment for s in segments]  # type: ignore[union-attr]
-        except (LockRevokedError, LockNotHeldError, TimelineConflictError, SpecError):
-            _delete_unpublished(segments, rt)  # the transaction rolled back: nothing points at these files
-            raise
-    return _report(task, plan, results, rt, segments)
+    drop = [protocol.ChunkVersion(interval=c.interval, version=c.version) for c in plan.chunks] if task.spec.io_config.drop_existing else []
+    return protocol.PublishPlan(
+        task_id=task.task_id,
+        data_source=task.data_source,
+        lock_intervals=condense([c.interval for c in plan.chunks]) if plan.chunks else [],
+        segments=segments,
+        overshadowed_reason=None if append else OVERSHADOWED_BY_REINDEX,
+        drop_existing_chunks=drop,
+    )
 
 
-def _commit(
-    task: IndexTask,
-    plan: IndexPlan,
-    results: Sequence[BuildResult],
-    segments: list[DataSegment],
-    intervals: list[Interval],
-    rt: Runtime,
-) -> list[DataSegment]:
-    """The publish transaction; returns the segments published (tombstones included)."""
-    append = task.spec.io_config.append_to_existing
-    with rt.lockbox.critical_section(task.task_id, intervals) as cs:
-        if task.spec.io_config.drop_existing:
-            segments = segments + _tombstones(task, plan, segments, rt, cs.connection)
-        for s in segments:
-            covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
-            # An APPEND lock's version is the epoch: its segments take the chunk's version, so holding it is enough.
-            if not covering or (
-                not any(lk.type is LockType.APPEND for lk in covering) and max(lk.version for lk in covering) < s.version
-            ):
-                raise LockRevokedError(
-                    f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
-                )
-        if any(lk.type is LockType.APPEND for lk in cs.locks):
-            rt.store.publish_appended_segments(segments, conn=cs.connection)
-        else:
-            rt.store.publish_segments(segments, conn=cs.connection)
-            replace_versions = [lk.version for lk in cs.locks if lk.type is LockType.REPLACE]
-            if replace_versions:
-                rt.store.upgrade_appended_segments(task.data_source, replace_versions, conn=cs.connection)
-        if not append:
-            # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
-            for interval in intervals:
-                rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
-        # In the same transaction: the task's allocations are spent, and it is SUCCESS exactly when its segments
-        # are in (a re-run of an appending task checks this before publishing its rows a second time).
-        rt.store.delete_pending_segments(task.data_source, task.task_id, conn=cs.connection)
-        report = _ingestion_reports(task, plan, results, len(segments))
-        rt.store.set_task_status(task.task_id, "SUCCESS", report=report, conn=cs.connection)
-    return segments
-
-
-def _tombstones(
-    task: IndexTask, plan: IndexPlan, built: Sequence[DataSegment], rt: Runtime, conn: Any
-) -> list[DataSegment]:
-    """``dropExisting`` (Druid's REPLACE mode): a tombstone, in the chunk's lock version, for every chunk of the
-    intervals that got no new segment but overlaps used data, so that the old data is overshadowed."""
-    with_output = {s.interval for s in built}
-    out = []
-    for chunk in plan.chunks:
-        if chunk.interval in with_output:
-            continue
-        if not rt.store.used_segments(task.data_source, chunk.interval, conn=conn):
-            continue
-        out.append(
-            DataSegment(
-                data_source=task.data_source,
-                interval=chunk.interval,
-                version=chunk.version,
-                load_spec={"type": "tombstone"},
-                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
-            )
-        )
-    return out
-
-
-def _already_succeeded(task: IndexTask, rt: Runtime) -> bool:
-    record = rt.store.get_task(task.task_id)
-    return record is not None and record.status == "SUCCESS"
-
-
-def _all_used(segments: Sequence[DataSegment], rt: Runtime) -> bool:
-    for s in segments:
-        record = rt.store.get_segment(s.id)
-        if record is None or not record.used:
-            return False
-    return True
-
-
-def _delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
-    """Delete the pushed files of ``segments`` that no segment row points at (a publish that will never be)."""
-    from druidflow.metadata import kill_queries
-
-    files = {rt.storage.load_path(s.load_spec): s.load_spec for s in segments if s.load_spec and not s.is_tombstone}
-    if not files:
-        return
-    try:
-        with rt.store.engine.connect() as conn:
-            referenced = kill_queries.referenced_paths(conn, list(files))
-    except Exception:  # noqa: BLE001 - when in doubt, keep the files (the orphan sweep finds them later)
-        log.warning("could not check which pushed files are published; leaving them", exc_info=True)
-        return
-    for path, load_spec in files.items():
-        if path in referenced:
-            continue
-        try:
-            rt.storage.delete(load_spec)
-        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
-            log.warning("could not delete the unpublished segment file %s", path, exc_info=True)
-
-
-def _ingestion_reports(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], published: int) -> dict[str, Any]:
+def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], published: int, **extra: Any) -> dict[str, Any]:
+    """Druid's ``ingestionStatsAndErrors`` report of the plan's and the builds' row counters."""
     build_stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
     return ingestion_report(
-        task.task_id,
+        task_id,
         state="COMPLETED",
         determine=(plan.row_stats, plan.unparseable_events),
         build=(build_stats, events),
         segments_published=published,
+        **extra,
     )
 
 
-def _report(
-    task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime, segments: list[DataSegment]
-) -> IndexReport:
-    reports = _ingestion_reports(task, plan, results, len(segments))
-    rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
-    return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=segments, reports=reports)
+release = protocol.release
+heartbeat = protocol.heartbeat
+fail = protocol.fail
 
 
-def release(task_id: str, rt: Runtime) -> int:
-    """Release every lock of the task and forget the segment ids it allocated (idempotent): the task is over."""
-    rt.store.delete_pending_segments(None, task_id)
-    return rt.lockbox.release_all(task_id)
+class IndexDefinition(protocol.TaskDefinition):
+    """``index`` (and ``index_parallel``) on the task protocol."""
+
+    task_types = ("index", "index_parallel")
+    plan_model = IndexPlan
+    unit_model = BuildUnit
+    result_model = BuildResult
+    report_model = IndexReport
+
+    def check(self, task: IndexTask, rt: Runtime) -> None:
+        _check_writable(task)
+        _check_local_input(task)
+
+    def lock_requests(self, task: IndexTask, rt: Runtime) -> list[protocol.LockRequest]:
+        # Without intervals the chunks are found (and locked) by determine_partitions.
+        return protocol.lock_requests_for(task, task.spec.data_schema.granularity_spec.bucket_intervals() or [])
+
+    def plan(self, task: IndexTask, rt: Runtime) -> IndexPlan:
+        return determine_partitions(task, rt)
+
+    def build(self, task: IndexTask, plan: IndexPlan, unit: BuildUnit, rt: Runtime) -> BuildResult:
+        return build(task, unit, rt)
+
+    def build_all(self, task: IndexTask, plan: IndexPlan, rt: Runtime) -> list[BuildResult]:
+        return [build_units(task, plan.build_units, rt)]  # one pass over the input for every unit
+
+    def publish_plan(self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
+        return publish_plan(task, plan, results)
+
+    def published_before(self, task: IndexTask, rt: Runtime) -> bool:
+        # An appending task's re-run build got fresh ids: publishing them would add its rows a second time.
+        if not task.spec.io_config.append_to_existing:
+            return False
+        record = rt.store.get_task(task.task_id)
+        return record is not None and record.status == "SUCCESS"
+
+    def report(self, task, plan, results, outcome, publish) -> IndexReport:
+        reports = index_report(task.task_id, plan, results, len(publish.segments))
+        return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
 
 
-def heartbeat(task_id: str, rt: Runtime) -> int:
-    """Renew the task's lock leases; raises :class:`LockRevokedError` once one was revoked (stop working)."""
-    return rt.lockbox.heartbeat(task_id, raise_revoked=True)
-
-
-def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
-    """Record the task as FAILED with the error's message (its locks are released by :func:`release`)."""
-    message = str(error) if not isinstance(error, str) else error
-    reports = ingestion_report(task_id, state="COMPLETED", error=message)
-    rt.store.set_task_status(task_id, "FAILED", report=reports, error_msg=message)
-    rt.store.delete_pending_segments(None, task_id)
+DEFINITION = IndexDefinition()
 
 
 def run(spec: Any, rt: Runtime) -> IndexReport:
     """Every step in this process: the CLI's ``druidflow run`` and the benchmark."""
-    task = submit(spec, rt)
-    try:
-        # The locks' lease is renewed for as long as the task runs, however long the build takes.
-        with rt.lockbox.keep_alive(task.task_id):
-            acquire_locks(task, rt)
-            plan = determine_partitions(task, rt)
-            result = build_units(task, plan.build_units, rt)
-            return publish(task, plan, [result], rt)
-    except BaseException as exc:
-        fail(task.task_id, exc, rt)
-        raise
-    finally:
-        release(task.task_id, rt)
+    return DEFINITION.run(DEFINITION.parse_task(spec, ""), rt)
 
 
 def run_local(spec: dict[str, Any], *, metadata_url: Optional[str] = None, deep_storage: Optional[str] = None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import KillTask, parse_task
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.storage import DeepStorage
+from druidflow.tasks import protocol
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,24 @@ def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
     if rt.store.get_task(task_id) is None:
         return
     rt.store.set_task_status(task_id, "FAILED", error_msg=str(error))
+
+
+class KillDefinition(protocol.TaskDefinition):
+    """``kill`` on the task protocol: it locks its interval (or, with ``skipLockedIntervals``, the free parts
+    holding segments to delete) and builds nothing; instead of one publish it deletes in batches, each batch
+    claimed inside the lock's critical section (see the module docstring), so it brings its own :meth:`run`."""
+
+    task_types = ("kill",)
+    report_model = KillReport
+
+    def lock_requests(self, task: KillTask, rt: Runtime) -> list[protocol.LockRequest]:
+        return protocol.lock_requests_for(task, [task.interval])
+
+    def run(self, task: KillTask, rt: Runtime, *, timeout_s: float = 0, **options: Any) -> KillReport:
+        return run(task, rt, lock_timeout_s=timeout_s, **options)
+
+
+DEFINITION = KillDefinition()
 
 
 def scheduled_kill(
@@ -450,16 +469,9 @@ class _Kill:
 
     def _acquire(self, interval: Interval, timeout_s: float, *, required: bool) -> Optional[list[Any]]:
         """Lock ``interval``; None when held, else the blocking locks (or, when ``required``, raise)."""
-        box, task = self.rt.lockbox, self.task
-        kwargs = dict(
-            task_id=task.task_id,
-            group_id=task.group_id,
-            datasource=self.ds,
-            interval=interval,
-            lock_type=task.lock_type,
-            priority=task.priority,
-        )
-        result = box.lock(**kwargs, timeout=timeout_s) if timeout_s > 0 else box.try_lock(**kwargs)
+        task = self.task
+        request = protocol.LockRequest(interval=interval, lock_type=task.lock_type, priority=task.priority)
+        result = protocol.try_lock(task, self.rt, request, timeout_s=timeout_s)
         if result.acquired:
             return None
         if required and result.revoked:

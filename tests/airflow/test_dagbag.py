@@ -47,6 +47,13 @@ print(json.dumps({
     "schedule": type(dag.timetable).__name__ if dag else None,
     "params": sorted(dag.params) if dag else [],
     "native": dag.render_template_as_native_obj if dag else None,
+    "types": {d.dag_id: {k: d.params.get_param(k).schema.get("type") for k in d.params} for d in bag.dags.values()},
+    "task_ids": {d.dag_id: sorted(t.task_id for t in d.tasks) for d in bag.dags.values()},
+    "build_retries": {d.dag_id: [t.partial_kwargs.get("retries") for t in d.tasks if t.task_id.endswith("build_segments")]
+                      for d in bag.dags.values()},
+    "labels": {d.dag_id: [t.partial_kwargs.get("map_index_template") for t in d.tasks if t.task_id.endswith("build_segments")]
+               for d in bag.dags.values()},
+    "fail_dagrun": {d.dag_id: [t.on_failure_fail_dagrun for t in d.tasks if t.is_teardown] for d in bag.dags.values()},
 }))
 """
 
@@ -96,3 +103,35 @@ def test_druidflow_index_shape(parsed):
     assert result["schedule"] == "NullTimetable"  # schedule=None: manual runs only
     assert result["native"] is True
     assert {"spec", "data_source", "input", "intervals", "append"} <= set(result["params"])
+
+
+def test_every_registered_task_type_has_its_dag(parsed):
+    from druidflow.tasks.registry import TASK_TYPES
+
+    for entry in TASK_TYPES.values():
+        if entry.type == "kill":
+            assert parsed["task_ids"]["druidflow_kill"] == ["kill"]
+            continue
+        tasks = parsed["task_ids"].get(entry.dag_id)
+        assert tasks, f"no DAG {entry.dag_id} for task type {entry.type}"
+        assert any(t.endswith(".build_segments") for t in tasks) and any(t.endswith(".release_locks") for t in tasks)
+
+
+@pytest.mark.parametrize("dag_id", ["druidflow_index", "druidflow_compact", "druidflow_append", "druidflow_merge",
+                                    "druidflow_same_interval_merge", "druidflow_convert"])
+def test_protocol_dags_label_mapped_builds_keep_retries_and_fail_a_stopped_run(parsed, dag_id):
+    assert parsed["build_retries"][dag_id] == [2]  # not the 0 that .partial() would leave
+    assert parsed["labels"][dag_id] == ["{{ task.build_unit_label }}"]
+    assert parsed["fail_dagrun"][dag_id] == [True]
+
+
+@pytest.mark.parametrize("dag_id", ["druidflow_index", "druidflow_compact", "druidflow_kill", "druidflow_append",
+                                    "druidflow_merge", "druidflow_same_interval_merge", "druidflow_convert"])
+def test_trigger_forms_mark_only_required_fields_required(parsed, dag_id):
+    types = parsed["types"][dag_id]
+    assert types["data_source"] == "string"  # required: Airflow's form marks a type without null as required
+    optional = {"spec", "dimensions", "metrics", "intervals", "append", "segment_granularity", "query_granularity",
+                "target_rows_per_segment", "priority", "versions", "limit", "batch_size", "confirm", "index_spec",
+                "force", "validate", "rollup", "timestamp_column", "timestamp_format", "input_format"}
+    for name in optional & set(types):
+        assert "null" in types[name], f"{dag_id}: optional field {name} is marked required ({types[name]})"

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from airflow.sdk import AssetAlias
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from druidflow.locks import TaskLockbox
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError, StorageError
 from druidflow.operators.index import (
     IndexAcquireLocksOperator,
@@ -268,7 +269,7 @@ def test_form_errors_name_the_trigger_form_field(env):
     op = IndexSubmitOperator(task_id="submit")
     with pytest.raises(AirflowFailException, match="Trigger form field 'input'"):
         op.execute(context(params={"data_source": "events", "input": []}))
-    with pytest.raises(AirflowFailException, match="trigger form field 'segment_granularity'"):
+    with pytest.raises(AirflowFailException, match="(?i)trigger form field 'segment_granularity'"):
         op.execute(context(params={"data_source": "events", "input": [str(env["inputs"])], "segment_granularity": "FORTNIGHT"}))
 
 
@@ -286,11 +287,18 @@ def test_a_higher_priority_holder_makes_acquire_retry(env):
     IndexAcquireLocksOperator(task_id="a", index_task=holder).execute(context())
     waiter = xcom(IndexSubmitOperator(task_id="s", spec=spec_for(env["inputs"])).execute(context()))
     acquire = IndexAcquireLocksOperator(task_id="a", index_task=waiter)
-    assert acquire.retries == 60 and acquire.retry_exponential_backoff == 2.0
-    with pytest.raises(AirflowException) as err:
-        acquire.execute(context())
-    assert not isinstance(err.value, AirflowFailException)
+    # The wait is a reschedule-mode sensor: the worker slot is given back and no retry is spent.
+    assert acquire.mode == "reschedule" and acquire.exponential_backoff
+    ctx = context()
+    ctx["ti"].get_first_reschedule_date = lambda _ctx: None
+    with pytest.raises(AirflowRescheduleException):
+        acquire.execute(ctx)
     assert env["store"].get_task(waiter["id"]).status == "RUNNING"  # still waiting, not failed
+    assert [lk for lk in TaskLockbox(env["store"].engine).locks(task_id=waiter["id"]) if lk.active] == []
+    with pytest.raises(AirflowFailException, match="ended FAILED"):  # the holder stops without publishing
+        ReleaseLocksOperator(task_id="r", index_task=holder).execute(context())
+    assert env["store"].get_task(holder["id"]).status == "FAILED"
+    assert acquire.poke(context()).xcom_value  # the next try takes the locks
 
 
 def test_a_lower_priority_holder_is_revoked_and_cannot_publish(env):
@@ -329,8 +337,8 @@ def test_teardown_after_a_failed_build_releases_locks_and_marks_the_task_failed(
     lockbox = TaskLockbox(env["store"].engine)
     assert [lk for lk in lockbox.locks(task_id=task["id"]) if lk.active]  # still held until the teardown
 
-    result = ReleaseLocksOperator(task_id="r", index_task=task).execute(context())
-    assert result == {"id": task["id"], "status": "FAILED"}
+    with pytest.raises(AirflowFailException, match="ended FAILED.*locks are released"):
+        ReleaseLocksOperator(task_id="r", index_task=task).execute(context())
     assert [lk for lk in lockbox.locks(task_id=task["id"]) if lk.active] == []
     assert env["store"].get_task(task["id"]).status == "FAILED"
     assert env["store"].used_segments("events") == []

@@ -1,0 +1,238 @@
+"""The one transactional publisher: a task's :class:`PublishPlan`, executed inside its locks' critical section.
+
+A publish plan says what a task writes — segments to insert, segments to mark unused, tombstones for dropped chunks —
+and on which conditions (:class:`SegmentsUnchanged`: the input is still what was planned). :func:`execute_publish`
+runs it in one metadata transaction through the store's own functions (``publish_segments``, or
+``publish_appended_segments`` under an APPEND lock, ``upgrade_appended_segments`` under a REPLACE lock,
+``mark_unused``, ``delete_pending_segments``), after checking every segment against the task's valid locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Optional, Union
+
+from pydantic import Field
+
+from druidflow.exceptions import InputChangedError, LockRevokedError, SpecError
+from druidflow.intervals import Interval, condense
+from druidflow.locks.lock import LockType
+from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.shardspec import TombstoneShardSpec
+from druidflow.segments.timeline import Timeline
+from druidflow.specs.base import DruidModel
+from druidflow.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class SegmentsUnchanged(DruidModel):
+    """Precondition: the ``visible`` (or ``used``) segments of ``interval`` are still exactly ``segmentIds``."""
+
+    kind: Literal["segmentsUnchanged"] = "segmentsUnchanged"
+    interval: Interval
+    segment_ids: list[str]
+    scope: Literal["visible", "used"] = "visible"
+    what: str = "task"
+    #: Segments waiting to be upgraded into this version (appended concurrently under an APPEND lock) are not
+    #: changes: the publish upgrades them instead of the task reading them.
+    upgraded_into: Optional[str] = None
+
+    def check(self, store: Any, data_source: str, conn: Any) -> None:
+        segments = store.used_segments(data_source, self.interval, conn=conn)
+        if self.scope == "visible":
+            segments = Timeline(segments).visible_segments(self.interval)
+        tolerated: set[str] = set()
+        if self.upgraded_into is not None:
+            pending = store.pending_upgrades(data_source, conn=conn)
+            tolerated = {sid for sid, version in pending if version == self.upgraded_into} - set(self.segment_ids)
+        current = sorted(s.id for s in segments if not s.is_tombstone and s.id not in tolerated)
+        wanted = sorted(self.segment_ids)
+        if current != wanted:
+            gone = sorted(set(wanted) - set(current))
+            new = sorted(set(current) - set(wanted))
+            raise InputChangedError(
+                f"{self.what}: the {self.scope} segments of {self.interval} changed after it was planned "
+                f"({_some('gone', gone)}{'; ' if gone and new else ''}{_some('new', new)}); nothing was published. "
+                "Run the task again."
+            )
+
+
+Precondition = Union[SegmentsUnchanged]
+
+
+class ChunkVersion(DruidModel):
+    """A time chunk and the version the task's lock gives its segments."""
+
+    interval: Interval
+    version: str
+
+
+class PublishPlan(DruidModel):
+    """What a task publishes, executed atomically by :func:`execute_publish` inside the lock's critical section.
+
+    ``segments`` are inserted; ``markUnused`` ids are marked unused with ``markUnusedReason``; with
+    ``overshadowedReason`` the used segments the new ones overshadow in ``lockIntervals`` (only those among
+    ``overshadowedAmong`` when given) are marked unused with that reason. ``preconditions`` are checked first,
+    unless the segments are all published already (a retried publish whose first attempt committed).
+    ``dropExistingChunks`` (Druid's REPLACE mode): each of these chunks that gets no new segment but holds used data
+    gets a tombstone in its version. Under a REPLACE lock, segments appended concurrently are upgraded into the new
+    version, except ``upgradeExclude`` (a compaction's own inputs, already in its output).
+    """
+
+    task_id: str
+    data_source: str
+    lock_intervals: list[Interval]
+    segments: list[DataSegment] = Field(default_factory=list)
+    mark_unused: list[str] = Field(default_factory=list)
+    mark_unused_reason: str = "overshadowed"
+    overshadowed_reason: Optional[str] = None
+    overshadowed_among: Optional[list[str]] = None
+    preconditions: list[Precondition] = Field(default_factory=list)
+    drop_existing_chunks: list[ChunkVersion] = Field(default_factory=list)
+    upgrade_exclude: list[str] = Field(default_factory=list)
+
+
+class PublishOutcome(DruidModel):
+    """What :func:`execute_publish` wrote."""
+
+    inserted: list[str] = Field(default_factory=list)
+    already_present: list[str] = Field(default_factory=list)
+    marked_unused: list[str] = Field(default_factory=list)
+    republished: bool = False
+    segments: list[DataSegment] = Field(default_factory=list)
+    """Everything published, tombstones included."""
+
+
+def execute_publish(
+    plan: PublishPlan, rt: Runtime, finish: Optional[Callable[[Any, PublishOutcome], None]] = None
+) -> PublishOutcome:
+    """Run ``plan`` in one metadata transaction inside the critical section of the task's locks.
+
+    Every segment must lie in a valid lock of the task whose version is at least the segment's (Druid's
+    ``segmentTransactionalInsert`` check; an APPEND lock's segments take their chunk's version); a revoked or expired
+    lock, or a failed precondition, raises before anything is written. In the same transaction the task's pending
+    segments are forgotten and ``finish(connection, outcome)`` runs (it records the task SUCCESS with its report), so
+    a task is SUCCESS exactly when its segments are in. Publishing the same segments again is a no-op.
+    """
+    intervals = condense(list(plan.lock_intervals))
+    if not (plan.segments or plan.preconditions or plan.mark_unused or (plan.drop_existing_chunks and intervals)):
+        outcome = PublishOutcome()  # nothing to write and nothing to check
+        if finish is not None:
+            with rt.store.engine.begin() as conn:
+                finish(conn, outcome)
+        return outcome
+    if not intervals:
+        raise SpecError("lockIntervals", [], "a publish needs the intervals of the task's locks")
+    store = rt.store
+    with rt.lockbox.critical_section(plan.task_id, intervals, plan.data_source) as cs:
+        conn = cs.connection
+        segments = list(plan.segments) + _tombstones(store, plan, conn)
+        appending = any(lk.type is LockType.APPEND for lk in cs.locks)
+        for s in segments:
+            covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
+            if not covering or (
+                not any(lk.type is LockType.APPEND for lk in covering) and max(lk.version for lk in covering) < s.version
+            ):
+                raise LockRevokedError(
+                    f"task {plan.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
+                )
+        republished = bool(segments) and all(store.get_segment(s.id, conn=conn) is not None for s in segments)
+        if not republished:
+            for condition in plan.preconditions:
+                condition.check(store, plan.data_source, conn)
+        result = None
+        if segments and appending:
+            result = store.publish_appended_segments(segments, conn=conn)
+        elif segments:
+            result = store.publish_segments(segments, conn=conn)
+        replace_versions = [lk.version for lk in cs.locks if lk.type is LockType.REPLACE]
+        if replace_versions and not appending:
+            store.upgrade_appended_segments(plan.data_source, replace_versions, exclude=plan.upgrade_exclude, conn=conn)
+        marked: list[str] = []
+        if plan.mark_unused:
+            store.mark_unused(plan.data_source, segment_ids=plan.mark_unused, reason=plan.mark_unused_reason, conn=conn)
+            marked += list(plan.mark_unused)
+        if plan.overshadowed_reason is not None:
+            ids = _overshadowed(store, plan, intervals, conn)
+            if ids:
+                store.mark_unused(plan.data_source, segment_ids=ids, reason=plan.overshadowed_reason, conn=conn)
+            marked += ids
+        outcome = PublishOutcome(
+            inserted=list(result.inserted) if result else [],
+            already_present=list(result.already_present) if result else [],
+            marked_unused=sorted(set(marked)),
+            republished=republished,
+            segments=segments,
+        )
+        store.delete_pending_segments(plan.data_source, plan.task_id, conn=conn)
+        if finish is not None:
+            finish(conn, outcome)
+    return outcome
+
+
+def _tombstones(store: Any, plan: PublishPlan, conn: Any) -> list[DataSegment]:
+    """``dropExistingChunks``: a tombstone for each chunk that gets no new segment but overlaps used data."""
+    with_output = {s.interval for s in plan.segments}
+    out = []
+    for chunk in plan.drop_existing_chunks:
+        if chunk.interval in with_output or not store.used_segments(plan.data_source, chunk.interval, conn=conn):
+            continue
+        out.append(tombstone(plan.data_source, chunk.interval, chunk.version))
+    return out
+
+
+def tombstone(data_source: str, interval: Interval, version: str, **fields: Any) -> DataSegment:
+    """A tombstone: a segment without rows that overshadows older data of its interval."""
+    return DataSegment(
+        data_source=data_source,
+        interval=interval,
+        version=version,
+        load_spec={"type": "tombstone"},
+        shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
+        **fields,
+    )
+
+
+def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], conn: Any) -> list[str]:
+    among = set(plan.overshadowed_among) if plan.overshadowed_among is not None else None
+    out: set[str] = set()
+    for interval in intervals:
+        candidates = store.used_segments(plan.data_source, interval, conn=conn)
+        if not candidates:
+            continue
+        # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover.
+        span = Interval(min(s.interval.start for s in candidates), max(s.interval.end for s in candidates))
+        for s in Timeline(store.used_segments(plan.data_source, span, conn=conn)).overshadowed():
+            if s.interval.overlaps(interval) and (among is None or s.id in among):
+                out.add(s.id)
+    return sorted(out)
+
+
+def _some(what: str, ids: Sequence[str]) -> str:
+    if not ids:
+        return ""
+    return f"{what}: {', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''}"
+
+
+def delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
+    """Delete the pushed files of ``segments`` that no segment row points at (a publish that will never be)."""
+    from druidflow.metadata import kill_queries
+
+    files = {rt.storage.load_path(s.load_spec): s.load_spec for s in segments if s.load_spec and not s.is_tombstone}
+    if not files:
+        return
+    try:
+        with rt.store.engine.connect() as conn:
+            referenced = kill_queries.referenced_paths(conn, list(files))
+    except Exception:  # noqa: BLE001 - when in doubt, keep the files (the orphan sweep finds them later)
+        log.warning("could not check which pushed files are published; leaving them", exc_info=True)
+        return
+    for path, load_spec in files.items():
+        if path in referenced:
+            continue
+        try:
+            rt.storage.delete(load_spec)
+        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
+            log.warning("could not delete the unpublished segment file %s", path, exc_info=True)
