@@ -1,0 +1,284 @@
+"""One Kafka indexing task (Druid's ``index_kafka``), as steps over the index task's machinery.
+
+    read (spool [start, ...) per partition) ─▶ lock requests (APPEND, priority 75, per time chunk the messages
+    fall in) ─▶ plan (one build unit, appending) ─▶ build (the index build) ─▶ publish (segments + offsets, one
+    transaction)
+
+Exactly once: the publish transaction runs inside the lock critical section and, on the same connection,
+compares the committed offsets with the task's start offsets and commits its end offsets
+(:func:`druidflow.streaming.offsets.compare_and_swap`) before inserting the segments. A retried or duplicated
+task has the same start, so at most one of them publishes; the others fail with nothing published and their
+pushed files and pending segment ids removed. A task killed anywhere has published either everything or
+nothing: its locks free themselves when their lease runs out and the supervisor reads the range again.
+
+Segments are appended as new partitions of each chunk's current version (the store's append allocation under
+APPEND locks), so batch (50) and compaction (25) tasks, which cannot preempt 75, never overwrite a streaming
+publish in flight; if a chunk nevertheless got a newer version between allocation and publish, the publish is
+refused (the rows would be invisible) and the range is read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from typing import Any, Optional
+
+from pydantic import Field
+
+from druidflow.exceptions import (
+    DruidflowError,
+    LockRevokedError,
+    LockUnavailableError,
+    PublishConflictError,
+)
+from druidflow.ingest.stats import RowStats
+from druidflow.intervals import Interval, Period, condense, now_ms, parse_instant
+from druidflow.locks.lock import APPEND_VERSION, LockType
+from druidflow.segments.descriptor import DataSegment
+from druidflow.specs.base import DruidModel
+from druidflow.specs.tasks import IndexTask
+from druidflow.streaming import kafka_client, offsets
+from druidflow.streaming.kafka_spec import KAFKA_TASK_TYPE, KafkaSupervisorSpec, parse_supervisor_spec
+from druidflow.tasks import index
+from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_PUBLISH_ATTEMPTS = 5
+
+
+class KafkaTaskSpec(DruidModel):
+    """What one task reads: the partitions' start offsets, for a supervisor spec. Serialisable (XCom, stdin)."""
+
+    task_id: str
+    topic: str
+    start: dict[int, int]
+    created_ms: int
+    supervisor: dict[str, Any]
+
+    @property
+    def data_source(self) -> str:
+        return self.supervisor["spec"]["dataSchema"]["dataSource"]
+
+
+class KafkaTaskReport(DruidModel):
+    """The outcome: status, the offset range read and (when published) committed, the segments, the counters."""
+
+    task_id: str
+    data_source: str
+    status: str
+    published: bool
+    start: dict[int, int]
+    end: dict[int, int]
+    at_end: list[int] = Field(default_factory=list)
+    messages: int = 0
+    segments: list[str] = Field(default_factory=list)
+    row_stats: RowStats = Field(default_factory=RowStats)
+    error: Optional[str] = None
+
+
+def group_id(data_source: str) -> str:
+    """The lock group of every Kafka task of a dataSource (they share APPEND locks)."""
+    return f"{KAFKA_TASK_TYPE}_{data_source}"
+
+
+# ------------------------------------------------------------------------------------------------------ steps
+
+
+def message_window(sup: KafkaSupervisorSpec, created_ms: int) -> tuple[Optional[int], Optional[int]]:
+    """(minimum, maximum) message time: Druid's lateMessageRejectionPeriod / StartDateTime before the task's
+    creation, and earlyMessageRejectionPeriod after its end (creation + taskDuration)."""
+    io = sup.io
+    lo = hi = None
+    if io.late_message_rejection_period is not None:
+        lo = created_ms - io.ms("late_message_rejection_period")
+    elif io.late_message_rejection_start_date_time is not None:
+        lo = parse_instant(io.late_message_rejection_start_date_time)
+    if io.early_message_rejection_period is not None:
+        hi = created_ms + io.ms("task_duration") + io.ms("early_message_rejection_period") + 1
+    return lo, hi
+
+
+def read(task: KafkaTaskSpec, sup: KafkaSupervisorSpec, rt: Runtime, scratch: Any) -> kafka_client.SpoolResult:
+    """Spool ``[start, ...)`` of the task's partitions until their end, the budget or taskDuration."""
+    cons = kafka_client.consumer(sup.io, f"druidflow-{sup.id}")
+    try:
+        deadline = time.monotonic() + sup.io.ms("task_duration") / 1000.0
+        return kafka_client.spool(
+            cons, task.topic, task.start, scratch / "messages.txt",
+            max_messages=sup.io.max_messages_per_task, deadline=deadline,
+            poll_timeout_ms=sup.io.poll_timeout,
+            flush_every_s=_seconds(sup.tuning.intermediate_persist_period),
+        )
+    finally:
+        cons.close()
+
+
+def _seconds(period: str) -> float:
+    return Period.parse(period).fixed_ms / 1000.0
+
+
+def lock_requests(index_task: IndexTask, rt: Runtime) -> tuple[list[Interval], RowStats, list[dict[str, Any]]]:
+    """The time chunks the spooled messages fall in (one pass of the index task's determine step)."""
+    chunks, _, stats, events = index._determine(index_task, rt, None)
+    return sorted(chunks), stats, events
+
+
+def acquire_locks(index_task: IndexTask, chunks: list[Interval], rt: Runtime) -> None:
+    """APPEND locks on the chunks at the task's priority (75), waiting up to ``taskLockTimeout``."""
+    held: list[Interval] = []
+    for interval in condense(chunks):
+        result = rt.lockbox.lock(
+            task_id=index_task.task_id, group_id=group_id(index_task.data_source), datasource=index_task.data_source,
+            interval=interval, lock_type=LockType.APPEND, priority=index_task.priority,
+            timeout=index_task.lock_timeout_ms / 1000.0,
+        )
+        if not result.acquired:
+            for iv in held:
+                rt.lockbox.release(index_task.task_id, iv)
+            if result.revoked:
+                raise LockRevokedError(f"task {index_task.task_id}: its lock on {interval} was revoked")
+            raise LockUnavailableError(
+                f"task {index_task.task_id} (priority {index_task.priority}): {index_task.data_source} {interval} is "
+                "locked by a task of equal or higher priority; the supervisor retries the range"
+            )
+        held.append(interval)
+
+
+def plan(index_task: IndexTask, chunks: list[Interval]) -> index.BuildUnit:
+    """One appending build unit over every chunk: segment ids are allocated in each chunk's current version."""
+    plans = [index.ChunkPlan(interval=c, version=APPEND_VERSION) for c in chunks]
+    return index.BuildUnit(task_id=index_task.task_id, chunks=plans, all_chunks=chunks, primary=True)
+
+
+def publish(
+    task: KafkaTaskSpec, index_task: IndexTask, segments: list[DataSegment], end: dict[int, int], rt: Runtime
+) -> offsets.StreamOffsets:
+    """Segments and offsets in one transaction inside the critical section (or offsets alone if no segment)."""
+    ds = task.data_source
+    intervals = condense(sorted({s.interval for s in segments}))
+    for attempt in range(_PUBLISH_ATTEMPTS):
+        try:
+            if not segments:
+                with rt.store.engine.begin() as conn:
+                    return offsets.compare_and_swap(conn, ds, task.topic, task.start, end)
+            with rt.lockbox.critical_section(index_task.task_id, intervals, datasource=ds) as cs:
+                _check_still_visible(ds, segments, rt, cs.connection)
+                committed = offsets.compare_and_swap(cs.connection, ds, task.topic, task.start, end)
+                rt.store.publish_segments(segments, conn=cs.connection)
+                rt.store.delete_pending_segments(ds, index_task.task_id, conn=cs.connection)
+                return committed
+        except PublishConflictError:
+            if attempt == _PUBLISH_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _check_still_visible(ds: str, segments: list[DataSegment], rt: Runtime, conn: Any) -> None:
+    for interval in sorted({s.interval for s in segments}):
+        mine = max(s.version for s in segments if s.interval == interval)
+        newer = [
+            s.version for s in rt.store.used_segments(ds, interval, conn=conn)
+            if s.version > mine and s.interval.contains(interval)
+        ]
+        if newer:
+            raise PublishConflictError(
+                f"{ds} {interval} got version {max(newer)} while this task appended to version {mine}; "
+                "nothing was published and the range is read again"
+            ) from None
+
+
+# ------------------------------------------------------------------------------------------------------ run
+
+
+def run(task: KafkaTaskSpec, rt: Runtime) -> KafkaTaskReport:
+    """Every step in this process; records the task in the tasks table and always releases its locks."""
+    sup = parse_supervisor_spec(task.supervisor)
+    ds = sup.data_source
+    rt.store.insert_task(task.task_id, KAFKA_TASK_TYPE, ds, group_id(ds), task.model_dump())
+    scratch = rt.scratch(f"{task.task_id[:40]}-kafka-")
+    segments: list[DataSegment] = []
+    published = False
+    spooled: Optional[kafka_client.SpoolResult] = None
+    try:
+        with rt.lockbox.keep_alive(task.task_id):
+            spooled = read(task, sup, rt, scratch)
+            index_task = sup.index_task(task.task_id, str(scratch / "messages.txt"), message_window(sup, task.created_ms))
+            stats = RowStats()
+            if spooled.null_messages:
+                stats = RowStats(thrown_away=spooled.null_messages, thrown_away_by_reason={"nullOrEmptyRecord": spooled.null_messages})
+            events: list[dict[str, Any]] = []
+            if spooled.messages:
+                chunks, determined, determine_events = lock_requests(index_task, rt)
+                if chunks:
+                    acquire_locks(index_task, chunks, rt)
+                    built = index.build_units(index_task, [plan(index_task, chunks)], rt)
+                    segments = built.segments
+                    stats, events = stats.plus(built.row_stats), built.unparseable_events
+                else:  # every message was thrown away or unparseable: nothing to build, the offsets still move on
+                    stats, events = stats.plus(determined), determine_events
+            if segments or spooled.end != task.start:
+                publish(task, index_task, segments, spooled.end, rt)
+            published = True
+            reports = ingestion_report(task.task_id, state="COMPLETED", build=(stats, events), segments_published=len(segments))
+            rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+            return KafkaTaskReport(
+                task_id=task.task_id, data_source=ds, status="SUCCESS", published=True, start=task.start,
+                end=spooled.end, at_end=sorted(spooled.at_end), messages=spooled.messages,
+                segments=[s.id for s in segments], row_stats=stats,
+            )
+    except BaseException as exc:
+        if not published:
+            _discard(ds, task.task_id, segments, rt)
+        message = str(exc) or type(exc).__name__
+        rt.store.set_task_status(
+            task.task_id, "FAILED", report=ingestion_report(task.task_id, state="COMPLETED", error=message), error_msg=message
+        )
+        if isinstance(exc, DruidflowError):
+            return KafkaTaskReport(
+                task_id=task.task_id, data_source=ds, status="FAILED", published=False, start=task.start,
+                end=spooled.end if spooled else dict(task.start), messages=spooled.messages if spooled else 0,
+                error=message,
+            )
+        raise
+    finally:
+        rt.lockbox.release_all(task.task_id)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _discard(ds: str, task_id: str, segments: list[DataSegment], rt: Runtime) -> None:
+    """Nothing was published: remove the pushed files and free the pending ids, which no one else can have."""
+    for s in segments:
+        try:
+            rt.storage.delete(s.load_spec)
+        except Exception:  # noqa: BLE001 - an orphan file is swept later; never hide the task's own error
+            log.warning("could not delete unpublished segment file of %s", s.id, exc_info=True)
+    try:
+        rt.store.delete_pending_segments(ds, task_id)
+    except Exception:  # noqa: BLE001
+        log.warning("could not delete the pending segments of task %s", task_id, exc_info=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m druidflow.streaming.kafka_task METADATA_URL DEEP_STORAGE`` with the task JSON on stdin; prints
+    the report as JSON (how the supervisor runs each task in its own process)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    rt = Runtime.from_urls(args[0], args[1], migrate=False)
+    task = KafkaTaskSpec.model_validate_json(sys.stdin.read())
+    report = run(task, rt)
+    print(report.model_dump_json())
+    return 0 if report.status == "SUCCESS" else 2
+
+
+def new_task(sup: KafkaSupervisorSpec, start: dict[int, int]) -> KafkaTaskSpec:
+    return KafkaTaskSpec(
+        task_id=sup.new_task_id(), topic=sup.io.topic, start=start, created_ms=now_ms(), supervisor=sup.model_dump()
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
