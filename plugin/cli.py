@@ -7,6 +7,7 @@
     druidflow locks [--datasource D] [--json]
     druidflow timeline DATASOURCE [--interval I]
     druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
+    druidflow supervise SPEC.json [--until-caught-up]   run a Kafka supervisor (and supervisor status|suspend|resume|reset)
     druidflow demo                              ingest the bundled sample and print its timeline
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
@@ -208,10 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
+    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
+    register_kafka(sub)
     return parser
 
 

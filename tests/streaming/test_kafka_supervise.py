@@ -24,3 +24,38 @@ def test_n_messages_give_exactly_n_rows_then_m_more(kafka_broker, runtime):
     assert sum(seen.values()) == 3700 and set(seen) == set(range(3700))
     committed = offsets.committed(runtime.store.engine, "events")
     assert sum(committed.offsets.values()) == 3700
+
+
+def test_cli_supervise_in_child_processes_and_supervisor_commands(kafka_broker, tmp_path, capsys):
+    import json
+
+    from druidflow.cli import main
+    from druidflow.tasks.runtime import Runtime
+
+    topic = kafka_broker.create_topic(partitions=2)
+    kafka_broker.produce(topic, messages(0, 500), partitions=2)
+    spec_file = tmp_path / "sup.json"
+    spec_file.write_text(json.dumps(kafka_spec(kafka_broker.bootstrap, topic, data_source="cli_events")))
+    url, deep = f"sqlite:///{tmp_path / 'm.db'}", str(tmp_path / "deep")
+    common = ["--metadata-url", url, "--deep-storage", deep]
+    assert main(common + ["supervise", str(spec_file), "--until-caught-up", "--max-cycles", "10"]) == 0
+    rt = Runtime.from_urls(url, deep)
+    assert sum(visible_ids(rt, "cli_events").values()) == 500
+
+    capsys.readouterr()
+    assert main(common + ["supervisor", "status", "cli_events"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert {p: v["committedOffset"] for p, v in status["partitions"].items()} == {"0": 250, "1": 250}
+    assert status["state"] == "RUNNING" and status["lastPublish"]
+
+    assert main(common + ["supervisor", "suspend", "cli_events"]) == 0
+    kafka_broker.produce(topic, messages(500, 10), partitions=2)
+    cycles = supervisor.supervise(json.loads(spec_file.read_text()), rt, max_cycles=1)
+    assert cycles[0].suspended and sum(visible_ids(rt, "cli_events").values()) == 500
+    assert main(common + ["supervisor", "resume", "cli_events"]) == 0
+
+    assert main(common + ["supervisor", "reset", "cli_events"]) == 0
+    assert "dry run" in capsys.readouterr().out
+    assert offsets.committed(rt.store.engine, "cli_events") is not None
+    assert main(common + ["supervisor", "reset", "cli_events", "--to", "earliest", "--confirm"]) == 0
+    assert offsets.committed(rt.store.engine, "cli_events").offsets == {0: 0, 1: 0}
