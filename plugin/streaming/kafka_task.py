@@ -79,6 +79,7 @@ class KafkaTaskReport(DruidModel):
     segments: list[str] = Field(default_factory=list)
     row_stats: RowStats = Field(default_factory=RowStats)
     error: Optional[str] = None
+    error_type: Optional[str] = None
 
 
 def group_id(data_source: str) -> str:
@@ -243,7 +244,7 @@ def run(task: KafkaTaskSpec, rt: Runtime) -> KafkaTaskReport:
             return KafkaTaskReport(
                 task_id=task.task_id, data_source=ds, status="FAILED", published=False, start=task.start,
                 end=spooled.end if spooled else dict(task.start), messages=spooled.messages if spooled else 0,
-                error=message,
+                error=message, error_type=type(exc).__name__,
             )
         raise
     finally:
