@@ -41,7 +41,6 @@ _CLUSTER_ONLY_TUNING = {
 _CLUSTER_ONLY_IO = ("autoScalerConfig", "idleConfig", "configOverrides", "topicPattern", "multiTopic", "emitTimeLagPeriod")
 # Tuning fields handed to the index build unchanged.
 _BUILD_TUNING = (
-    "maxRowsInMemory",
     "maxBytesInMemory",
     "skipBytesInMemoryOverheadCheck",
     "maxPendingPersists",
