@@ -1,0 +1,106 @@
+"""One Kafka task's rules: rejection periods, parse exceptions, tombstones, replicas, and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from druidflow.intervals import now_ms
+from druidflow.streaming import kafka_task, offsets, supervisor
+from druidflow.streaming.kafka_spec import parse_supervisor_spec
+from druidflow.tasks.runtime import Runtime
+
+from tests.streaming.conftest import kafka_spec
+from tests.streaming.helpers import messages, visible_ids
+
+HOUR = 3_600_000
+
+
+def _one_task(sup, rt):
+    tasks = supervisor.plan_tasks(sup, rt)
+    assert len(tasks) == 1
+    return kafka_task.run(tasks[0], rt)
+
+
+def test_late_and_early_messages_are_thrown_away(kafka_broker, runtime):
+    topic = kafka_broker.create_topic(partitions=1)
+    now = now_ms()
+    values = [
+        {"ts": now - 3 * HOUR, "id": 1, "page": "late", "n": 1},
+        {"ts": now - 10 * 60_000, "id": 2, "page": "ok", "n": 1},
+        {"ts": now + 30 * 60_000, "id": 3, "page": "ok", "n": 1},
+        {"ts": now + 5 * HOUR, "id": 4, "page": "early", "n": 1},
+    ]
+    kafka_broker.produce(topic, values, partitions=1)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="windowed", lateMessageRejectionPeriod="PT1H",
+                      earlyMessageRejectionPeriod="PT1H", taskDuration="PT1H")
+    report = _one_task(parse_supervisor_spec(spec), runtime)
+    assert report.status == "SUCCESS"
+    assert report.row_stats.processed == 2 and report.row_stats.thrown_away == 2
+    assert set(visible_ids(runtime, "windowed")) == {2, 3}
+    assert offsets.committed(runtime.store.engine, "windowed").offsets == {0: 4}  # thrown-away messages are consumed
+
+
+def test_unparseable_messages_follow_max_parse_exceptions(kafka_broker, runtime):
+    topic = kafka_broker.create_topic(partitions=1)
+    kafka_broker.produce(topic, [json.dumps(m).encode() for m in messages(0, 5)] + [b"{not json", b"{\"ts\": \"never\"}"], partitions=1)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="strict")
+    spec["spec"]["tuningConfig"]["maxParseExceptions"] = 1
+    sup = parse_supervisor_spec(spec)
+    report = _one_task(sup, runtime)
+    assert report.status == "FAILED" and "maxParseExceptions" in report.error
+    assert offsets.committed(runtime.store.engine, "strict") is None and visible_ids(runtime, "strict") == {}
+    assert runtime.store.pending_segments("strict") == []
+
+    spec["spec"]["tuningConfig"]["maxParseExceptions"] = 2
+    spec["spec"]["tuningConfig"]["maxSavedParseExceptions"] = 5
+    report = _one_task(parse_supervisor_spec(spec), runtime)
+    assert report.status == "SUCCESS" and report.row_stats.unparseable == 2 and report.row_stats.processed == 5
+    saved = runtime.store.get_task(report.task_id).report["ingestionStatsAndErrors"]["payload"]["unparseableEvents"]["buildSegments"]
+    assert len(saved) == 2
+    assert offsets.committed(runtime.store.engine, "strict").offsets == {0: 7}
+
+
+def test_tombstones_are_consumed_and_thrown_away(kafka_broker, runtime):
+    topic = kafka_broker.create_topic(partitions=1)
+    kafka_broker.produce(topic, [messages(0, 1)[0], None, messages(1, 1)[0]], partitions=1)
+    report = _one_task(parse_supervisor_spec(kafka_spec(kafka_broker.bootstrap, topic, data_source="tomb")), runtime)
+    assert report.row_stats.thrown_away == 1 and report.row_stats.processed == 2
+    assert offsets.committed(runtime.store.engine, "tomb").offsets == {0: 3}
+
+
+def test_replicas_read_the_same_range_and_exactly_one_publishes(kafka_broker, runtime):
+    topic = kafka_broker.create_topic(partitions=2)
+    kafka_broker.produce(topic, messages(0, 400), partitions=2)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="replicated", replicas=2)
+    cycle = supervisor.run_cycle(parse_supervisor_spec(spec), runtime, supervisor.inline_runner(runtime))
+    assert len(cycle.reports) == 2 and cycle.reports[0].start == cycle.reports[1].start
+    assert sorted(r.published for r in cycle.reports) == [False, True]
+    loser = next(r for r in cycle.reports if not r.published)
+    assert loser.error_type == "OffsetsMismatchError"
+    seen = visible_ids(runtime, "replicated")
+    assert sum(seen.values()) == 400 and max(seen.values()) == 1
+    assert runtime.store.pending_segments("replicated") == []
+
+
+def test_on_postgresql_with_a_task_per_partition(kafka_broker, pg_url, tmp_path):
+    rt = Runtime.from_urls(pg_url, str(tmp_path / "deep"), work_dir=tmp_path / "work")
+    topic = kafka_broker.create_topic(partitions=3)
+    kafka_broker.produce(topic, messages(0, 900), partitions=3)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="pg_events", taskCount=3)
+    cycles = supervisor.supervise(spec, rt, until_caught_up=True, max_cycles=10)
+    assert cycles[-1].caught_up and len(cycles[0].reports) == 3
+    seen = visible_ids(rt, "pg_events")
+    assert sum(seen.values()) == 900 and set(seen) == set(range(900))
+
+
+def test_a_task_overrunning_completion_timeout_is_killed_and_publishes_nothing(kafka_broker, sqlite_url, tmp_path):
+    rt = Runtime.from_urls(sqlite_url, str(tmp_path / "deep"), work_dir=tmp_path / "work")
+    topic = kafka_broker.create_topic(partitions=1)
+    kafka_broker.produce(topic, messages(0, 10), partitions=1)
+    sup = parse_supervisor_spec(kafka_spec(kafka_broker.bootstrap, topic, data_source="slow"))
+    runner = supervisor.process_runner(sqlite_url, str(tmp_path / "deep"), timeout_s=0.05)
+    report = runner(supervisor.plan_tasks(sup, rt)[0])
+    assert report.status == "FAILED" and "completionTimeout" in report.error
+    assert offsets.committed(rt.store.engine, "slow") is None
+    ok = supervisor.process_runner(sqlite_url, str(tmp_path / "deep"), timeout_s=120)(supervisor.plan_tasks(sup, rt)[0])
+    assert ok.status == "SUCCESS" and ok.published and offsets.committed(rt.store.engine, "slow").offsets == {0: 10}
