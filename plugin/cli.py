@@ -8,6 +8,7 @@
     druidflow timeline DATASOURCE [--interval I]
     druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
     druidflow supervise SPEC.json [--until-caught-up]   run a Kafka supervisor (and supervisor status|suspend|resume|reset)
+    druidflow query "SELECT ... FROM DATASOURCE"  SQL over the visible segments (DuckDB)
     druidflow demo                              ingest the bundled sample and print its timeline
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
@@ -210,11 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from druidflow.locks.cli import register as register_locks
     from druidflow.streaming.kafka_cli import register as register_kafka
+    from druidflow.sql_cli import register as register_query
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
     register_kafka(sub)
+    register_query(sub)
     return parser
 
 

@@ -75,6 +75,10 @@ class NoSegmentsError(TerminalError):
     """The interval holds no segment to work on."""
 
 
+class QueryError(TerminalError):
+    """A SQL query over the visible segments is not valid or names what does not exist."""
+
+
 class StorageError(RetryableError):
     """Deep storage failed in a way that may be transient."""
 
