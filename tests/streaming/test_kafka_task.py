@@ -104,3 +104,21 @@ def test_a_task_overrunning_completion_timeout_is_killed_and_publishes_nothing(k
     assert offsets.committed(rt.store.engine, "slow") is None
     ok = supervisor.process_runner(sqlite_url, str(tmp_path / "deep"), timeout_s=120)(supervisor.plan_tasks(sup, rt)[0])
     assert ok.status == "SUCCESS" and ok.published and offsets.committed(rt.store.engine, "slow").offsets == {0: 10}
+
+
+def test_offsets_gone_from_the_broker_stop_the_supervisor_unless_reset_automatically(runtime, monkeypatch):
+    # tansu cannot truncate a partition (no retention, no DeleteRecords), so the broker's answer is stood in for.
+    import pytest
+
+    from druidflow.exceptions import InputError
+
+    monkeypatch.setattr(supervisor, "_broker_offsets", lambda sup: ([0, 1], {0: (5, 10), 1: (0, 3)}))
+    spec = kafka_spec("127.0.0.1:9", "gone", data_source="gone")
+    offsets.reset(runtime.store.engine, "gone", "gone", {0: 2, 1: 1})
+    with pytest.raises(InputError, match="resetOffsetAutomatically"):
+        supervisor.plan_tasks(parse_supervisor_spec(spec), runtime)
+    assert offsets.committed(runtime.store.engine, "gone").offsets == {0: 2, 1: 1}
+    spec["spec"]["tuningConfig"]["resetOffsetAutomatically"] = True
+    (task,) = supervisor.plan_tasks(parse_supervisor_spec(spec), runtime)
+    assert task.start == {0: 5, 1: 1}
+    assert offsets.committed(runtime.store.engine, "gone").offsets == {0: 5, 1: 1}
