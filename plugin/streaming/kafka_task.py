@@ -32,6 +32,8 @@ from druidflow.exceptions import (
     LockRevokedError,
     LockUnavailableError,
     PublishConflictError,
+    PublishStateUnknownError,
+    TerminalError,
 )
 from druidflow.ingest.stats import RowStats
 from druidflow.intervals import Interval, Period, condense, now_ms, parse_instant
@@ -49,6 +51,11 @@ from druidflow.tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 _PUBLISH_ATTEMPTS = 5
+
+
+class ChunkOvershadowedError(TerminalError):
+    """A chunk got a newer version after this task allocated its segments in it: they would be invisible, so
+    nothing is published and the supervisor reads the range again (appending to the new version)."""
 
 
 class KafkaTaskSpec(DruidModel):
@@ -163,6 +170,7 @@ def publish(
     ds = task.data_source
     intervals = condense(sorted({s.interval for s in segments}))
     for attempt in range(_PUBLISH_ATTEMPTS):
+        written: Optional[offsets.StreamOffsets] = None
         try:
             if not segments:
                 with rt.store.engine.begin() as conn:
@@ -172,12 +180,35 @@ def publish(
                 committed = offsets.compare_and_swap(cs.connection, ds, task.topic, task.start, end)
                 rt.store.publish_segments(segments, conn=cs.connection)
                 rt.store.delete_pending_segments(ds, index_task.task_id, conn=cs.connection)
-                return committed
+                written = committed
+            return committed
         except PublishConflictError:
             if attempt == _PUBLISH_ATTEMPTS - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+        except Exception as exc:
+            if written is None:
+                raise  # raised inside the transaction: rolled back, nothing published
+            return _after_failed_commit(task, segments, end, rt, exc)
     raise AssertionError("unreachable")
+
+
+def _after_failed_commit(
+    task: KafkaTaskSpec, segments: list[DataSegment], end: dict[int, int], rt: Runtime, exc: Exception
+) -> offsets.StreamOffsets:
+    """The commit itself failed (e.g. the connection dropped): look whether it happened before deciding."""
+    try:
+        stored = offsets.committed(rt.store.engine, task.data_source)
+        present = [rt.store.get_segment(s.id) is not None for s in segments]
+    except Exception:  # noqa: BLE001 - cannot tell: the caller must keep the files
+        raise PublishStateUnknownError(
+            f"task {task.task_id}: the publish commit failed ({exc}) and its outcome cannot be read; segment files kept"
+        ) from exc
+    if all(present) and stored is not None and all(stored.offsets.get(p) == o for p, o in end.items()):
+        return stored
+    if not any(present):
+        raise PublishConflictError(f"task {task.task_id}: the publish commit failed ({exc}); nothing was published") from exc
+    raise PublishStateUnknownError(f"task {task.task_id}: the publish commit failed ({exc}) with a partial outcome") from exc
 
 
 def _check_still_visible(ds: str, segments: list[DataSegment], rt: Runtime, conn: Any) -> None:
@@ -188,7 +219,7 @@ def _check_still_visible(ds: str, segments: list[DataSegment], rt: Runtime, conn
             if s.version > mine and s.interval.contains(interval)
         ]
         if newer:
-            raise PublishConflictError(
+            raise ChunkOvershadowedError(
                 f"{ds} {interval} got version {max(newer)} while this task appended to version {mine}; "
                 "nothing was published and the range is read again"
             ) from None
@@ -234,7 +265,7 @@ def run(task: KafkaTaskSpec, rt: Runtime) -> KafkaTaskReport:
                 segments=[s.id for s in segments], row_stats=stats,
             )
     except BaseException as exc:
-        if not published:
+        if not published and not isinstance(exc, PublishStateUnknownError):
             _discard(ds, task.task_id, segments, rt)
         message = str(exc) or type(exc).__name__
         rt.store.set_task_status(

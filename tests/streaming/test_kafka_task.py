@@ -122,3 +122,27 @@ def test_offsets_gone_from_the_broker_stop_the_supervisor_unless_reset_automatic
     (task,) = supervisor.plan_tasks(parse_supervisor_spec(spec), runtime)
     assert task.start == {0: 5, 1: 1}
     assert offsets.committed(runtime.store.engine, "gone").offsets == {0: 5, 1: 1}
+
+
+def test_a_commit_that_fails_after_it_happened_is_recognised_as_published(kafka_broker, runtime, monkeypatch):
+    import contextlib
+
+    import sqlalchemy as sa
+
+    topic = kafka_broker.create_topic(partitions=1)
+    kafka_broker.produce(topic, messages(0, 50), partitions=1)
+    sup = parse_supervisor_spec(kafka_spec(kafka_broker.bootstrap, topic, data_source="lost_ack"))
+    real = runtime.lockbox.critical_section
+
+    @contextlib.contextmanager
+    def commit_then_fail(*args, **kwargs):
+        with real(*args, **kwargs) as cs:
+            yield cs
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("connection lost after commit"))
+
+    monkeypatch.setattr(runtime.lockbox, "critical_section", commit_then_fail)
+    report = _one_task(sup, runtime)
+    assert report.status == "SUCCESS" and report.published
+    seen = visible_ids(runtime, "lost_ack")
+    assert sum(seen.values()) == 50
+    assert all(runtime.storage.exists(s.load_spec) for s in runtime.store.used_segments("lost_ack"))  # files kept
