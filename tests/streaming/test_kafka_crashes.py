@@ -82,3 +82,60 @@ def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(kafk
 
     time.sleep(LEASE_S + 0.5)
     assert [lk for lk in runtime.lockbox.locks(datasource="crashy") if lk.active] == []
+
+
+def _die_at(point: str):
+    """Patch the step named ``point`` so that the process SIGKILLs itself there (a crash at an exact spot)."""
+    from druidflow.metadata.store import MetadataStore
+    from druidflow.streaming import kafka_client
+    from druidflow.tasks import index
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def after(fn):
+        def wrapped(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            die()
+            return result
+        return wrapped
+
+    targets = {
+        "mid-read": (kafka_client, "spool", after(kafka_client.spool)),
+        "after-build": (index, "build_units", after(index.build_units)),
+        "after-cas-before-commit": (offsets, "compare_and_swap", after(offsets.compare_and_swap)),
+        "after-insert-before-commit": (MetadataStore, "publish_segments", after(MetadataStore.publish_segments)),
+        "after-commit": (MetadataStore, "set_task_status", die),
+    }
+    module, name, replacement = targets[point]
+    setattr(module, name, replacement)
+
+
+def _crashing_child(point: str, task_json: str, url: str, deep: str, work: str) -> None:
+    _die_at(point)
+    _child(task_json, url, deep, work)
+
+
+@pytest.mark.parametrize(
+    "point", ["mid-read", "after-build", "after-cas-before-commit", "after-insert-before-commit", "after-commit"]
+)
+def test_sigkill_at_each_step_of_a_task_then_restart(point, kafka_broker, runtime, sqlite_url, tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    topic = kafka_broker.create_topic(partitions=2)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="exact")
+    sup = parse_supervisor_spec(spec)
+    supervisor.save(runtime, sup)
+    kafka_broker.produce(topic, messages(0, 300), partitions=2)
+    task = supervisor.plan_tasks(sup, runtime)[0]
+    proc = ctx.Process(target=_crashing_child, args=(point, task.model_dump_json(), sqlite_url, str(tmp_path / "deep"), str(tmp_path / "work")))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+    committed = offsets.committed(runtime.store.engine, "exact")
+    assert (committed is not None) == (point == "after-commit")  # all or nothing
+    # The same task run again (a retry) and the supervisor afterwards: everything exactly once.
+    retry = kafka_task.run(task.model_copy(update={"task_id": sup.new_task_id()}), runtime)
+    assert retry.published == (point != "after-commit")
+    supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=10)
+    seen = visible_ids(runtime, "exact")
+    assert sum(seen.values()) == 300 and set(seen) == set(range(300))
