@@ -4,7 +4,7 @@ A run is one supervisor cycle. The schedule is the spec's ``ioConfig.period`` (D
 one run at a time, no catch-up: each run plans from the offsets the previous one committed. Suspending the
 supervisor (``druidflow supervisor suspend ID``) makes the runs skip.
 
-Specs come from the Airflow Variable ``druidflow_kafka_supervisors`` (a JSON list of supervisor specs, or an object
+``DRUIDFLOW_KAFKA_CONTINUOUS=1`` makes the DAG file schedule them continuously instead. Specs come from the Airflow Variable ``druidflow_kafka_supervisors`` (a JSON list of supervisor specs, or an object
 of them) and from the ``*.json`` files of the folder ``DRUIDFLOW_KAFKA_SPEC_DIR``.
 """
 
@@ -21,10 +21,14 @@ log = logging.getLogger(__name__)
 
 VARIABLE = "druidflow_kafka_supervisors"
 SPEC_DIR_ENV = "DRUIDFLOW_KAFKA_SPEC_DIR"
+CONTINUOUS_ENV = "DRUIDFLOW_KAFKA_CONTINUOUS"
 
 
-def supervisor_dag(spec: Any, *, dag_id: str | None = None, **dag_kwargs: Any):
-    """The DAG of one supervisor spec (validated here, so a bad spec fails the DAG file with its field path)."""
+def supervisor_dag(spec: Any, *, dag_id: str | None = None, continuous: bool = False, **dag_kwargs: Any):
+    """The DAG of one supervisor spec (validated here, so a bad spec fails the DAG file with its field path).
+
+    ``continuous`` schedules a new run as soon as the last one ended (Airflow's ``@continuous``) instead of every
+    ``ioConfig.period``."""
     from airflow.sdk import DAG
 
     from druidflow.operators.kafka import KafkaSupervisorPlanOperator, KafkaTaskOperator
@@ -33,7 +37,7 @@ def supervisor_dag(spec: Any, *, dag_id: str | None = None, **dag_kwargs: Any):
     sup = parse_supervisor_spec(spec)
     period = timedelta(milliseconds=max(sup.io.ms("period"), 1000))
     kwargs = {
-        "schedule": period,
+        "schedule": "@continuous" if continuous else period,
         "start_date": datetime(2024, 1, 1),
         "catchup": False,
         "max_active_runs": 1,

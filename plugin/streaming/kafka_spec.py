@@ -106,9 +106,8 @@ class KafkaIOConfig(SpecModel):
         servers = v.get("bootstrap.servers")
         if not isinstance(servers, str) or not servers.strip():
             raise SpecError("bootstrap.servers", servers, "consumerProperties needs bootstrap.servers (host:port[,host:port])")
-        for key in ("enable.auto.commit", "group.id"):
-            if key in v and key == "enable.auto.commit" and str(v[key]).lower() == "true":
-                raise SpecError(key, v[key], "offsets are committed with the segments, never by the consumer; remove it")
+        if str(v.get("enable.auto.commit", "false")).lower() == "true":
+            raise SpecError("enable.auto.commit", v["enable.auto.commit"], "offsets are committed with the segments, never by the consumer; remove it")
         return v
 
     @field_validator("task_duration", "start_delay", "period", "completion_timeout", "late_message_rejection_period", "early_message_rejection_period")

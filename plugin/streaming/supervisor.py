@@ -27,7 +27,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 
 from druidflow.exceptions import DruidflowError, InputError, SpecError
-from druidflow.intervals import format_instant, now_ms
+from druidflow.intervals import format_instant, now_ms, parse_instant
 from druidflow.metadata.tables import supervisors as SV
 from druidflow.streaming import kafka_client, offsets
 from druidflow.streaming.kafka_spec import KafkaSupervisorSpec, parse_supervisor_spec
@@ -190,10 +190,26 @@ class Cycle:
         return sum(r.row_stats.processed + r.row_stats.processed_with_error for r in self.reports if r.published)
 
 
+def reap_lost_tasks(sup: KafkaSupervisorSpec, rt: Runtime) -> list[str]:
+    """Mark FAILED the Kafka tasks still RUNNING long after ``taskDuration + completionTimeout`` whose locks are
+    gone (their process died): Druid's Overlord does the same for tasks whose worker vanished."""
+    limit = sup.io.ms("task_duration") + sup.io.ms("completion_timeout")
+    now = now_ms()
+    live = {lk.task_id for lk in rt.lockbox.locks(datasource=sup.data_source) if lk.active}
+    lost = []
+    for t in rt.store.list_tasks(datasource=sup.data_source, active=True, limit=1000):
+        if t.type == "index_kafka" and t.id not in live and now - parse_instant(t.created_date) > limit:
+            message = "the task's process was lost (no report after taskDuration + completionTimeout); its range is read again"
+            rt.store.set_task_status(t.id, "FAILED", error_msg=message)
+            lost.append(t.id)
+    return lost
+
+
 def run_cycle(sup: KafkaSupervisorSpec, rt: Runtime, runner: Runner) -> Cycle:
     """Plan and run one cycle's tasks (task groups in parallel, up to ``workerThreads``)."""
     if is_suspended(rt, sup.id):
         return Cycle(suspended=True)
+    reap_lost_tasks(sup, rt)
     tasks = plan_tasks(sup, rt)
     workers = sup.tuning.worker_threads or min(10, max(1, len(tasks)))
     with ThreadPoolExecutor(max_workers=workers) as pool:

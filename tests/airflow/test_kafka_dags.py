@@ -69,3 +69,10 @@ def test_plan_then_mapped_tasks_publish_exactly_once_and_a_retry_publishes_nothi
     seen = visible_ids(rt, "af_events")
     assert sum(seen.values()) == 300 and set(seen) == set(range(300))
     assert sum(offsets.committed(rt.store.engine, "af_events").offsets.values()) == 300
+
+
+def test_continuous_schedule():
+    from druidflow.airflow.kafka_dags import supervisor_dag
+
+    dag = supervisor_dag(kafka_spec("127.0.0.1:9", "t"), continuous=True)
+    assert dag.max_active_runs == 1 and "continuous" in type(dag.timetable).__name__.lower()

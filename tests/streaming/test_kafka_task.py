@@ -146,3 +146,14 @@ def test_a_commit_that_fails_after_it_happened_is_recognised_as_published(kafka_
     seen = visible_ids(runtime, "lost_ack")
     assert sum(seen.values()) == 50
     assert all(runtime.storage.exists(s.load_spec) for s in runtime.store.used_segments("lost_ack"))  # files kept
+
+
+def test_a_task_whose_process_was_lost_is_marked_failed_later(runtime):
+    spec = kafka_spec("127.0.0.1:9", "lost", data_source="lost", taskDuration="PT0.1S", completionTimeout="PT0.1S")
+    sup = parse_supervisor_spec(spec)
+    runtime.store.insert_task("index_kafka_lost_x", "index_kafka", "lost", "index_kafka_lost", {})
+    import time
+
+    time.sleep(0.3)
+    assert supervisor.reap_lost_tasks(sup, runtime) == ["index_kafka_lost_x"]
+    assert runtime.store.get_task("index_kafka_lost_x").status == "FAILED"
