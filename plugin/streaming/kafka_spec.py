@@ -300,10 +300,10 @@ class KafkaSupervisorSpec(SpecModel):
 
 
 def _iso_interval(lo: Optional[int], hi: Optional[int]) -> str:
-    from druidflow.intervals import format_instant
+    from druidflow.intervals import ETERNITY, format_instant
 
-    lo = -(2**62) if lo is None else lo
-    hi = 2**62 if hi is None else hi
+    lo = ETERNITY.start if lo is None else lo
+    hi = ETERNITY.end if hi is None else hi
     return f"{format_instant(lo)}/{format_instant(hi)}"
 
 

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def save(rt: Runtime, sup: KafkaSupervisorSpec) -> None:
-    """Create or replace the supervisor (Druid's POST /supervisor); a stored suspension is kept."""
+    """Create or replace the supervisor (Druid's POST /supervisor). A spec with ``"suspended": true`` suspends
+    it; otherwise a stored suspension is kept (the DAG saves its spec every run, which must not undo a suspend)."""
     now = format_instant(now_ms())
     payload = json.dumps(sup.model_dump(), separators=(",", ":"))
     with rt.store.engine.begin() as conn:
@@ -54,7 +55,8 @@ def save(rt: Runtime, sup: KafkaSupervisorSpec) -> None:
                 )
             )
         else:
-            conn.execute(sa.update(SV).where(SV.c.id == sup.id).values(payload=payload, updated_date=now))
+            values = {"payload": payload, "updated_date": now, **({"suspended": True} if sup.suspended else {})}
+            conn.execute(sa.update(SV).where(SV.c.id == sup.id).values(**values))
 
 
 def load(rt: Runtime, supervisor_id: str) -> tuple[KafkaSupervisorSpec, bool]:

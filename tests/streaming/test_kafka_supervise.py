@@ -59,3 +59,17 @@ def test_cli_supervise_in_child_processes_and_supervisor_commands(kafka_broker, 
     assert offsets.committed(rt.store.engine, "cli_events") is not None
     assert main(common + ["supervisor", "reset", "cli_events", "--to", "earliest", "--confirm"]) == 0
     assert offsets.committed(rt.store.engine, "cli_events").offsets == {0: 0, 1: 0}
+
+
+def test_suspended_in_the_spec_suspends_and_a_later_save_keeps_a_suspension(runtime):
+    from druidflow.streaming.kafka_spec import parse_supervisor_spec
+
+    spec = kafka_spec("127.0.0.1:9", "t", data_source="sus")
+    supervisor.save(runtime, parse_supervisor_spec({**spec, "suspended": True}))
+    assert supervisor.is_suspended(runtime, "sus")
+    supervisor.save(runtime, parse_supervisor_spec(spec))
+    assert supervisor.is_suspended(runtime, "sus")
+    supervisor.set_suspended(runtime, "sus", False)
+    supervisor.save(runtime, parse_supervisor_spec(spec))
+    assert not supervisor.is_suspended(runtime, "sus")
+    assert supervisor.list_ids(runtime) == ["sus"]
