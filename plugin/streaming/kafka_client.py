@@ -103,30 +103,37 @@ def spool(
             while len(result.at_end) < len(start) and result.messages + result.null_messages < max_messages:
                 if time.monotonic() >= deadline:
                     break
-                batch = cons.consume(num_messages=min(10_000, max_messages), timeout=poll_timeout_ms / 1000.0)
+                budget = max_messages - result.messages - result.null_messages
+                batch = cons.consume(num_messages=min(10_000, budget), timeout=poll_timeout_ms / 1000.0)
                 lines = []
+                end, at_end = result.end, result.at_end
                 for m in batch:
                     err = m.error()
-                    p = m.partition()
                     if err is not None:
+                        p = m.partition()
                         if err.code() == _PARTITION_EOF:
-                            if m.offset() is not None and m.offset() >= result.end.get(p, 0):
-                                result.at_end.add(p)
+                            if m.offset() is not None and m.offset() >= end.get(p, 0):
+                                at_end.add(p)
                             continue
                         raise InputError(f"Kafka topic {topic!r} partition {p}: {err.str()}")
-                    if p not in result.end or m.offset() < result.end[p]:
+                    p, offset = m.partition(), m.offset()
+                    if offset < end.get(p, offset + 1):
                         continue  # already spooled (a gap after it, e.g. transaction markers, is fine)
-                    if result.messages + result.null_messages >= max_messages:
+                    if budget <= 0:
                         break
-                    result.end[p] = m.offset() + 1
-                    result.at_end.discard(p)
+                    budget -= 1
+                    end[p] = offset + 1
+                    if at_end:
+                        at_end.discard(p)  # a message after the partition's EOF: it is not at its end any more
                     value = m.value()
                     if not value:
                         result.null_messages += 1
                         continue
                     # One message is one line; a newline inside JSON is whitespace, so flattening it keeps the value.
-                    lines.append(value.replace(b"\r", b" ").replace(b"\n", b" "))
-                    result.messages += 1
+                    if b"\n" in value or b"\r" in value:
+                        value = value.replace(b"\r", b" ").replace(b"\n", b" ")
+                    lines.append(value)
+                result.messages += len(lines)
                 if lines:
                     blob = b"\n".join(lines) + b"\n"
                     f.write(blob)

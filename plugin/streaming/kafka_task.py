@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any, Optional
 
+import pyarrow.compute as pc
 from pydantic import Field
 
 from druidflow.exceptions import (
@@ -157,6 +158,75 @@ def acquire_locks(index_task: IndexTask, chunks: list[Interval], rt: Runtime) ->
         held.append(interval)
 
 
+def quick_chunks(index_task: IndexTask, window: tuple[Optional[int], Optional[int]]) -> Optional[list[Interval]]:
+    """The chunks of the spool from its timestamp column alone (pyarrow reads just that field), or None when that
+    cannot be trusted to match the full parse: not plain JSON, a flattenSpec, a transform of the time, a line
+    pyarrow cannot read. :func:`build` checks the result anyway (no row may fall outside these chunks)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    from druidflow.ingest.casts import parse_timestamps
+
+    schema = index_task.spec.data_schema
+    fmt = index_task.spec.io_config.input_format
+    ts = schema.timestamp_spec
+    gran = schema.granularity_spec.segment_granularity
+    if getattr(fmt, "type", None) != "json" or getattr(fmt, "flatten_spec", None) is not None or gran is None:
+        return None
+    if any(t.name in (ts.column, "__time") for t in schema.transform_spec.transforms):
+        return None
+    path = index_task.spec.io_config.input_source.files[0]
+    kinds = [pa.int64(), pa.string()] if ts.format in ("millis", "posix", "micro", "nano") else [pa.string(), pa.int64()]
+    for kind in kinds:
+        try:
+            table = pj.read_json(path, parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema([pa.field(ts.column, kind)]), unexpected_field_behavior="ignore"))
+            break
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    else:
+        return None
+    times = parse_timestamps(table.column(ts.column), ts.format)
+    if ts.missing_value_ms is not None:
+        times = pc.fill_null(times, ts.missing_value_ms)
+    ms = times.drop_null().to_numpy(zero_copy_only=False)
+    lo, hi = window
+    if lo is not None:
+        ms = ms[ms >= lo]
+    if hi is not None:
+        ms = ms[ms < hi]
+    if not len(ms):
+        return None
+    starts = np.unique(gran.truncate(ms.astype(np.int64)))
+    return [gran.bucket(int(st)) for st in starts]
+
+
+def build(
+    index_task: IndexTask, rt: Runtime, window: tuple[Optional[int], Optional[int]]
+) -> tuple[list[DataSegment], RowStats, list[dict[str, Any]]]:
+    """Lock the spool's chunks and build its segments; (segments, counters, saved parse exceptions).
+
+    The chunks come from :func:`quick_chunks` when it can tell them, else from a full determine pass. A quick
+    guess that missed a chunk shows as rows thrown away "outsideIntervals": its segments are dropped and the
+    build runs again on the determined chunks, so the shortcut can cost time but never a row.
+    """
+    chunks = quick_chunks(index_task, window)
+    if chunks is not None:
+        acquire_locks(index_task, chunks, rt)
+        built = index.build_units(index_task, [plan(index_task, chunks)], rt)
+        if not built.row_stats.thrown_away_by_reason.get("outsideIntervals"):
+            return built.segments, built.row_stats, built.unparseable_events
+        log.warning("task %s: the quick chunk guess missed rows; determining the chunks", index_task.task_id)
+        _discard(index_task.data_source, index_task.task_id, built.segments, rt)
+    chunks, determined, determine_events = lock_requests(index_task, rt)
+    if not chunks:  # every message was thrown away or unparseable: nothing to build, the offsets still move on
+        return [], determined, determine_events
+    acquire_locks(index_task, chunks, rt)
+    built = index.build_units(index_task, [plan(index_task, chunks)], rt)
+    return built.segments, built.row_stats, built.unparseable_events
+
+
 def plan(index_task: IndexTask, chunks: list[Interval]) -> index.BuildUnit:
     """One appending build unit over every chunk: segment ids are allocated in each chunk's current version."""
     plans = [index.ChunkPlan(interval=c, version=APPEND_VERSION) for c in chunks]
@@ -246,14 +316,8 @@ def run(task: KafkaTaskSpec, rt: Runtime) -> KafkaTaskReport:
                 stats = RowStats(thrown_away=spooled.null_messages, thrown_away_by_reason={"nullOrEmptyRecord": spooled.null_messages})
             events: list[dict[str, Any]] = []
             if spooled.messages:
-                chunks, determined, determine_events = lock_requests(index_task, rt)
-                if chunks:
-                    acquire_locks(index_task, chunks, rt)
-                    built = index.build_units(index_task, [plan(index_task, chunks)], rt)
-                    segments = built.segments
-                    stats, events = stats.plus(built.row_stats), built.unparseable_events
-                else:  # every message was thrown away or unparseable: nothing to build, the offsets still move on
-                    stats, events = stats.plus(determined), determine_events
+                segments, built_stats, events = build(index_task, rt, message_window(sup, task.created_ms))
+                stats = stats.plus(built_stats)
             if segments or spooled.end != task.start:
                 publish(task, index_task, segments, spooled.end, rt)
             published = True
