@@ -157,3 +157,33 @@ def test_a_task_whose_process_was_lost_is_marked_failed_later(runtime):
     time.sleep(0.3)
     assert supervisor.reap_lost_tasks(sup, runtime) == ["index_kafka_lost_x"]
     assert runtime.store.get_task("index_kafka_lost_x").status == "FAILED"
+
+
+def test_a_quick_chunk_guess_that_misses_a_chunk_costs_time_not_rows(kafka_broker, runtime, monkeypatch):
+    real = kafka_task.quick_chunks
+    monkeypatch.setattr(kafka_task, "quick_chunks", lambda *a: (real(*a) or [])[:1])  # drop every chunk but one
+    topic = kafka_broker.create_topic(partitions=1)
+    kafka_broker.produce(topic, messages(0, 8000), partitions=1)  # 8000 s: three HOUR chunks
+    report = _one_task(parse_supervisor_spec(kafka_spec(kafka_broker.bootstrap, topic, data_source="guess")), runtime)
+    assert report.status == "SUCCESS" and report.row_stats.processed == 8000 and report.row_stats.thrown_away == 0
+    seen = visible_ids(runtime, "guess")
+    assert sum(seen.values()) == 8000 and max(seen.values()) == 1
+    assert runtime.store.pending_segments("guess") == []
+
+
+def test_quick_chunks_only_where_the_timestamp_column_decides(tmp_path):
+    spec = kafka_spec("127.0.0.1:9", "t")
+    path = tmp_path / "m.txt"
+    path.write_text("\n".join(json.dumps(m) for m in messages(0, 4000)) + "\n")
+    sup = parse_supervisor_spec(spec)
+    chunks = kafka_task.quick_chunks(sup.index_task("x", str(path)), (None, None))
+    assert [str(c) for c in chunks] == ["2024-01-01T00:00:00.000Z/2024-01-01T01:00:00.000Z",
+                                        "2024-01-01T01:00:00.000Z/2024-01-01T02:00:00.000Z"]
+    flat = json.loads(json.dumps(spec))
+    flat["spec"]["ioConfig"]["inputFormat"] = {"type": "json", "flattenSpec": {"fields": [{"type": "path", "name": "x", "expr": "$.ts"}]}}
+    assert kafka_task.quick_chunks(parse_supervisor_spec(flat).index_task("x", str(path)), (None, None)) is None
+    moved = json.loads(json.dumps(spec))
+    moved["spec"]["dataSchema"]["transformSpec"] = {"transforms": [{"type": "expression", "name": "ts", "expression": "ts + 86400000"}]}
+    assert kafka_task.quick_chunks(parse_supervisor_spec(moved).index_task("x", str(path)), (None, None)) is None
+    path.write_text("not json\n")
+    assert kafka_task.quick_chunks(sup.index_task("x", str(path)), (None, None)) is None
