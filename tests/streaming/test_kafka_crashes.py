@@ -119,7 +119,10 @@ def _crashing_child(point: str, task_json: str, url: str, deep: str, work: str) 
 @pytest.mark.parametrize(
     "point", ["mid-read", "after-build", "after-cas-before-commit", "after-insert-before-commit", "after-commit"]
 )
-def test_sigkill_at_each_step_of_a_task_then_restart(point, kafka_broker, runtime, sqlite_url, tmp_path):
+def test_sigkill_at_each_step_of_a_task_then_restart(point, kafka_broker, db_url, tmp_path):
+    from druidflow.tasks.runtime import Runtime
+
+    runtime = Runtime.from_urls(db_url, str(tmp_path / "deep"), work_dir=tmp_path / "work")
     ctx = multiprocessing.get_context("fork")
     topic = kafka_broker.create_topic(partitions=2)
     spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="exact")
@@ -127,7 +130,7 @@ def test_sigkill_at_each_step_of_a_task_then_restart(point, kafka_broker, runtim
     supervisor.save(runtime, sup)
     kafka_broker.produce(topic, messages(0, 300), partitions=2)
     task = supervisor.plan_tasks(sup, runtime)[0]
-    proc = ctx.Process(target=_crashing_child, args=(point, task.model_dump_json(), sqlite_url, str(tmp_path / "deep"), str(tmp_path / "work")))
+    proc = ctx.Process(target=_crashing_child, args=(point, task.model_dump_json(), db_url, str(tmp_path / "deep"), str(tmp_path / "work")))
     proc.start()
     proc.join(60)
     assert proc.exitcode == -signal.SIGKILL

@@ -187,3 +187,14 @@ def test_quick_chunks_only_where_the_timestamp_column_decides(tmp_path):
     assert kafka_task.quick_chunks(parse_supervisor_spec(moved).index_task("x", str(path)), (None, None)) is None
     path.write_text("not json\n")
     assert kafka_task.quick_chunks(sup.index_task("x", str(path)), (None, None)) is None
+
+
+def test_a_consumer_property_the_client_rejects_is_named(runtime):
+    import pytest
+
+    from druidflow.exceptions import SpecError
+
+    spec = kafka_spec("127.0.0.1:9", "t", data_source="props")
+    spec["spec"]["ioConfig"]["consumerProperties"]["ssl.truststore.location"] = "/etc/kafka/truststore.jks"
+    with pytest.raises(SpecError, match=r"spec.ioConfig.consumerProperties.*ssl.truststore.location"):
+        supervisor.plan_tasks(parse_supervisor_spec(spec), runtime)
