@@ -58,7 +58,8 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         runner = supervisor.inline_runner(rt)
     else:
         timeout = (sup.io.ms("task_duration") + sup.io.ms("completion_timeout")) / 1000.0
-        runner = supervisor.process_runner(str(rt.store.engine.url.render_as_string(hide_password=False)), _deep_storage(args, rt), timeout)
+        url = rt.store.engine.url.render_as_string(hide_password=False)
+        runner = supervisor.process_runner(url, _deep_storage(args), timeout, work_dir=str(rt.work_dir))
 
     def report(cycle) -> None:
         for r in cycle.reports:
@@ -74,7 +75,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deep_storage(args: argparse.Namespace, rt) -> str:
+def _deep_storage(args: argparse.Namespace) -> str:
     from druidflow import settings
 
     return args.deep_storage or settings.deep_storage()

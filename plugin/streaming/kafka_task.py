@@ -361,12 +361,13 @@ def _discard(ds: str, task_id: str, segments: list[DataSegment], rt: Runtime) ->
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m druidflow.streaming.kafka_task METADATA_URL DEEP_STORAGE [LEASE_SECONDS]`` with the task JSON on
-    stdin; prints the report as JSON (how the supervisor runs each task in its own process)."""
+    """``python -m druidflow.streaming.kafka_task [LEASE_SECONDS]`` with the task JSON on stdin, the metadata DB and
+    deep storage in ``DRUIDFLOW_METADATA_URL`` / ``DRUIDFLOW_DEEP_STORAGE``; prints the report as JSON (how the
+    supervisor runs each task in its own process)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    rt = Runtime.from_urls(args[0], args[1], migrate=False)
-    if len(args) > 2:
-        rt.lockbox = TaskLockbox(rt.store.engine, lease_seconds=float(args[2]))
+    rt = Runtime.from_urls(migrate=False)
+    if args:
+        rt.lockbox = TaskLockbox(rt.store.engine, lease_seconds=float(args[0]))
     task = KafkaTaskSpec.model_validate_json(sys.stdin.read())
     report = run(task, rt)
     print(report.model_dump_json())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -151,12 +152,18 @@ def inline_runner(rt: Runtime) -> Runner:
     return lambda task: run(task, rt)
 
 
-def process_runner(metadata_url: str, deep_storage: str, timeout_s: float) -> Runner:
+def process_runner(metadata_url: str, deep_storage: str, timeout_s: float, work_dir: Optional[str] = None) -> Runner:
     """Run each task as ``python -m druidflow.streaming.kafka_task``; kill it when it overruns ``timeout_s``."""
 
     def run_in_child(task: KafkaTaskSpec) -> KafkaTaskReport:
-        cmd = [sys.executable, "-m", "druidflow.streaming.kafka_task", metadata_url, deep_storage]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = [sys.executable, "-m", "druidflow.streaming.kafka_task"]
+        # The URLs go by environment, not argv, where any user of the machine could read a password in them.
+        env = {**os.environ, "DRUIDFLOW_METADATA_URL": metadata_url, "DRUIDFLOW_DEEP_STORAGE": deep_storage}
+        if work_dir:
+            env["DRUIDFLOW_WORK_DIR"] = work_dir
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         try:
             out, err = proc.communicate(task.model_dump_json(), timeout=timeout_s)
         except subprocess.TimeoutExpired:
