@@ -213,18 +213,84 @@ def build(
     """
     chunks = quick_chunks(index_task, window)
     if chunks is not None:
-        acquire_locks(index_task, chunks, rt)
-        built = index.build_units(index_task, [plan(index_task, chunks)], rt)
-        if not built.row_stats.thrown_away_by_reason.get("outsideIntervals"):
-            return built.segments, built.row_stats, built.unparseable_events
+        built = _build_chunks(index_task, chunks, rt)
+        if built is not None:
+            return built
         log.warning("task %s: the quick chunk guess missed rows; determining the chunks", index_task.task_id)
-        _discard(index_task.data_source, index_task.task_id, built.segments, rt)
     chunks, determined, determine_events = lock_requests(index_task, rt)
     if not chunks:  # every message was thrown away or unparseable: nothing to build, the offsets still move on
         return [], determined, determine_events
-    acquire_locks(index_task, chunks, rt)
-    built = index.build_units(index_task, [plan(index_task, chunks)], rt)
-    return built.segments, built.row_stats, built.unparseable_events
+    built = _build_chunks(index_task, chunks, rt)
+    if built is None:
+        raise TerminalError(f"task {index_task.task_id}: rows fell outside the determined chunks; nothing was published")
+    return built
+
+
+def _build_chunks(
+    index_task: IndexTask, chunks: list[Interval], rt: Runtime
+) -> Optional[tuple[list[DataSegment], RowStats, list[dict[str, Any]]]]:
+    """Build the chunks, each into the time chunk that already holds it: where compaction re-partitioned an
+    interval into coarser segments (HOUR streamed, DAY compacted), rows go to that coarser chunk, as Druid's
+    segment allocation does. One build per segment granularity, the first counting every row no build owns.
+    None (everything pushed removed again) when some row fell outside every chunk."""
+    groups = _chunks_by_existing_granularity(index_task, chunks, rt)
+    acquire_locks(index_task, [c for cs in groups.values() for c in cs], rt)
+    segments: list[DataSegment] = []
+    stats, events = RowStats(), []
+    primary_outside = owned_elsewhere = 0
+    for i, (granularity, group) in enumerate(groups.items()):
+        task_g = index_task if granularity is None else _with_segment_granularity(index_task, granularity)
+        unit = plan(task_g, group).model_copy(update={"primary": i == 0})
+        built = index.build_units(task_g, [unit], rt)
+        segments.extend(built.segments)
+        if i == 0:
+            primary_outside = built.row_stats.thrown_away_by_reason.get("outsideIntervals", 0)
+            stats, events = built.row_stats, list(built.unparseable_events)
+        else:
+            owned = built.row_stats.processed + built.row_stats.processed_with_error
+            owned_elsewhere += owned
+            stats = stats.plus(built.row_stats)
+    if primary_outside != owned_elsewhere:
+        _discard(index_task.data_source, index_task.task_id, segments, rt)
+        return None
+    reasons = dict(stats.thrown_away_by_reason)
+    if owned_elsewhere:  # rows of the other builds' chunks were "outside" for the first one only
+        reasons["outsideIntervals"] = reasons.get("outsideIntervals", 0) - owned_elsewhere
+        if not reasons["outsideIntervals"]:
+            del reasons["outsideIntervals"]
+        stats = stats.model_copy(update={"thrown_away": stats.thrown_away - owned_elsewhere, "thrown_away_by_reason": reasons})
+    return segments, stats, events
+
+
+def _chunks_by_existing_granularity(index_task: IndexTask, chunks: list[Interval], rt: Runtime) -> dict[Any, list[Interval]]:
+    """``{None: chunks of the spec's granularity, <granularity>: coarser chunks that already hold segments}``."""
+    from druidflow.granularity import STANDARD_PERIODS, Granularity
+    from druidflow.segments.timeline import Timeline
+
+    groups: dict[Any, list[Interval]] = {None: []}
+    for chunk in chunks:
+        visible = Timeline(rt.store.used_segments(index_task.data_source, chunk)).visible(chunk)
+        covering = visible[0].true_interval if len(visible) == 1 else chunk
+        if covering == chunk or not covering.contains(chunk):
+            groups[None].append(chunk)
+            continue
+        for name in STANDARD_PERIODS:
+            granularity = Granularity.parse(name)
+            if granularity.bucket(chunk.start) == covering:
+                if covering not in groups.setdefault(name, []):
+                    groups[name].append(covering)
+                break
+        else:
+            groups[None].append(chunk)  # no granularity gives that interval: allocation will say what is in the way
+    if not groups[None]:
+        del groups[None]
+    return groups
+
+
+def _with_segment_granularity(index_task: IndexTask, name: str) -> IndexTask:
+    data = index_task.model_dump()
+    data["spec"]["dataSchema"]["granularitySpec"]["segmentGranularity"] = name
+    return IndexTask.parse(data)
 
 
 def plan(index_task: IndexTask, chunks: list[Interval]) -> index.BuildUnit:

@@ -114,3 +114,21 @@ class _Halt(Exception):
 
 def _halt() -> None:
     raise _Halt()
+
+
+def test_streaming_appends_into_the_coarser_chunks_a_compaction_made(kafka_broker, runtime):
+    """HOUR streamed, compacted to DAY: later messages of that day go into the DAY chunk (Druid's allocation)."""
+    topic = kafka_broker.create_topic(partitions=1)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="coarse")
+    kafka_broker.produce(topic, messages(0, 5000), partitions=1)  # 2024-01-01 00:00 .. 01:23
+    supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=5)
+    run_task({**_compact("coarse"), "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01/2024-01-02"}},
+              "granularitySpec": {"segmentGranularity": "DAY"}}, runtime)
+    kafka_broker.produce(topic, messages(5000, 3000) + [{**messages(9_000_000, 1)[0], "ts": BASE_MS + 86_400_000 + 5}], partitions=1)
+    cycles = supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=5)
+    (report,) = cycles[-1].reports
+    assert report.status == "SUCCESS" and report.row_stats.thrown_away == 0, report
+    seen = visible_ids(runtime, "coarse")
+    assert sum(seen.values()) == 8001 and max(seen.values()) == 1
+    intervals = {str(s.interval) for s in runtime.store.used_segments("coarse")}
+    assert intervals == {"2024-01-01T00:00:00.000Z/2024-01-02T00:00:00.000Z", "2024-01-02T00:00:00.000Z/2024-01-02T01:00:00.000Z"}
