@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.streaming.kafka_spec import KafkaIOConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from druidflow.intervals import now_ms
-from druidflow.streaming import kafka_task, offsets, supervisor
+from druidflow.streaming import kafka_build, kafka_task, offsets, supervisor
 from druidflow.streaming.kafka_spec import parse_supervisor_spec
 from druidflow.tasks.runtime import Runtime
 
@@ -160,8 +160,8 @@ def test_a_task_whose_process_was_lost_is_marked_failed_later(runtime):
 
 
 def test_a_quick_chunk_guess_that_misses_a_chunk_costs_time_not_rows(kafka_broker, runtime, monkeypatch):
-    real = kafka_task.quick_chunks
-    monkeypatch.setattr(kafka_task, "quick_chunks", lambda *a: (real(*a) or [])[:1])  # drop every chunk but one
+    real = kafka_build.quick_chunks
+    monkeypatch.setattr(kafka_build, "quick_chunks", lambda *a: (real(*a) or [])[:1])  # drop every chunk but one
     topic = kafka_broker.create_topic(partitions=1)
     kafka_broker.produce(topic, messages(0, 8000), partitions=1)  # 8000 s: three HOUR chunks
     report = _one_task(parse_supervisor_spec(kafka_spec(kafka_broker.bootstrap, topic, data_source="guess")), runtime)
@@ -176,17 +176,17 @@ def test_quick_chunks_only_where_the_timestamp_column_decides(tmp_path):
     path = tmp_path / "m.txt"
     path.write_text("\n".join(json.dumps(m) for m in messages(0, 4000)) + "\n")
     sup = parse_supervisor_spec(spec)
-    chunks = kafka_task.quick_chunks(sup.index_task("x", str(path)), (None, None))
+    chunks = kafka_build.quick_chunks(sup.index_task("x", str(path)), (None, None))
     assert [str(c) for c in chunks] == ["2024-01-01T00:00:00.000Z/2024-01-01T01:00:00.000Z",
                                         "2024-01-01T01:00:00.000Z/2024-01-01T02:00:00.000Z"]
     flat = json.loads(json.dumps(spec))
     flat["spec"]["ioConfig"]["inputFormat"] = {"type": "json", "flattenSpec": {"fields": [{"type": "path", "name": "x", "expr": "$.ts"}]}}
-    assert kafka_task.quick_chunks(parse_supervisor_spec(flat).index_task("x", str(path)), (None, None)) is None
+    assert kafka_build.quick_chunks(parse_supervisor_spec(flat).index_task("x", str(path)), (None, None)) is None
     moved = json.loads(json.dumps(spec))
     moved["spec"]["dataSchema"]["transformSpec"] = {"transforms": [{"type": "expression", "name": "ts", "expression": "ts + 86400000"}]}
-    assert kafka_task.quick_chunks(parse_supervisor_spec(moved).index_task("x", str(path)), (None, None)) is None
+    assert kafka_build.quick_chunks(parse_supervisor_spec(moved).index_task("x", str(path)), (None, None)) is None
     path.write_text("not json\n")
-    assert kafka_task.quick_chunks(sup.index_task("x", str(path)), (None, None)) is None
+    assert kafka_build.quick_chunks(sup.index_task("x", str(path)), (None, None)) is None
 
 
 def test_a_consumer_property_the_client_rejects_is_named(runtime):
