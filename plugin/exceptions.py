@@ -63,6 +63,11 @@ class PublishConflictError(RetryableError):
     """The metadata changed under a publish (a race); the publish did not commit and may be retried."""
 
 
+class SegmentConflictError(TerminalError):
+    """A publish can never succeed: segment ids this task names are already published with a different payload
+    (a deterministic conflict, unlike the race :class:`PublishConflictError` reports)."""
+
+
 class PublishStateUnknownError(DruidflowError):
     """It is unknown whether a publish committed; pushed files must be left alone."""
 
@@ -83,12 +88,28 @@ class StorageError(RetryableError):
     """Deep storage failed in a way that may be transient."""
 
 
+class SegmentFileExistsError(TerminalError):
+    """A push found a file already at its deep-storage key: published files are write-once, never replaced."""
+
+
 class SegmentNotFoundError(TerminalError):
     """A segment's file is not where its loadSpec says."""
 
 
 class MetadataError(DruidflowError):
     """The metadata store is in a state Druidflow cannot work with (schema missing or too old)."""
+
+
+class MetadataConfigError(MetadataError, TerminalError):
+    """The metadata DB setting cannot work as given (not a URL, a database driver that is not installed)."""
+
+
+class MetadataUnavailableError(MetadataError, RetryableError):
+    """The metadata DB cannot be reached or opened now (server down, database missing, SQLite file unopenable)."""
+
+
+class MissingExtraError(TerminalError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
 
 
 class TimelineConflictError(TerminalError):

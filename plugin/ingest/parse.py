@@ -32,6 +32,11 @@ BUCKET = "__bucket"
 # Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
 # the segment writer splits them back into a list column.
 MULTI_VALUE_SEPARATOR = "\x1f"
+# Stands for a null element inside a joined multi-value row (``["k", null]``): Druid keeps such elements.
+MULTI_VALUE_NULL = "\x1e"
+# Every string dimension leaves the parser dictionary-encoded, whatever the input delivered (plain text, a list,
+# or nothing at all in a batch where the field is missing), so that batches always concatenate.
+STRING_DIMENSION = pa.dictionary(pa.int32(), pa.string())
 _SAMPLE_ROWS = 10
 _DIM_TYPES = {"long": pa.int64(), "float": pa.float32(), "double": pa.float64()}
 
@@ -207,12 +212,17 @@ class RowParser:
     def _dimension(self, table: pa.Table, dim: Any) -> tuple[pa.Array, Optional[np.ndarray]]:
         n = table.num_rows
         if dim.name not in table.column_names:
-            return pa.nulls(n, pa.string() if dim.type == "string" else _DIM_TYPES[dim.type]), None
+            return pa.nulls(n, STRING_DIMENSION if dim.type == "string" else _DIM_TYPES[dim.type]), None
         col = _combine(table.column(dim.name))
         if dim.type != "string":
             values, err = to_number(col, _DIM_TYPES[dim.type])
             return values, err.to_numpy(zero_copy_only=False)
-        return self._string_dimension(col, dim), None
+        out = self._string_dimension(col, dim)
+        if out.type == STRING_DIMENSION:
+            return out, None
+        if pa.types.is_dictionary(out.type):
+            return out.cast(STRING_DIMENSION), None
+        return pc.dictionary_encode(out), None
 
     def _string_dimension(self, col: pa.Array, dim: Any) -> pa.Array:
         t = col.type
@@ -238,8 +248,12 @@ class RowParser:
 
     def _metric(self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array):
         n = table.num_rows
+        matched = None
+        if agg.type == "filtered":
+            matched = _numpy(pc.fill_null(agg.filter.mask(table), False)).astype(bool)
+            agg = agg.delegate
         if agg.kind == "count":
-            yield metric.name, pa.array(np.ones(n, dtype=np.int64)), None
+            yield metric.name, pa.array(np.ones(n, dtype=np.int64) if matched is None else matched.astype(np.int64)), None
             return
         expression = getattr(agg, "expression", None)
         if expression:
@@ -248,8 +262,17 @@ class RowParser:
             source = table.column(agg.input_column)
         else:
             source = pa.nulls(n, metric.arrow_type)
-        values, err = to_number(_combine(source), metric.arrow_type)
-        yield metric.name, values, err.to_numpy(zero_copy_only=False)
+        if pa.types.is_string(metric.arrow_type):
+            values, err = chop_utf8(_stringify(_combine(source)), agg.max_string_bytes), None
+        else:
+            values, err = to_number(_combine(source), metric.arrow_type)
+            err = err.to_numpy(zero_copy_only=False)
+        if matched is not None:
+            # Rows the filter rejects give the aggregator nothing: no value, and (first/last) a time never chosen.
+            values = pc.if_else(pa.array(matched), values, pa.scalar(None, values.type))
+            if err is not None:
+                err = err & matched
+        yield metric.name, values, err
         if metric.companion:
             time_col = getattr(agg, "time_column", None) or TIME
             if time_col == TIME:
@@ -258,7 +281,11 @@ class RowParser:
                 comp = parse_timestamps(table.column(time_col), "auto")
             else:
                 comp = raw_time
-            yield companion_time_column(metric.name), pc.fill_null(comp, 0), None
+            comp = pc.fill_null(comp, 0)
+            if matched is not None:
+                never = np.iinfo(np.int64).max if metric.kind == "first" else np.iinfo(np.int64).min
+                comp = pc.if_else(pa.array(matched), comp, pa.scalar(never, comp.type))
+            yield companion_time_column(metric.name), comp, None
 
     # ------------------------------------------------------------------ helpers
 
@@ -272,7 +299,7 @@ class RowParser:
     def empty_table(self, dims: list[Any]) -> pa.Table:
         cols: dict[str, pa.Array] = {TIME: pa.array([], pa.int64()), CHUNK: pa.array([], pa.int64())}
         for d in dims:
-            cols[d.name] = pa.array([], pa.string() if d.type == "string" else _DIM_TYPES[d.type])
+            cols[d.name] = pa.array([], STRING_DIMENSION if d.type == "string" else _DIM_TYPES[d.type])
         for m in self.metrics:
             cols[m.name] = pa.array([], m.arrow_type)
             if m.companion:
@@ -306,6 +333,19 @@ def _truncate(granularity: Any, times: Any) -> pa.Array:
     return _combine(out)
 
 
+def chop_utf8(col: pa.Array, max_bytes: int) -> pa.Array:
+    """Strings longer than ``max_bytes`` UTF-8 bytes cut to at most that many, never inside a character (Druid's
+    ``maxStringBytes``). Only the rows over the limit are touched."""
+    too_long = pc.fill_null(pc.greater(pc.binary_length(col), max_bytes), False)
+    if not pc.any(too_long).as_py():
+        return col
+    rows = np.flatnonzero(_numpy(too_long))
+    chopped = pa.array([v.encode()[:max_bytes].decode("utf-8", "ignore") for v in col.take(pa.array(rows)).to_pylist()], pa.string())
+    positions = np.zeros(len(col), dtype=np.int64)
+    positions[rows] = np.arange(len(rows))
+    return pc.if_else(too_long, chopped.take(pa.array(positions)), col)
+
+
 def _stringify(col: pa.Array) -> pa.Array:
     if pa.types.is_boolean(col.type):
         return pc.if_else(col, "true", "false")
@@ -318,14 +358,20 @@ def _stringify(col: pa.Array) -> pa.Array:
 
 
 def _join_multi_value(col: pa.Array, handling: str) -> pa.Array:
-    """list<string> → one string per row (values joined), sorted (and de-duplicated) as ``handling`` says."""
+    """list<string> → one string per row (values joined), sorted (and de-duplicated) as ``handling`` says.
+
+    As in Druid, a null element stays in the row (as :data:`MULTI_VALUE_NULL`, sorted first), and a row with no
+    elements, or only one null element, is null.
+    """
     col = _combine(col)
     if not pa.types.is_string(col.type.value_type):
         col = col.cast(pa.list_(pa.string()))
     if handling in ("sorted_array", "sorted_set"):
         parents = pc.list_parent_indices(col)
         values = pc.list_flatten(col)
-        order = pc.sort_indices(pa.table({"p": parents, "v": values}), sort_keys=[("p", "ascending"), ("v", "ascending")])
+        order = pc.sort_indices(
+            pa.table({"p": parents, "v": values}), sort_keys=[("p", "ascending", "at_start"), ("v", "ascending", "at_start")]
+        )
         values = values.take(order)
         parents = parents.take(order)
         if handling == "sorted_set" and len(values):
@@ -338,6 +384,11 @@ def _join_multi_value(col: pa.Array, handling: str) -> pa.Array:
         counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(col))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         col = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pc.is_null(col))
+    first, last = col.offsets[0].as_py(), col.offsets[-1].as_py()
+    flat = col.values.slice(first, last - first)
+    if flat.null_count:
+        offsets = pc.subtract(col.offsets, first)
+        col = pa.ListArray.from_arrays(offsets, pc.fill_null(flat, MULTI_VALUE_NULL), mask=pc.is_null(col))
     joined = pc.binary_join(col, MULTI_VALUE_SEPARATOR)
-    empty = pc.equal(pc.list_value_length(col), 0)
+    empty = pc.or_(pc.equal(pc.list_value_length(col), 0), pc.equal(joined, MULTI_VALUE_NULL))
     return pc.if_else(pc.fill_null(empty, True), pa.scalar(None, pa.string()), joined)
