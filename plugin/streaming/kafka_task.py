@@ -13,8 +13,9 @@ nothing: its locks free themselves when their lease runs out and the supervisor 
 
 Segments are appended as new partitions of each chunk's current version (the store's append allocation under
 APPEND locks), so batch (50) and compaction (25) tasks, which cannot preempt 75, never overwrite a streaming
-publish in flight; if a chunk nevertheless got a newer version between allocation and publish, the publish is
-refused (the rows would be invisible) and the range is read again.
+publish in flight; if a chunk nevertheless got a newer version between allocation and publish (a REPLACE lock of
+concurrent append and replace), the publish also copies the segments into that version, as Druid's
+``commitAppendSegments`` does.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from druidflow.exceptions import (
     DruidflowError,
     PublishConflictError,
     PublishStateUnknownError,
-    TerminalError,
 )
 from druidflow.ingest.stats import RowStats
 from druidflow.intervals import Period, condense, now_ms, parse_instant
@@ -48,11 +48,6 @@ from druidflow.tasks.runtime import Runtime
 log = logging.getLogger(__name__)
 
 _PUBLISH_ATTEMPTS = 5
-
-
-class ChunkOvershadowedError(TerminalError):
-    """A chunk got a newer version after this task allocated its segments in it: they would be invisible, so
-    nothing is published and the supervisor reads the range again (appending to the new version)."""
 
 
 class KafkaTaskSpec(DruidModel):
@@ -135,9 +130,10 @@ def publish(
                 with rt.store.engine.begin() as conn:
                     return offsets.compare_and_swap(conn, ds, task.topic, task.start, end)
             with rt.lockbox.critical_section(index_task.task_id, intervals, datasource=ds) as cs:
-                _check_still_visible(ds, segments, rt, cs.connection)
                 committed = offsets.compare_and_swap(cs.connection, ds, task.topic, task.start, end)
-                rt.store.publish_segments(segments, conn=cs.connection)
+                # Appended segments of a chunk re-versioned since allocation get copies in the newer version (the
+                # store's concurrent append/replace upgrade), so their rows stay visible.
+                rt.store.publish_appended_segments(segments, conn=cs.connection)
                 rt.store.delete_pending_segments(ds, index_task.task_id, conn=cs.connection)
                 written = committed
             return committed
@@ -168,20 +164,6 @@ def _after_failed_commit(
     if not any(present):
         raise PublishConflictError(f"task {task.task_id}: the publish commit failed ({exc}); nothing was published") from exc
     raise PublishStateUnknownError(f"task {task.task_id}: the publish commit failed ({exc}) with a partial outcome") from exc
-
-
-def _check_still_visible(ds: str, segments: list[DataSegment], rt: Runtime, conn: Any) -> None:
-    for interval in sorted({s.interval for s in segments}):
-        mine = max(s.version for s in segments if s.interval == interval)
-        newer = [
-            s.version for s in rt.store.used_segments(ds, interval, conn=conn)
-            if s.version > mine and s.interval.contains(interval)
-        ]
-        if newer:
-            raise ChunkOvershadowedError(
-                f"{ds} {interval} got version {max(newer)} while this task appended to version {mine}; "
-                "nothing was published and the range is read again"
-            ) from None
 
 
 # ------------------------------------------------------------------------------------------------------ run

@@ -1,11 +1,12 @@
 """Streaming (priority 75, APPEND locks) while a batch index (50) and a compaction (25) work on the same
 intervals: no streaming row is lost or duplicated, and the batch rows arrive too.
 
-What holds today without concurrent APPEND+REPLACE upgrade (the `trust` work): a lower-priority task whose
-EXCLUSIVE lock overlaps a streaming task's APPEND lock is revoked and publishes nothing; one that publishes
-first makes the streaming tasks append into its new version. So compaction never drops streaming rows, and the
-batch index here appends. An *overwriting* batch index replaces whatever the chunk held before its lock, by
-definition, streaming rows included (as in Druid).
+A lower-priority task whose EXCLUSIVE lock overlaps a streaming task's APPEND lock is revoked and publishes
+nothing; one that publishes first makes the streaming tasks append into its new version; a REPLACE lock
+(``useConcurrentLocks``) coexists with streaming, and a streaming publish after the replace copies its segments
+into the new version. So compaction never drops streaming rows, and the batch index here appends. An
+*overwriting* batch index replaces whatever the chunk held before its lock, by definition, streaming rows
+included (as in Druid).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 import pytest
 
 from druidflow.exceptions import DruidflowError
+from druidflow.locks import APPEND_VERSION
+from druidflow.segments.timeline import Timeline
 from druidflow.streaming import supervisor
 from druidflow.tasks.dispatch import run_task
 
@@ -45,9 +48,10 @@ def _batch_index(data_source: str) -> dict:
     }
 
 
-def _compact(data_source: str) -> dict:
+def _compact(data_source: str, **context) -> dict:
     return {"type": "compact", "dataSource": data_source,
-            "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01T00:00:00Z/2024-01-01T03:00:00Z"}}}
+            "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01T00:00:00Z/2024-01-01T03:00:00Z"}},
+            **({"context": context} if context else {})}
 
 
 def _until_done(spec: dict, rt, deadline: float) -> tuple[int, int]:
@@ -93,6 +97,8 @@ def test_batch_index_and_compaction_while_streaming_lose_no_streaming_row(kafka_
     deadline = time.monotonic() + 120
     index_result = _until_done(_batch_index("mixed"), runtime, deadline)
     compact_results = [_until_done(_compact("mixed"), runtime, deadline) for _ in range(2)]
+    # and with concurrent append and replace: a REPLACE lock that streaming's APPEND locks do not revoke
+    compact_results.append(_until_done(_compact("mixed", useConcurrentLocks=True), runtime, deadline))
     producer.join(120)
     stop.set()
     streamer.join(120)
@@ -132,3 +138,35 @@ def test_streaming_appends_into_the_coarser_chunks_a_compaction_made(kafka_broke
     assert sum(seen.values()) == 8001 and max(seen.values()) == 1
     intervals = {str(s.interval) for s in runtime.store.used_segments("coarse")}
     assert intervals == {"2024-01-01T00:00:00.000Z/2024-01-02T00:00:00.000Z", "2024-01-02T00:00:00.000Z/2024-01-02T01:00:00.000Z"}
+
+
+def test_a_replace_committed_between_allocation_and_publish_gets_the_streamed_rows(kafka_broker, runtime, monkeypatch):
+    """Concurrent append and replace: a compaction under a REPLACE lock publishes a new version of the chunk while
+    a streaming task holds built, unpublished segments of the old one; the streaming publish copies them into the
+    new version, so no row vanishes and none is counted twice."""
+    from druidflow.streaming import kafka_build
+
+    topic = kafka_broker.create_topic(partitions=1)
+    spec = kafka_spec(kafka_broker.bootstrap, topic, data_source="upgrade")
+    kafka_broker.produce(topic, messages(0, 100), partitions=1)
+    supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=5)
+    kafka_broker.produce(topic, messages(100, 50), partitions=1)
+
+    real_build = kafka_build.build
+    compacted = []
+
+    def build_then_compact(*args, **kwargs):
+        out = real_build(*args, **kwargs)
+        run_task({**_compact("upgrade", useConcurrentLocks=True),
+                  "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01T00:00:00Z/2024-01-01T01:00:00Z"}}},
+                 runtime)
+        compacted.append(True)
+        return out
+
+    monkeypatch.setattr("druidflow.streaming.kafka_task.build", build_then_compact)
+    supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=5)
+    assert compacted
+    seen = visible_ids(runtime, "upgrade")
+    assert sum(seen.values()) == 150 and max(seen.values()) == 1 and set(seen) == set(range(150))
+    visible_versions = {e.version for e in Timeline(runtime.store.used_segments("upgrade")).visible()}
+    assert visible_versions and APPEND_VERSION not in visible_versions  # what is visible is the compaction's version
