@@ -5,7 +5,8 @@ one run at a time, no catch-up: each run plans from the offsets the previous one
 supervisor (``druidflow supervisor suspend ID``) makes the runs skip.
 
 ``DRUIDFLOW_KAFKA_CONTINUOUS=1`` makes the DAG file schedule them continuously instead. Specs come from the Airflow Variable ``druidflow_kafka_supervisors`` (a JSON list of supervisor specs, or an object
-of them) and from the ``*.json`` files of the folder ``DRUIDFLOW_KAFKA_SPEC_DIR``.
+of them), from the supervisors stored in ``druidflow_supervisors`` (``POST /druid/indexer/v1/supervisor``,
+``druidflow supervise``) and from the ``*.json`` files of the folder ``DRUIDFLOW_KAFKA_SPEC_DIR``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,30 @@ def supervisor_dag(spec: Any, *, dag_id: str | None = None, continuous: bool = F
     return dag
 
 
+def _stored_specs() -> list[Any]:
+    """Supervisors submitted through the API or ``druidflow supervise`` (``druidflow_supervisors``), read through the
+    metadata Connection with one plain query (parsing a DAG file must not load the engine)."""
+    try:
+        import sqlalchemy as sa
+
+        from druidflow.airflow.hooks import DruidflowMetadataHook
+        from druidflow.metadata.tables import supervisors
+
+        engine = sa.create_engine(DruidflowMetadataHook().sqlalchemy_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(supervisors.c.payload).order_by(supervisors.c.id)).all()
+        finally:
+            engine.dispose()
+        return [json.loads(r.payload) for r in rows]
+    except Exception as exc:  # noqa: BLE001 - no Connection or no table yet: only the Variable and the folder count
+        log.debug("stored Kafka supervisors not read: %s", exc)
+        return []
+
+
 def configured_specs() -> list[Any]:
-    """The specs of the Variable and of the spec folder (unreadable ones are logged and left out)."""
+    """The specs of the Variable, of the supervisors table and of the spec folder (one DAG per supervisor id;
+    unreadable ones are logged and left out)."""
     specs: list[Any] = []
     try:
         from airflow.sdk import Variable
@@ -68,6 +91,7 @@ def configured_specs() -> list[Any]:
     if raw:
         value = json.loads(raw) if isinstance(raw, str) else raw
         specs.extend(value.values() if isinstance(value, dict) and "type" not in value else (value if isinstance(value, list) else [value]))
+    specs.extend(_stored_specs())
     folder = os.environ.get(SPEC_DIR_ENV)
     if folder:
         for path in sorted(Path(folder).glob("*.json")):

@@ -74,6 +74,21 @@ def list_ids(rt: Runtime) -> list[str]:
         return [r.id for r in conn.execute(sa.select(SV.c.id).order_by(SV.c.id))]
 
 
+def stored_specs(engine: Any) -> list[dict[str, Any]]:
+    """Every stored supervisor's spec JSON (what the supervisor DAG file builds DAGs from)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(SV.name):
+            return []
+        return [json.loads(r.payload) for r in conn.execute(sa.select(SV.c.payload).order_by(SV.c.id))]
+
+
+def terminate(rt: Runtime, supervisor_id: str) -> None:
+    """Forget the supervisor (Druid's terminate); its committed offsets stay, so a new one continues from them."""
+    load(rt, supervisor_id)
+    with rt.store.engine.begin() as conn:
+        conn.execute(sa.delete(SV).where(SV.c.id == supervisor_id))
+
+
 def set_suspended(rt: Runtime, supervisor_id: str, suspended: bool) -> None:
     load(rt, supervisor_id)
     with rt.store.engine.begin() as conn:
