@@ -216,7 +216,8 @@ class Cycle:
 
 def reap_lost_tasks(sup: KafkaSupervisorSpec, rt: Runtime) -> list[str]:
     """Mark FAILED the Kafka tasks still RUNNING long after ``taskDuration + completionTimeout`` whose locks are
-    gone (their process died): Druid's Overlord does the same for tasks whose worker vanished."""
+    gone (their process died), and free their pending segment ids: Druid's Overlord does the same for tasks whose
+    worker vanished."""
     limit = sup.io.ms("task_duration") + sup.io.ms("completion_timeout")
     now = now_ms()
     live = {lk.task_id for lk in rt.lockbox.locks(datasource=sup.data_source) if lk.active}
@@ -225,6 +226,8 @@ def reap_lost_tasks(sup: KafkaSupervisorSpec, rt: Runtime) -> list[str]:
         if t.type == "index_kafka" and t.id not in live and now - parse_instant(t.created_date) > limit:
             message = "the task's process was lost (no report after taskDuration + completionTimeout); its range is read again"
             rt.store.set_task_status(t.id, "FAILED", error_msg=message)
+            # Its allocations are spent; its pushed files (unique keys per attempt) are left to the orphan sweep.
+            rt.store.delete_pending_segments(sup.data_source, t.id)
             lost.append(t.id)
     return lost
 

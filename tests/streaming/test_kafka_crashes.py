@@ -116,6 +116,16 @@ def _crashing_child(point: str, task_json: str, url: str, deep: str, work: str) 
     _child(task_json, url, deep, work)
 
 
+def _expired(runtime):
+    """The runtime with a lockbox whose clock is far ahead: every lease has run out."""
+    import dataclasses
+
+    from druidflow.locks import TaskLockbox
+
+    ahead = TaskLockbox(runtime.store.engine, clock=lambda: int(time.time() * 1000) + 3_600_000)
+    return dataclasses.replace(runtime, lockbox=ahead)
+
+
 @pytest.mark.parametrize(
     "point", ["mid-read", "after-build", "after-cas-before-commit", "after-insert-before-commit", "after-commit"]
 )
@@ -142,3 +152,9 @@ def test_sigkill_at_each_step_of_a_task_then_restart(point, kafka_broker, db_url
     supervisor.supervise(spec, runtime, until_caught_up=True, max_cycles=10)
     seen = visible_ids(runtime, "exact")
     assert sum(seen.values()) == 300 and set(seen) == set(range(300))
+    # Once its lease and completion timeout are long past, the killed task is marked FAILED and its ids freed.
+    io = {**spec["spec"]["ioConfig"], "taskDuration": "PT0.001S", "completionTimeout": "PT0.001S"}
+    short = parse_supervisor_spec({**spec, "spec": {**spec["spec"], "ioConfig": io}})
+    assert task.task_id in supervisor.reap_lost_tasks(short, _expired(runtime))
+    assert runtime.store.get_task(task.task_id).status == "FAILED"
+    assert runtime.store.pending_segments("exact") == []
