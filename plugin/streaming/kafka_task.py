@@ -118,9 +118,15 @@ def _seconds(period: str) -> float:
 
 
 def publish(
-    task: KafkaTaskSpec, index_task: IndexTask, segments: list[DataSegment], end: dict[int, int], rt: Runtime
+    task: KafkaTaskSpec,
+    index_task: IndexTask,
+    segments: list[DataSegment],
+    end: dict[int, int],
+    rt: Runtime,
+    report: Optional[dict[str, Any]] = None,
 ) -> offsets.StreamOffsets:
-    """Segments and offsets in one transaction inside the critical section (or offsets alone if no segment)."""
+    """Segments, offsets and the task's SUCCESS (with ``report``) in one transaction inside the critical section
+    (or offsets and status alone if no segment): the task is SUCCESS exactly when its range is published."""
     ds = task.data_source
     intervals = condense(sorted({s.interval for s in segments}))
     for attempt in range(_PUBLISH_ATTEMPTS):
@@ -128,13 +134,16 @@ def publish(
         try:
             if not segments:
                 with rt.store.engine.begin() as conn:
-                    return offsets.compare_and_swap(conn, ds, task.topic, task.start, end)
+                    committed = offsets.compare_and_swap(conn, ds, task.topic, task.start, end)
+                    rt.store.set_task_status(task.task_id, "SUCCESS", report=report, conn=conn)
+                    return committed
             with rt.lockbox.critical_section(index_task.task_id, intervals, datasource=ds) as cs:
                 committed = offsets.compare_and_swap(cs.connection, ds, task.topic, task.start, end)
                 # Appended segments of a chunk re-versioned since allocation get copies in the newer version (the
                 # store's concurrent append/replace upgrade), so their rows stay visible.
                 rt.store.publish_appended_segments(segments, conn=cs.connection)
                 rt.store.delete_pending_segments(ds, index_task.task_id, conn=cs.connection)
+                rt.store.set_task_status(task.task_id, "SUCCESS", report=report, conn=cs.connection)
                 written = committed
             return committed
         except PublishConflictError:
@@ -189,11 +198,12 @@ def run(task: KafkaTaskSpec, rt: Runtime) -> KafkaTaskReport:
             if spooled.messages:
                 segments, built_stats, events = build(index_task, rt, message_window(sup, task.created_ms))
                 stats = stats.plus(built_stats)
-            if segments or spooled.end != task.start:
-                publish(task, index_task, segments, spooled.end, rt)
-            published = True
             reports = ingestion_report(task.task_id, state="COMPLETED", build=(stats, events), segments_published=len(segments))
-            rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+            if segments or spooled.end != task.start:
+                publish(task, index_task, segments, spooled.end, rt, reports)
+            else:
+                rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
+            published = True
             return KafkaTaskReport(
                 task_id=task.task_id, data_source=ds, status="SUCCESS", published=True, start=task.start,
                 end=spooled.end, at_end=sorted(spooled.at_end), messages=spooled.messages,
