@@ -1,8 +1,9 @@
 """Druid's supervisor HTTP API, ``/druid/indexer/v1/supervisor``, as a FastAPI router over the engine's supervisor
 functions (:mod:`druidflow.streaming.supervisor`).
 
-Include it in the app mounted at ``/druid`` (the router's paths start at ``/indexer/v1/supervisor``); it takes
-the engine on Druidflow's tables from :func:`druidflow.airflow.plugin.get_engine`, which tests override. A spec
+It is included in the app mounted at ``/druid`` (:mod:`druidflow.airflow.druid_api.app`; the router's paths start
+at ``/indexer/v1/supervisor``), behind its authentication; it takes the engine on Druidflow's tables from
+:func:`druidflow.airflow.druid_api.deps.get_engine`, which tests override. A spec
 POSTed here is stored in ``druidflow_supervisors``; ``dags/druidflow_kafka_supervisors.py`` makes a DAG of every
 stored supervisor, as of every spec in its Variable and folder.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException
 from sqlalchemy.engine import Engine
 
-from druidflow.airflow.plugin import get_engine
+from druidflow.airflow.druid_api.deps import get_engine
 from druidflow.exceptions import DruidflowError, SpecError
 
 router = APIRouter(prefix="/indexer/v1/supervisor", tags=["supervisor"])

@@ -70,7 +70,13 @@ def create_app() -> FastAPI:
         title="Druidflow",
         description="Read-only view of Druidflow's dataSources, segments, tasks and locks.",
         dependencies=_auth_dependencies(),
+        docs_url=None,  # served below behind authentication, like every other route
+        redoc_url=None,
+        openapi_url=None,
     )
+    from druidflow.airflow.druid_api.app import add_authenticated_docs
+
+    add_authenticated_docs(app)
     seg = segments.c
 
     @app.get("/datasources")
@@ -192,11 +198,18 @@ def _render_page(datasources: list[dict], tasks_: list[dict], locks: list[dict])
     )
 
 
+def druid_api_app() -> dict[str, Any]:
+    """Druid's Overlord and Coordinator API at ``/druid`` (see :mod:`druidflow.airflow.druid_api`)."""
+    from druidflow.airflow.druid_api.app import plugin_app
+
+    return plugin_app()
+
+
 class DruidflowPlugin(AirflowPlugin):
     """Mounts the Druidflow API at ``/druidflow`` and adds *Browse > Druidflow* to the UI."""
 
     name = "druidflow"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}]
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}, druid_api_app()]
     external_views = [
         {
             "name": "Druidflow",

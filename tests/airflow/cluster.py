@@ -49,8 +49,7 @@ class AirflowCluster:
     @property
     def env(self) -> dict[str, str]:
         passwords = self.home / "passwords.json"
-        return airflow_env(
-            self.home,
+        settings = dict(
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.db_url,
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
@@ -66,8 +65,9 @@ class AirflowCluster:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3",
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-            **self.extra_env,
         )
+        settings.update(self.extra_env)  # a test may override any of the above (e.g. the users)
+        return airflow_env(self.home, **settings)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 

@@ -18,7 +18,7 @@ from tests.streaming.helpers import messages
 @pytest.fixture
 def client(sqlite_url):
     from druidflow.airflow import kafka_api
-    from druidflow.airflow.plugin import get_engine
+    from druidflow.airflow.druid_api.deps import get_engine
 
     MetadataStore(sqlite_url).migrate()
     app = FastAPI()
