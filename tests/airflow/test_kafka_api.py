@@ -75,3 +75,27 @@ def test_stored_supervisors_become_dags(sqlite_url, monkeypatch, tmp_path):
     rt = Runtime.from_urls(sqlite_url, str(tmp_path / "deep"), work_dir=tmp_path / "work")
     supervisor.save(rt, parse_supervisor_spec(kafka_spec("127.0.0.1:9", "t", data_source="from_api")))
     assert [parse_supervisor_spec(s).id for s in configured_specs()] == ["from_api"]
+
+
+def test_mounted_in_the_airflow_api_server_behind_its_authentication(airflow_db, sqlite_url):
+    from airflow.api_fastapi.app import create_app, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    from druidflow.airflow.druid_api.deps import get_engine
+    from druidflow.airflow.plugin import DruidflowPlugin
+
+    MetadataStore(sqlite_url).migrate()
+    app = create_app()
+    (druid,) = [a["app"] for a in DruidflowPlugin.fastapi_apps if a["url_prefix"] == "/druid"]
+    druid.dependency_overrides[get_engine] = lambda: make_engine(sqlite_url)
+    try:
+        client = TestClient(app)
+        base = "/druid/indexer/v1/supervisor"
+        assert client.get(base).status_code in (401, 403)
+        token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.post(base, json=kafka_spec("127.0.0.1:9", "t", data_source="mounted"), headers=headers).json() == {"id": "mounted"}
+        assert client.get(base, headers=headers).json() == ["mounted"]
+        assert client.get(f"{base}/missing", headers=headers).status_code == 404
+    finally:
+        druid.dependency_overrides.clear()
