@@ -205,11 +205,23 @@ def druid_api_app() -> dict[str, Any]:
     return plugin_app()
 
 
+def _console_app() -> dict[str, Any]:
+    from druidflow.airflow.console.app import URL_PREFIX as CONSOLE_PREFIX, create_console_app
+
+    return {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Druidflow console"}
+
+
 class DruidflowPlugin(AirflowPlugin):
-    """Mounts the Druidflow API at ``/druidflow`` and adds *Browse > Druidflow* to the UI."""
+    """Mounts the Druidflow API at ``/druidflow``, Druid's Overlord/Coordinator API at ``/druid`` and the console at
+    ``/druidflow-console``, and adds the pages to the UI's navigation (*Druidflow console* at the top level,
+    *Browse > Druidflow* for the plain summary)."""
 
     name = "druidflow"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"}, druid_api_app()]
+    fastapi_apps = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"},
+        druid_api_app(),
+        _console_app(),
+    ]
     external_views = [
         {
             "name": "Druidflow",
@@ -217,5 +229,13 @@ class DruidflowPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "druidflow",
-        }
+        },
+        {
+            "name": "Druidflow console",
+            "href": "/druidflow-console/",
+            "destination": "nav",
+            "url_route": "druidflow_console",
+            "nav_top_level": True,
+            "icon": "/druidflow-console/static/icon.svg",
+        },
     ]

@@ -54,6 +54,9 @@ segments = Table(
     Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_load_path", "load_path"),
     Index(f"ix_{PREFIX}segments_kill_task", "kill_task_id"),
+    # The console's summary and timeline read only this index (migration df_console).
+    Index(f"ix_{PREFIX}segments_console", "dataSource", "used", "start_ms", "end_ms", "version", "partition_num",
+          "size", "num_rows"),
 )
 
 pending_segments = Table(
@@ -97,6 +100,10 @@ tasks = Table(
     Column("updated_date", String(32), nullable=False),
     Index(f"ix_{PREFIX}tasks_active_created", "active", "created_date"),
     Index(f"ix_{PREFIX}tasks_ds_created", "dataSource", "created_date"),
+    # The console's newest-first task list, filtered by type or status (migration df_console).
+    Index(f"ix_{PREFIX}tasks_created", "created_date"),
+    Index(f"ix_{PREFIX}tasks_type_created", "type", "created_date"),
+    Index(f"ix_{PREFIX}tasks_status_created", "status", "created_date"),
 )
 
 # --- Task locks (owned by druidflow.locks) -----------------------------------------------------------------
@@ -158,6 +165,8 @@ lock_events = Table(
     Column("detail", Text, nullable=True),
     Index(f"ix_{PREFIX}lock_events_task", "task_id"),
     Index(f"ix_{PREFIX}lock_events_ds_id", "dataSource", "id"),
+    # The console: which task took the lock a segment version came from (migration df_console).
+    Index(f"ix_{PREFIX}lock_events_ds_version", "dataSource", "version"),
 )
 
 # Concurrent append and replace (Druid's druid_upgradeSegments): a segment committed under an APPEND lock into

@@ -1,7 +1,7 @@
 """Streaming: the committed offsets per dataSource (Druid's druid_dataSource) and the supervisors.
 
 Revision ID: df_kafka
-Revises: df_trust
+Revises: df_console
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "df_kafka"
-down_revision = "df_trust"
+down_revision = "df_console"
 branch_labels = None
 depends_on = None
 
