@@ -9,6 +9,7 @@
     druidflow locks [--datasource D] [--json]
     druidflow timeline DATASOURCE [--interval I]
     druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
+    druidflow supervise SPEC.json [--until-caught-up]   run a Kafka supervisor (and supervisor status|suspend|resume|reset)
     druidflow query "SELECT ... FROM DATASOURCE"  SQL over the visible segments (DuckDB)
     druidflow migrate                           create or upgrade Druidflow's tables in the metadata DB
     druidflow demo                              ingest the bundled sample and print its timeline
@@ -297,11 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
+    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.sql_cli import register as register_query
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
+    register_kafka(sub)
     register_query(sub)
     for command in sub.choices.values():
         command.formatter_class = DefaultsHelpFormatter

@@ -192,6 +192,31 @@ rules = Table(
     Column("payload", Text, nullable=False),
 )
 
+# Streaming offsets committed with the segments that hold their rows (Druid's druid_dataSource): one row per
+# dataSource; ``commit_metadata_sha1`` is what the publish transaction compares-and-swaps on.
+datasource_metadata = Table(
+    f"{PREFIX}datasource_metadata",
+    metadata,
+    Column("dataSource", String(255), primary_key=True),
+    Column("created_date", String(32), nullable=False),
+    Column("updated_date", String(32), nullable=False),
+    Column("commit_metadata_payload", Text, nullable=False),
+    Column("commit_metadata_sha1", String(64), nullable=False),
+)
+
+# Streaming supervisors (Druid's druid_supervisors, keeping the current spec and state rather than a history).
+supervisors = Table(
+    f"{PREFIX}supervisors",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("dataSource", String(255), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("created_date", String(32), nullable=False),
+    Column("updated_date", String(32), nullable=False),
+    Column("suspended", Boolean, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
 __all__ = [
     "metadata",
     "segments",
@@ -201,6 +226,8 @@ __all__ = [
     "task_locks",
     "lock_events",
     "rules",
+    "datasource_metadata",
+    "supervisors",
     "upgrade_segments",
     "PREFIX",
 ]

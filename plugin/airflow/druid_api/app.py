@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     from druidflow.airflow.druid_api.coordinator import router as coordinator
     from druidflow.airflow.druid_api.errors import install_error_handlers
     from druidflow.airflow.druid_api.overlord import router as overlord
+    from druidflow.airflow.kafka_api import router as supervisors
 
     app = FastAPI(
         title="Druidflow: Druid Overlord and Coordinator API",
@@ -28,6 +29,7 @@ def create_app() -> FastAPI:
         dependencies=[Depends(druid_user)],
     )
     app.include_router(overlord)
+    app.include_router(supervisors)
     app.include_router(coordinator)
     install_error_handlers(app)
     add_authenticated_docs(app)
