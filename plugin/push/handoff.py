@@ -1,0 +1,114 @@
+"""Handing off one closed window: index its spooled events and publish them exactly once.
+
+    spooled rows of the bucket ─▶ APPEND lock (priority 75) ─▶ JSON-lines pages on local disk (micro-batches of
+    maxRowsInMemory events) ─▶ the index task's build (parse, rollup, persists, segments pushed to deep storage)
+    ─▶ one transaction in the lock's critical section: delete exactly those spool rows + publish the segments
+
+The segments are new partitions of the bucket's chunk (an appending index task), so a later handoff of the same
+bucket (events that arrived after the first one started) only adds partitions. A crash before the transaction
+leaves the spool rows in place and at most some unpublished files in deep storage (the orphan sweep's business);
+the next handoff indexes the same events again under a new task id. A crash after it has nothing left to do.
+Two handoffs racing for the same rows cannot both publish: the second one's delete finds rows missing and its
+transaction rolls back (:func:`druidflow.push.spool.consume`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from druidflow.ingest.stats import RowStats
+from druidflow.intervals import Interval, format_instant
+from druidflow.push import spool
+from druidflow.push.spec import RealtimeTask
+from druidflow.segments.descriptor import DataSegment
+from druidflow.tasks import index
+from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.runtime import Runtime
+
+TASK_TYPE = "index_realtime"
+CRASH_ENV = "DRUIDFLOW_PUSH_CRASH_AT"  # fault injection for tests: after_build | after_publish
+
+
+@dataclass(frozen=True)
+class HandoffReport:
+    task_id: str
+    data_source: str
+    bucket: Interval
+    events: int
+    batches: int
+    segments: list[DataSegment]
+    row_stats: RowStats
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "taskId": self.task_id,
+            "dataSource": self.data_source,
+            "interval": str(self.bucket),
+            "events": self.events,
+            "batches": self.batches,
+            "segments": [s.id for s in self.segments],
+            "rowStats": self.row_stats.model_dump(),
+        }
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def handoff_task_id(data_source: str, bucket: Interval) -> str:
+    return f"{TASK_TYPE}_{data_source}_{format_instant(bucket.start)}_{secrets.token_hex(4)}"
+
+
+def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s: float = 30.0) -> Optional[HandoffReport]:
+    """Index and publish the bucket's spooled events; None when none are spooled."""
+    engine = rt.store.engine
+    data_source = task.data_source
+    spooled = spool.entries(engine, data_source, bucket)
+    if not spooled:
+        return None
+    task_id = handoff_task_id(data_source, bucket)
+    scratch = rt.scratch(f"{TASK_TYPE}-{data_source[:20]}-")
+    try:
+        index_task = task.index_task(bucket, scratch / "spool", task_id)
+        payload = {**task.model_dump(), "handoff": {"interval": str(bucket), "spoolIds": [e.id for e in spooled]}}
+        rt.store.insert_task(task_id, TASK_TYPE, data_source, index_task.group_id, payload)
+        try:
+            with rt.lockbox.keep_alive(task_id):
+                index.acquire_locks(index_task, rt, [bucket], timeout_s=lock_timeout_s)
+                _write_pages(rt, spooled, scratch / "spool", task.tuning.max_rows_in_memory)
+                plan = index.determine_partitions(index_task, rt)
+                result = index.build_units(index_task, plan.build_units, rt)
+                _crash_point("after_build")
+                with rt.lockbox.critical_section(task_id, [bucket]) as cs:
+                    events = spool.consume(cs.connection, data_source, spooled, task_id)
+                    if result.segments:
+                        rt.store.publish_segments(result.segments, conn=cs.connection)
+                _crash_point("after_publish")
+            report = ingestion_report(
+                task_id,
+                state="COMPLETED",
+                build=(result.row_stats, result.unparseable_events),
+                segments_published=len(result.segments),
+            )
+            rt.store.set_task_status(task_id, "SUCCESS", report=report)
+            return HandoffReport(task_id, data_source, bucket, events, len(spooled), result.segments, result.row_stats)
+        except BaseException as exc:
+            index.fail(task_id, exc, rt)
+            raise
+        finally:
+            index.release(task_id, rt)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_pages(rt: Runtime, spooled: list[spool.SpoolEntry], directory: Any, max_events: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = [e.id for e in spooled]
+    for n, (_, data) in enumerate(spool.payloads(rt.store.engine, ids, max_events)):
+        (directory / f"part-{n:06d}.json").write_bytes(data)
