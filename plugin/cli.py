@@ -8,6 +8,7 @@
     druidflow timeline DATASOURCE [--interval I]
     druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
     druidflow demo                              ingest the bundled sample and print its timeline
+    druidflow realtime SPEC | push-status | push-server DIR    stream push (druidflow.push.cli)
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
 ``DRUIDFLOW_DEEP_STORAGE``) default to ``./var/druidflow``. Exit 0 on success; otherwise one line on stderr
@@ -208,10 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
+    from druidflow.push.cli import register as register_push
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
+    register_push(sub)
     return parser
 
 
