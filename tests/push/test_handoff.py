@@ -1,0 +1,97 @@
+"""Handoff: a closed window's spooled events are published once, with the spool rows, in one transaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from druidflow.exceptions import PublishConflictError
+from druidflow.intervals import Interval, parse_instant
+from druidflow.push import spool
+from druidflow.push.handoff import CRASH_ENV, handoff
+from druidflow.push.receiver import receive
+from druidflow.push.runner import RealtimeRunner, drain
+
+from .helpers import events, ndjson, published_ids, realtime_spec, realtime_task
+
+NOW = parse_instant("2024-05-01T12:30:00Z")
+HOUR = Interval.parse("2024-05-01T12/PT1H")
+
+
+def _push(rt, task, ids, ts=NOW):
+    return receive(task, ndjson(events(ts, ids)), rt.store.engine, clock=lambda: NOW)
+
+
+def test_handoff_publishes_the_window_and_trims_the_spool(rt):
+    task = realtime_task(max_rows_in_memory=7)
+    _push(rt, task, range(25))
+    _push(rt, task, range(25, 40))
+    report = handoff(task, HOUR, rt)
+    assert (report.events, report.batches, report.row_stats.processed) == (40, 2, 40)
+    assert sorted(published_ids(rt, "events"), key=int) == [str(i) for i in range(40)]
+    assert spool.pending_events(rt.store.engine, "events") == 0
+    [row] = spool.summary(rt.store.engine, "events")
+    assert (row.committed_events, row.last_task_id) == (40, report.task_id)
+    record = rt.store.get_task(report.task_id)
+    assert (record.type, record.status) == ("index_realtime", "SUCCESS")
+    assert handoff(task, HOUR, rt) is None
+
+
+def test_late_events_of_a_handed_off_bucket_become_another_partition(rt):
+    task = realtime_task()
+    _push(rt, task, ["a", "b"])
+    first = handoff(task, HOUR, rt)
+    _push(rt, task, ["c"])
+    second = handoff(task, HOUR, rt)
+    assert [s.partition_num for s in first.segments] == [0] and [s.partition_num for s in second.segments] == [1]
+    assert sorted(published_ids(rt, "events")) == ["a", "b", "c"]
+
+
+def test_a_handoff_whose_rows_were_taken_by_another_publishes_nothing(rt):
+    task = realtime_task()
+    _push(rt, task, ["a"])
+    taken = spool.entries(rt.store.engine, "events", HOUR)
+    with rt.store.engine.begin() as conn:
+        spool.consume(conn, "events", taken, "someone_else")
+    with rt.store.engine.begin() as conn, pytest.raises(PublishConflictError):
+        spool.consume(conn, "events", taken, "me")
+    assert published_ids(rt, "events") == []
+
+
+def test_runner_hands_off_only_closed_windows(rt):
+    task = realtime_task(segment="HOUR", window="PT10M", handoff_delay="PT5M")
+    _push(rt, task, ["a"])
+    clock = {"now": parse_instant("2024-05-01T13:14:59Z")}
+    runner = RealtimeRunner(task, rt, clock=lambda: clock["now"])
+    assert runner.run_once() == []
+    clock["now"] = parse_instant("2024-05-01T13:15:00Z")
+    assert [r.events for r in runner.run_once()] == [1]
+    assert published_ids(rt, "events") == ["a"]
+
+
+def test_drain_hands_off_open_windows(rt):
+    task = realtime_task()
+    _push(rt, task, ["a", "b"])
+    assert drain(task, rt) == 2
+    assert spool.pending_events(rt.store.engine, "events") == 0
+
+
+@pytest.mark.parametrize("point", ["after_build", "after_publish"])
+def test_a_handoff_killed_at_either_side_of_its_transaction_publishes_each_event_once(rt, tmp_path, db_url, point):
+    task = realtime_task()
+    _push(rt, task, range(10))
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(realtime_spec()))
+    env = {**os.environ, CRASH_ENV: point, "DRUIDFLOW_WORK_DIR": str(tmp_path / "work2")}
+    cmd = [sys.executable, "-m", "druidflow.cli", "--metadata-url", db_url, "--deep-storage", str(tmp_path / "deep"),
+           "realtime", str(spec_file), "--until-empty", "--poll", "0.05"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    expected_pending = 10 if point == "after_build" else 0
+    assert spool.pending_events(rt.store.engine, "events") == expected_pending
+    assert drain(task, rt) == expected_pending
+    assert sorted(published_ids(rt, "events"), key=int) == [str(i) for i in range(10)]

@@ -1,0 +1,78 @@
+"""Receiving a push: decoding, the window, buckets, the spool's capacity; every accepted event is in the spool."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from druidflow.intervals import Interval, parse_instant
+from druidflow.push import spool
+from druidflow.push.receiver import PushError, receive
+
+from .helpers import events, ndjson, realtime_task
+
+NOW = parse_instant("2024-05-01T12:30:00Z")
+
+
+def _spooled(rt, ds="events"):
+    rows = spool.entries(rt.store.engine, ds, Interval.parse("2024-05-01T12/PT1H"))
+    lines = [line for _, data in spool.payloads(rt.store.engine, [e.id for e in rows], 10**9) for line in data.splitlines() if line]
+    return [json.loads(line)["id"] for line in lines]
+
+
+def test_ndjson_and_array_bodies_are_spooled_before_the_answer(rt):
+    task = realtime_task()
+    assert receive(task, ndjson(events(NOW, range(3))), rt.store.engine, clock=lambda: NOW).sent == 3
+    body = json.dumps(events(NOW, ["a", "b"])).encode()
+    result = receive(task, body, rt.store.engine, clock=lambda: NOW)
+    assert (result.received, result.sent) == (2, 2)
+    assert sorted(_spooled(rt)) == ["0", "1", "2", "a", "b"]
+    assert spool.pending_events(rt.store.engine, "events") == 5
+
+
+def test_events_outside_the_window_are_thrown_away_and_not_sent(rt):
+    task = realtime_task(window="PT10M")
+    body = ndjson(events(NOW, ["in"]) + events(NOW - 11 * 60_000, ["old"]) + events(NOW + 11 * 60_000, ["future"])
+                  + [{"ts": "not a time", "id": "bad"}, {"id": "no-ts"}])
+    result = receive(task, body, rt.store.engine, clock=lambda: NOW)
+    assert (result.received, result.sent, result.thrown_away) == (5, 1, 4)
+    assert _spooled(rt) == ["in"]
+
+
+def test_rejection_policy_none_keeps_every_parseable_event(rt):
+    task = realtime_task(policy="none")
+    result = receive(task, ndjson(events(NOW - 86_400_000, ["old"]) + [{"id": "no-ts"}]), rt.store.engine, clock=lambda: NOW)
+    assert (result.received, result.sent) == (2, 1)
+
+
+def test_events_are_spooled_per_segment_bucket(rt):
+    task = realtime_task(segment="MINUTE", window="PT1H")
+    receive(task, ndjson(events(NOW, ["a"]) + events(NOW + 60_000, ["b", "c"])), rt.store.engine, clock=lambda: NOW)
+    buckets = spool.due_buckets(rt.store.engine, "events", None)
+    assert [str(b) for b in buckets] == ["2024-05-01T12:30:00.000Z/2024-05-01T12:31:00.000Z",
+                                         "2024-05-01T12:31:00.000Z/2024-05-01T12:32:00.000Z"]
+    assert [e.events for e in spool.entries(rt.store.engine, "events", buckets[1])] == [2]
+
+
+@pytest.mark.parametrize("body, line", [
+    (b'{"ts": 1, "id": "a"}\n{"ts": 2, "id": \n{"ts": 3}\n', 2),
+    (b'{"ts": 1}\n\n\n[1, 2]\n', 4),
+    (b'[{"ts": 1},\n {"ts": 2,,}]', 2),
+])
+def test_malformed_json_fails_the_whole_push_naming_the_line(rt, body, line):
+    with pytest.raises(PushError) as err:
+        receive(realtime_task(), body, rt.store.engine, clock=lambda: NOW)
+    assert err.value.status == 400 and f"line {line}" in str(err.value)
+    assert spool.pending_events(rt.store.engine, "events") == 0
+
+
+def test_a_full_spool_refuses_the_whole_push(rt):
+    task = realtime_task(buffer_size=5)
+    receive(task, ndjson(events(NOW, range(4))), rt.store.engine, clock=lambda: NOW)
+    with pytest.raises(PushError) as err:
+        receive(task, ndjson(events(NOW, range(4, 6))), rt.store.engine, clock=lambda: NOW)
+    assert err.value.status == 429 and err.value.retry_after_s >= 1
+    assert spool.pending_events(rt.store.engine, "events") == 4
+    receive(task, ndjson(events(NOW, ["last"])), rt.store.engine, clock=lambda: NOW)
+    assert spool.pending_events(rt.store.engine, "events") == 5
