@@ -77,6 +77,8 @@ class RealtimeRunner:
         Returns the number of events handed off."""
         stop = stop or threading.Event()
         handed = 0
+        log.info("realtime runner of %s: watching the spool (window %s, handoff delay %s)", self.task.data_source,
+                 self.task.tuning.window_period, self.task.tuning.handoff_delay)
         while not stop.is_set():
             handed += sum(r.events for r in self.run_once())
             if until_empty and spool.pending_events(self.rt.store.engine, self.task.data_source) == 0:
