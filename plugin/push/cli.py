@@ -46,9 +46,12 @@ def cmd_realtime(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    handed = RealtimeRunner(task, rt, poll_s=args.poll).run(stop, drain_on_stop=not args.no_drain, until_empty=args.until_empty)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        handed = RealtimeRunner(task, rt, poll_s=args.poll).run(stop, drain_on_stop=not args.no_drain, until_empty=args.until_empty)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps({"dataSource": task.data_source, "handedOffEvents": handed}))
     return 0
 
