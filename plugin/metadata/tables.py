@@ -185,11 +185,13 @@ push_spool = Table(
     Index(f"ix_{PREFIX}push_spool_ds_bucket", "dataSource", "bucket_start_ms", "id"),
 )
 
-# What the handoffs of each pushed dataSource committed, written in the transaction that publishes the segments.
-push_commits = Table(
-    f"{PREFIX}push_commits",
+# Per pushed dataSource: the events in its spool (kept with the spool rows in the same transactions, so the capacity
+# check is one row) and what its handoffs committed (written in the transaction that publishes the segments).
+push_datasources = Table(
+    f"{PREFIX}push_datasources",
     metadata,
     Column("dataSource", String(255), primary_key=True),
+    Column("pending_events", BigInteger, nullable=False),
     Column("committed_events", BigInteger, nullable=False),
     Column("committed_batches", BigInteger, nullable=False),
     Column("last_spool_id", BigInteger, nullable=False),
@@ -207,7 +209,7 @@ __all__ = [
     "lock_events",
     "rules",
     "push_spool",
-    "push_commits",
+    "push_datasources",
     "PREFIX",
 ]
 

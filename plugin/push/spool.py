@@ -17,10 +17,11 @@ from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from druidflow.exceptions import PublishConflictError, RetryableError
 from druidflow.intervals import Interval, format_instant, now_ms
-from druidflow.metadata.tables import push_commits as C
+from druidflow.metadata.tables import push_datasources as D
 from druidflow.metadata.tables import push_spool as S
 
 _ID_BATCH = 500
@@ -72,34 +73,46 @@ class PendingSummary:
         }
 
 
-def _pending_events(conn: Connection, data_source: str) -> int:
-    query = sa.select(sa.func.coalesce(sa.func.sum(S.c.events), 0)).where(S.c.dataSource == data_source)
-    return int(conn.execute(query).scalar_one())
-
-
 def pending_events(engine: Engine, data_source: str) -> int:
     """Events spooled for the dataSource and not yet handed off."""
     with engine.connect() as conn:
-        return _pending_events(conn, data_source)
+        return int(conn.execute(sa.select(D.c.pending_events).where(D.c.dataSource == data_source)).scalar() or 0)
+
+
+def _ensure_row(engine: Engine, data_source: str) -> None:
+    with engine.connect() as conn:
+        if conn.execute(sa.select(D.c.dataSource).where(D.c.dataSource == data_source)).first() is not None:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(D.insert().values(dataSource=data_source, pending_events=0, committed_events=0, committed_batches=0,
+                                           last_spool_id=0, last_task_id=None, updated_date=format_instant(now_ms())))
+    except IntegrityError:
+        pass  # a concurrent first push created it
 
 
 def append(engine: Engine, data_source: str, pieces: Sequence[SpoolPiece], capacity: int) -> None:
     """Spool one request's events durably, or none of them: raises :class:`SpoolFullError` when they do not fit.
 
-    On SQLite the write transaction holds the database's write lock from its first statement, so the capacity
-    check and the insert are atomic; on PostgreSQL concurrent pushes may together overshoot the capacity by
-    at most one request each (nothing is lost either way).
+    The dataSource's pending count is raised only if the events fit, in the transaction that inserts them; that
+    one-row conditional update is the capacity check (atomic on every database) and costs the same however
+    full the spool is.
     """
     total = sum(p.events for p in pieces)
     if not total:
         return
+    _ensure_row(engine, data_source)
     now = format_instant(now_ms())
     with engine.begin() as conn:
-        pending = _pending_events(conn, data_source)
-        if pending + total > capacity:
+        raised = conn.execute(
+            D.update()
+            .where(D.c.dataSource == data_source, D.c.pending_events + total <= capacity)
+            .values(pending_events=D.c.pending_events + total)
+        ).rowcount
+        if not raised:
+            pending = conn.execute(sa.select(D.c.pending_events).where(D.c.dataSource == data_source)).scalar()
             raise SpoolFullError(
-                f"the spool of {data_source} holds {pending} events (bufferSize {capacity}); {total} more do not fit",
-                1,
+                f"the spool of {data_source} holds {pending} events (bufferSize {capacity}); {total} more do not fit", 1
             )
         conn.execute(
             S.insert(),
@@ -176,30 +189,20 @@ def consume(conn: Connection, data_source: str, spooled: Sequence[SpoolEntry], t
             "nothing was published by this one"
         )
     events = sum(e.events for e in spooled)
-    now = format_instant(now_ms())
     last = max(ids)
-    updated = conn.execute(
-        C.update()
-        .where(C.c.dataSource == data_source)
+    greatest = sa.func.max if conn.dialect.name == "sqlite" else sa.func.greatest
+    conn.execute(
+        D.update()
+        .where(D.c.dataSource == data_source)
         .values(
-            committed_events=C.c.committed_events + events,
-            committed_batches=C.c.committed_batches + len(ids),
-            last_spool_id=sa.func.max(C.c.last_spool_id, last) if conn.dialect.name == "sqlite" else sa.func.greatest(C.c.last_spool_id, last),
+            pending_events=D.c.pending_events - events,
+            committed_events=D.c.committed_events + events,
+            committed_batches=D.c.committed_batches + len(ids),
+            last_spool_id=greatest(D.c.last_spool_id, last),
             last_task_id=task_id,
-            updated_date=now,
+            updated_date=format_instant(now_ms()),
         )
-    ).rowcount
-    if not updated:
-        conn.execute(
-            C.insert().values(
-                dataSource=data_source,
-                committed_events=events,
-                committed_batches=len(ids),
-                last_spool_id=last,
-                last_task_id=task_id,
-                updated_date=now,
-            )
-        )
+    )
     return events
 
 
@@ -215,10 +218,10 @@ def summary(engine: Engine, data_source: Optional[str] = None) -> list[PendingSu
         )
         .group_by(S.c.dataSource)
     )
-    committed = sa.select(C.c.dataSource, C.c.committed_events, C.c.last_task_id)
+    committed = sa.select(D.c.dataSource, D.c.committed_events, D.c.last_task_id)
     if data_source is not None:
         pending = pending.where(S.c.dataSource == data_source)
-        committed = committed.where(C.c.dataSource == data_source)
+        committed = committed.where(D.c.dataSource == data_source)
     with engine.connect() as conn:
         spooled = {r[0]: r for r in conn.execute(pending)}
         done = {r[0]: r for r in conn.execute(committed)}

@@ -1,4 +1,4 @@
-"""Stream push: the spool of acknowledged events and the handoffs' commit record per dataSource.
+"""Stream push: the spool of acknowledged events, and per dataSource its pending count and what handoffs committed.
 
 Revision ID: df_push
 Revises: df_0001
@@ -29,8 +29,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_druidflow_push_spool_ds_bucket", "druidflow_push_spool", ["dataSource", "bucket_start_ms", "id"], unique=False)
 
-    op.create_table("druidflow_push_commits",
+    op.create_table("druidflow_push_datasources",
         sa.Column("dataSource", sa.String(length=255), nullable=False),
+        sa.Column("pending_events", sa.BigInteger(), nullable=False),
         sa.Column("committed_events", sa.BigInteger(), nullable=False),
         sa.Column("committed_batches", sa.BigInteger(), nullable=False),
         sa.Column("last_spool_id", sa.BigInteger(), nullable=False),
@@ -41,6 +42,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("druidflow_push_commits")
+    op.drop_table("druidflow_push_datasources")
     op.drop_index("ix_druidflow_push_spool_ds_bucket", table_name="druidflow_push_spool")
     op.drop_table("druidflow_push_spool")
