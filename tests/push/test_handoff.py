@@ -95,3 +95,23 @@ def test_a_handoff_killed_at_either_side_of_its_transaction_publishes_each_event
     assert spool.pending_events(rt.store.engine, "events") == expected_pending
     assert drain(task, rt) == expected_pending
     assert sorted(published_ids(rt, "events"), key=int) == [str(i) for i in range(10)]
+
+
+def test_a_handoff_appends_to_a_chunk_a_batch_index_task_wrote(rt):
+    from druidflow.tasks import index
+
+    batch = "\n".join(json.dumps(e) for e in events(NOW, ["batch1", "batch2"]))
+    schema = realtime_spec()["spec"]["dataSchema"]
+    index.run({
+        "type": "index",
+        "spec": {
+            "dataSchema": {**schema, "granularitySpec": {**schema["granularitySpec"], "intervals": [str(HOUR)]}},
+            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": batch}, "inputFormat": {"type": "json"}},
+        },
+    }, rt)
+    task = realtime_task()
+    _push(rt, task, ["pushed"])
+    report = handoff(task, HOUR, rt)
+    [batch_segment] = [r.segment for r in rt.store.segments("events") if r.segment.partition_num == 0]
+    assert [(s.version, s.partition_num) for s in report.segments] == [(batch_segment.version, 1)]
+    assert sorted(published_ids(rt, "events")) == ["batch1", "batch2", "pushed"]
