@@ -1,5 +1,6 @@
-"""Stream push on a real Airflow API server: the plugin mounts Druid's push paths behind Airflow's authentication,
-the events land in the spool of the Airflow DB, /druidflow/push shows them pending, and a handoff publishes them."""
+"""Stream push on a real Airflow: the plugin mounts Druid's push paths on the API server behind Airflow's
+authentication, the events land in the spool of the Airflow DB, /druidflow/push shows them pending, and the
+``druidflow_push_handoff`` DAG, under the real scheduler, publishes them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from tests.airflow.cluster import AirflowCluster, druidflow_cluster
+from tests.airflow.conftest import DAGS_FOLDER
 from tests.push.helpers import events, ndjson, published_ids, realtime_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -22,14 +24,14 @@ def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     specs = home / "push-specs"
     specs.mkdir()
     (specs / "pushed.json").write_text(json.dumps(realtime_spec("pushed", service_name="firehose:pushed")))
-    with druidflow_cluster(request, home, {}, {"DRUIDFLOW_PUSH_SPECS": str(specs)}) as started:
+    dag_files = {"druidflow_push_handoff.py": (DAGS_FOLDER / "druidflow_push_handoff.py").read_text()}
+    env = {"DRUIDFLOW_PUSH_SPECS": str(specs), "DRUIDFLOW_PUSH_HANDOFF_SCHEDULE": "@once"}
+    with druidflow_cluster(request, home, dag_files, env) as started:
         started.specs = specs  # type: ignore[attr-defined]
         yield started
 
 
 def test_push_endpoints_on_the_airflow_api_server(cluster):
-    from druidflow.push.runner import drain
-    from druidflow.push.spec import RealtimeTask
     from druidflow.tasks.runtime import Runtime
 
     now = int(time.time() * 1000)
@@ -47,9 +49,14 @@ def test_push_endpoints_on_the_airflow_api_server(cluster):
     [row] = [d for d in status["dataSources"] if d["dataSource"] == "pushed"]
     assert (row["pendingEvents"], row["configured"], row["sinceStart"]["thrownAway"]) == (7, True, 1)
 
-    rt = Runtime.from_urls(cluster.db_url, str(cluster.deep_storage), cluster.home / "work-test")
-    task = RealtimeTask.load(json.loads((cluster.specs / "pushed.json").read_text()))
-    assert drain(task, rt) == 7
+    cluster.wait_for_dag("druidflow_push_handoff")
+    run_id = cluster.trigger("druidflow_push_handoff", {"drain": True})
+    state = cluster.wait_for_run("druidflow_push_handoff", run_id)
+    assert state == "success", cluster.task_logs("druidflow_push_handoff", run_id)
+    out = cluster.xcom("druidflow_push_handoff", run_id, "handoff")
+    assert sum(h["events"] for h in out["handoffs"]) == 7 and out["pendingEvents"] == {"pushed": 0}
+    rt = Runtime.from_urls(cluster.db_url, str(cluster.deep_storage), cluster.home / "work-test", migrate=False)
     assert sorted(published_ids(rt, "pushed")) == ["0", "1", "2", "3", "4", "f1", "f2"]
+    assert {t.type for t in rt.store.list_tasks(datasource="pushed")} == {"index_realtime"}
     [row] = [d for d in cluster.api("GET", "/druidflow/push").json()["dataSources"] if d["dataSource"] == "pushed"]
     assert (row["pendingEvents"], row["committedEvents"]) == (0, 7)
