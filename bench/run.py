@@ -42,7 +42,7 @@ from bench.generate import dataset_paths, generate, parse_rows, rows_label
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-METADATA_MODULES = ("bench.locks", "bench.metadata", "bench.kill")
+METADATA_MODULES = ("bench.locks", "bench.metadata", "bench.planner", "bench.kill")
 AIRFLOW_MODULE = "bench.airflow_e2e"  # expected to expose run(input_path: str, input_format: str) -> {"wall_s": ...}
 TARGET_VS_PEER = 1.0
 TARGET_VS_FLOOR = 1.4

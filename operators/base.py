@@ -62,6 +62,19 @@ def datasource_asset(data_source: str):
     return Asset(name=uri, uri=uri)
 
 
+def user_error(message: str, cause: BaseException | None = None) -> AirflowFailException:
+    """An ``AirflowFailException`` for a user error: raise it ``from None`` so that the log shows one traceback,
+    not the engine's as well; the engine's error stays reachable as :func:`druidflow_cause`."""
+    error = AirflowFailException(message)
+    error.druidflow_error = cause  # type: ignore[attr-defined]
+    return error
+
+
+def druidflow_cause(exc: BaseException) -> BaseException | None:
+    """The Druidflow error behind an Airflow exception raised by these operators."""
+    return getattr(exc, "druidflow_error", None) or exc.__cause__
+
+
 def as_dict(value: Any, what: str) -> dict[str, Any]:
     """A dict from an XCom/template value that may arrive as JSON text (non-native template rendering)."""
     if isinstance(value, str):
@@ -158,7 +171,9 @@ class DruidflowStepOperator(BaseOperator):
             beat.check()  # a lock revoked mid-step makes the step's output worthless
             return result
         except DruidflowError as exc:
-            raise self._airflow_error(exc, context, druid_task_id) from exc
+            error = self._airflow_error(exc, context, druid_task_id)
+            error.druidflow_error = exc  # type: ignore[attr-defined]
+            raise error from None
 
     def _airflow_error(self, exc: DruidflowError, context: Context, druid_task_id: str | None) -> AirflowException:
         where = f"{self._step_name} of Druid task {druid_task_id}" if druid_task_id else self._step_name
@@ -269,10 +284,11 @@ class SpecSubmitOperator(DruidflowStepOperator):
             try:
                 return self._spec_from_form(dict(context.get("params") or {}))
             except SpecError as exc:
-                raise AirflowFailException(
+                raise user_error(
                     f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). "
-                    "Fix it and trigger a new run; nothing was locked or written."
-                ) from exc
+                    "Fix it and trigger a new run; nothing was locked or written.",
+                    exc,
+                ) from None
         return as_dict(self.spec, "spec")
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -281,10 +297,10 @@ class SpecSubmitOperator(DruidflowStepOperator):
         try:
             task = self._run(context, lambda: self._submit(spec))
         except AirflowFailException as exc:
-            cause = exc.__cause__
+            cause = druidflow_cause(exc)
             field = self._form_field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
             if field:
-                raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
+                raise user_error(f"{exc} (trigger form field '{field}')", cause) from None
             raise
         self.log.info("Submitted Druid %s task %s on dataSource %s", task.task_type, task.task_id, task.data_source)
         return task.model_dump()

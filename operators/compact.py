@@ -47,7 +47,14 @@ from druidflow.exceptions import (
     NoSegmentsError,
     SpecError,
 )
-from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, SpecSubmitOperator, as_dict, datasource_asset
+from druidflow.operators.base import (
+    DEFAULT_ASSET_ALIAS,
+    DruidflowStepOperator,
+    SpecSubmitOperator,
+    as_dict,
+    datasource_asset,
+    user_error,
+)
 from druidflow.operators.index import build_unit_label
 
 if TYPE_CHECKING:
@@ -308,7 +315,7 @@ class CompactOperator(DruidflowStepOperator):
         try:
             task = parse_task(spec)
         except SpecError as exc:
-            raise AirflowFailException(f"compact: the task spec is invalid: {exc}; nothing was locked or written.") from exc
+            raise user_error(f"compact: the task spec is invalid: {exc}; nothing was locked or written.", exc) from None
         self._resolved_id = task.task_id
         report = self._run(context, lambda: run(task, self.runtime, timeout_s=self.lock_timeout_s))
         self.log.info(
@@ -396,11 +403,9 @@ class AutoCompactionPlanOperator(DruidflowStepOperator):
         path = os.environ.get(CONFIG_FILE_ENV)
         if path:
             return load_settings(Path(path)), f"${CONFIG_FILE_ENV} ({path})"
-        raise SpecError(
-            "config", None,
-            f"no auto-compaction settings: set the Airflow Variable {self.config_variable!r} (see docs/compaction.md), "
-            f"a 'config_file', or ${CONFIG_FILE_ENV}",
-        )
+        # As Druid's coordinator: a dataSource without a compaction config is not compacted. Nothing configured at
+        # all is a valid (empty) configuration, not an error that would fail every scheduled run.
+        return load_settings({}), None
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from druidflow.compaction.planner import plan_auto_compaction
@@ -408,10 +413,18 @@ class AutoCompactionPlanOperator(DruidflowStepOperator):
         try:
             settings, where = self.resolve_settings(context)
         except SpecError as exc:
-            raise AirflowFailException(f"auto-compaction settings are invalid: {exc}. Nothing was compacted.") from exc
+            raise user_error(f"auto-compaction settings are invalid: {exc}. Nothing was compacted.", exc) from None
         params = dict(context.get("params") or {}) if context else {}
         only = _names(self.data_sources) or _names(params.get("data_sources"))
         rt = self.runtime
+        if where is None:
+            where = "nothing"
+            self.log.warning(
+                "Auto-compaction is not configured, so no dataSource is compacted. Set the Airflow Variable %r to "
+                "Druid's compaction config JSON (e.g. {\"compactionConfigs\": [{\"dataSource\": \"wikipedia\"}]}), "
+                "or the file named by $%s, or give 'config' when triggering (see docs/compaction.md).",
+                self.config_variable, CONFIG_FILE_ENV,
+            )
         plan = self._run(context, lambda: plan_auto_compaction(settings, rt.store, rt.lockbox, data_sources=only or None))
         self.log.info(
             "Auto-compaction settings from %s: %d dataSource(s), %d slot(s) free of %d (%d compaction(s) running)",

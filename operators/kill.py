@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from druidflow.exceptions import DruidflowError, LockRevokedError, SpecError
-from druidflow.operators.base import DruidflowStepOperator, as_dict
+from druidflow.operators.base import DruidflowStepOperator, as_dict, druidflow_cause, user_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -126,10 +126,11 @@ class DruidKillOperator(DruidflowStepOperator):
         try:
             spec, form_dry_run = kill_spec_from_form(dict(context.get("params") or {}))
         except SpecError as exc:
-            raise AirflowFailException(
+            raise user_error(
                 f"Trigger form field '{exc.path}' is invalid: {exc.reason} (got {exc.value!r}). Fix it and trigger "
-                "a new run; nothing was locked or deleted."
-            ) from exc
+                "a new run; nothing was locked or deleted.",
+                exc,
+            ) from None
         return spec, (form_dry_run if self.dry_run is None else self.dry_run), True
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -153,13 +154,13 @@ class DruidKillOperator(DruidflowStepOperator):
         try:
             report = self._run(context, work)
         except AirflowFailException as exc:
-            cause = exc.__cause__
+            cause = druidflow_cause(exc)
             if from_form and isinstance(cause, SpecError) and not (context.get("params") or {}).get("spec"):
                 from druidflow.airflow.kill_form import form_field_for
 
                 field = form_field_for(cause.path)
                 if field:
-                    raise AirflowFailException(f"{exc} (trigger form field '{field}')") from cause
+                    raise user_error(f"{exc} (trigger form field '{field}')", cause) from None
             raise
         self.log.info("%s", format_kill_report(report).rstrip())
         if report.dry_run and from_form:
@@ -327,7 +328,7 @@ class _RetentionOperator(DruidflowStepOperator):
         try:
             return RetentionConfig.load(data, CONFIG_VARIABLE)
         except SpecError as exc:
-            raise AirflowFailException(f"The retention configuration ({source}) is invalid: {exc}") from exc
+            raise user_error(f"The retention configuration ({source}) is invalid: {exc}", exc) from None
 
 
 class ApplyRetentionRulesOperator(_RetentionOperator):

@@ -6,8 +6,9 @@ re-read of rolled-up data must use (the final merge of intermediate persists, co
 running the original ``count`` over already rolled-up rows would count rows, not events.
 
 Supported JSON ``type``\\ s: ``count``; ``longSum``/``doubleSum``/``floatSum``; ``long``/``double``/``float`` ×
-``Min``/``Max``/``First``/``Last``. Anything else (``hyperUnique``, ``thetaSketch``, ``javascript``,
-``filtered``, ``stringFirst``...) is refused with a :class:`SpecError` listing these.
+``Min``/``Max``/``First``/``Last``/``Any``; ``stringFirst``/``stringLast``/``stringAny`` (``maxStringBytes``); and
+``filtered`` around any of them. Anything else (``hyperUnique``, ``thetaSketch``, ``javascript``...) is refused
+with a :class:`SpecError` listing these.
 """
 
 from __future__ import annotations
@@ -21,17 +22,24 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from druidflow.exceptions import SpecError
 from druidflow.specs.validation import SpecModel, validate_as
 
-ValueType = Literal["long", "double", "float"]
-Kind = Literal["count", "sum", "min", "max", "first", "last"]
+ValueType = Literal["long", "double", "float", "string"]
+Kind = Literal["count", "sum", "min", "max", "first", "last", "any"]
 
-_KIND_SUFFIX = {"Sum": "sum", "Min": "min", "Max": "max", "First": "first", "Last": "last"}
+_KIND_SUFFIX = {"Sum": "sum", "Min": "min", "Max": "max", "First": "first", "Last": "last", "Any": "any"}
+
+#: Druid's default ``maxStringBytes`` of the string first/last/any aggregators.
+DEFAULT_MAX_STRING_BYTES = 1024
 
 
 def _types_of(suffix: str) -> tuple[str, ...]:
     return tuple(f"{vt}{suffix}" for vt in ("long", "double", "float"))
 
 
-SUPPORTED_TYPES: tuple[str, ...] = ("count",) + tuple(t for s in _KIND_SUFFIX for t in _types_of(s))
+SUPPORTED_TYPES: tuple[str, ...] = (
+    ("count",)
+    + tuple(t for s in _KIND_SUFFIX for t in _types_of(s))
+    + ("stringFirst", "stringLast", "stringAny", "filtered")
+)
 
 
 class _Aggregator(SpecModel):
@@ -62,7 +70,7 @@ class _Aggregator(SpecModel):
         """The output column's type: ``long``, ``double`` or ``float``."""
         if self.type == "count":
             return "long"
-        for vt in ("long", "double", "float"):
+        for vt in ("long", "double", "float", "string"):
             if self.type.startswith(vt):
                 return vt  # type: ignore[return-value]
         raise AssertionError(self.type)
@@ -211,6 +219,121 @@ class LastAggregator(_FirstLastAggregator):
     type: Literal["longLast", "doubleLast", "floatLast"]
 
 
+class _StringValued(_Aggregator):
+    """The string aggregators' ``maxStringBytes``: longer values are cut to that many UTF-8 bytes."""
+
+    max_string_bytes: int = Field(DEFAULT_MAX_STRING_BYTES, ge=1, le=1 << 20)
+
+
+class StringFirstAggregator(_FirstLastAggregator, _StringValued):
+    """``stringFirst``: the string at the earliest ``timeColumn``."""
+
+    type: Literal["stringFirst"]
+
+    def combining(self) -> Aggregator:
+        return type(self)(type=self.type, name=self.name, field_name=self.name, time_column=self.time_column,
+                          max_string_bytes=self.max_string_bytes)
+
+
+class StringLastAggregator(_FirstLastAggregator, _StringValued):
+    """``stringLast``: the string at the latest ``timeColumn``."""
+
+    type: Literal["stringLast"]
+
+    def combining(self) -> Aggregator:
+        return type(self)(type=self.type, name=self.name, field_name=self.name, time_column=self.time_column,
+                          max_string_bytes=self.max_string_bytes)
+
+
+class AnyAggregator(_Aggregator):
+    """``longAny``, ``doubleAny``, ``floatAny``: some value of ``fieldName`` among the rolled-up rows."""
+
+    type: Literal["longAny", "doubleAny", "floatAny"]
+    field_name: str = Field(min_length=1)
+
+    @property
+    def input_column(self) -> Optional[str]:
+        return self.field_name
+
+    @property
+    def expression(self) -> Optional[str]:
+        return None
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [self.field_name]
+
+    def combining(self) -> Aggregator:
+        return type(self)(type=self.type, name=self.name, field_name=self.name)
+
+
+class StringAnyAggregator(AnyAggregator, _StringValued):
+    """``stringAny``: some string of ``fieldName`` among the rolled-up rows."""
+
+    type: Literal["stringAny"]  # type: ignore[assignment]
+
+    def combining(self) -> Aggregator:
+        return type(self)(type=self.type, name=self.name, field_name=self.name, max_string_bytes=self.max_string_bytes)
+
+
+class FilteredAggregator(_Aggregator):
+    """``{"type": "filtered", "filter": F, "aggregator": A, "name": optional}``: ``A`` over the rows ``F`` matches.
+
+    The metric is ``A``'s (kind, type, combining form: re-reading rolled-up rows needs no filter, as in Druid);
+    ``name`` defaults to ``A``'s.
+    """
+
+    type: Literal["filtered"] = "filtered"
+    filter: Any
+    aggregator: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_parts(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from druidflow.filters import parse_filter
+
+        data = dict(data)
+        if "aggregator" not in data:
+            raise SpecError("aggregator", None, "a filtered aggregator needs 'aggregator'")
+        if "filter" not in data:
+            raise SpecError("filter", None, "a filtered aggregator needs 'filter'")
+        inner = parse_aggregator(data["aggregator"], "aggregator")
+        data["aggregator"] = inner
+        data["filter"] = parse_filter(data["filter"], "filter")
+        data.setdefault("name", inner.name)
+        return data
+
+    @property
+    def kind(self) -> Kind:
+        return self.aggregator.kind
+
+    @property
+    def value_type(self) -> ValueType:
+        return self.aggregator.value_type
+
+    @property
+    def input_column(self) -> Optional[str]:
+        return self.aggregator.input_column
+
+    @property
+    def expression(self) -> Optional[str]:
+        return getattr(self.aggregator, "expression", None)
+
+    @property
+    def required_columns(self) -> list[str]:
+        return sorted(set(self.aggregator.required_columns) | set(self.filter.required_columns))
+
+    @property
+    def delegate(self) -> Aggregator:
+        """The inner aggregator, under this aggregator's name."""
+        return self.aggregator if self.aggregator.name == self.name else self.aggregator.model_copy(update={"name": self.name})
+
+    def combining(self) -> Aggregator:
+        return self.delegate.combining()
+
+
 def _check_supported(value: Any) -> Any:
     if isinstance(value, _Aggregator):
         return value
@@ -225,7 +348,10 @@ def _check_supported(value: Any) -> Any:
 
 
 Aggregator = Annotated[
-    Union[CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator],
+    Union[
+        CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator,
+        StringFirstAggregator, StringLastAggregator, AnyAggregator, StringAnyAggregator, FilteredAggregator,
+    ],
     Field(discriminator="type"),
     BeforeValidator(_check_supported),
 ]
@@ -233,7 +359,10 @@ Aggregator = Annotated[
 
 _METRICS_SPEC = list[Aggregator]
 
-AGGREGATOR_CLASSES = (CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator)
+AGGREGATOR_CLASSES = (
+    CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator,
+    StringFirstAggregator, StringLastAggregator, AnyAggregator, StringAnyAggregator, FilteredAggregator,
+)
 
 
 def parse_aggregator(data: Any, path: str = "") -> Aggregator:

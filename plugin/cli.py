@@ -1,18 +1,22 @@
 """The ``druidflow`` command line: run task specs in-process and look at what they produced.
 
-    druidflow run SPEC.json                     run a Druid task spec; print its report as JSON
+    druidflow run SPEC.json [--confirm]         run a Druid task spec; print its report as JSON (kill: dry run
+                                                unless --confirm)
+    druidflow datasources [--json]              the dataSources and their segment counts
     druidflow segments DATASOURCE [--interval I] [--all] [--json]
     druidflow read DATASOURCE [--interval I] [--format csv|json]
     druidflow tasks [--datasource D] [--json]
     druidflow locks [--datasource D] [--json]
     druidflow timeline DATASOURCE [--interval I]
     druidflow kill DATASOURCE INTERVAL [--confirm]    (and mark-unused, mark-used, rules, apply-rules, orphans)
+    druidflow query "SELECT ... FROM DATASOURCE"  SQL over the visible segments (DuckDB)
+    druidflow migrate                           create or upgrade Druidflow's tables in the metadata DB
     druidflow demo                              ingest the bundled sample and print its timeline
     druidflow realtime SPEC | push-status | push-server DIR    stream push (druidflow.push.cli)
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
-``DRUIDFLOW_DEEP_STORAGE``) default to ``./var/druidflow``. Exit 0 on success; otherwise one line on stderr
-and a non-zero exit.
+``DRUIDFLOW_DEEP_STORAGE``) default to ``./var/druidflow``; they may come before or after the command. Exit 0 on
+success; otherwise one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from druidflow import settings
-from druidflow.exceptions import DruidflowError
+from druidflow.cli_diagnostics import datasource_summary, require_datasource
+from druidflow.exceptions import DruidflowError, MetadataConfigError, MetadataUnavailableError
 from druidflow.intervals import Interval, format_instant
 
 DEMO_SPEC = Path("examples") / "wikipedia-index.json"
@@ -34,7 +39,15 @@ DEMO_SPEC = Path("examples") / "wikipedia-index.json"
 def _runtime(args: argparse.Namespace):
     from druidflow.tasks.runtime import Runtime
 
-    return Runtime.from_urls(args.metadata_url, args.deep_storage)
+    return Runtime.from_urls(args.metadata_url, getattr(args, "deep_storage", None))
+
+
+def _existing(args: argparse.Namespace):
+    """The runtime, after checking the interval and that ``args.datasource`` exists."""
+    _interval(getattr(args, "interval", None))
+    rt = _runtime(args)
+    require_datasource(rt.store, args.datasource)
+    return rt
 
 
 def _interval(text: Optional[str]) -> Optional[Interval]:
@@ -49,13 +62,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = json.loads(spec_text)
     except json.JSONDecodeError as exc:
         raise DruidflowError(f"{args.spec}: not valid JSON: {exc}") from None
-    report = run_task(spec, _runtime(args))
+    rt = _runtime(args)
+    if isinstance(spec, dict) and spec.get("type") == "kill":
+        return _run_kill(spec, rt, args)
+    report = run_task(spec, rt)
     print(json.dumps(report, indent=2, default=str))
     return 0
 
 
+def _run_kill(spec: dict[str, Any], rt: Any, args: argparse.Namespace) -> int:
+    """A kill spec deletes only with ``--confirm``, as everywhere else a person starts a kill."""
+    from druidflow.tasks import kill
+
+    require_datasource(rt.store, spec.get("dataSource") if isinstance(spec.get("dataSource"), str) else None)
+    report = kill.run(spec, rt, dry_run=not args.confirm)
+    if report.dry_run:
+        print("DRY RUN: nothing was deleted; re-run with --confirm to delete. " + report.summary(), file=sys.stderr)
+    print(json.dumps(report.model_dump(), indent=2, default=str))
+    return 0
+
+
 def _segment_rows(args: argparse.Namespace) -> list[Any]:
-    rt = _runtime(args)
+    rt = _existing(args)
     return rt.store.segments(args.datasource, _interval(args.interval), include_unused=args.all)
 
 
@@ -81,7 +109,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     from druidflow.segments.timeline import Timeline
 
-    rt = _runtime(args)
+    rt = _existing(args)
     interval = _interval(args.interval)
     timeline = Timeline.from_segments(rt.store.used_segments(args.datasource, interval))
     rows = []
@@ -101,7 +129,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from druidflow.query import visible_rows
 
-    rt = _runtime(args)
+    rt = _existing(args)
     out = sys.stdout
     writer = None
     for batch in visible_rows(rt.store, rt.storage, args.datasource, _interval(args.interval)):
@@ -144,6 +172,24 @@ def _task_json(t: Any) -> dict[str, Any]:
     }
 
 
+def cmd_datasources(args: argparse.Namespace) -> int:
+    summary = datasource_summary(_runtime(args).store)
+    if args.json:
+        print(json.dumps([{"dataSource": d, "usedSegments": u, "unusedSegments": n} for d, u, n in summary], indent=2))
+        return 0
+    _table(["dataSource", "used segments", "unused segments"], [list(row) for row in summary])
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from druidflow.metadata import migrate
+
+    rt = _runtime(args)  # creates or upgrades the tables
+    print(f"Druidflow's tables in {rt.store.engine.url.render_as_string(hide_password=True)} are at revision "
+          f"{migrate.current_revision(rt.store.engine)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if not DEMO_SPEC.exists():
         raise DruidflowError(f"{DEMO_SPEC} not found: run 'druidflow demo' from the repository root")
@@ -172,68 +218,141 @@ def _table(header: list[str], rows: list[list[Any]]) -> None:
         print("(none)")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreConstAction)) and action.default is False:
+            return f"{text} (default: off)".strip()
+        if action.default is None:
+            return f"{text} (default: not set)".strip()
+        return f"{text} (default: %(default)s)".strip()
+
+
+_GLOBAL_HELP = {
+    "--metadata-url": "SQLAlchemy URL of the metadata DB (default: $DRUIDFLOW_METADATA_URL, else SQLite in "
+    "./var/druidflow/metadata.db)",
+    "--deep-storage": "a path or s3://bucket/prefix (default: $DRUIDFLOW_DEEP_STORAGE, else ./var/druidflow/deep-storage)",
+}
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    for flag, text in _GLOBAL_HELP.items():
+        if flag not in parser._option_string_actions:
+            parser.add_argument(flag, default=default, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="druidflow", description="Druid's indexing-service tasks, in Python.")
-    parser.add_argument("--metadata-url", default=None, help="SQLAlchemy URL of the metadata DB (env DRUIDFLOW_METADATA_URL)")
-    parser.add_argument("--deep-storage", default=None, help="a path or s3://bucket/prefix (env DRUIDFLOW_DEEP_STORAGE)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="druidflow", description="Druid's indexing-service tasks, in Python.", formatter_class=DefaultsHelpFormatter
+    )
+    _add_global_options(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a Druid task spec (JSON file, or - for stdin) and print its report")
-    p.add_argument("spec")
+    p.add_argument("spec", help="the task JSON file, or - for stdin")
+    p.add_argument("--confirm", action="store_true", help="let a kill spec really delete (without it: a dry run)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("datasources", help="list the dataSources with their used and unused segment counts")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_datasources)
 
     p = sub.add_parser("segments", help="list segments")
     p.add_argument("datasource")
-    p.add_argument("--interval")
+    p.add_argument("--interval", help="only segments overlapping this ISO interval")
     p.add_argument("--all", action="store_true", help="include unused segments")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_segments)
 
     p = sub.add_parser("timeline", help="the visible timeline of a dataSource")
     p.add_argument("datasource")
-    p.add_argument("--interval")
+    p.add_argument("--interval", help="only this ISO interval")
     p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("read", help="print the visible rows")
     p.add_argument("datasource")
-    p.add_argument("--interval")
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--interval", help="only rows in this ISO interval")
+    p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format")
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("tasks", help="list tasks with status and report")
-    p.add_argument("--datasource")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--datasource", help="only tasks of this dataSource")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("migrate", help="create or upgrade Druidflow's tables in the metadata DB")
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("demo", help="ingest the bundled sample data and print the timeline")
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
     from druidflow.push.cli import register as register_push
+    from druidflow.sql_cli import register as register_query
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
     register_push(sub)
+    register_query(sub)
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsHelpFormatter
+        for action in command._actions:
+            if action.option_strings and action.help is None:
+                action.help = " "  # argparse hides an option without help text, and with it its default
+        # SUPPRESS: a global option given before the command is not reset when the command does not repeat it.
+        _add_global_options(command, argparse.SUPPRESS)
     return parser
 
 
+def _metadata_setting(args: argparse.Namespace) -> str:
+    """Which setting the metadata URL came from, for error messages."""
+    return getattr(args, "metadata_url_source", "--metadata-url")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.metadata_url is None:
-        args.metadata_url = settings.metadata_url()
+    if args.metadata_url is not None:
+        args.metadata_url_source = "--metadata-url"
+    elif os.environ.get("DRUIDFLOW_METADATA_URL"):
+        args.metadata_url_source = "DRUIDFLOW_METADATA_URL"
+    else:
+        args.metadata_url_source = "the default metadata DB (set --metadata-url or DRUIDFLOW_METADATA_URL)"
     try:
+        if args.metadata_url is None:
+            args.metadata_url = settings.metadata_url()
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader went away (e.g. `druidflow read ... | head`): not an error.
         sys.stderr.close()
         return 0
+    except (MetadataConfigError, MetadataUnavailableError) as exc:
+        print(f"druidflow: error: {_metadata_setting(args)}: {exc}", file=sys.stderr)
+        return 1
     except (DruidflowError, OSError) as exc:
-        print(f"druidflow: error: {exc}", file=sys.stderr)
+        print(f"druidflow: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a database error Druidflow did not foresee still prints one line
+        import sqlalchemy as sa
+
+        if not isinstance(exc, sa.exc.SQLAlchemyError):
+            raise
+        print(f"druidflow: error: metadata DB ({_metadata_setting(args)}): {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ class NoSegmentsError(TerminalError):
     """The interval holds no segment to work on."""
 
 
+class QueryError(TerminalError):
+    """A SQL query over the visible segments is not valid or names what does not exist."""
+
+
 class StorageError(RetryableError):
     """Deep storage failed in a way that may be transient."""
 
@@ -85,6 +89,18 @@ class SegmentNotFoundError(TerminalError):
 
 class MetadataError(DruidflowError):
     """The metadata store is in a state Druidflow cannot work with (schema missing or too old)."""
+
+
+class MetadataConfigError(MetadataError, TerminalError):
+    """The metadata DB setting cannot work as given (not a URL, a database driver that is not installed)."""
+
+
+class MetadataUnavailableError(MetadataError, RetryableError):
+    """The metadata DB cannot be reached or opened now (server down, database missing, SQLite file unopenable)."""
+
+
+class MissingExtraError(TerminalError):
+    """A feature needs an optional dependency that is not installed; the message names the extra to install."""
 
 
 class TimelineConflictError(TerminalError):

@@ -19,13 +19,14 @@ from druidflow.aggregators import (
 )
 from tests.specs.helpers import assert_spec_error
 
-FIELD_TYPES = [t for t in SUPPORTED_TYPES if t != "count"]
+FIELD_TYPES = [t for t in SUPPORTED_TYPES if t not in ("count", "filtered") and not t.startswith("string") and not t.endswith("Any")]
 
 
-def test_supported_types_are_druids_numeric_aggregators():
+def test_supported_types_are_druids_numeric_string_and_filtered_aggregators():
     assert set(SUPPORTED_TYPES) == {
         "count",
-        *(f"{vt}{k}" for vt in ("long", "double", "float") for k in ("Sum", "Min", "Max", "First", "Last")),
+        *(f"{vt}{k}" for vt in ("long", "double", "float") for k in ("Sum", "Min", "Max", "First", "Last", "Any")),
+        "stringFirst", "stringLast", "stringAny", "filtered",
     }
 
 
@@ -91,7 +92,7 @@ def test_bad_expression_fails_at_parse_naming_the_path():
     )
 
 
-@pytest.mark.parametrize("bad_type", ["hyperUnique", "thetaSketch", "javascript", "filtered", "stringFirst", "cardinality"])
+@pytest.mark.parametrize("bad_type", ["hyperUnique", "thetaSketch", "javascript", "cardinality"])
 def test_unsupported_type_names_path_type_and_supported_list(bad_type):
     err = assert_spec_error(
         lambda: parse_metrics_spec([{"type": "count", "name": "c"}, {"type": bad_type, "name": "u", "fieldName": "x"}], "metricsSpec"),
@@ -162,3 +163,10 @@ def test_first_last_empty_columns():
     assert_spec_error(lambda: parse_aggregator({"type": "doubleFirst", "name": "x", "fieldName": ""}, "m"), "m.fieldName", "")
     assert_spec_error(lambda: parse_aggregator({"type": "floatLast", "name": "x", "fieldName": "v", "timeColumn": ""}, "m"), "m.timeColumn", "")
     assert_spec_error(lambda: parse_aggregator({"type": "longSum", "name": "x", "fieldName": ""}, "m"), "m.fieldName", "")
+
+
+@pytest.mark.parametrize("agg_type", ["longAny", "doubleAny", "floatAny", "stringAny"])
+def test_any_combines_over_its_own_column(agg_type):
+    combined = parse_aggregator({"type": agg_type, "name": "x", "fieldName": "y"}).combining()
+    assert (combined.type, combined.field_name, combined.kind) == (agg_type, "x", "any")
+    assert combined.combining() == combined

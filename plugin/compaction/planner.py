@@ -29,6 +29,7 @@ cleanly (and nothing is published) if the chunk changes between planning and run
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional
 
@@ -180,10 +181,13 @@ def _plan_data_source(
     target = config.granularity_spec.segment_granularity if config.granularity_spec else None
     wanted = config.wanted
 
+    candidates = candidate_intervals(entries, target)
+    grouped = chunk_segments(candidates, entries)
+    blocking_locks = overlapping_locks(candidates, locks)
+
     verdicts: list[ChunkVerdict] = []
     chosen = []
-    for interval in sorted(candidate_intervals(entries, target), reverse=True):
-        segments = timeline.visible_segments(interval)
+    for interval, segments, blocking in reversed(list(zip(candidates, grouped, blocking_locks))):
         stats = {
             "segments": len(segments),
             "bytes": sum(s.size for s in segments),
@@ -194,7 +198,6 @@ def _plan_data_source(
         def verdict(category: Category, reason: str) -> ChunkVerdict:
             return ChunkVerdict(data_source=ds, interval=interval, category=category, reason=reason, **stats)
 
-        blocking = [lk for lk in locks if lk.interval.overlaps(interval)]
         if interval.end > horizon:
             found = verdict(
                 "too_recent",
@@ -250,6 +253,38 @@ def candidate_intervals(entries: Sequence[Any], target: Optional[Granularity]) -
             merged.append(iv)
     return merged
 
+
+def chunk_segments(candidates: Sequence[Interval], entries: Sequence[Any]) -> list[list[DataSegment]]:
+    """The visible segments (tombstones left out) of each candidate chunk, in one pass over the entries.
+
+    ``candidates`` are :func:`candidate_intervals` of ``entries``: sorted, disjoint, and each entry's partition set
+    lies inside exactly one of them, so an entry belongs to the last candidate starting at or before it.
+    """
+    starts = [c.start for c in candidates]
+    sets: list[dict[tuple[int, int, str], tuple[DataSegment, ...]]] = [{} for _ in candidates]
+    for entry in entries:
+        k = bisect_right(starts, entry.interval.start) - 1
+        sets[k][(entry.true_interval.start, entry.true_interval.end, entry.version)] = entry.segments
+    return [
+        [s for key in sorted(found) for s in found[key] if not s.is_tombstone]
+        for found in sets
+    ]
+
+
+def overlapping_locks(candidates: Sequence[Interval], locks: Sequence[Any]) -> list[list[Any]]:
+    """The locks overlapping each of the sorted, disjoint ``candidates``, by a sweep: each lock enters the open set
+    once and leaves it once, so the cost is the candidates plus the locks plus what actually overlaps."""
+    pending = sorted(locks, key=lambda lk: lk.interval.start)
+    open_locks: list[Any] = []
+    nxt = 0
+    out = []
+    for iv in candidates:
+        while nxt < len(pending) and pending[nxt].interval.start < iv.end:
+            open_locks.append(pending[nxt])
+            nxt += 1
+        open_locks = [lk for lk in open_locks if lk.interval.end > iv.start]
+        out.append([lk for lk in open_locks if lk.interval.overlaps(iv)])
+    return out
 
 
 def run_report(plan: AutoCompactionPlan, store: Any) -> dict[str, Any]:

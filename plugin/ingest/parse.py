@@ -238,8 +238,12 @@ class RowParser:
 
     def _metric(self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array):
         n = table.num_rows
+        matched = None
+        if agg.type == "filtered":
+            matched = _numpy(pc.fill_null(agg.filter.mask(table), False)).astype(bool)
+            agg = agg.delegate
         if agg.kind == "count":
-            yield metric.name, pa.array(np.ones(n, dtype=np.int64)), None
+            yield metric.name, pa.array(np.ones(n, dtype=np.int64) if matched is None else matched.astype(np.int64)), None
             return
         expression = getattr(agg, "expression", None)
         if expression:
@@ -248,8 +252,17 @@ class RowParser:
             source = table.column(agg.input_column)
         else:
             source = pa.nulls(n, metric.arrow_type)
-        values, err = to_number(_combine(source), metric.arrow_type)
-        yield metric.name, values, err.to_numpy(zero_copy_only=False)
+        if pa.types.is_string(metric.arrow_type):
+            values, err = chop_utf8(_stringify(_combine(source)), agg.max_string_bytes), None
+        else:
+            values, err = to_number(_combine(source), metric.arrow_type)
+            err = err.to_numpy(zero_copy_only=False)
+        if matched is not None:
+            # Rows the filter rejects give the aggregator nothing: no value, and (first/last) a time never chosen.
+            values = pc.if_else(pa.array(matched), values, pa.scalar(None, values.type))
+            if err is not None:
+                err = err & matched
+        yield metric.name, values, err
         if metric.companion:
             time_col = getattr(agg, "time_column", None) or TIME
             if time_col == TIME:
@@ -258,7 +271,11 @@ class RowParser:
                 comp = parse_timestamps(table.column(time_col), "auto")
             else:
                 comp = raw_time
-            yield companion_time_column(metric.name), pc.fill_null(comp, 0), None
+            comp = pc.fill_null(comp, 0)
+            if matched is not None:
+                never = np.iinfo(np.int64).max if metric.kind == "first" else np.iinfo(np.int64).min
+                comp = pc.if_else(pa.array(matched), comp, pa.scalar(never, comp.type))
+            yield companion_time_column(metric.name), comp, None
 
     # ------------------------------------------------------------------ helpers
 
@@ -304,6 +321,19 @@ def _truncate(granularity: Any, times: Any) -> pa.Array:
     if isinstance(out, np.ndarray):
         return pa.array(out, pa.int64())
     return _combine(out)
+
+
+def chop_utf8(col: pa.Array, max_bytes: int) -> pa.Array:
+    """Strings longer than ``max_bytes`` UTF-8 bytes cut to at most that many, never inside a character (Druid's
+    ``maxStringBytes``). Only the rows over the limit are touched."""
+    too_long = pc.fill_null(pc.greater(pc.binary_length(col), max_bytes), False)
+    if not pc.any(too_long).as_py():
+        return col
+    rows = np.flatnonzero(_numpy(too_long))
+    chopped = pa.array([v.encode()[:max_bytes].decode("utf-8", "ignore") for v in col.take(pa.array(rows)).to_pylist()], pa.string())
+    positions = np.zeros(len(col), dtype=np.int64)
+    positions[rows] = np.arange(len(rows))
+    return pc.if_else(too_long, chopped.take(pa.array(positions)), col)
 
 
 def _stringify(col: pa.Array) -> pa.Array:

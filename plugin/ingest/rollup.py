@@ -16,7 +16,7 @@ rank columns does the same job more slowly. No Python loop runs per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +32,7 @@ def companion_time_column(metric: str) -> str:
 
 @dataclass(frozen=True)
 class MetricColumn:
-    """How one metric column combines: kind is sum, min, max, first or last (count is a sum of ones)."""
+    """How one metric column combines: kind is sum, min, max, first, last or any (count is a sum of ones)."""
 
     name: str
     kind: str
@@ -47,7 +47,7 @@ class MetricColumn:
         return [self.name, self.companion] if self.companion else [self.name]
 
 
-_VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32()}
+_VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32(), "string": pa.string()}
 
 
 def metric_columns(aggregators: Sequence) -> list[MetricColumn]:
@@ -120,24 +120,26 @@ def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Arra
 
 def _dimension_key(col: pa.ChunkedArray) -> _Key:
     indices, dictionary = _dictionary(col)
+    nulls = bool(len(indices)) and int(indices.min()) < 0
     if len(dictionary):
         # Slices of persisted batches carry their whole batch's dictionary: keep only the values in use, so that
         # ranking sorts fewer strings and the segments written from these rows carry only their own values.
-        used = np.bincount(indices[indices >= 0], minlength=len(dictionary)) > 0
+        used = np.bincount(indices[indices >= 0] if nulls else indices, minlength=len(dictionary)) > 0
         if not used.all():
-            remap = np.cumsum(used, dtype=np.int32) - 1
-            indices = np.where(indices >= 0, remap[np.maximum(indices, 0)], -1).astype(np.int32)
+            # The extra last entry maps index -1 (null) to itself through numpy's negative indexing.
+            remap = np.append(np.cumsum(used, dtype=np.int32) - 1, np.int32(-1))
+            indices = remap[indices]
             dictionary = dictionary.filter(pa.array(used))
     if dictionary.null_count:
         # A null inside the dictionary (possible after unification): treat it as a null row.
         null_entries = np.flatnonzero(pc.is_null(dictionary).to_numpy(zero_copy_only=False))
         indices = np.where(np.isin(indices, null_entries), -1, indices).astype(np.int32)
     order = pc.array_sort_indices(dictionary, null_placement="at_end").to_numpy(zero_copy_only=False)
-    # rank_of[i + 1] is the 1-based rank of dictionary entry i; rank_of[0] = 0 is the null rank.
+    # rank_of[i] is the 1-based rank of dictionary entry i; its extra last entry, 0, is what index -1 (a null row)
+    # reads through numpy's negative indexing.
     rank_of = np.zeros(len(dictionary) + 1, dtype=np.int32)
-    rank_of[order + 1] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
-    ranks = rank_of[indices + 1]
-    return _Key(ranks, len(dictionary) + 1, dictionary.take(pa.array(order)))
+    rank_of[order] = np.arange(1, len(dictionary) + 1, dtype=np.int32)
+    return _Key(rank_of[indices], len(dictionary) + 1, dictionary.take(pa.array(order)))
 
 
 def _time_key(col: pa.ChunkedArray, step: Optional[int]) -> _Key:
@@ -153,16 +155,58 @@ def _time_key(col: pa.ChunkedArray, step: Optional[int]) -> _Key:
     return _Key(key.ranks - 1, key.card - 1, None)
 
 
-def _group_order(keys: list[_Key], n: int, sorted_runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(order, starts): row order that groups equal keys in ascending key order, and each group's first position."""
+class _Groups(NamedTuple):
+    """Rows grouped by key, groups in ascending key order: ``first_rows`` holds one row of each group.
+
+    Either ``ids`` (the group of every row; found without sorting when the packed key space is small) or
+    ``order``/``starts`` (the rows sorted by key, and where each group starts) describes the grouping.
+    """
+
+    first_rows: np.ndarray
+    ids: Optional[np.ndarray] = None
+    order: Optional[np.ndarray] = None
+    starts: Optional[np.ndarray] = None
+
+    @property
+    def count(self) -> int:
+        return len(self.first_rows)
+
+
+def _packed(keys: list[_Key], n: int) -> tuple[Optional[np.ndarray], int]:
+    """Every row's key packed into one int64 (rank by rank), and the size of that key space; (None, 0) when the
+    space does not fit in 63 bits."""
     capacity = 1
     for k in keys:
         capacity *= max(k.card, 1)
-    if capacity < 2**63:
-        packed = np.zeros(n, dtype=np.int64)
-        for k in keys:
-            packed *= max(k.card, 1)
-            packed += k.ranks.astype(np.int64, copy=False)
+    if capacity >= 2**63:
+        return None, 0
+    packed = np.zeros(n, dtype=np.int64)
+    for k in keys:
+        packed *= max(k.card, 1)
+        packed += k.ranks.astype(np.int64, copy=False)
+    return packed, capacity
+
+
+#: The key space (product of the key columns' cardinalities) up to which rows are grouped by a presence table
+#: instead of a sort: ``DENSE_KEYS_PER_ROW * rows + DENSE_KEYS_SLACK`` (a bool and an int64 per possible key).
+DENSE_KEYS_PER_ROW = 4
+DENSE_KEYS_SLACK = 1024
+
+
+def _group(keys: list[_Key], n: int, *, sort_rows: bool, sorted_runs: bool = False) -> _Groups:
+    """Group the rows by key. When the rows need not come back sorted and the key space is at most a few times the
+    row count (few groups: heavy rollup), each row's group is read off a presence table of the whole key space in
+    linear time; otherwise the rows are sorted by key."""
+    packed, capacity = _packed(keys, n)
+    if packed is not None and not sort_rows and capacity <= DENSE_KEYS_PER_ROW * n + DENSE_KEYS_SLACK:
+        present = np.zeros(capacity, dtype=bool)
+        present[packed] = True
+        group_of_key = np.cumsum(present, dtype=np.int64) - 1
+        ids = group_of_key[packed]
+        first_rows = np.full(int(group_of_key[-1]) + 1, n, dtype=np.int64)
+        np.minimum.at(first_rows, ids, np.arange(n, dtype=np.int64))
+        return _Groups(first_rows, ids=ids)
+    if packed is not None:
         # Any row of a group may represent it (all its key columns are equal), so the sort need not be stable;
         # but rows that are already a few sorted runs (merging persists) sort in near-linear time with timsort.
         order = np.argsort(packed, kind="stable" if sorted_runs else "quicksort")
@@ -177,7 +221,8 @@ def _group_order(keys: list[_Key], n: int, sorted_runs: bool = False) -> tuple[n
         for k in keys:
             r = k.ranks[order]
             change[1:] |= r[1:] != r[:-1]
-    return order, np.flatnonzero(change)
+    starts = np.flatnonzero(change)
+    return _Groups(order[starts], order=order, starts=starts)
 
 
 def _combined(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -194,22 +239,31 @@ def _numpy(col: pa.ChunkedArray) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return pc.fill_null(arr, 0).to_numpy(zero_copy_only=False), valid
 
 
-def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, order: np.ndarray, starts: np.ndarray):
-    v = values[order]
-    if kind == "sum":
-        out = np.add.reduceat(v, starts)
-    elif kind == "min":
-        if valid is not None:
-            v = np.where(valid[order], v, _extreme(v.dtype, high=True))
-        out = np.minimum.reduceat(v, starts)
-    else:
-        if valid is not None:
-            v = np.where(valid[order], v, _extreme(v.dtype, high=False))
-        out = np.maximum.reduceat(v, starts)
+def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, groups: _Groups):
+    """Each group's sum, min or max of ``values`` (rows where ``valid`` is False left out), and the mask of groups
+    that had no valid value."""
+    if valid is not None and kind != "sum":
+        values = np.where(valid, values, _extreme(values.dtype, high=kind == "min"))
+    if groups.ids is not None:
+        ids = groups.ids
+        if kind == "sum":
+            out = np.zeros(groups.count, dtype=values.dtype)
+            np.add.at(out, ids, values)
+        elif kind == "min":
+            out = np.full(groups.count, _extreme(values.dtype, high=True), dtype=values.dtype)
+            np.minimum.at(out, ids, values)
+        else:
+            out = np.full(groups.count, _extreme(values.dtype, high=False), dtype=values.dtype)
+            np.maximum.at(out, ids, values)
+        mask = None if valid is None else np.bincount(ids, weights=valid, minlength=groups.count) == 0
+        return out, mask
+    assert groups.order is not None and groups.starts is not None
+    v = values[groups.order]
+    ufunc = {"sum": np.add, "min": np.minimum, "max": np.maximum}[kind]
+    out = ufunc.reduceat(v, groups.starts)
     mask = None
     if valid is not None:
-        counts = np.add.reduceat(valid[order].astype(np.int64), starts)
-        mask = counts == 0
+        mask = np.add.reduceat(valid[groups.order].astype(np.int64), groups.starts) == 0
     return out, mask
 
 
@@ -242,35 +296,36 @@ def rollup(
         return table
     lead = [_time_key(table.column(c), None) for c in leading]
     keys = lead + [_time_key(table.column(TIME), time_step)] + [_dimension_key(table.column(d)) for d in dimensions]
-    order, starts = _group_order(keys, n, sorted_runs)
-    if not combine:
-        starts = np.arange(n)
-    first_rows = order[starts]
+    groups = _group(keys, n, sort_rows=not combine, sorted_runs=sorted_runs)
+    order = groups.order
+    first_rows = order if not combine else groups.first_rows
     columns: dict[str, pa.Array] = {}
     for c in list(leading) + [TIME]:
         columns[c] = pa.array(_combined(table.column(c)).to_numpy(zero_copy_only=False)[first_rows], pa.int64())
     for name, key in zip(dimensions, keys[len(lead) + 1 :]):
         columns[name] = _decode_dimension(key, first_rows, table.column(name).type)
     for m in metrics:
-        values, valid = _numpy(table.column(m.name))
+        col = _combined(table.column(m.name))
         if not combine:
-            out = values[order]
-            mask = None if valid is None else ~valid[order]
-            columns[m.name] = pa.array(out, m.arrow_type, mask=mask)
+            columns[m.name] = col.take(pa.array(order)).cast(m.arrow_type)
             if m.companion:
-                columns[m.companion] = pa.array(_combined(table.column(m.companion)).to_numpy(zero_copy_only=False)[order], pa.int64())
+                columns[m.companion] = _combined(table.column(m.companion)).take(pa.array(order)).cast(pa.int64())
             continue
         if m.kind in ("sum", "min", "max"):
-            out, mask = _reduce(values, valid, m.kind, order, starts)
+            values, valid = _numpy(col)
+            out, mask = _reduce(values, valid, m.kind, groups)
             columns[m.name] = pa.array(out, mask=mask).cast(m.arrow_type)
+        elif m.kind == "any":
+            columns[m.name] = col.take(pa.array(first_rows)).cast(m.arrow_type)
         else:
-            columns.update(_ordered(m, table, keys, values, valid, n))
+            columns.update(_ordered(m, table, keys, n))
     return pa.table(columns)
 
 
-def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], values, valid, n: int) -> dict[str, pa.Array]:
+def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], n: int) -> dict[str, pa.Array]:
     """first/last: order rows by (key, companion time) and take each group's first or last row."""
-    comp_values = _combined(table.column(m.companion)).to_numpy(zero_copy_only=False)
+    comp = _combined(table.column(m.companion))
+    comp_values = comp.to_numpy(zero_copy_only=False)
     ranks = [k.ranks for k in keys]
     # lexsort's last key is the primary one.
     order = np.lexsort([comp_values] + list(reversed(ranks)))
@@ -280,9 +335,8 @@ def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], values, valid, 
         s = r[order]
         change[1:] |= s[1:] != s[:-1]
     starts = np.flatnonzero(change)
-    pick = order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1]
-    mask = None if valid is None else ~valid[pick]
-    return {m.name: pa.array(values[pick], mask=mask).cast(m.arrow_type), m.companion: pa.array(comp_values[pick], pa.int64())}
+    pick = pa.array(order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1])
+    return {m.name: _combined(table.column(m.name)).take(pick).cast(m.arrow_type), m.companion: comp.take(pick).cast(pa.int64())}
 
 
 def _decode_dimension(key: _Key, rows: np.ndarray, original_type: pa.DataType) -> pa.Array:

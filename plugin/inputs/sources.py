@@ -106,22 +106,61 @@ class InputObject(ABC):
             return counter, counter
         if codec == "xz":
             return lzma.open(counter, "rb"), counter
+        if codec == "lz4":
+            return _Lz4Stream(counter, self.uri), counter
         return pa.CompressedInputStream(pa.PythonFile(counter, mode="r"), codec), counter
 
     @contextmanager
     def seekable_file(self) -> Iterator[Any]:
-        """A seekable path or file of the stored bytes (for Parquet). The default downloads to a temporary file."""
+        """A seekable path of the (decompressed) bytes, for Parquet: downloaded and decompressed to a temporary file."""
         with tempfile.TemporaryDirectory(prefix="druidflow-input-") as tmp:
             path = Path(tmp) / "object"
-            with closing(self.open_raw()) as src, open(path, "wb") as out:
+            compressed = self.compression is not None
+            stream, counter = self.open_text_stream() if compressed else (self.open_raw(), None)
+            with closing(counter or stream), closing(stream), open(path, "wb") as out:
                 try:
-                    shutil.copyfileobj(src, out, 8 << 20)
+                    shutil.copyfileobj(stream, out, 8 << 20)
                 except InputError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - network libraries raise many unrelated types
-                    raise InputError(f"could not download {self.uri}: {exc}") from exc
-            self.size = path.stat().st_size
+                except Exception as exc:  # noqa: BLE001 - network libraries and codecs raise many unrelated types
+                    raise InputError(f"could not {'decompress' if compressed else 'download'} {self.uri}: {exc}") from exc
+            # The stored size: what processedBytes counts, compressed or not.
+            self.size = counter.count if counter is not None else path.stat().st_size
             yield str(path)
+
+
+class _Lz4Stream:
+    """An LZ4-frame (``.lz4``, as Druid and the ``lz4`` tool write it) decompressing reader over a byte stream."""
+
+    def __init__(self, raw: Any, uri: str) -> None:
+        import lz4.frame
+
+        self._file = lz4.frame.LZ4FrameFile(raw, "rb")
+        self._uri = uri
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._file.read(n)
+        except RuntimeError as exc:  # lz4 reports corrupt or non-frame data as RuntimeError
+            raise InputError(f"{self._uri} is not a valid LZ4 frame file: {exc}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._file.close()
+
+    def __enter__(self) -> _Lz4Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,7 +181,11 @@ class LocalFile(InputObject):
 
     @contextmanager
     def seekable_file(self) -> Iterator[Any]:
-        yield str(self.path)
+        if self.compression is not None:
+            with super().seekable_file() as path:
+                yield path
+        else:
+            yield str(self.path)
 
 
 def commons_io_wildcard(pattern: str) -> re.Pattern[str]:
@@ -163,6 +206,11 @@ def list_local(source: LocalInputSource) -> list[InputObject]:
             for name in filenames:
                 if wildcard.fullmatch(name):
                     found.append(Path(dirpath) / name)
+        if not found and not source.files:
+            raise InputError(
+                f"local input: no file under baseDir {base} matches filter {source.filter or '*'!r} "
+                "(the filter is a wildcard on file names, searched recursively)"
+            )
         paths.extend(sorted(found))
     for f in source.files or ():
         path = Path(f).expanduser().absolute()

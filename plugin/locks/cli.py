@@ -38,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     url = getattr(args, "metadata_url", None) or os.environ.get("DRUIDFLOW_METADATA_URL") or DEFAULT_URL
     box = TaskLockbox(url)
     if not sa.inspect(box.engine).has_table(task_locks.name):
-        sys.stderr.write(f"no lock table {task_locks.name} in {box.engine.url!r}; create the metadata tables first\n")
+        sys.stderr.write(
+            f"druidflow: error: no lock table {task_locks.name} in {box.engine.url.render_as_string(hide_password=True)}; "
+            "create it with `druidflow migrate`\n"
+        )
         return 1
     locks = box.locks(datasource=getattr(args, "datasource", None), task_id=getattr(args, "task", None))
     if getattr(args, "json", False):

@@ -94,12 +94,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_realtime)
 
     p = sub.add_parser("push-status", help="pending (spooled, not handed off) and committed pushed events per dataSource")
-    p.add_argument("--datasource")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--datasource", help="only this dataSource")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_push_status)
 
     p = sub.add_parser("push-server", help="serve the push endpoints on loopback, without authentication")
     p.add_argument("spec_dir", help="a folder of realtime task specs (*.json), one per dataSource")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8200)
+    p.add_argument("--host", default="127.0.0.1", help="a loopback address to bind")
+    p.add_argument("--port", type=int, default=8200, help="the port to listen on")
     p.set_defaults(func=cmd_push_server)

@@ -4,8 +4,8 @@ Accepted as Druid users write them (camelCase, discriminated by ``type``). A cla
 equivalent modern input source with :meth:`to_input_source`, so readers only ever see input sources.
 
 What the readers (``druidflow.inputs``) support beyond plain validation is documented on each model; anything
-Druid accepts but Druidflow cannot honour (a ``jq`` flatten field, a multi-character TSV delimiter, Jackson
-parser features that relax JSON syntax) is rejected here, before any work starts.
+Druid accepts but Druidflow cannot honour (a flatten path outside the supported JSONPath/jq subsets, a
+multi-character TSV delimiter, Jackson parser features that relax JSON syntax) is rejected here, before any work starts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from druidflow.exceptions import InputError
 from druidflow.intervals import Interval
 from druidflow.specs.base import DruidModel
+from druidflow.specs.field_paths import FieldPath, parse_jq, parse_json_path
 
 # ---------------------------------------------------------------------------------------------------------------
 # Password providers (Druid's ``PasswordProvider``: a plain string, or {"type": "default"|"environment", ...})
@@ -62,58 +63,14 @@ def resolve_password(provider: Optional[PasswordProvider]) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# JSONPath-lite, for flattenSpec ``path`` fields
-
-_PATH_TOKEN = re.compile(
-    r"""\.(?P<name>[^.\[\]]+)            # .name
-      | \[\s*'(?P<sq>(?:[^'\\]|\\.)*)'\s*\]   # ['name']
-      | \[\s*"(?P<dq>(?:[^"\\]|\\.)*)"\s*\]   # ["name"]
-      | \[\s*(?P<idx>-?\d+)\s*\]          # [0], [-1]
-    """,
-    re.VERBOSE,
-)
-
-
-def parse_json_path(expr: str) -> tuple[Union[str, int], ...]:
-    """Steps of a JSONPath expression: field names (str) and list indexes (int).
-
-    Supported: ``$``, ``.name``, ``['name']``, ``["name"]``, ``[n]`` and ``[-n]``. Wildcards, deep scan (``..``),
-    filters and functions are not, and raise ``ValueError``.
-    """
-    text = expr.strip()
-    if not text.startswith("$"):
-        raise ValueError(f"JSONPath must start with '$': {expr!r}")
-    steps: list[Union[str, int]] = []
-    pos = 1
-    while pos < len(text):
-        m = _PATH_TOKEN.match(text, pos)
-        if m is None or (m.group("name") is not None and m.group("name").endswith("()")):
-            raise ValueError(
-                f"unsupported JSONPath {expr!r} at position {pos}: only .name, ['name'] and [index] steps are supported"
-            )
-        if m.group("name") is not None:
-            name = m.group("name")
-            if name == "*" or "(" in name:
-                raise ValueError(f"unsupported JSONPath {expr!r}: wildcards and functions are not supported")
-            steps.append(name)
-        elif m.group("idx") is not None:
-            steps.append(int(m.group("idx")))
-        else:
-            quoted = m.group("sq") if m.group("sq") is not None else m.group("dq")
-            steps.append(re.sub(r"\\(.)", r"\1", quoted))
-        pos = m.end()
-    return tuple(steps)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # flattenSpec
 
 
 class FlattenField(DruidModel):
     """One ``flattenSpec.fields`` entry.
 
-    ``root`` reads the top-level field ``expr`` (or ``name``); ``path`` evaluates a JSONPath-lite expression (see
-    :func:`parse_json_path`); ``tree`` follows ``nodes`` (a list of keys). ``jq`` is not supported.
+    ``root`` reads the top-level field ``expr`` (or ``name``); ``path`` evaluates a JSONPath expression and ``jq`` a
+    jq expression (the subsets in :mod:`druidflow.specs.field_paths`); ``tree`` follows ``nodes`` (a list of keys).
     """
 
     type: Literal["root", "path", "jq", "tree"]
@@ -123,23 +80,23 @@ class FlattenField(DruidModel):
 
     @model_validator(mode="after")
     def _check(self) -> FlattenField:
-        if self.type == "jq":
-            raise ValueError(f"flatten field {self.name!r}: 'jq' fields are not supported; use a 'path' field")
-        if self.type == "path":
+        if self.type in ("path", "jq"):
             if not self.expr:
-                raise ValueError(f"flatten field {self.name!r}: a 'path' field needs 'expr'")
-            parse_json_path(self.expr)
+                raise ValueError(f"flatten field {self.name!r}: a {self.type!r} field needs 'expr'")
+            self.path
         if self.type == "tree" and not self.nodes:
             raise ValueError(f"flatten field {self.name!r}: a 'tree' field needs 'nodes'")
         return self
 
     @property
-    def steps(self) -> tuple[Union[str, int], ...]:
+    def path(self) -> FieldPath:
         """The path from the record's root to this field's value."""
         if self.type == "root":
-            return (self.expr or self.name,)
+            return FieldPath(steps=(self.expr or self.name,))
         if self.type == "tree":
-            return tuple(self.nodes or ())
+            return FieldPath(steps=tuple(self.nodes or ()))
+        if self.type == "jq":
+            return parse_jq(self.expr or ".")
         return parse_json_path(self.expr or "$")
 
 

@@ -39,6 +39,10 @@ class S3DeepStorage(DeepStorage):
     ) -> None:
         if not bucket:
             raise ValueError("an S3 deep storage needs a bucket")
+        if client is None:
+            from druidflow.storage.s3_client import require_boto3
+
+            require_boto3()  # fail when configured, not at the first segment push
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"

@@ -10,7 +10,18 @@ import os
 import threading
 from typing import Any, Optional
 
+from druidflow.exceptions import MissingExtraError
+
 ENDPOINT_ENV = "DRUIDFLOW_S3_ENDPOINT_URL"
+
+
+def require_boto3() -> None:
+    """Raise :class:`MissingExtraError` naming the ``s3`` extra when boto3 is not installed."""
+    try:
+        import boto3  # noqa: F401
+        import botocore  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("s3:// URIs need boto3, which is not installed: pip install 'druidflow[s3]'") from None
 
 # Building a client loads botocore's service models (a few hundred ms); clients are thread-safe, so the same
 # settings share one. Assumed-role clients are not cached: their credentials expire.
@@ -37,11 +48,9 @@ def make_s3_client(
     instance roles). With a custom endpoint and no region, ``us-east-1`` is used, which S3-compatible servers
     accept. Path-style addressing is the default with a custom endpoint (most compatible servers need it).
     """
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-        raise ImportError("S3 support needs boto3: pip install boto3") from exc
+    require_boto3()
+    import boto3
+    from botocore.config import Config
 
     endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
     region_name = region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

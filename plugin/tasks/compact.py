@@ -518,8 +518,12 @@ def _infer_metrics(newest_first: Sequence[DataSegment]) -> list[Any]:
 
 
 def _stored_form(aggregator: dict[str, Any]) -> dict[str, Any]:
-    """First/last metrics are stored with their time in ``__time_<name>``: their combining form must read it."""
+    """First/last metrics are stored with their time in ``__time_<name>``: their combining form must read it. A
+    filtered metric's column holds its inner aggregator's values, re-combined without the filter."""
     kind = str(aggregator.get("type", ""))
+    if kind == "filtered":
+        inner = dict(aggregator.get("aggregator") or {})
+        return _stored_form({**inner, "name": aggregator.get("name", inner.get("name"))})
     if kind.endswith(("First", "Last")):
         name = aggregator.get("name")
         return {**aggregator, "fieldName": name, "timeColumn": companion_time_column(str(name))}

@@ -130,8 +130,18 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
     if not isinstance(task, IndexTask):
         raise SpecError("type", task.type, "not an index task")
     _check_writable(task)
+    _check_local_input(task)
     rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump())
     return task
+
+
+def _check_local_input(task: IndexTask) -> None:
+    """A local input that names no readable file fails here, once, not in every build that would read it."""
+    source = task.spec.io_config.input_source
+    if source.type == "local":
+        from druidflow.inputs.sources import list_objects
+
+        list_objects(source)
 
 
 def _check_writable(task: IndexTask) -> None:

@@ -82,6 +82,15 @@ class SkipEntry(DruidModel):
     why: str = ""
 
 
+# A dry run deleted nothing: its counts must not read as if it had.
+_DRY_RUN_KEYS = {
+    "numSegmentsKilled": "numSegmentsToKill",
+    "numBatchesProcessed": "numBatchesToProcess",
+    "bytesKilled": "bytesToKill",
+    "numFilesDeleted": "numFilesToDelete",
+}
+
+
 class KillReport(DruidModel):
     """What a kill did, or in a dry run (``dryRun``) would do.
 
@@ -109,6 +118,13 @@ class KillReport(DruidModel):
     #: Dry run: tasks whose locks a real run could neither share nor preempt right now.
     blocked_by: list[str] = Field(default_factory=list)
     error: Optional[str] = None
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """As JSON; a dry run names its counts for what it would do (``numSegmentsToKill``, not ...Killed)."""
+        data = super().model_dump(**kwargs)
+        if self.dry_run and kwargs.get("by_alias", True):
+            data = {_DRY_RUN_KEYS.get(k, k): v for k, v in data.items()}
+        return data
 
     def druid_report(self) -> dict[str, Any]:
         """Druid's kill task report shape, ``{"killUnusedSegments": {"type", "taskId", "payload"}}``."""

@@ -10,7 +10,8 @@ from the command line, safe by default.
     druidflow apply-rules [wiki ...] [--dry-run]
     druidflow orphans [wiki] [--delete]
 
-``druidflow run kill.json`` runs a kill spec as written (real unless its context says ``"dryRun": true``).
+``druidflow run kill.json`` is a dry run too, unless ``--confirm``. A dataSource that has no segment at all is
+reported as not existing; a mark-used/mark-unused that changes nothing says why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from druidflow.cli_diagnostics import datasource_exists, has_rules, require_datasource, why_nothing_marked
 from druidflow.exceptions import SpecError
 from druidflow.intervals import Interval
 
@@ -72,13 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("apply-rules", help="mark unused the used segments a drop rule matches (files stay)")
     p.add_argument("datasources", nargs="*", help="dataSources (default: every one with rules)")
     p.add_argument("--dry-run", action="store_true", help="only report what would be marked unused")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_apply_rules)
 
     p = subparsers.add_parser("orphans", help="list (or delete) deep-storage files no segment row points at")
     p.add_argument("datasource", nargs="?", help="only files under this dataSource")
     p.add_argument("--delete", action="store_true", help="delete the orphans (never locked or unrecognised files)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_orphans)
 
 
@@ -128,9 +130,11 @@ def cmd_kill(args: argparse.Namespace) -> int:
     from druidflow.tasks import kill
 
     spec = kill_spec_from_args(args)
+    rt = _runtime(args)
+    require_datasource(rt.store, spec.get("dataSource") if isinstance(spec.get("dataSource"), str) else None)
     report = kill.run(
         spec,
-        _runtime(args),
+        rt,
         dry_run=not args.confirm,
         buffer_period=args.buffer_period,
         lock_timeout_s=args.lock_timeout,
@@ -183,14 +187,33 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_mark_unused(args: argparse.Namespace) -> int:
-    count = _runtime(args).store.mark_unused(args.datasource, reason=args.reason, **_selection(args))
-    print(f"marked {count} segment(s) of {args.datasource} unused ({args.reason}); their files stay until a kill")
-    return 0
+    return _mark(args, to_used=False)
 
 
 def cmd_mark_used(args: argparse.Namespace) -> int:
-    count = _runtime(args).store.mark_used(args.datasource, **_selection(args))
-    print(f"marked {count} segment(s) of {args.datasource} used again")
+    return _mark(args, to_used=True)
+
+
+def _mark(args: argparse.Namespace, *, to_used: bool) -> int:
+    selection = _selection(args)
+    store = _runtime(args).store
+    require_datasource(store, args.datasource)
+    if to_used:
+        count = store.mark_used(args.datasource, **selection)
+        done = f"marked {count} segment(s) of {args.datasource} used again"
+    else:
+        count = store.mark_unused(args.datasource, reason=args.reason, **selection)
+        done = f"marked {count} segment(s) of {args.datasource} unused ({args.reason}); their files stay until a kill"
+    if count == 0:
+        why = why_nothing_marked(
+            store,
+            args.datasource,
+            to_used=to_used,
+            interval=selection.get("interval"),
+            segment_ids=selection.get("segment_ids"),
+        )
+        done = f"marked 0 segment(s) of {args.datasource} {'used' if to_used else 'unused'}: {why}"
+    print(done)
     return 0
 
 
@@ -201,6 +224,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.rules is not None:
         text = Path(args.rules[1:]).read_text() if args.rules.startswith("@") else args.rules
         retention.set_rules(store, args.datasource, text)
+        if args.datasource != "_default" and not datasource_exists(store, args.datasource):
+            print(f"note: dataSource {args.datasource!r} has no segments yet; its rules apply once it has", file=sys.stderr)
+    elif args.datasource != "_default" and not has_rules(store, args.datasource):
+        # Rules may be set before a dataSource exists; showing them for a name that has nothing is a typo.
+        require_datasource(store, args.datasource)
     print(json.dumps(store.get_rules(args.datasource), indent=2))
     return 0
 

@@ -295,9 +295,21 @@ def test_auto_compaction_settings_errors_fail_the_plan_naming_the_field(env, mon
     monkeypatch.setenv("AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION", json.dumps([{"dataSource": "events", "inputSegmentSizeByte": 5}]))
     with pytest.raises(AirflowFailException, match=r"compactionConfigs\[0\]\.inputSegmentSizeByte"):
         AutoCompactionPlanOperator(task_id="plan").execute(context())
-    monkeypatch.delenv("AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION")
-    with pytest.raises(AirflowFailException, match="no auto-compaction settings"):
-        AutoCompactionPlanOperator(task_id="plan").execute(context())
+
+
+def test_auto_compaction_without_its_variable_compacts_nothing_and_says_how_to_configure(env, monkeypatch, capfd):
+    monkeypatch.delenv("AIRFLOW_VAR_DRUIDFLOW_AUTO_COMPACTION", raising=False)
+    monkeypatch.delenv("DRUIDFLOW_AUTO_COMPACTION_CONFIG", raising=False)
+    from druidflow.tasks import index
+
+    index.run(index_spec(1, 5), env["rt"])  # a dataSource exists, but none is configured
+    ctx = context()
+    assert AutoCompactionPlanOperator(task_id="plan").execute(ctx) == []
+    logged = "".join(capfd.readouterr())
+    assert "Auto-compaction is not configured" in logged and "'druidflow_auto_compaction'" in logged
+    # the report step finds the plan's report (no XComNotFound) and reports nothing to do
+    report = AutoCompactionReportOperator(task_id="report", plan_report=xcom(ctx["ti"].pushed["report"])).execute(context())
+    assert report["chunks"] == [] and report["counts"] == {}
 
 
 # ----------------------------------------------------------------------------------------------- real scheduler

@@ -23,9 +23,9 @@ from druidflow.specs.io import (
     parse_firehose,
     parse_input_format,
     parse_input_source,
-    parse_json_path,
     resolve_password,
 )
+from druidflow.specs.field_paths import parse_json_path
 
 
 def spec_error(parse, data) -> SpecError:
@@ -144,7 +144,7 @@ def test_formats_and_defaults():
         ({"type": "tsv", "columns": ["a"], "delimiter": "||"}, "single character"),
         ({"type": "tsv", "columns": ["a"], "delimiter": "\n"}, "line break"),
         ({"type": "json", "featureSpec": {"ALLOW_SINGLE_QUOTES": True}}, "ALLOW_SINGLE_QUOTES is not supported"),
-        ({"type": "json", "flattenSpec": {"fields": [{"type": "jq", "name": "x", "expr": ".a"}]}}, "'jq' fields are not supported"),
+        ({"type": "json", "flattenSpec": {"fields": [{"type": "jq", "name": "x", "expr": ".a | map(.)"}]}}, "unsupported jq"),
         ({"type": "json", "flattenSpec": {"fields": [{"type": "path", "name": "x"}]}}, "needs 'expr'"),
         ({"type": "json", "flattenSpec": {"fields": [{"type": "path", "name": "x", "expr": "$..a"}]}}, "unsupported JSONPath"),
         ({"type": "json", "flattenSpec": {"fields": [{"type": "root", "name": "x"}, {"type": "root", "name": "x"}]}}, "duplicate flatten field"),
@@ -172,12 +172,12 @@ def test_csv_missing_columns_error_points_at_columns():
         ("$", ()),
     ],
 )
-def test_json_path_lite(expr, steps):
-    assert parse_json_path(expr) == steps
+def test_json_path_steps(expr, steps):
+    assert parse_json_path(expr).steps == steps and parse_json_path(expr).function is None
 
 
-@pytest.mark.parametrize("expr", ["a.b", "$.a[*]", "$..a", "$.a.length()", "$.a[?(@.x)]", "$.*"])
-def test_json_path_lite_rejects_what_it_cannot_do(expr):
+@pytest.mark.parametrize("expr", ["a.b", "$..a", "$.a.foo()", "$.a.length().b", "$.a[?(@.x)]", "$.*", "$.a[1:2]"])
+def test_json_path_rejects_what_it_cannot_do(expr):
     with pytest.raises(ValueError):
         parse_json_path(expr)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import LEASE_S, T0, day
+from tests.locks.conftest import LEASE_S, T0, day
 
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import Interval, format_instant, parse_instant

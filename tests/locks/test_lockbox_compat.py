@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import day
+from tests.locks.conftest import day
 
 from druidflow.locks import LockType
 

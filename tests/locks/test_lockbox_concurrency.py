@@ -15,8 +15,8 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from lockbox_workers import hammer, published
-from test_lockbox_stateful import coexist, contains, overlaps
+from tests.locks.lockbox_workers import hammer, published
+from tests.locks.test_lockbox_stateful import coexist, contains, overlaps
 
 from druidflow.intervals import Interval
 from druidflow.locks import TaskLockbox

@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from lockbox_workers import hold_forever
+from tests.locks.lockbox_workers import hold_forever
 
 from druidflow.locks import TaskLockbox
 

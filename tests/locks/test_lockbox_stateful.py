@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
-from conftest import DAY0, T0, FakeClock
+from tests.locks.conftest import DAY0, T0, FakeClock
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule

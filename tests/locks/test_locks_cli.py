@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from conftest import day
+from tests.locks.conftest import day
 
 from druidflow.locks import TaskLockbox
 from druidflow.locks.cli import register

@@ -8,7 +8,7 @@ from druidflow.exceptions import PublishConflictError
 from druidflow.intervals import Interval
 from druidflow.metadata.store import MetadataStore
 
-from metadata_helpers import make_segment
+from tests.metadata.metadata_helpers import make_segment
 
 V1 = "2024-02-01T00:00:00.000Z"
 

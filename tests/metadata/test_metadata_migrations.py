@@ -88,3 +88,31 @@ def test_using_the_store_before_migrating_says_what_to_do(db_url):
         MetadataStore(db_url).used_segments("wiki")
     with pytest.raises(MetadataError, match="migrate"):
         MetadataStore(db_url).insert_task("t", "index", "wiki", "t", {})
+
+
+def test_head_constant_is_alembics_head():
+    assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+def test_migrate_at_head_loads_no_alembic(db_url):
+    """A database already at head is recognised with one query: the CLI's every start pays no Alembic import."""
+    import subprocess
+    import sys
+
+    MetadataStore(db_url).migrate()
+    assert migrate.is_at_head(db_url)
+    code = (
+        "import sys; from druidflow.metadata.store import MetadataStore; "
+        f"MetadataStore({db_url!r}).migrate(); "
+        "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_migrate_below_head_still_upgrades(db_url):
+    MetadataStore(db_url).migrate()
+    migrate.downgrade(db_url)
+    assert not migrate.is_at_head(db_url)
+    MetadataStore(db_url).migrate()
+    assert migrate.is_at_head(db_url) and _diffs(db_url) == []

@@ -12,7 +12,7 @@ from druidflow.intervals import Interval
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.shardspec import NoneShardSpec
 
-from metadata_helpers import make_segment
+from tests.metadata.metadata_helpers import make_segment
 
 V1, V2 = "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"
 DAY1, DAY2 = "2024-01-01/2024-01-02", "2024-01-02/2024-01-03"

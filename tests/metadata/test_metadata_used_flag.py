@@ -11,7 +11,7 @@ from druidflow.exceptions import SegmentBeingKilledError, SpecError
 from druidflow.intervals import Interval
 from druidflow.metadata.tables import segments as S
 
-from metadata_helpers import make_segment
+from tests.metadata.metadata_helpers import make_segment
 
 V1, V2, V3, V4 = (f"2024-0{m}-01T00:00:00.000Z" for m in (2, 3, 4, 5))
 DAY1, DAY2, DAY3 = "2024-01-01/2024-01-02", "2024-01-02/2024-01-03", "2024-01-03/2024-01-04"

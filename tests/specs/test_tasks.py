@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from druidflow.exceptions import SpecError
 from druidflow.granularity import DAY, HOUR, MONTH
 from druidflow.intervals import Interval
 from druidflow.specs.tasks import (
@@ -431,3 +432,12 @@ def test_resource():
     task = parse_task({**KILL, "resource": {"availabilityGroup": "g", "requiredCapacity": 2}})
     assert task.resource.availability_group == "g" and task.resource.required_capacity == 2
     assert_spec_error(lambda: parse_task({**KILL, "resource": {"requiredCapacity": 0}}), "resource.requiredCapacity", 0)
+
+
+def test_index_task_envelope_may_repeat_the_data_source_as_druid_writes_it():
+    # Druid's integration-test specs (e.g. indexer/json_path_index_task.json) carry "dataSource" beside "spec".
+    from tests.inputs.test_flatten_paths import JSON_PATH_INDEX_TASK
+
+    assert parse_task(JSON_PATH_INDEX_TASK).data_source == "json_path_index_test"
+    with pytest.raises(SpecError, match="differs from spec.dataSchema.dataSource"):
+        parse_task({**JSON_PATH_INDEX_TASK, "dataSource": "other"})

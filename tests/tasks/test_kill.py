@@ -8,6 +8,7 @@ row whose file is gone without the row being claimed by a kill.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SegmentBeingKilledError, SpecError
 from druidflow.intervals import MS_DAY, Interval, format_instant, parse_instant
+from druidflow.locks import TaskLockbox
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.ids import storage_dir
@@ -277,7 +279,8 @@ def test_a_spec_runs_as_written_unless_its_context_says_dry_run(local_rt):
     segments = seed(local_rt, [day(1), day(2)])
     unuse(local_rt, segments)
     report = run_task(kill_spec(context={"dryRun": True}), local_rt)
-    assert report["dryRun"] is True and report["numSegmentsKilled"] == 2 and len(rows(local_rt)) == 2
+    assert report["dryRun"] is True and report["numSegmentsToKill"] == 2 and len(rows(local_rt)) == 2
+    assert "numSegmentsKilled" not in report and "bytesKilled" not in report and "numFilesDeleted" not in report
     report = run_task(kill_spec(), local_rt)
     assert report["status"] == "SUCCESS" and rows(local_rt) == {}
 
@@ -379,14 +382,20 @@ def test_a_killed_process_leaves_claimed_rows_that_the_next_kill_finishes(local_
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 17, proc.stderr[-3000:]
-    # The dead kill still holds its lock (until its lease runs out) and its task still says RUNNING.
+    # The dead kill still holds its lock (until its lease runs out) and its task still says RUNNING. The lease is
+    # judged on a clock of the test's own, set just before it runs out: on a loaded machine more than 1.5 s may
+    # pass between the subprocess's death and these checks.
+    (dead_lock,) = [lk for lk in local_rt.lockbox.locks(DS) if lk.task_id == "kill_wiki_dead"]
+    now = {"ms": dead_lock.lease_expires_ms - 1}
+    judged = dataclasses.replace(local_rt, lockbox=TaskLockbox(local_rt.store.engine, clock=lambda: now["ms"]))
     assert local_rt.store.get_task("kill_wiki_dead").status == "RUNNING"
-    assert [lk.task_id for lk in local_rt.lockbox.locks(DS) if lk.active] == ["kill_wiki_dead"]
+    assert [lk.task_id for lk in judged.lockbox.locks(DS) if lk.active] == ["kill_wiki_dead"]
     assert {sid for sid, r in rows(local_rt).items() if r["claim"]} == {segments[0].id, segments[1].id}
     assert_nothing_leaked(local_rt, allow_claimed=True)
     with pytest.raises(LockUnavailableError):
-        kill.run(kill_spec(), local_rt)  # the lease is still alive: a new kill must wait
-    report = kill.run(kill_spec(), local_rt, lock_timeout_s=10)  # ... and gets the lock once it expires
+        kill.run(kill_spec(), judged)  # the lease is still alive: a new kill must wait
+    now["ms"] = dead_lock.lease_expires_ms + 1
+    report = kill.run(kill_spec(), judged)  # ... and gets the lock once it expires
     assert report.resumed == {"kill_wiki_dead": 2} and report.num_segments_killed == 3
     assert rows(local_rt) == {} and files(local_rt) == set()
 
@@ -573,12 +582,15 @@ def test_druidflow_kill_is_a_dry_run_until_confirmed(local_rt, db_url, tmp_path)
     assert "marked 1 segment(s)" in out and rows(local_rt)[segments[1].id]["used"]
 
 
-def test_druidflow_run_executes_a_kill_spec_as_written(local_rt, db_url, tmp_path):
+def test_druidflow_run_of_a_kill_spec_is_a_dry_run_unless_confirmed(local_rt, db_url, tmp_path):
     segments = seed(local_rt, [day(1)])
     unuse(local_rt, segments)
     spec = tmp_path / "kill.json"
-    spec.write_text(json.dumps(kill_spec()))
+    spec.write_text(json.dumps(kill_spec(context={"dryRun": False})))
     code, out = _cli("run", str(spec), url=db_url, deep=local_rt.storage.uri)
+    plan = json.loads(out)
+    assert code == 0 and plan["dryRun"] is True and plan["numSegmentsToKill"] == 1 and set(rows(local_rt)) == {segments[0].id}
+    code, out = _cli("run", str(spec), "--confirm", url=db_url, deep=local_rt.storage.uri)
     assert code == 0 and json.loads(out)["numSegmentsKilled"] == 1 and rows(local_rt) == {}
 
 
