@@ -65,8 +65,12 @@ def handoff_task_id(data_source: str, bucket: Interval) -> str:
     return f"{TASK_TYPE}_{data_source}_{format_instant(bucket.start)}_{secrets.token_hex(4)}"
 
 
-def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s: float = 30.0) -> Optional[HandoffReport]:
-    """Index and publish the bucket's spooled events; None when none are spooled."""
+def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s: Optional[float] = None) -> Optional[HandoffReport]:
+    """Index and publish the bucket's spooled events; None when none are spooled.
+
+    The lock is waited for ``lock_timeout_s`` (default: the spec's context ``taskLockTimeout``, Druid's 5 minutes)
+    before :class:`LockUnavailableError`.
+    """
     engine = rt.store.engine
     data_source = task.data_source
     spooled = spool.entries(engine, data_source, bucket)
@@ -80,7 +84,8 @@ def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s
         rt.store.insert_task(task_id, TASK_TYPE, data_source, index_task.group_id, payload)
         try:
             with rt.lockbox.keep_alive(task_id):
-                index.acquire_locks(index_task, rt, [bucket], timeout_s=lock_timeout_s)
+                wait_s = lock_timeout_s if lock_timeout_s is not None else index_task.lock_timeout_ms / 1000.0
+                index.acquire_locks(index_task, rt, [bucket], timeout_s=wait_s)
                 _write_pages(rt, spooled, scratch / "spool", task.tuning.max_rows_in_memory)
                 plan = index.determine_partitions(index_task, rt)
                 result = index.build_units(index_task, plan.build_units, rt)

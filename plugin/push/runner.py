@@ -17,7 +17,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 
-from druidflow.exceptions import LockUnavailableError, PublishConflictError
+from druidflow.exceptions import LockRevokedError, LockUnavailableError, PublishConflictError
 from druidflow.intervals import now_ms
 from druidflow.metadata.tables import push_spool as S
 from druidflow.push import spool
@@ -50,7 +50,9 @@ class RealtimeRunner:
         for bucket in buckets:
             try:
                 report = handoff(self.task, bucket, self.rt)
-            except (LockUnavailableError, PublishConflictError) as exc:
+            except (LockUnavailableError, LockRevokedError, PublishConflictError) as exc:
+                # The events stay in the spool: a later pass hands them off (a revoked lock is a higher-priority
+                # task's turn on the chunk, not a reason to give up on the events).
                 log.warning("handoff of %s %s: %s; retrying later", self.task.data_source, bucket, exc)
                 continue
             if report is not None:

@@ -115,3 +115,20 @@ def test_a_handoff_appends_to_a_chunk_a_batch_index_task_wrote(rt):
     [batch_segment] = [r.segment for r in rt.store.segments("events") if r.segment.partition_num == 0]
     assert [(s.version, s.partition_num) for s in report.segments] == [(batch_segment.version, 1)]
     assert sorted(published_ids(rt, "events")) == ["batch1", "batch2", "pushed"]
+
+
+def test_a_bucket_locked_by_a_higher_priority_task_waits_in_the_spool(rt):
+    spec = realtime_spec()
+    spec["context"] = {"taskLockTimeout": 200}
+    from druidflow.push.spec import RealtimeTask
+
+    task = RealtimeTask.load(spec)
+    _push(rt, task, ["a"])
+    assert rt.lockbox.try_lock("reindex_events", datasource="events", interval=HOUR, priority=100).acquired
+    runner = RealtimeRunner(task, rt)
+    assert runner.run_once() == []
+    assert spool.pending_events(rt.store.engine, "events") == 1
+    assert [t.status for t in rt.store.list_tasks(datasource="events")] == ["FAILED"]
+    rt.lockbox.release_all("reindex_events")
+    assert [r.events for r in runner.run_once()] == [1]
+    assert published_ids(rt, "events") == ["a"]

@@ -76,3 +76,16 @@ def test_a_full_spool_refuses_the_whole_push(rt):
     assert spool.pending_events(rt.store.engine, "events") == 4
     receive(task, ndjson(events(NOW, ["last"])), rt.store.engine, clock=lambda: NOW)
     assert spool.pending_events(rt.store.engine, "events") == 5
+
+
+def test_events_whose_field_types_change_keep_their_own_timestamps_and_buckets(rt):
+    task = realtime_task(segment="MINUTE", window="PT1H")
+    body = ndjson([{"ts": NOW, "id": "a", "client": 1}, {"ts": NOW + 60_000, "id": "b", "client": "x"},
+                   {"ts": str(NOW), "id": "c", "client": [1, 2]}, {"ts": NOW + 60_000, "id": "d", "client": None}])
+    assert receive(task, body, rt.store.engine, clock=lambda: NOW).sent == 4
+    per_bucket = {}
+    for bucket in spool.due_buckets(rt.store.engine, "events", None):
+        ids = [e.id for e in spool.entries(rt.store.engine, "events", bucket)]
+        data = b"".join(d for _, d in spool.payloads(rt.store.engine, ids, 10**9))
+        per_bucket[str(bucket)[11:16]] = sorted(json.loads(line)["id"] for line in data.splitlines() if line)
+    assert per_bucket == {"12:30": ["a", "c"], "12:31": ["b", "d"]}
