@@ -112,6 +112,27 @@ def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def reap_dead_handoffs(task: RealtimeTask, rt: Runtime, *, clock_ms: Optional[int] = None) -> list[str]:
+    """Mark FAILED the dataSource's RUNNING handoffs whose process died: no live lock, and older than a lock lease
+    plus the lock wait. Their events are still in the spool (nothing of theirs was published), so only the task
+    records are fixed; returns the task ids."""
+    from druidflow.intervals import now_ms, parse_instant
+
+    now = clock_ms if clock_ms is not None else now_ms()
+    grace = rt.lockbox.lease_ms + task.template.lock_timeout_ms
+    live = {lk.task_id for lk in rt.lockbox.locks(datasource=task.data_source) if lk.active}
+    reaped = []
+    for record in rt.store.list_tasks(datasource=task.data_source, active=True):
+        if record.type != TASK_TYPE or record.id in live:
+            continue
+        if now - parse_instant(record.updated_date) < grace:
+            continue
+        index.fail(record.id, "the realtime process stopped during this handoff; its events stayed in the spool "
+                   "and a later handoff published them", rt)
+        reaped.append(record.id)
+    return reaped
+
+
 def _write_pages(rt: Runtime, spooled: list[spool.SpoolEntry], directory: Any, max_events: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ids = [e.id for e in spooled]

@@ -21,7 +21,7 @@ from druidflow.exceptions import LockRevokedError, LockUnavailableError, Publish
 from druidflow.intervals import now_ms
 from druidflow.metadata.tables import push_spool as S
 from druidflow.push import spool
-from druidflow.push.handoff import HandoffReport, handoff
+from druidflow.push.handoff import HandoffReport, handoff, reap_dead_handoffs
 from druidflow.push.spec import RealtimeTask
 from druidflow.tasks.runtime import Runtime
 
@@ -46,6 +46,8 @@ class RealtimeRunner:
     def run_once(self, *, drain: bool = False) -> list[HandoffReport]:
         """Hand off every due bucket (every spooled bucket when ``drain``: the end of the process)."""
         reports = []
+        for task_id in reap_dead_handoffs(self.task, self.rt):
+            log.info("handoff task %s of %s had died; marked FAILED", task_id, self.task.data_source)
         buckets = spool.due_buckets(self.rt.store.engine, self.task.data_source, None if drain else self.closed_before())
         for bucket in buckets:
             try:

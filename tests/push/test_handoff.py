@@ -132,3 +132,19 @@ def test_a_bucket_locked_by_a_higher_priority_task_waits_in_the_spool(rt):
     rt.lockbox.release_all("reindex_events")
     assert [r.events for r in runner.run_once()] == [1]
     assert published_ids(rt, "events") == ["a"]
+
+
+def test_handoff_records_of_a_dead_process_are_marked_failed(rt):
+    from druidflow.intervals import now_ms
+    from druidflow.push.handoff import reap_dead_handoffs
+
+    task = realtime_task()
+    rt.store.insert_task("index_realtime_events_dead", "index_realtime", "events", "index_append_events", {})
+    rt.store.insert_task("index_realtime_events_alive", "index_realtime", "events", "index_append_events", {})
+    assert rt.lockbox.try_lock("index_realtime_events_alive", datasource="events", interval=HOUR, priority=75,
+                               lock_type="APPEND", group_id="index_append_events").acquired
+    assert reap_dead_handoffs(task, rt) == []  # too recent: it may still be waiting for its lock
+    later = now_ms() + rt.lockbox.lease_ms + task.template.lock_timeout_ms + 1
+    assert reap_dead_handoffs(task, rt, clock_ms=later) == ["index_realtime_events_dead"]
+    assert rt.store.get_task("index_realtime_events_dead").status == "FAILED"
+    assert rt.store.get_task("index_realtime_events_alive").status == "RUNNING"
