@@ -174,8 +174,12 @@ def receive(task: RealtimeTask, body: bytes, engine: Engine, *, clock: Callable[
     now = clock()
     keep = window_mask(task, times, now)
     pieces = split_by_bucket(task, lines, times, keep)
+    capacity = task.spec.io_config.firehose.buffer_size
+    if int(keep.sum()) > capacity:
+        # Retrying could never help: this is too big, not too early.
+        raise PushError(413, f"{int(keep.sum())} events in one push are more than the spool holds (bufferSize {capacity}); send smaller batches")
     try:
-        spool.append(engine, task.data_source, pieces, task.spec.io_config.firehose.buffer_size)
+        spool.append(engine, task.data_source, pieces, capacity)
     except spool.SpoolFullError as exc:
         raise PushError(429, str(exc), retry_after_s=retry_after(task, engine, now)) from None
     return PushResult(received=len(lines), sent=int(keep.sum()))

@@ -89,3 +89,9 @@ def test_events_whose_field_types_change_keep_their_own_timestamps_and_buckets(r
         data = b"".join(d for _, d in spool.payloads(rt.store.engine, ids, 10**9))
         per_bucket[str(bucket)[11:16]] = sorted(json.loads(line)["id"] for line in data.splitlines() if line)
     assert per_bucket == {"12:30": ["a", "c"], "12:31": ["b", "d"]}
+
+
+def test_a_push_bigger_than_the_whole_spool_is_413_not_429(rt):
+    with pytest.raises(PushError) as err:
+        receive(realtime_task(buffer_size=5), ndjson(events(NOW, range(6))), rt.store.engine, clock=lambda: NOW)
+    assert err.value.status == 413 and "bufferSize 5" in str(err.value)
