@@ -73,12 +73,17 @@ def cmd_push_status(args: argparse.Namespace) -> int:
 def cmd_push_server(args: argparse.Namespace) -> int:
     import ipaddress
 
-    import uvicorn
+    try:
+        if args.host != "localhost" and not ipaddress.ip_address(args.host).is_loopback:
+            raise ValueError
+    except ValueError:
+        raise DruidflowError(f"--host {args.host}: push-server has no authentication and binds only to loopback addresses") from None
+    try:
+        import uvicorn
 
-    from druidflow.push.http import standalone_app
-
-    if not ipaddress.ip_address(args.host).is_loopback:
-        raise DruidflowError(f"--host {args.host}: push-server has no authentication and binds only to loopback addresses")
+        from druidflow.push.http import standalone_app
+    except ImportError as exc:
+        raise DruidflowError(f"push-server needs FastAPI and uvicorn ({exc}): pip install 'druidflow[push]'") from None
     rt = _runtime(args)
     app = standalone_app(Path(args.spec_dir), rt.store.engine)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from druidflow.ingest.casts import parse_timestamps
 from druidflow.inputs.json_lines import JsonLinesParser
-from druidflow.intervals import Interval, now_ms
+from druidflow.intervals import now_ms
 from druidflow.push import spool
 from druidflow.push.spec import RealtimeTask
 
