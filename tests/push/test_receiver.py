@@ -95,3 +95,12 @@ def test_a_push_bigger_than_the_whole_spool_is_413_not_429(rt):
     with pytest.raises(PushError) as err:
         receive(realtime_task(buffer_size=5), ndjson(events(NOW, range(6))), rt.store.engine, clock=lambda: NOW)
     assert err.value.status == 413 and "bufferSize 5" in str(err.value)
+
+
+def test_sqlite_spool_commits_are_fsynced(sqlite_url):
+    """WAL with synchronous=FULL: a COMMIT returns only after the WAL is on disk, so a 2xx survives a machine crash."""
+    from druidflow.metadata.engine import make_engine
+
+    with make_engine(sqlite_url).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
