@@ -57,11 +57,18 @@ def _interval(text: Optional[str]) -> Optional[Interval]:
 def cmd_run(args: argparse.Namespace) -> int:
     from druidflow.tasks.dispatch import run_task
 
-    spec_text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    try:
+        spec_text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    except UnicodeDecodeError as exc:
+        raise DruidflowError(f"{args.spec}: not UTF-8 text: {exc}") from None
     try:
         spec = json.loads(spec_text)
     except json.JSONDecodeError as exc:
         raise DruidflowError(f"{args.spec}: not valid JSON: {exc}") from None
+    except RecursionError:
+        from druidflow.specs.limits import MAX_SPEC_DEPTH
+
+        raise DruidflowError(f"{args.spec}: the spec nests deeper than {MAX_SPEC_DEPTH} levels") from None
     rt = _runtime(args)
     if isinstance(spec, dict) and spec.get("type") == "kill":
         return _run_kill(spec, rt, args)

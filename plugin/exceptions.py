@@ -63,6 +63,11 @@ class PublishConflictError(RetryableError):
     """The metadata changed under a publish (a race); the publish did not commit and may be retried."""
 
 
+class SegmentConflictError(TerminalError):
+    """A publish can never succeed: segment ids this task names are already published with a different payload
+    (a deterministic conflict, unlike the race :class:`PublishConflictError` reports)."""
+
+
 class PublishStateUnknownError(DruidflowError):
     """It is unknown whether a publish committed; pushed files must be left alone."""
 
@@ -81,6 +86,10 @@ class QueryError(TerminalError):
 
 class StorageError(RetryableError):
     """Deep storage failed in a way that may be transient."""
+
+
+class SegmentFileExistsError(TerminalError):
+    """A push found a file already at its deep-storage key: published files are write-once, never replaced."""
 
 
 class SegmentNotFoundError(TerminalError):

@@ -420,6 +420,9 @@ _BINARY = {
     "^": (50, 50),
 }
 _UNARY_BP = 60
+# How deep parentheses, unary operators, function arguments and right operands may nest. A chain of
+# left-associative operators (``a + b + c + ...``, any length) does not nest: it is parsed and evaluated in a loop.
+MAX_EXPRESSION_DEPTH = 100
 _COMPARISONS = {"<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal, "==": pc.equal, "!=": pc.not_equal}
 
 
@@ -438,6 +441,7 @@ class _Syntax:
         self.text = text
         self.tokens = self._tokenize()
         self.i = 0
+        self.depth = 0
 
     def error(self, pos: int, reason: str) -> SpecError:
         return SpecError("", self.text, f"{reason} at position {pos}")
@@ -516,16 +520,23 @@ class _Syntax:
         return tok
 
     def expression(self, min_bp: int) -> _Node:
-        left = self.prefix()
-        while True:
+        self.depth += 1
+        if self.depth > MAX_EXPRESSION_DEPTH:
             tok = self.tokens[self.i]
-            if tok.kind != "op" or tok.text not in _BINARY:
-                return left
-            lbp, rbp = _BINARY[tok.text]
-            if lbp < min_bp:
-                return left
-            self.i += 1
-            left = _Binary(tok.pos, tok.text, left, self.expression(rbp))
+            raise self.error(tok.pos, f"the expression nests deeper than {MAX_EXPRESSION_DEPTH} levels")
+        try:
+            left = self.prefix()
+            while True:
+                tok = self.tokens[self.i]
+                if tok.kind != "op" or tok.text not in _BINARY:
+                    return left
+                lbp, rbp = _BINARY[tok.text]
+                if lbp < min_bp:
+                    return left
+                self.i += 1
+                left = _Binary(tok.pos, tok.text, left, self.expression(rbp))
+        finally:
+            self.depth -= 1
 
     def prefix(self) -> _Node:
         tok = self.take()
@@ -644,11 +655,31 @@ class _Binary(_Node):
     left: _Node
     right: _Node
 
+    def spine(self) -> tuple[_Node, list[_Binary]]:
+        """The leftmost operand of a left-deep chain and the chain's operators, innermost first (no recursion)."""
+        chain: list[_Binary] = []
+        node: _Node = self
+        while isinstance(node, _Binary):
+            chain.append(node)
+            node = node.left
+        chain.reverse()
+        return node, chain
+
     def columns(self) -> set[str]:
-        return self.left.columns() | self.right.columns()
+        first, chain = self.spine()
+        out = set(first.columns())
+        for b in chain:
+            out |= b.right.columns()
+        return out
 
     def evaluate(self, ctx: _Ctx) -> _Val:
-        a, b = self.left.evaluate(ctx), self.right.evaluate(ctx)
+        first, chain = self.spine()
+        acc = first.evaluate(ctx)
+        for b in chain:
+            acc = b.combine(acc, b.right.evaluate(ctx), ctx)
+        return acc
+
+    def combine(self, a: _Val, b: _Val, ctx: _Ctx) -> _Val:
         if self.op in ("&&", "||"):
             logic = pc.and_kleene if self.op == "&&" else pc.or_kleene
             return _bool_to_long(logic(_truth(a), _truth(b)))

@@ -198,6 +198,8 @@ class Interval:
             start, end = parse_instant(left, path), parse_instant(right, path)
         if end < start:
             raise SpecError(path, value, "interval end is before its start")
+        if start < INSTANT_MIN or end > INSTANT_MAX:
+            raise SpecError(path, value, "reaches beyond the instants Druid can represent (a 64-bit count of milliseconds)")
         return cls(start, end)
 
     @property
@@ -254,6 +256,8 @@ def _subtract_period(ms: int, period: Period) -> int:
     return negative.add_to(ms)
 
 
+# Joda's (and Java's) extreme instants: milliseconds in a signed 64-bit long.
+INSTANT_MIN, INSTANT_MAX = -(2**63), 2**63 - 1
 # Druid's Intervals.ETERNITY: Joda's smallest and largest instants (JodaUtils.MIN_INSTANT / MAX_INSTANT).
 ETERNITY = Interval(-(2**62), 2**62 - 1)
 

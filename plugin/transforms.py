@@ -41,6 +41,13 @@ class ExpressionTransform(SpecModel):
     name: str = Field(min_length=1)
     expression: str
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from druidflow.specs.limits import check_column_name
+
+        return v if v == TIME_COLUMN else check_column_name(v, "", "transform output")
+
     @field_validator("expression")
     @classmethod
     def _compiles(cls, v: str) -> str:

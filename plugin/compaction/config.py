@@ -154,7 +154,7 @@ class AutoCompactionSettings(SpecModel):
     compaction_configs: list[DataSourceCompactionConfig] = Field(default_factory=list)
     max_compaction_task_slots: int = Field(default=DEFAULT_MAX_COMPACTION_TASK_SLOTS, ge=0)
     compaction_policy: CompactionPolicy = Field(default_factory=CompactionPolicy)
-    compaction_task_slot_ratio: Optional[float] = None  # Druid's; accepted, unused (Airflow pools bound the workers)
+    compaction_task_slot_ratio: Optional[float] = None  # Druid's; refused: there are no task slots to take a ratio of
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +165,13 @@ class AutoCompactionSettings(SpecModel):
 
     @model_validator(mode="after")
     def _unique(self) -> AutoCompactionSettings:
+        if self.compaction_task_slot_ratio is not None:
+            raise SpecError(
+                "compactionTaskSlotRatio",
+                self.compaction_task_slot_ratio,
+                "is not supported: Druidflow has no task slots to take a ratio of; bound concurrent compactions with "
+                "maxCompactionTaskSlots (and Airflow pools) and remove it",
+            )
         seen: set[str] = set()
         for i, cfg in enumerate(self.compaction_configs):
             if cfg.data_source in seen:

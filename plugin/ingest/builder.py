@@ -131,6 +131,16 @@ class IncrementalIndex:
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        if self.max_total_rows is not None:
+            # maxTotalRows cuts at exactly that many rows (Druid checks it per row): split the batch at the limit.
+            room = self.max_total_rows - self._buffer_rows - self._spilled_rows
+            while 0 < room < table.num_rows:
+                self._add(table.slice(0, room))
+                table = table.slice(room)
+                room = self.max_total_rows - self._buffer_rows - self._spilled_rows
+        self._add(table)
+
+    def _add(self, table: pa.Table) -> None:
         self._buffer.append(table)
         self._buffer_rows += table.num_rows
         self._buffer_bytes += table.nbytes

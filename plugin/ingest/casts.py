@@ -50,11 +50,14 @@ def to_number(col: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[pa.
         arr = arr.cast(pa.int8())
     if not _is_stringish(arr.type) and not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         arr = arr.cast(pa.string()) if not pa.types.is_timestamp(arr.type) else arr.cast(pa.int64())
+    if pa.types.is_integer(target) and pa.types.is_floating(arr.type):
+        out = _float_to_long(arr)
+        return out.cast(target), _failed(arr, out)
     try:
         if _is_stringish(arr.type):
             out = pc.cast(pc.utf8_trim_whitespace(arr), target)
         else:
-            out = pc.cast(arr, target, safe=not (pa.types.is_integer(target) and pa.types.is_floating(arr.type)))
+            out = pc.cast(arr, target)
         return out, pa.array(np.zeros(len(arr), dtype=bool))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
@@ -65,16 +68,44 @@ def to_number(col: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[pa.
     if pa.types.is_integer(target):
         ok_int = pc.match_substring_regex(trimmed, _INT_RE)
         ok_float = pc.match_substring_regex(trimmed, _FLOAT_RE)
-        as_int = pc.cast(pc.if_else(ok_int, trimmed, None), pa.int64(), safe=False)
+        as_int = _parse_longs(pc.if_else(ok_int, trimmed, None))
         as_float = pc.cast(pc.if_else(pc.and_not(ok_float, ok_int), trimmed, None), pa.float64())
         # Druid parses "1.5" in a long column as a double and truncates it.
-        finite = pc.is_finite(as_float)
-        from_float = pc.cast(pc.if_else(finite, as_float, None), pa.int64(), safe=False)
-        out = pc.coalesce(as_int, from_float).cast(target)
+        out = pc.coalesce(as_int, _float_to_long(as_float)).cast(target)
     else:
         ok = pc.match_substring_regex(trimmed, _FLOAT_RE)
         out = pc.cast(pc.if_else(ok, trimmed, None), target)
     return out, _failed(arr, out)
+
+
+_LONG_LIMIT = 9.223372036854775808e18  # 2**63: the first double outside a long
+
+
+def _float_to_long(arr: pa.Array) -> pa.Array:
+    """Doubles truncated to longs; NaN, infinities and values outside the long range become null."""
+    arr = arr.cast(pa.float64())
+    fits = pc.and_(pc.is_finite(arr), pc.and_(pc.greater_equal(arr, -_LONG_LIMIT), pc.less(arr, _LONG_LIMIT)))
+    return pc.cast(pc.if_else(fits, arr, None), pa.int64(), safe=False)
+
+
+def _parse_longs(arr: pa.Array) -> pa.Array:
+    """Integer text as longs; a value outside the long range (``9223372036854775808``) becomes null."""
+    try:
+        return pc.cast(arr, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Only integers of 19 or more digits can overflow; Python checks just those (rare), Arrow casts the rest.
+    digits = pc.utf8_length(pc.utf8_ltrim(pc.utf8_trim_whitespace(arr), characters="+-0"))
+    long_text = pc.fill_null(pc.greater_equal(digits, 19), False)
+    short = pc.cast(pc.if_else(long_text, None, arr), pa.int64())
+    idx = np.flatnonzero(long_text.to_numpy(zero_copy_only=False))
+    values = np.zeros(len(arr), dtype=np.int64)
+    valid = np.zeros(len(arr), dtype=bool)
+    for i in idx:
+        v = int(arr[int(i)].as_py())
+        if -(2**63) <= v < 2**63:
+            values[i], valid[i] = v, True
+    return pc.coalesce(short, pa.array(values, mask=~valid))
 
 
 def parse_timestamps(col: pa.Array | pa.ChunkedArray, fmt: str) -> pa.Array:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from druidflow.ingest.parse import MULTI_VALUE_SEPARATOR
+from druidflow.ingest.parse import MULTI_VALUE_NULL, MULTI_VALUE_SEPARATOR
 
 def murmur3_32(values: pa.Array | pa.ChunkedArray, seed: int = 0) -> np.ndarray:
     """Guava's ``murmur3_32`` (x86, seed 0) of each string's UTF-8 bytes, as signed int32.
@@ -52,7 +52,7 @@ def _json_array_of_values(col: pa.Array, multi_value: bool) -> pa.Array:
             rendered.append(None)
             continue
         values = sorted(set(value.split(MULTI_VALUE_SEPARATOR))) if multi_value else [value]
-        values = [v for v in values if v != ""]
+        values = [v for v in values if v != "" and v != MULTI_VALUE_NULL]
         rendered.append(json.dumps(values, ensure_ascii=False, separators=(",", ":")) if values else None)
     return pa.array(rendered, pa.string()).take(col.indices)
 

@@ -32,6 +32,11 @@ BUCKET = "__bucket"
 # Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
 # the segment writer splits them back into a list column.
 MULTI_VALUE_SEPARATOR = "\x1f"
+# Stands for a null element inside a joined multi-value row (``["k", null]``): Druid keeps such elements.
+MULTI_VALUE_NULL = "\x1e"
+# Every string dimension leaves the parser dictionary-encoded, whatever the input delivered (plain text, a list,
+# or nothing at all in a batch where the field is missing), so that batches always concatenate.
+STRING_DIMENSION = pa.dictionary(pa.int32(), pa.string())
 _SAMPLE_ROWS = 10
 _DIM_TYPES = {"long": pa.int64(), "float": pa.float32(), "double": pa.float64()}
 
@@ -207,12 +212,17 @@ class RowParser:
     def _dimension(self, table: pa.Table, dim: Any) -> tuple[pa.Array, Optional[np.ndarray]]:
         n = table.num_rows
         if dim.name not in table.column_names:
-            return pa.nulls(n, pa.string() if dim.type == "string" else _DIM_TYPES[dim.type]), None
+            return pa.nulls(n, STRING_DIMENSION if dim.type == "string" else _DIM_TYPES[dim.type]), None
         col = _combine(table.column(dim.name))
         if dim.type != "string":
             values, err = to_number(col, _DIM_TYPES[dim.type])
             return values, err.to_numpy(zero_copy_only=False)
-        return self._string_dimension(col, dim), None
+        out = self._string_dimension(col, dim)
+        if out.type == STRING_DIMENSION:
+            return out, None
+        if pa.types.is_dictionary(out.type):
+            return out.cast(STRING_DIMENSION), None
+        return pc.dictionary_encode(out), None
 
     def _string_dimension(self, col: pa.Array, dim: Any) -> pa.Array:
         t = col.type
@@ -289,7 +299,7 @@ class RowParser:
     def empty_table(self, dims: list[Any]) -> pa.Table:
         cols: dict[str, pa.Array] = {TIME: pa.array([], pa.int64()), CHUNK: pa.array([], pa.int64())}
         for d in dims:
-            cols[d.name] = pa.array([], pa.string() if d.type == "string" else _DIM_TYPES[d.type])
+            cols[d.name] = pa.array([], STRING_DIMENSION if d.type == "string" else _DIM_TYPES[d.type])
         for m in self.metrics:
             cols[m.name] = pa.array([], m.arrow_type)
             if m.companion:
@@ -348,14 +358,20 @@ def _stringify(col: pa.Array) -> pa.Array:
 
 
 def _join_multi_value(col: pa.Array, handling: str) -> pa.Array:
-    """list<string> → one string per row (values joined), sorted (and de-duplicated) as ``handling`` says."""
+    """list<string> → one string per row (values joined), sorted (and de-duplicated) as ``handling`` says.
+
+    As in Druid, a null element stays in the row (as :data:`MULTI_VALUE_NULL`, sorted first), and a row with no
+    elements, or only one null element, is null.
+    """
     col = _combine(col)
     if not pa.types.is_string(col.type.value_type):
         col = col.cast(pa.list_(pa.string()))
     if handling in ("sorted_array", "sorted_set"):
         parents = pc.list_parent_indices(col)
         values = pc.list_flatten(col)
-        order = pc.sort_indices(pa.table({"p": parents, "v": values}), sort_keys=[("p", "ascending"), ("v", "ascending")])
+        order = pc.sort_indices(
+            pa.table({"p": parents, "v": values}), sort_keys=[("p", "ascending", "at_start"), ("v", "ascending", "at_start")]
+        )
         values = values.take(order)
         parents = parents.take(order)
         if handling == "sorted_set" and len(values):
@@ -368,6 +384,11 @@ def _join_multi_value(col: pa.Array, handling: str) -> pa.Array:
         counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(col))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         col = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pc.is_null(col))
+    first, last = col.offsets[0].as_py(), col.offsets[-1].as_py()
+    flat = col.values.slice(first, last - first)
+    if flat.null_count:
+        offsets = pc.subtract(col.offsets, first)
+        col = pa.ListArray.from_arrays(offsets, pc.fill_null(flat, MULTI_VALUE_NULL), mask=pc.is_null(col))
     joined = pc.binary_join(col, MULTI_VALUE_SEPARATOR)
-    empty = pc.equal(pc.list_value_length(col), 0)
+    empty = pc.or_(pc.equal(pc.list_value_length(col), 0), pc.equal(joined, MULTI_VALUE_NULL))
     return pc.if_else(pc.fill_null(empty, True), pa.scalar(None, pa.string()), joined)

@@ -37,6 +37,9 @@ _PARSE_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError
 _ARROW_BLOCK = 1 << 20
 _ERROR_ROW = re.compile(r" in row (\d+)\s*$")
 _MAX_SPLITS = 1024  # beyond this many problems in one block, Python parses the rest of it
+# Jackson's default StreamReadConstraints.maxNestingDepth: a row nested deeper is unparseable in Druid.
+MAX_NESTING_DEPTH = 1000
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _has_timestamp(t: pa.DataType) -> bool:
@@ -99,7 +102,11 @@ class JsonLinesParser:
         if _is_valid_utf8(block):
             table = self._vectorised(block)
             if table is not None:
-                return [table], []
+                if _one_row_per_line(block, table.num_rows):
+                    return [table], []
+                # Several objects on one line: pyarrow reads them as rows, Druid's line reader as one bad line.
+                tables, failures = self._by_lines(bytes(block), uri, first_line)
+                return _merge_alike(tables), failures
         tables, failures = self._repair(bytes(block), uri, first_line)
         return _merge_alike(tables), failures
 
@@ -117,7 +124,7 @@ class JsonLinesParser:
             row, message = _first_problem(piece)
             if row is None and message is None:  # the rest is clean
                 table = self._vectorised(piece)
-                if table is None:
+                if table is None or table.num_rows != lines.nonblank_between(cur, lines.count):
                     break
                 tables.append(table)
                 return tables, failures
@@ -133,7 +140,7 @@ class JsonLinesParser:
                 break
             if bad > cur:
                 stretch = self._vectorised(memoryview(data)[lines.starts[cur] : lines.starts[bad]])
-                if stretch is None:
+                if stretch is None or stretch.num_rows != lines.nonblank_between(cur, bad):
                     break
                 tables.append(stretch)
             if error is not None:
@@ -146,12 +153,18 @@ class JsonLinesParser:
                 cur = bad  # a new stretch starts at the row whose kinds changed
         # Too many problems, or ones pyarrow cannot pin down: Python parses what is left of the block.
         rest = data[lines.starts[cur] :] if cur < lines.count else b""
-        rows, more = _split_lines(rest, uri, first_line + cur)
-        failures.extend(more)
-        if rows:
-            table = self._vectorised(b"\n".join(r for r, _ in rows))
-            tables.append(table if table is not None else _table_from_python([o for _, o in rows]))
-        return tables, failures
+        more_tables, more = self._by_lines(rest, uri, first_line + cur)
+        return tables + more_tables, failures + more
+
+    def _by_lines(self, data: bytes, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
+        """Python's ``json`` decides line by line which lines are good; the good ones are then parsed together."""
+        rows, failures = _split_lines(data, uri, first_line)
+        if not rows:
+            return [], failures
+        table = self._vectorised(b"\n".join(r for r, _ in rows))
+        if table is None or table.num_rows != len(rows):
+            table = _table_from_python([o for _, o in rows])
+        return [table], failures
 
     def _vectorised(self, data: bytes | memoryview) -> Optional[pa.Table]:
         table = self._try(data, self.hints) if self.hints else None
@@ -160,6 +173,8 @@ class JsonLinesParser:
             if table is None:
                 return None
             self.hints = {}
+        if any(_type_depth(f.type) > MAX_NESTING_DEPTH for f in table.schema):
+            return None  # some row is nested too deep: the line-by-line path finds and counts it
         new_hints = {f.name: _timestamps_as_strings(f.type) for f in table.schema if _has_timestamp(f.type)}
         if new_hints:
             self.hints = {**self.hints, **new_hints}
@@ -233,6 +248,10 @@ class _LineIndex:
             blank[i] = not data[starts[i] : ends[i]].strip()
         self.nonblank = np.flatnonzero(~blank)
 
+    def nonblank_between(self, first: int, end: int) -> int:
+        """How many lines in ``[first, end)`` are not blank."""
+        return int(np.searchsorted(self.nonblank, end) - np.searchsorted(self.nonblank, first))
+
     def nth_nonblank(self, first: int, n: int) -> Optional[int]:
         """The index of the ``n``-th (0-based) non-blank line at or after line ``first``."""
         k = int(np.searchsorted(self.nonblank, first)) + n
@@ -248,9 +267,60 @@ def _load_object(raw: bytes) -> tuple[Any, Optional[str]]:
         obj = json.loads(raw)  # like pyarrow, accepts NaN and Infinity as doubles
     except ValueError as exc:  # includes UnicodeDecodeError
         return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, f"invalid JSON: nested deeper than {MAX_NESTING_DEPTH} levels"
     if not isinstance(obj, dict):
         return None, f"expected a JSON object, found {type(obj).__name__}"
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "invalid JSON: a \\u escape names a lone UTF-16 surrogate, which is not a character"
+        except RecursionError:
+            return None, f"invalid JSON: nested deeper than {MAX_NESTING_DEPTH} levels"
+    if len(raw) > 2 * MAX_NESTING_DEPTH and _value_depth(obj) > MAX_NESTING_DEPTH:
+        return None, f"invalid JSON: nested deeper than {MAX_NESTING_DEPTH} levels"
     return obj, None
+
+
+def _value_depth(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON value (iteratively: the value may be very deep)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
+
+
+def _type_depth(t: pa.DataType) -> int:
+    """How deep an Arrow type nests (iteratively)."""
+    deepest = 0
+    stack = [(t, 0)]
+    while stack:
+        t, depth = stack.pop()
+        deepest = max(deepest, depth)
+        for i in range(t.num_fields):
+            stack.append((t.field(i).type, depth + 1))
+    return deepest
+
+
+def _one_row_per_line(block: bytes | memoryview, rows: int) -> bool:
+    """Whether ``rows`` parsed rows can be one per line: never more rows than lines that are not blank."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    lines = int(np.count_nonzero(arr == 10)) + (1 if len(arr) and arr[-1] != 10 else 0)
+    if rows == lines:
+        return True
+    if rows > lines:
+        return False
+    return rows == _LineIndex(bytes(block)).nonblank_between(0, lines + 1)
 
 
 def _is_valid_utf8(data: bytes | memoryview) -> bool:

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.batch import InputBatch, ParseFailure
-from druidflow.inputs.delimited import read_delimited
+from druidflow.inputs.delimited import has_quote, read_delimited
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
 from druidflow.inputs.parquet import read_parquet
@@ -151,9 +151,15 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
-        if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
+        if (
+            not isinstance(fmt, JsonInputFormat)
+            and isinstance(obj, LocalFile)
+            and obj.compression is None
+            and (isinstance(fmt, TsvInputFormat) or not has_quote(obj.path))
+        ):
             # A plain local file: Arrow reads it natively (no Python call per block, so no GIL contention with
-            # the work done on the batches); a second handle serves the header.
+            # the work done on the batches); a second handle serves the header. A CSV file with quotes goes through
+            # Python, which keeps an unbalanced quote from swallowing the lines after it.
             native = pa.OSFile(str(obj.path))
             header = open(obj.path, "rb")
             chunks = read_delimited(

@@ -162,6 +162,8 @@ class SchemaUnifier:
 def apply_column_types(batch: pa.RecordBatch, column_types: Mapping[str, pa.DataType], source: str) -> pa.RecordBatch:
     """Cast the named columns to the caller's types (string-valued dictionaries are dictionary-encoded).
 
+    A list asked for as text (a multi-value string dimension: a JSON array, a Parquet list) stays a list, of text
+    elements, so that its values are not flattened into the JSON text of the list.
     A value that cannot be converted raises InputError naming the source and column.
     """
     if not column_types:
@@ -173,10 +175,26 @@ def apply_column_types(batch: pa.RecordBatch, column_types: Mapping[str, pa.Data
         target = column_types.get(f.name)
         if target is None or f.type == target:
             continue
-        arrays[i] = cast_column(arrays[i], target, source, f.name)
-        fields[i] = pa.field(f.name, target)
+        if _is_list(f.type) and is_string_like(target):
+            arrays[i] = list_of_strings(arrays[i])
+        else:
+            arrays[i] = cast_column(arrays[i], target, source, f.name)
+        fields[i] = pa.field(f.name, arrays[i].type)
         changed = True
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)) if changed else batch
+
+
+def list_of_strings(arr: pa.Array) -> pa.Array:
+    """A list column as ``list<string>``: each element as text (see :func:`to_string_array`), nulls kept."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pt.is_fixed_size_list(arr.type) or pt.is_large_list(arr.type):
+        arr = pc.cast(arr, pa.list_(arr.type.value_type))
+    if pt.is_string(arr.type.value_type):
+        return arr
+    first, last = arr.offsets[0].as_py(), arr.offsets[-1].as_py()
+    values = to_string_array(arr.values.slice(first, last - first))
+    return pa.ListArray.from_arrays(pc.subtract(arr.offsets, first), values, mask=pc.is_null(arr))
 
 
 def cast_column(arr: pa.Array, target: pa.DataType, source: str, name: str) -> pa.Array:

@@ -321,16 +321,46 @@ class TaskLockbox:
 
     # ------------------------------------------------------------------ leases
 
-    def heartbeat(self, task_id: str) -> int:
-        """Extend the lease of every live lock of the task; returns how many. Expired locks stay expired."""
+    def heartbeat(self, task_id: str, *, raise_revoked: bool = False) -> int:
+        """Extend the lease of every live lock of the task; returns how many. Expired locks stay expired.
+
+        With ``raise_revoked``, a revoked lock of the task raises :class:`LockRevokedError` (after the other
+        leases were extended), so that a heartbeating step can stop work that can never be published.
+        """
         with self._transaction() as conn:
             datasources = self._task_datasources(conn, task_id)
             if not datasources:
                 return 0
             self._take_mutexes(conn, datasources)
             now = self.clock()
-            self._record_expiries(conn, self._task_rows(conn, task_id, datasources), now)
-            return self._extend(conn, task_id, datasources, now)
+            rows = self._record_expiries(conn, self._task_rows(conn, task_id, datasources), now)
+            extended = self._extend(conn, task_id, datasources, now)
+        revoked = [r for r in rows if r["revoked"]]
+        if raise_revoked and revoked:
+            lock = self._to_lock(revoked[0], now)
+            raise LockRevokedError(
+                f"task {task_id}: its {lock.type.value} lock on {lock.datasource} {lock.interval} was revoked by a "
+                "higher-priority task; nothing of it can be published"
+            )
+        return extended
+
+    def check_held(self, task_id: str, datasource: str, intervals: Sequence[Interval]) -> None:
+        """Raise unless the task holds a live, unrevoked lock covering each interval (a read, no mutex).
+
+        An early check, e.g. before pushing a file: the publish critical section decides for good.
+        """
+        now = self.clock()
+        mine = self.locks(datasource=datasource, task_id=task_id)
+        for iv in intervals:
+            covering = [lk for lk in mine if lk.interval.contains(iv)]
+            if not covering:
+                raise LockNotHeldError(f"task {task_id} holds no lock on {datasource} covering {iv}")
+            if not any(lk.active and lk.lease_expires_ms > now for lk in covering):
+                lock = covering[0]
+                raise LockRevokedError(
+                    f"task {task_id}: its lock on {datasource} {lock.interval} is {lock.state}; nothing of it can be "
+                    "published"
+                )
 
     def _extend(self, conn: Connection, task_id: str, datasources: Iterable[str], now: int) -> int:
         lease = now + self.lease_ms
@@ -356,7 +386,10 @@ class TaskLockbox:
         def beat() -> None:
             while not stop.wait(period):
                 try:
-                    self.heartbeat(task_id)
+                    self.heartbeat(task_id, raise_revoked=True)
+                except LockRevokedError:
+                    log.error("task %s: a lock was revoked; its heartbeat stops (the publish will refuse)", task_id)
+                    return
                 except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack for it
                     log.warning("heartbeat of task %s failed", task_id, exc_info=True)
 
@@ -450,6 +483,17 @@ class TaskLockbox:
                 yield CriticalSection(conn, task_id, datasource, tuple(valid.values()))
             finally:
                 _inside.critical_section = False
+
+    @contextmanager
+    def mutex(self, datasource: str) -> Iterator[tuple[Connection, int]]:
+        """Hold the dataSource's mutex for the block: no lock changes and no publish (critical section) on it can
+        run meanwhile. Yields the connection (read lock rows and segments on it; do not call the lockbox) and the
+        database clock's now in epoch ms, which does not depend on this machine's clock."""
+        if not datasource:
+            raise SpecError("datasource", datasource, "a mutex needs a dataSource")
+        with self._transaction() as conn:
+            self._take_mutexes(conn, [datasource])
+            yield conn, database_now_ms(conn)
 
     # ------------------------------------------------------------------ releasing
 
@@ -649,6 +693,15 @@ class TaskLockbox:
                 detail=detail,
             )
         )
+
+
+def database_now_ms(conn: Connection) -> int:
+    """The database server's clock, in epoch milliseconds."""
+    if conn.dialect.name == "postgresql":
+        query = sa.text("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+    else:
+        query = sa.text("SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)")
+    return int(conn.execute(query).scalar_one())
 
 
 def _live(row: Any, now: int) -> bool:

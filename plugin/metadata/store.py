@@ -17,9 +17,15 @@ from typing import Any, Optional, Union
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from druidflow.exceptions import MetadataError, PublishConflictError, SegmentBeingKilledError, SpecError
+from druidflow.exceptions import (
+    MetadataError,
+    PublishConflictError,
+    SegmentBeingKilledError,
+    SegmentConflictError,
+    SpecError,
+)
 from druidflow.intervals import Interval, format_instant, now_ms, parse_instant, umbrella
-from druidflow.metadata import allocation, migrate
+from druidflow.metadata import allocation, migrate, upgrade
 from druidflow.metadata.engine import DEFAULT_URL, make_engine
 from druidflow.metadata.load_path import load_path
 from druidflow.metadata.records import (
@@ -99,8 +105,8 @@ class MetadataStore:
         """Insert ``segments`` (all of one dataSource) in one transaction: all of them or none.
 
         Safe to retry: ids already stored with the same payload are left alone and reported as
-        ``already_present``; an id stored with a *different* payload raises :class:`PublishConflictError` and
-        nothing is written. Segments overshadowed by others of the same batch are stored ``used = false``
+        ``already_present``; an id stored with a *different* payload raises :class:`SegmentConflictError` (terminal)
+        and nothing is written; losing an insert race raises :class:`PublishConflictError` (retryable). Segments overshadowed by others of the same batch are stored ``used = false``
         (Druid's rule). A batch whose segments would share a version with overlapping, unequal intervals (among
         themselves or with stored segments) raises :class:`~druidflow.exceptions.TimelineConflictError`.
         """
@@ -118,7 +124,8 @@ class MetadataStore:
             stored = self._stored_payloads(c, data_source, batch)
             conflicts = [sid for sid, payload in stored.items() if not _same_payload(payload, payloads[sid])]
             if conflicts:
-                raise PublishConflictError(
+                # Deterministic: the stored rows will never change, so retrying cannot help.
+                raise SegmentConflictError(
                     f"{len(conflicts)} segment id(s) already published with a different payload: "
                     f"{', '.join(sorted(conflicts)[:5])}{' ...' if len(conflicts) > 5 else ''}"
                 )
@@ -136,6 +143,45 @@ class MetadataStore:
             already_present=tuple(sid for sid in batch if sid in stored),
             inserted_unused=tuple(sid for sid in inserted if sid in overshadowed),
         )
+
+    def publish_appended_segments(
+        self, segments: Iterable[DataSegment], *, conn: Optional[Connection] = None
+    ) -> PublishResult:
+        """Publish segments of an APPEND-locked task (Druid's ``commitAppendSegments``), with their upgraded
+        copies in any newer version committed concurrently; entries for live REPLACE locks over them are recorded
+        so that those tasks' publishes copy them (:mod:`druidflow.metadata.upgrade`)."""
+        segments = list(segments)
+        with self._write(conn) as c:
+            result = self.publish_segments(segments, conn=c)
+            inserted = set(result.inserted)
+            new = [s for s in segments if s.id in inserted]
+            if new:
+                copies = upgrade.copies_after_append(c, new[0].data_source, new)
+                if copies:
+                    self.publish_segments(copies, conn=c)
+            return result
+
+    def upgrade_appended_segments(
+        self,
+        data_source: str,
+        replace_versions: Iterable[str],
+        *,
+        exclude: Iterable[str] = (),
+        conn: Optional[Connection] = None,
+    ) -> list[DataSegment]:
+        """In a REPLACE-locked task's publish (after its segments are inserted on ``conn``): publish copies, in its
+        versions, of the segments appended under APPEND locks meanwhile (Druid's ``commitReplaceSegments``).
+        ``exclude`` names appended segments the task read as input. Returns the copies."""
+        with self._write(conn) as c:
+            copies = upgrade.copies_for_replace(c, data_source, replace_versions, exclude=exclude)
+            if copies:
+                self.publish_segments(copies, conn=c)
+            return copies
+
+    def pending_upgrades(self, data_source: str, *, conn: Optional[Connection] = None) -> list[tuple[str, str]]:
+        """``(segment id, REPLACE version)`` of appended segments waiting for a replace to publish."""
+        with self._read(conn) as c:
+            return upgrade.pending_upgrades(c, data_source)
 
     def _stored_payloads(self, conn: Connection, data_source: str, batch: dict[str, DataSegment]) -> dict[str, bytes]:
         """The stored payloads of the batch's ids that are already in the table."""
@@ -409,13 +455,15 @@ class MetadataStore:
             return [SegmentAllocation.model_validate_json(r.payload) for r in c.execute(query)]
 
     def delete_pending_segments(
-        self, data_source: str, task_allocator_id: str, *, conn: Optional[Connection] = None
+        self, data_source: Optional[str], task_allocator_id: str, *, conn: Optional[Connection] = None
     ) -> int:
-        """Forget the pending segments a task (group) allocated, once it has finished. Returns how many."""
+        """Forget the pending segments a task (group) allocated, once it has finished (in ``data_source``, or in
+        every dataSource when None). Returns how many."""
+        where = [P.c.task_allocator_id == task_allocator_id]
+        if data_source is not None:
+            where.append(P.c.dataSource == data_source)
         with self._write(conn) as c:
-            return c.execute(
-                sa.delete(P).where(P.c.dataSource == data_source, P.c.task_allocator_id == task_allocator_id)
-            ).rowcount
+            return c.execute(sa.delete(P).where(*where)).rowcount
 
     # ------------------------------------------------------------------------------------------------ tasks
 
@@ -575,7 +623,7 @@ def _unique_by_id(segments: list[DataSegment]) -> dict[str, DataSegment]:
     for s in segments:
         seen = batch.setdefault(s.id, s)
         if seen is not s and seen.payload() != s.payload():
-            raise PublishConflictError(f"segment {s.id} appears twice in one publish with different payloads")
+            raise SegmentConflictError(f"segment {s.id} appears twice in one publish with different payloads")
     return batch
 
 

@@ -160,6 +160,20 @@ lock_events = Table(
     Index(f"ix_{PREFIX}lock_events_ds_id", "dataSource", "id"),
 )
 
+# Concurrent append and replace (Druid's druid_upgradeSegments): a segment committed under an APPEND lock into
+# an interval a REPLACE lock holds, waiting for that REPLACE task's publish to copy it into the REPLACE version.
+upgrade_segments = Table(
+    f"{PREFIX}upgrade_segments",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("dataSource", String(255), nullable=False),
+    Column("segment_id", String(512), nullable=False),
+    Column("upgrade_version", String(255), nullable=False),  # the REPLACE lock's version
+    Column("created_date", String(32), nullable=False),
+    UniqueConstraint("segment_id", "upgrade_version", name=f"uq_{PREFIX}upgrade_segments_segment_version"),
+    Index(f"ix_{PREFIX}upgrade_segments_ds_version", "dataSource", "upgrade_version"),
+)
+
 # Retention rules per dataSource (Druid's druid_rules): a JSON list, first match wins.
 rules = Table(
     f"{PREFIX}rules",
@@ -208,6 +222,7 @@ __all__ = [
     "task_locks",
     "lock_events",
     "rules",
+    "upgrade_segments",
     "push_spool",
     "push_datasources",
     "PREFIX",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
@@ -43,6 +44,11 @@ class DataSegment(DruidModel):
     @classmethod
     def _join(cls, v: Any) -> Any:
         return ",".join(v) if isinstance(v, (list, tuple)) else v
+
+    def model_copy(self, *, update: Optional[Mapping[str, Any]] = None, deep: bool = False) -> "DataSegment":
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("id", None)  # the cached id belongs to the original's interval/version/partition
+        return copy
 
     @cached_property
     def id(self) -> str:

@@ -42,11 +42,24 @@ def parquet_codec(name: str, path: str) -> str:
     return codec
 
 
+def _split_multi_value(col: Any, separator: str, null_element: str) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    lists = pc.split_pattern(col, separator)
+    first, last = lists.offsets[0].as_py(), lists.offsets[-1].as_py()
+    values = lists.values.slice(first, last - first)
+    is_null = pc.equal(values, null_element)
+    if not pc.any(is_null).as_py():
+        return lists
+    values = pc.if_else(is_null, pa.scalar(None, pa.string()), values)
+    return pa.ListArray.from_arrays(pc.subtract(lists.offsets, first), values, mask=pc.is_null(lists))
+
+
 class SegmentFileWriter:
     """Streams sorted row tables into one segment file; the descriptor is written when the file is closed.
 
     ``multi_value`` names string dimensions whose rows hold several values joined by ``separator``; they are
-    written as ``list<string>`` columns.
+    written as ``list<string>`` columns, where an element equal to ``null_element`` is a null element.
     """
 
     def __init__(
@@ -56,6 +69,7 @@ class SegmentFileWriter:
         dimensions: list[str],
         multi_value: frozenset[str] = frozenset(),
         separator: str = "\x1f",
+        null_element: str = "\x1e",
         dimension_compression: str = "lz4",
         metric_compression: str = "lz4",
         long_encoding: str = "longs",
@@ -64,6 +78,7 @@ class SegmentFileWriter:
         self.dimensions = dimensions
         self.multi_value = multi_value
         self.separator = separator
+        self.null_element = null_element
         self.dimension_compression = parquet_codec(dimension_compression, "tuningConfig.indexSpec.dimensionCompression")
         self.metric_compression = parquet_codec(metric_compression, "tuningConfig.indexSpec.metricCompression")
         self.long_encoding = long_encoding
@@ -104,7 +119,7 @@ class SegmentFileWriter:
                 col = table.column(idx)
                 if pa.types.is_dictionary(col.type):
                     col = col.cast(col.type.value_type)
-                table = table.set_column(idx, name, pc.split_pattern(col, self.separator))
+                table = table.set_column(idx, name, _split_multi_value(col, self.separator, self.null_element))
         return table
 
     def _open(self, schema: pa.Schema) -> pq.ParquetWriter:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
+from druidflow.specs.limits import check_column_name, is_reserved_column
 from druidflow.specs.validation import SpecModel, drop_nulls, validate_as
 
 TIME_COLUMN = "__time"
@@ -49,7 +50,7 @@ class DimensionSchema(SpecModel):
             raise SpecError("", v, "a dimension name must not be empty")
         if v == TIME_COLUMN:
             raise SpecError("", v, f"{TIME_COLUMN} is the time column and cannot be a dimension")
-        return v
+        return check_column_name(v, "", "dimension")
 
     @property
     def effective_multi_value_handling(self) -> str:
@@ -100,6 +101,7 @@ class DimensionsSpec(SpecModel):
                     raise SpecError(f"[{i}]", d, "a dimension name must not be empty")
                 if d == TIME_COLUMN:
                     raise SpecError(f"[{i}]", d, f"{TIME_COLUMN} is the time column and cannot be a dimension")
+                check_column_name(d, f"[{i}]", "dimension")
                 out.append(d)
             elif isinstance(d, dict):
                 out.append(validate_as(DimensionSchema, d, f"[{i}]"))
@@ -173,7 +175,7 @@ class DimensionsSpec(SpecModel):
             skip.update(agg.required_columns)
         found = []
         for name in names:
-            if name in skip:
+            if name in skip or is_reserved_column(name):  # an input field named like an internal column
                 continue
             skip.add(name)
             kind = _discovered_type(types.get(name)) if self.use_schema_discovery else "string"

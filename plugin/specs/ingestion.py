@@ -28,6 +28,7 @@ from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, condense
 from druidflow.specs.dimensions import TIME_COLUMN, DimensionSchema, DimensionsSpec
 from druidflow.specs.io import Firehose, InputFormat, InputSource
+from druidflow.specs.limits import check_column_name
 from druidflow.specs.timestamp import TimestampSpec
 from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.specs.validation import (
@@ -165,6 +166,7 @@ class DataSchema(SpecModel):
         for i, agg in enumerate(self.metrics_spec):
             if agg.name == TIME_COLUMN:
                 raise SpecError(f"metricsSpec[{i}].name", agg.name, f"{TIME_COLUMN} is the time column and cannot be a metric")
+            check_column_name(agg.name, f"metricsSpec[{i}].name", "metric")
             if agg.name in seen:
                 raise SpecError(f"metricsSpec[{i}].name", agg.name, "two metrics have this name")
             if agg.name in dims:

@@ -28,6 +28,7 @@ from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.ingestion import IndexIngestionSpec, IngestionMode
 from druidflow.specs.tuning import IndexSpec, IndexTuningConfig, SegmentWriteOutMediumFactory
+from druidflow.specs.limits import LONG_MAX, check_java_int, check_spec_shape
 from druidflow.specs.validation import (
     SpecModel,
     check_druid_id,
@@ -108,12 +109,14 @@ _BOOL_KEYS = ("useSharedLock", "useConcurrentLocks", "forceTimeChunkLock", "stor
 
 
 def _check_context(ctx: dict[str, Any]) -> dict[str, Any]:
-    if "priority" in ctx and _as_int(ctx["priority"]) is None:
-        raise SpecError("priority", ctx["priority"], "the task priority must be an integer")
+    if "priority" in ctx:
+        if _as_int(ctx["priority"]) is None:
+            raise SpecError("priority", ctx["priority"], "the task priority must be an integer")
+        check_java_int(_as_int(ctx["priority"]), "priority")  # type: ignore[arg-type]
     if "taskLockTimeout" in ctx:
         timeout = _as_int(ctx["taskLockTimeout"])
-        if timeout is None or timeout <= 0:
-            raise SpecError("taskLockTimeout", ctx["taskLockTimeout"], "must be a positive number of milliseconds")
+        if timeout is None or timeout <= 0 or timeout > LONG_MAX:
+            raise SpecError("taskLockTimeout", ctx["taskLockTimeout"], "must be a positive number of milliseconds (a Java long)")
     if ctx.get("taskLockType") is not None:
         kind = ctx["taskLockType"]
         if not isinstance(kind, str) or kind.upper() not in LOCK_TYPES:
@@ -410,7 +413,10 @@ class CompactTask(_Task):
             data["dimensionsSpec"] = {"dimensions": dims}
         if field_key(data, "segmentGranularity") is not None:
             seg = pop_field(data, "segmentGranularity")
-            gran = dict(get_field(data, "granularitySpec") or {})
+            raw_gran = get_field(data, "granularitySpec")
+            if raw_gran is not None and not isinstance(raw_gran, dict):
+                raise SpecError("granularitySpec", raw_gran, "expected an object such as {\"segmentGranularity\": \"DAY\"}")
+            gran = dict(raw_gran or {})
             given = get_field(gran, "segmentGranularity")
             if given is not None and not _same_granularity(given, seg):
                 raise SpecError(
@@ -775,6 +781,7 @@ def parse_task(data: Any, path: str = "") -> Task:
     data = load_json(data, path)
     if not isinstance(data, dict):
         raise SpecError(path, data, "a task is a JSON object with a 'type'")
+    check_spec_shape(data, path)
     kind = data.get("type")
     supported = ", ".join(TASK_TYPES)
     type_path = f"{path}.type" if path else "type"

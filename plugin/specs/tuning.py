@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
+from druidflow.specs.limits import MAX_NUM_SHARDS
 from druidflow.specs.validation import SpecModel, drop_nulls, field_key, fold_alias, pop_field
 
 JAVA_INT_MAX = 2**31 - 1
@@ -26,8 +27,13 @@ DEFAULT_MAX_ROWS_PER_SEGMENT = 5_000_000
 DEFAULT_MAX_TOTAL_ROWS = 20_000_000
 DEFAULT_MAX_ROWS_IN_MEMORY = 1_000_000
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0, le=2**63 - 1)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=2**63 - 1)]
+# Fields Druid declares as Java ``int``.
+PositiveJavaInt = Annotated[int, Field(gt=0, le=JAVA_INT_MAX)]
+NonNegativeJavaInt = Annotated[int, Field(ge=0, le=JAVA_INT_MAX)]
+# Documented maximum of a hashed numShards (see druidflow.specs.limits), refused before any lock is taken.
+ShardCount = Annotated[int, Field(gt=0, le=MAX_NUM_SHARDS)]
 
 
 # --------------------------------------------------------------------------------------------- partitionsSpec
@@ -56,7 +62,7 @@ class DynamicPartitionsSpec(_PartitionsSpec):
     """Best-effort rollup: start a new segment at ``maxRowsPerSegment``; push all at ``maxTotalRows``."""
 
     type: Literal["dynamic"] = "dynamic"
-    max_rows_per_segment: PositiveInt = DEFAULT_MAX_ROWS_PER_SEGMENT
+    max_rows_per_segment: PositiveJavaInt = DEFAULT_MAX_ROWS_PER_SEGMENT
     max_total_rows: PositiveInt = DEFAULT_MAX_TOTAL_ROWS
 
     @property
@@ -87,8 +93,8 @@ class HashedPartitionsSpec(_PartitionsSpec):
     """
 
     type: Literal["hashed"] = "hashed"
-    num_shards: Optional[PositiveInt] = None
-    target_rows_per_segment: Optional[PositiveInt] = None
+    num_shards: Optional[ShardCount] = None
+    target_rows_per_segment: Optional[PositiveJavaInt] = None
     partition_dimensions: list[str] = Field(default_factory=list)
     partition_function: Literal["murmur3_32_abs"] = "murmur3_32_abs"
 
@@ -120,8 +126,8 @@ class HashedPartitionsSpec(_PartitionsSpec):
 
 
 class _RangeLike(_PartitionsSpec):
-    target_rows_per_segment: Optional[PositiveInt] = None
-    max_rows_per_segment: Optional[PositiveInt] = None
+    target_rows_per_segment: Optional[PositiveJavaInt] = None
+    max_rows_per_segment: Optional[PositiveJavaInt] = None
     assume_grouped: bool = False
 
     @model_validator(mode="before")
@@ -338,17 +344,17 @@ class IndexTuningConfig(SpecModel):
 
     type: Literal["index", "index_parallel"] = "index"
     # legacy partitioning (folded by effective_partitions_spec)
-    max_rows_per_segment: Optional[PositiveInt] = None
+    max_rows_per_segment: Optional[PositiveJavaInt] = None
     max_total_rows: Optional[PositiveInt] = None
-    num_shards: Optional[PositiveInt] = None
+    num_shards: Optional[ShardCount] = None
     partition_dimensions: Optional[list[str]] = None
     partitions_spec: Optional[PartitionsSpec] = None
     # memory
-    max_rows_in_memory: PositiveInt = DEFAULT_MAX_ROWS_IN_MEMORY
-    max_bytes_in_memory: Annotated[int, Field(ge=-1)] = 0
+    max_rows_in_memory: PositiveJavaInt = DEFAULT_MAX_ROWS_IN_MEMORY
+    max_bytes_in_memory: Annotated[int, Field(ge=-1, le=2**63 - 1)] = 0
     skip_bytes_in_memory_overhead_check: bool = False
-    max_pending_persists: NonNegativeInt = 0
-    num_persist_threads: PositiveInt = 1
+    max_pending_persists: NonNegativeJavaInt = 0
+    num_persist_threads: PositiveJavaInt = 1
     max_columns_to_merge: int = -1
     appendable_index_spec: AppendableIndexSpec = Field(default_factory=AppendableIndexSpec)
     # segments
@@ -360,8 +366,8 @@ class IndexTuningConfig(SpecModel):
     build_v9_directly: Optional[bool] = None  # accepted and ignored, as Druid does
     # parse errors
     report_parse_exceptions: bool = False
-    max_parse_exceptions: NonNegativeInt = JAVA_INT_MAX
-    max_saved_parse_exceptions: NonNegativeInt = 0
+    max_parse_exceptions: NonNegativeJavaInt = JAVA_INT_MAX
+    max_saved_parse_exceptions: NonNegativeJavaInt = 0
     log_parse_exceptions: bool = False
     # publishing
     push_timeout: NonNegativeInt = 0

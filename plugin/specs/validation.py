@@ -101,6 +101,10 @@ def load_json(data: Any, path: str = "") -> Any:
     if isinstance(data, (str, bytes, bytearray)):
         try:
             return json.loads(data)
+        except RecursionError:
+            from druidflow.specs.limits import MAX_SPEC_DEPTH
+
+            raise SpecError(path, "...", f"the spec nests deeper than {MAX_SPEC_DEPTH} levels") from None
         except json.JSONDecodeError as exc:
             text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
             raise SpecError(path, text[:80], f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
@@ -179,8 +183,16 @@ def check_druid_id(value: str, what: str) -> str:
         raise SpecError("", value, f"{what} cannot contain '/'")
     if value.startswith("."):
         raise SpecError("", value, f"{what} cannot start with '.'")
-    if any(c.isspace() and c != " " for c in value) or any(ord(c) < 32 for c in value):
+    if any(c.isspace() and c != " " for c in value) or any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value):
         raise SpecError("", value, f"{what} cannot contain whitespace other than spaces, or control characters")
+    if any(0xD800 <= ord(c) < 0xE000 for c in value):
+        raise SpecError("", value.encode("utf-8", "backslashreplace").decode(), f"{what} cannot contain a lone surrogate")
+    from druidflow.specs.limits import MAX_TASK_ID_LENGTH, check_data_source_name
+
+    if what == "dataSource":
+        check_data_source_name(value, what)
+    elif len(value) > MAX_TASK_ID_LENGTH:
+        raise SpecError("", value[:40] + "...", f"{what} is longer than {MAX_TASK_ID_LENGTH} characters")
     return value
 
 

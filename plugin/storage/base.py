@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 LoadSpec = dict[str, Any]
 
@@ -27,7 +27,10 @@ class DeepStorage(ABC):
 
     @abstractmethod
     def push(self, local_file: Path, key: str) -> LoadSpec:
-        """Copy ``local_file`` to ``key`` atomically (replacing what is there) and return its loadSpec."""
+        """Copy ``local_file`` to ``key`` atomically and return its loadSpec.
+
+        Create-only: raises :class:`~druidflow.exceptions.SegmentFileExistsError` when a file is already at
+        ``key`` (files are write-once; writers give every push attempt its own key)."""
 
     @abstractmethod
     def open_local(self, load_spec: LoadSpec) -> AbstractContextManager[Path]:
@@ -51,6 +54,10 @@ class DeepStorage(ABC):
         """``(key, size, loadSpec)`` of every stored file whose key starts with ``prefix``, in key order.
 
         Temporary files of unfinished pushes are not listed."""
+
+    def modified_ms(self, load_spec: LoadSpec) -> Optional[int]:
+        """When the file was written (epoch ms, by the storage's own clock), or None if unknown or missing."""
+        return None
 
     @abstractmethod
     def load_path(self, load_spec: LoadSpec) -> str:

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Optional
 
-from druidflow.exceptions import SegmentNotFoundError, StorageError
+from druidflow.exceptions import SegmentFileExistsError, SegmentNotFoundError, StorageError
 from druidflow.storage.base import DeepStorage, LoadSpec, check_key
 
 INTERMEDIATE_DIR = "intermediate_pushes"
@@ -20,9 +21,10 @@ INTERMEDIATE_DIR = "intermediate_pushes"
 class LocalDeepStorage(DeepStorage):
     """Files under ``root``; loadSpec ``{"type": "local", "path": "<absolute path of the file>"}``.
 
-    A push copies the file to ``<root>/intermediate_pushes/<uuid>`` and renames it into place with
-    ``os.replace``, so the final path holds either nothing or the whole file, even if the process dies mid-way
-    (a dead push leaves only a temporary file, which :meth:`clean_intermediate_pushes` removes).
+    A push copies the file to ``<root>/intermediate_pushes/<uuid>`` and hard-links it into place, so the final
+    path holds either nothing or the whole file, even if the process dies mid-way (a dead push leaves only a
+    temporary file, which :meth:`clean_intermediate_pushes` removes). The link is create-only: a push never
+    replaces a file that is already there (published files are write-once).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -49,6 +51,8 @@ class LocalDeepStorage(DeepStorage):
                 os.fsync(out.fileno())
             self._rename_into_place(tmp, dest)
             _fsync_dir(dest.parent)
+        except SegmentFileExistsError:
+            raise
         except OSError as exc:
             raise StorageError(f"could not push {local_file} to {dest}: {exc}") from exc
         finally:
@@ -57,13 +61,17 @@ class LocalDeepStorage(DeepStorage):
 
     @staticmethod
     def _rename_into_place(tmp: Path, dest: Path) -> None:
-        # A concurrent kill may remove an empty version/interval directory between our mkdir and the rename;
+        # A concurrent kill may remove an empty version/interval directory between our mkdir and the link;
         # recreate it and try again rather than fail the push.
         for attempt in range(5):
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(tmp, dest)
+                _link_exclusive(tmp, dest)
                 return
+            except FileExistsError:
+                raise SegmentFileExistsError(
+                    f"refusing to push to {dest}: a file is already there, and deep-storage files are write-once"
+                ) from None
             except FileNotFoundError:
                 if not tmp.exists() or attempt == 4:
                     raise
@@ -97,6 +105,12 @@ class LocalDeepStorage(DeepStorage):
 
     def exists(self, load_spec: LoadSpec) -> bool:
         return self._path(load_spec).is_file()
+
+    def modified_ms(self, load_spec: LoadSpec) -> Optional[int]:
+        try:
+            return int(self._path(load_spec).stat().st_mtime * 1000)
+        except (FileNotFoundError, SegmentNotFoundError):
+            return None
 
     def load_path(self, load_spec: LoadSpec) -> str:
         return str(self._path(load_spec))
@@ -182,6 +196,25 @@ class LocalDeepStorage(DeepStorage):
                 f"loadSpec {load_spec!r} is not a local-file loadSpec; this deep storage is {self.uri}"
             )
         return Path(os.path.abspath(load_spec["path"]))
+
+
+def _link_exclusive(tmp: Path, dest: Path) -> None:
+    """Put ``tmp`` at ``dest`` atomically, failing with FileExistsError if ``dest`` exists.
+
+    A hard link is atomic and create-only; where the filesystem has none, an exclusive create claims the name
+    and the rename then replaces only our own empty placeholder.
+    """
+    try:
+        os.link(tmp, dest)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    os.replace(tmp, dest)
 
 
 def _fsync_dir(directory: Path) -> None:

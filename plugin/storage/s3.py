@@ -9,18 +9,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-from druidflow.exceptions import SegmentNotFoundError, StorageError
+from druidflow.exceptions import SegmentFileExistsError, SegmentNotFoundError, StorageError
 from druidflow.storage.base import DeepStorage, LoadSpec, check_key
 from druidflow.storage.s3_client import is_not_found, make_s3_client
 
 _LOAD_SPEC_TYPES = ("s3", "s3_zip")
+
+# Files up to this size go up in one conditional PUT; larger ones in a multipart upload (boto3's threshold).
+SINGLE_PUT_MAX_BYTES = 8 * 1024 * 1024
 
 
 class S3DeepStorage(DeepStorage):
     """Objects under ``s3://<bucket>/<prefix>/``; loadSpec ``{"type": "s3", "bucket": B, "key": K}``.
 
     A push is one PUT, or a multipart upload for large files; either becomes visible only when complete, so
-    a reader never sees a partial object. Druid's own ``s3_zip`` loadSpecs are understood by
+    a reader never sees a partial object. Pushes are create-only: a PUT carries ``If-None-Match: *`` (the server
+    refuses to replace an object), a multipart upload first checks the key is free (writers give every push
+    attempt its own key, so the check cannot race with another writer). Druid's own ``s3_zip`` loadSpecs are understood by
     :meth:`exists`, :meth:`delete` and :meth:`load_path` (a kill can remove them).
     """
 
@@ -78,11 +83,26 @@ class S3DeepStorage(DeepStorage):
         if not local_file.is_file():
             raise FileNotFoundError(f"cannot push {local_file}: no such file")
         full_key = self._full_key(key)
+        load_spec = {"type": "s3", "bucket": self.bucket, "key": full_key}
+        exists = SegmentFileExistsError(
+            f"refusing to push to s3://{self.bucket}/{full_key}: an object is already there, and deep-storage files "
+            "are write-once"
+        )
         try:
-            self.client.upload_file(str(local_file), self.bucket, full_key)
+            if local_file.stat().st_size <= SINGLE_PUT_MAX_BYTES:
+                with open(local_file, "rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=full_key, Body=body, IfNoneMatch="*")
+            else:
+                if self.exists(load_spec):
+                    raise exists
+                self.client.upload_file(str(local_file), self.bucket, full_key)
+        except SegmentFileExistsError:
+            raise
         except Exception as exc:  # noqa: BLE001 - botocore/boto3 transfer errors have no common base
+            if _status(exc) == 412 or _error_code(exc) == "PreconditionFailed":
+                raise exists from None
             raise StorageError(f"could not push {local_file} to s3://{self.bucket}/{full_key}: {exc}") from exc
-        return {"type": "s3", "bucket": self.bucket, "key": full_key}
+        return load_spec
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -114,6 +134,17 @@ class S3DeepStorage(DeepStorage):
             if is_not_found(exc) or _is_404(exc):
                 return False
             raise StorageError(f"could not check s3://{bucket}/{key}: {exc}") from exc
+
+    def modified_ms(self, load_spec: LoadSpec) -> Optional[int]:
+        bucket, key = self._location(load_spec)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001
+            if is_not_found(exc) or _is_404(exc):
+                return None
+            raise StorageError(f"could not check s3://{bucket}/{key}: {exc}") from exc
+        modified = head.get("LastModified")
+        return int(modified.timestamp() * 1000) if modified is not None else None
 
     def load_path(self, load_spec: LoadSpec) -> str:
         bucket, key = self._location(load_spec)
@@ -162,6 +193,15 @@ class S3DeepStorage(DeepStorage):
         return str(load_spec["bucket"]), str(load_spec["key"])
 
 
-def _is_404(exc: BaseException) -> bool:
+def _status(exc: BaseException) -> object:
     response = getattr(exc, "response", None) or {}
-    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _error_code(exc: BaseException) -> object:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code")
+
+
+def _is_404(exc: BaseException) -> bool:
+    return _status(exc) == 404

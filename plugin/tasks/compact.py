@@ -59,6 +59,7 @@ from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.tasks import index
 from druidflow.tasks.index import BuildResult, BuildUnit, IndexPlan
@@ -153,6 +154,7 @@ def submit(spec: Any, rt: Runtime) -> CompactTask:
 
 
 def _check_spec(task: CompactTask) -> None:
+    refuse_non_defaults(task)
     tuning = task.tuning_config
     if tuning is not None and tuning.index_spec.uses_lzf:
         raise SpecError("tuningConfig.indexSpec", tuning.index_spec.model_dump(), "lzf has no Parquet codec; use lz4, zstd or uncompressed")
@@ -671,6 +673,11 @@ class _PublishGuard:
             self._store.mark_unused(plan.data_source, segment_ids=overshadowed, reason=OVERSHADOWED_BY_COMPACTION, conn=conn)
         self.marked_unused = overshadowed
         return result
+
+    def upgrade_appended_segments(self, data_source: str, replace_versions: Any, *, exclude: Any = (), conn: Any = None) -> Any:
+        # Appended segments the compaction read are already in its output: copying them too would double rows.
+        exclude = [*exclude, *self._plan.input_segments]
+        return self._store.upgrade_appended_segments(data_source, replace_versions, exclude=exclude, conn=conn)
 
     def set_task_status(self, task_id: str, status: str, *, report: Optional[dict[str, Any]] = None, **kwargs: Any) -> Any:
         if report is not None:

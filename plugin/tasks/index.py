@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -28,7 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
+from druidflow.exceptions import (
+    LockNotHeldError,
+    LockRevokedError,
+    LockUnavailableError,
+    SegmentConflictError,
+    SpecError,
+    TimelineConflictError,
+)
 from druidflow.ingest.builder import IncrementalIndex, tune_allocator
 from druidflow.ingest.hashing import hash_buckets
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
@@ -50,9 +58,11 @@ from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
 from druidflow.segments.ids import segment_id, storage_dir
-from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
+from druidflow.locks.lock import LockType
+from druidflow.segments.shardspec import NumberedShardSpec, TombstoneShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -145,6 +155,14 @@ def _check_local_input(task: IndexTask) -> None:
 
 
 def _check_writable(task: IndexTask) -> None:
+    refuse_non_defaults(task)
+    if task.lock_type == "REPLACE" and task.spec.io_config.input_source.type == "druid":
+        # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
+        raise SpecError(
+            "spec.ioConfig.inputSource.type",
+            "druid",
+            "re-indexing a dataSource's own segments under useConcurrentLocks is not supported; use a compact task",
+        )
     index_spec = task.spec.tuning_config.index_spec
     for field_name, value in (("dimensionCompression", index_spec.dimension_compression), ("metricCompression", index_spec.metric_compression)):
         if str(value).lower() == "lzf":
@@ -384,6 +402,13 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def push_key(segment: DataSegment) -> str:
+    """The deep-storage key of one push attempt of ``segment``: Druid's directory plus a unique suffix, so that no
+    attempt (a retried or re-run build) ever writes where another, perhaps published, attempt wrote."""
+    directory = storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)
+    return f"{directory}/{uuid.uuid4().hex}/{SEGMENT_FILE}"
+
+
 class _BucketAssigner:
     """Maps parsed rows to this build's output buckets, one per (chunk, shard): Druid's hash recipe for hashed
     shards, the shard's value range for single_dim/range shards, the chunk alone for dynamic partitioning.
@@ -519,9 +544,11 @@ class _SegmentSink:
         plan, shard = self.buckets[bucket]
         version, shard_spec = self._identity(plan, shard, bucket, local_partition)
         segment = self._descriptor(plan.interval, version, shard_spec, writer.rows)
-        key = f"{storage_dir(segment.data_source, segment.interval, segment.version, segment.partition_num)}/{SEGMENT_FILE}"
+        key = push_key(segment)
         segment = segment.model_copy(update={"load_spec": self.rt.storage.load_spec_for(key)})
         size = writer.close(segment)
+        # A revoked lock makes the file worthless: stop before writing it (the publish would refuse it anyway).
+        self.rt.lockbox.check_held(self.task.task_id, self.task.data_source, [plan.interval])
         load_spec = self.rt.storage.push(writer.path, key)
         writer.path.unlink(missing_ok=True)
         self.segments.append(segment.model_copy(update={"size": size, "load_spec": load_spec}))
@@ -563,11 +590,23 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     """Publish every built segment in one metadata transaction, inside the lock critical section.
 
     Overwrite segments get their chunk's core partition count filled in (partitions 0..N-1), so a chunk switches
-    to the new version only once all of them are published — which this single transaction guarantees.
-    Publishing the same segments again is a no-op.
+    to the new version only once all of them are published — which this single transaction guarantees. With
+    ``dropExisting``, every chunk of the intervals that got no row but holds used data gets a tombstone. Under
+    concurrent locks, an APPEND-locked publish also copies its segments into newer versions replaced
+    meanwhile, and a REPLACE-locked one copies what was appended under its lock (:mod:`druidflow.metadata.upgrade`).
+
+    Publishing the same segments again is a no-op, and so is publishing segment ids that are already published
+    (a build re-run after its publish): the new attempt's files are deleted. Files of a publish that definitely
+    failed (revoked lock, conflict) are deleted too; an error in the commit itself leaves them alone.
     """
     segments = [s for r in results for s in r.segments]
-    if not task.spec.io_config.append_to_existing:
+    appending = task.spec.io_config.append_to_existing
+    if appending and _already_succeeded(task, rt):
+        # An appending task's re-run build got fresh ids: publishing them would add its rows a second time.
+        _delete_unpublished(segments, rt)
+        log.warning("task %s already published; the segments of this later attempt were discarded", task.task_id)
+        return _report(task, plan, results, rt, [])
+    if not appending:
         # Dynamic segments learn their chunk's core partition count only now (hashed and range ones knew it).
         per_chunk: dict[Interval, int] = {}
         for s in segments:
@@ -579,42 +618,155 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
             for s in segments
         ]
     intervals = condense([c.interval for c in plan.chunks]) if plan.chunks else []
-    if segments:
-        with rt.lockbox.critical_section(task.task_id, intervals) as cs:
-            for s in segments:
-                covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
-                if not covering or max(lk.version for lk in covering) < s.version:
-                    raise LockRevokedError(
-                        f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
-                    )
+    drop = task.spec.io_config.drop_existing
+    if segments or (drop and intervals):
+        try:
+            segments = _commit(task, plan, results, segments, intervals, rt)
+        except SegmentConflictError:
+            if not _all_used(segments, rt):
+                _delete_unpublished(segments, rt)
+                raise
+            # Another attempt of this task published these very ids: that publish stands, this attempt's files go.
+            _delete_unpublished(segments, rt)
+            segments = [rt.store.get_segment(s.id).segment for s in segments]  # type: ignore[union-attr]
+        except (LockRevokedError, LockNotHeldError, TimelineConflictError, SpecError):
+            _delete_unpublished(segments, rt)  # the transaction rolled back: nothing points at these files
+            raise
+    return _report(task, plan, results, rt, segments)
+
+
+def _commit(
+    task: IndexTask,
+    plan: IndexPlan,
+    results: Sequence[BuildResult],
+    segments: list[DataSegment],
+    intervals: list[Interval],
+    rt: Runtime,
+) -> list[DataSegment]:
+    """The publish transaction; returns the segments published (tombstones included)."""
+    append = task.spec.io_config.append_to_existing
+    with rt.lockbox.critical_section(task.task_id, intervals) as cs:
+        if task.spec.io_config.drop_existing:
+            segments = segments + _tombstones(task, plan, segments, rt, cs.connection)
+        for s in segments:
+            covering = [lk for lk in cs.locks if lk.interval.contains(s.interval)]
+            # An APPEND lock's version is the epoch: its segments take the chunk's version, so holding it is enough.
+            if not covering or (
+                not any(lk.type is LockType.APPEND for lk in covering) and max(lk.version for lk in covering) < s.version
+            ):
+                raise LockRevokedError(
+                    f"task {task.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
+                )
+        if any(lk.type is LockType.APPEND for lk in cs.locks):
+            rt.store.publish_appended_segments(segments, conn=cs.connection)
+        else:
             rt.store.publish_segments(segments, conn=cs.connection)
-            if not task.spec.io_config.append_to_existing:
-                # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
-                for interval in intervals:
-                    rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
+            replace_versions = [lk.version for lk in cs.locks if lk.type is LockType.REPLACE]
+            if replace_versions:
+                rt.store.upgrade_appended_segments(task.data_source, replace_versions, conn=cs.connection)
+        if not append:
+            # What the new version overshadows becomes unused now, with its cause, so that kill can find it.
+            for interval in intervals:
+                rt.store.mark_overshadowed_unused(task.data_source, interval, OVERSHADOWED_BY_REINDEX, conn=cs.connection)
+        # In the same transaction: the task's allocations are spent, and it is SUCCESS exactly when its segments
+        # are in (a re-run of an appending task checks this before publishing its rows a second time).
+        rt.store.delete_pending_segments(task.data_source, task.task_id, conn=cs.connection)
+        report = _ingestion_reports(task, plan, results, len(segments))
+        rt.store.set_task_status(task.task_id, "SUCCESS", report=report, conn=cs.connection)
+    return segments
+
+
+def _tombstones(
+    task: IndexTask, plan: IndexPlan, built: Sequence[DataSegment], rt: Runtime, conn: Any
+) -> list[DataSegment]:
+    """``dropExisting`` (Druid's REPLACE mode): a tombstone, in the chunk's lock version, for every chunk of the
+    intervals that got no new segment but overlaps used data, so that the old data is overshadowed."""
+    with_output = {s.interval for s in built}
+    out = []
+    for chunk in plan.chunks:
+        if chunk.interval in with_output:
+            continue
+        if not rt.store.used_segments(task.data_source, chunk.interval, conn=conn):
+            continue
+        out.append(
+            DataSegment(
+                data_source=task.data_source,
+                interval=chunk.interval,
+                version=chunk.version,
+                load_spec={"type": "tombstone"},
+                shard_spec=TombstoneShardSpec(partition_num=0, partitions=1),
+            )
+        )
+    return out
+
+
+def _already_succeeded(task: IndexTask, rt: Runtime) -> bool:
+    record = rt.store.get_task(task.task_id)
+    return record is not None and record.status == "SUCCESS"
+
+
+def _all_used(segments: Sequence[DataSegment], rt: Runtime) -> bool:
+    for s in segments:
+        record = rt.store.get_segment(s.id)
+        if record is None or not record.used:
+            return False
+    return True
+
+
+def _delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
+    """Delete the pushed files of ``segments`` that no segment row points at (a publish that will never be)."""
+    from druidflow.metadata import kill_queries
+
+    files = {rt.storage.load_path(s.load_spec): s.load_spec for s in segments if s.load_spec and not s.is_tombstone}
+    if not files:
+        return
+    try:
+        with rt.store.engine.connect() as conn:
+            referenced = kill_queries.referenced_paths(conn, list(files))
+    except Exception:  # noqa: BLE001 - when in doubt, keep the files (the orphan sweep finds them later)
+        log.warning("could not check which pushed files are published; leaving them", exc_info=True)
+        return
+    for path, load_spec in files.items():
+        if path in referenced:
+            continue
+        try:
+            rt.storage.delete(load_spec)
+        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
+            log.warning("could not delete the unpublished segment file %s", path, exc_info=True)
+
+
+def _ingestion_reports(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], published: int) -> dict[str, Any]:
     build_stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
-    reports = ingestion_report(
+    return ingestion_report(
         task.task_id,
         state="COMPLETED",
         determine=(plan.row_stats, plan.unparseable_events),
         build=(build_stats, events),
-        segments_published=len(segments),
+        segments_published=published,
     )
+
+
+def _report(
+    task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime, segments: list[DataSegment]
+) -> IndexReport:
+    reports = _ingestion_reports(task, plan, results, len(segments))
     rt.store.set_task_status(task.task_id, "SUCCESS", report=reports)
     return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=segments, reports=reports)
 
 
 def release(task_id: str, rt: Runtime) -> int:
-    """Release every lock of the task (idempotent)."""
+    """Release every lock of the task and forget the segment ids it allocated (idempotent): the task is over."""
+    rt.store.delete_pending_segments(None, task_id)
     return rt.lockbox.release_all(task_id)
 
 
 def heartbeat(task_id: str, rt: Runtime) -> int:
-    return rt.lockbox.heartbeat(task_id)
+    """Renew the task's lock leases; raises :class:`LockRevokedError` once one was revoked (stop working)."""
+    return rt.lockbox.heartbeat(task_id, raise_revoked=True)
 
 
 def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
@@ -622,6 +774,7 @@ def fail(task_id: str, error: BaseException | str, rt: Runtime) -> None:
     message = str(error) if not isinstance(error, str) else error
     reports = ingestion_report(task_id, state="COMPLETED", error=message)
     rt.store.set_task_status(task_id, "FAILED", report=reports, error_msg=message)
+    rt.store.delete_pending_segments(None, task_id)
 
 
 def run(spec: Any, rt: Runtime) -> IndexReport:

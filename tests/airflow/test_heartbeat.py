@@ -44,12 +44,52 @@ def test_a_revoked_lock_stops_the_beating_and_is_reraised():
         calls.append(1)
         raise LockRevokedError("task t on wiki: lock 2024-01-01/2024-01-02 was revoked")
 
-    with LeaseHeartbeat(revoked, interval_s=0.02) as beat:
+    with LeaseHeartbeat(revoked, interval_s=0.02, stop_work=False) as beat:
         time.sleep(0.2)
     assert len(calls) == 1
     assert beat.revoked
     with pytest.raises(LockRevokedError, match="revoked"):
         beat.check()
+
+
+def test_a_revoked_lock_stops_the_work_early():
+    def revoked():
+        raise LockRevokedError("task t on wiki: lock 2024-01-01/2024-01-02 was revoked")
+
+    steps = 0
+    started = time.monotonic()
+    with pytest.raises(LockRevokedError, match="revoked"):
+        with LeaseHeartbeat(revoked, interval_s=0.05):
+            while time.monotonic() - started < 60:  # a long build, one batch at a time
+                steps += 1
+                time.sleep(0.01)
+    assert time.monotonic() - started < 30 and steps > 0
+
+
+def test_an_interruption_never_lands_after_the_block():
+    def revoked():
+        raise LockRevokedError("revoked")
+
+    for _ in range(20):
+        try:
+            with LeaseHeartbeat(revoked, interval_s=0.001) as beat:
+                pass
+        except LockRevokedError:
+            pass  # the revocation arrived as the block ended: reported as such, never as an internal signal
+        time.sleep(0.005)  # a late interruption would surface here
+        assert not beat._thread.is_alive()
+
+
+def test_the_engine_heartbeat_reports_a_revoked_lock(sqlite_url):
+    from druidflow.locks import TaskLockbox
+
+    box = TaskLockbox(sqlite_url)
+    box.create_tables()
+    assert box.try_lock("low", datasource="wiki", interval="2024-01-01/2024-01-02", priority=10).acquired
+    assert box.heartbeat("low", raise_revoked=True) == 1
+    assert box.try_lock("high", datasource="wiki", interval="2024-01-01/2024-01-02", priority=90).acquired
+    with pytest.raises(LockRevokedError, match="revoked"):
+        box.heartbeat("low", raise_revoked=True)
 
 
 def test_the_thread_is_a_daemon_and_is_joined():

@@ -120,11 +120,24 @@ def test_duplicate_header_column_is_an_input_error():
         read_all(inline("a,b,a\n1,2,3\n"), CsvInputFormat(find_columns_from_header=True))
 
 
-def test_invalid_utf8_is_an_input_error_naming_the_file(tmp_path):
+@pytest.mark.parametrize("fmt", [CsvInputFormat(columns=["x", "y"]), TsvInputFormat(columns=["x", "y"], delimiter=",")])
+@pytest.mark.parametrize("quoted", [False, True])  # a file without quotes is read natively by Arrow
+def test_a_row_with_invalid_utf8_is_one_unparseable_row_naming_the_file(tmp_path, fmt, quoted):
     path = tmp_path / "bad.csv"
-    path.write_bytes(b"a,\xff\xfe\n")
-    with pytest.raises(InputError, match="bad.csv"):
-        read_all(LocalInputSource(files=[str(path)]), CsvInputFormat(columns=["x", "y"]))
+    path.write_bytes(b"a,\xff\xfe\nb,ok\n" + (b'"c",x\n' if quoted else b"c,x\n"))
+    rows, failures, _ = read_all(LocalInputSource(files=[str(path)]), fmt)
+    expected_c = '"c"' if quoted and isinstance(fmt, TsvInputFormat) else "c"
+    assert rows == [{"x": "b", "y": "ok"}, {"x": expected_c, "y": "x"}]
+    assert len(failures) == 1 and failures[0].source.endswith("bad.csv") and "\ufffd" in failures[0].raw
+
+
+def test_an_unbalanced_quote_is_one_unparseable_line_and_the_next_line_reads_afresh(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'ts,d,v\n1,"abc,1\n2,a,1\n3,b,1\n4,"c",1\n5,d,1\n')
+    rows, failures, _ = read_all(LocalInputSource(files=[str(path)]), CsvInputFormat(find_columns_from_header=True))
+    assert [r["ts"] for r in rows] == ["2", "3", "4", "5"]
+    assert rows[2] == {"ts": "4", "d": "c", "v": "1"}
+    assert [(f.line, f.raw) for f in failures] == [(2, '1,"abc,1')]
 
 
 @pytest.mark.parametrize(

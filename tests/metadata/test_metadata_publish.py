@@ -7,7 +7,13 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from druidflow.exceptions import PublishConflictError, SpecError, TimelineConflictError
+from druidflow.exceptions import (
+    RetryableError,
+    SegmentConflictError,
+    SpecError,
+    TerminalError,
+    TimelineConflictError,
+)
 from druidflow.intervals import Interval
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.shardspec import NoneShardSpec
@@ -58,13 +64,15 @@ def test_republishing_is_a_noop_reported_as_already_present(store):
     assert mixed.inserted == (third.id,) and mixed.already_present == (segs[0].id,)
 
 
-def test_same_id_with_a_different_payload_conflicts_and_writes_nothing(store):
+def test_same_id_with_a_different_payload_conflicts_terminally_and_writes_nothing(store):
     seg = make_segment(DAY1, V1)
     store.publish_segments([seg])
     changed = seg.model_copy(update={"size": 999999})
     fresh = make_segment(DAY2, V1)
-    with pytest.raises(PublishConflictError, match=seg.id):
+    with pytest.raises(SegmentConflictError, match=seg.id) as caught:
         store.publish_segments([fresh, changed])
+    # Deterministic: the stored row will never change, so a retry cannot help (unlike a lost insert race).
+    assert isinstance(caught.value, TerminalError) and not isinstance(caught.value, RetryableError)
     assert [s.id for s in store.used_segments("wiki")] == [seg.id]  # all or nothing: `fresh` is not there
 
 

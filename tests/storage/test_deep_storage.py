@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from druidflow.exceptions import SegmentNotFoundError
+from druidflow.exceptions import SegmentFileExistsError, SegmentNotFoundError
 from druidflow.intervals import Interval
 from druidflow.segments.ids import storage_dir
 from druidflow.storage import DeepStorage, LocalDeepStorage, S3DeepStorage, deep_storage_from_uri
@@ -56,13 +56,15 @@ def test_load_spec_shape(storage, parquet_file):
         assert storage.load_path(spec) == f"s3://{storage.bucket}/druid/segments/{key}"
 
 
-def test_push_again_replaces_the_file(storage, parquet_file, tmp_path):
+def test_a_push_never_replaces_a_stored_file(storage, parquet_file, tmp_path):
     spec = storage.push(parquet_file, segment_key())
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [42]}), other)
-    assert storage.push(other, segment_key()) == spec
+    with pytest.raises(SegmentFileExistsError, match="write-once"):
+        storage.push(other, segment_key())
     with storage.open_local(spec) as path:
-        assert pq.read_table(path).column("x").to_pylist() == [42]
+        assert pq.read_table(path).column("page").to_pylist() == ["a", "b", "c"]  # still the first file
+    assert [k for k, *_ in storage.list_keys()] == [segment_key()]  # and no temporary file left behind
 
 
 def test_delete_then_missing_delete_counts_as_deleted(storage, parquet_file):

@@ -31,12 +31,12 @@ def payload(tmp_path) -> Path:
 
 
 def test_crash_before_rename_leaves_no_file_at_the_key(store, payload):
-    # A child process pushes and dies (os._exit, no cleanup) at the moment it would rename into place.
+    # A child process pushes and dies (os._exit, no cleanup) at the moment it would link into place.
     script = textwrap.dedent(
         f"""
         import os
         from druidflow.storage.local import LocalDeepStorage
-        os.replace = lambda src, dst: os._exit(17)
+        os.link = lambda src, dst: os._exit(17)
         LocalDeepStorage({str(store.root)!r}).push({str(payload)!r}, {KEY!r})
         """
     )
@@ -62,7 +62,7 @@ def test_failed_rename_keeps_previous_file_and_cleans_temp(store, payload, tmp_p
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", broken_replace)
+    monkeypatch.setattr(os, "link", broken_replace)
     with pytest.raises(StorageError, match="No space left"):
         store.push(payload, KEY)
     assert (store.root / KEY).read_bytes() == b"previous segment"
@@ -71,13 +71,13 @@ def test_failed_rename_keeps_previous_file_and_cleans_temp(store, payload, tmp_p
 
 def test_push_writes_through_intermediate_dir(store, payload, monkeypatch):
     seen = []
-    real_replace = os.replace
+    real_replace = os.link
 
     def spy(src, dst):
         seen.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", spy)
+    monkeypatch.setattr(os, "link", spy)
     spec = store.push(payload, KEY)
     [(src, dst)] = seen
     assert src.parent == store.root / INTERMEDIATE_DIR
@@ -86,7 +86,7 @@ def test_push_writes_through_intermediate_dir(store, payload, monkeypatch):
 
 
 def test_push_survives_a_concurrent_kill_removing_the_directory(store, payload, monkeypatch):
-    real_replace = os.replace
+    real_replace = os.link
     calls = {"n": 0}
 
     def racing_replace(src, dst):
@@ -95,7 +95,7 @@ def test_push_survives_a_concurrent_kill_removing_the_directory(store, payload, 
             os.rmdir(os.path.dirname(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", racing_replace)
+    monkeypatch.setattr(os, "link", racing_replace)
     spec = store.push(payload, KEY)
     assert calls["n"] == 2 and Path(spec["path"]).is_file()
 

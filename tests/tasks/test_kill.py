@@ -535,7 +535,7 @@ def test_the_orphan_sweep_finds_files_no_row_points_at(rt):
     assert found[path(in_flight)].state == "locked" and found[path(in_flight)].locked_by == ["index_wiki_4"]
     assert found[path(stray)].state == "unrecognised"
 
-    report = sweep_orphans(rt, DS, delete=True)
+    report = sweep_orphans(rt, DS, delete=True, grace_seconds=0)
     assert report.deleted == 1 and report.bytes_deleted == 7
     assert not rt.storage.exists(orphan)
     assert rt.storage.exists(in_flight) and rt.storage.exists(stray) and rt.storage.exists(kept.load_spec)

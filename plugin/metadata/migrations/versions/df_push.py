@@ -1,7 +1,7 @@
 """Stream push: the spool of acknowledged events, and per dataSource its pending count and what handoffs committed.
 
 Revision ID: df_push
-Revises: df_0001
+Revises: df_trust
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "df_push"
-down_revision = "df_0001"
+down_revision = "df_trust"
 branch_labels = None
 depends_on = None
 
