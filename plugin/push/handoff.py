@@ -3,6 +3,7 @@
     spooled rows of the bucket ─▶ APPEND lock (priority 75) ─▶ JSON-lines pages on local disk (micro-batches of
     maxRowsInMemory events) ─▶ the index task's build (parse, rollup, persists, segments pushed to deep storage)
     ─▶ one transaction in the lock's critical section: delete exactly those spool rows + publish the segments
+       (as an APPEND-locked index task does) + the task's SUCCESS
 
 The segments are new partitions of the bucket's chunk (an appending index task), so a later handoff of the same
 bucket (events that arrived after the first one started) only adds partitions. A crash before the transaction
@@ -21,6 +22,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from druidflow.exceptions import LockNotHeldError, LockRevokedError, PublishConflictError
 from druidflow.ingest.stats import RowStats
 from druidflow.intervals import Interval, format_instant
 from druidflow.push import spool
@@ -90,18 +92,25 @@ def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s
                 plan = index.determine_partitions(index_task, rt)
                 result = index.build_units(index_task, plan.build_units, rt)
                 _crash_point("after_build")
-                with rt.lockbox.critical_section(task_id, [bucket]) as cs:
-                    events = spool.consume(cs.connection, data_source, spooled, task_id)
-                    if result.segments:
-                        rt.store.publish_segments(result.segments, conn=cs.connection)
+                report = ingestion_report(
+                    task_id,
+                    state="COMPLETED",
+                    build=(result.row_stats, result.unparseable_events),
+                    segments_published=len(result.segments),
+                )
+                try:
+                    with rt.lockbox.critical_section(task_id, [bucket]) as cs:
+                        events = spool.consume(cs.connection, data_source, spooled, task_id)
+                        if result.segments:
+                            # As an APPEND-locked index task publishes: with copies into versions a concurrent
+                            # REPLACE committed meanwhile, and entries for live REPLACE locks to copy them later.
+                            rt.store.publish_appended_segments(result.segments, conn=cs.connection)
+                        rt.store.delete_pending_segments(data_source, task_id, conn=cs.connection)
+                        rt.store.set_task_status(task_id, "SUCCESS", report=report, conn=cs.connection)
+                except (PublishConflictError, LockRevokedError, LockNotHeldError):
+                    index._delete_unpublished(result.segments, rt)  # rolled back: nothing points at these files
+                    raise
                 _crash_point("after_publish")
-            report = ingestion_report(
-                task_id,
-                state="COMPLETED",
-                build=(result.row_stats, result.unparseable_events),
-                segments_published=len(result.segments),
-            )
-            rt.store.set_task_status(task_id, "SUCCESS", report=report)
             return HandoffReport(task_id, data_source, bucket, events, len(spooled), result.segments, result.row_stats)
         except BaseException as exc:
             index.fail(task_id, exc, rt)
@@ -136,5 +145,12 @@ def reap_dead_handoffs(task: RealtimeTask, rt: Runtime, *, clock_ms: Optional[in
 def _write_pages(rt: Runtime, spooled: list[spool.SpoolEntry], directory: Any, max_events: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     ids = [e.id for e in spooled]
-    for n, (_, data) in enumerate(spool.payloads(rt.store.engine, ids, max_events)):
+    read: list[int] = []
+    for n, (page_ids, data) in enumerate(spool.payloads(rt.store.engine, ids, max_events)):
         (directory / f"part-{n:06d}.json").write_bytes(data)
+        read.extend(page_ids)
+    if len(read) != len(ids):
+        raise PublishConflictError(
+            f"{len(ids) - len(read)} of the {len(ids)} spool batches of {spooled[0].bucket} were handed off by another "
+            "task meanwhile; nothing was published by this one"
+        )

@@ -148,3 +148,38 @@ def test_handoff_records_of_a_dead_process_are_marked_failed(rt):
     assert reap_dead_handoffs(task, rt, clock_ms=later) == ["index_realtime_events_dead"]
     assert rt.store.get_task("index_realtime_events_dead").status == "FAILED"
     assert rt.store.get_task("index_realtime_events_alive").status == "RUNNING"
+
+
+def test_a_handoff_whose_rows_go_while_it_reads_them_publishes_nothing(rt, monkeypatch):
+    from druidflow.push import handoff as handoff_module
+
+    task = realtime_task()
+    _push(rt, task, ["a", "b"])
+    stale = spool.entries(rt.store.engine, "events", HOUR)
+    handoff(task, HOUR, rt)
+    monkeypatch.setattr(handoff_module.spool, "entries", lambda *a: stale)  # read before the first one committed
+    with pytest.raises(PublishConflictError):
+        handoff(task, HOUR, rt)
+    assert sorted(published_ids(rt, "events")) == ["a", "b"]
+    assert sorted(t.status for t in rt.store.list_tasks(datasource="events")) == ["FAILED", "SUCCESS"]
+
+
+def test_a_handoff_whose_rows_go_while_it_builds_publishes_nothing_and_deletes_its_files(rt, monkeypatch, tmp_path):
+    from druidflow.push import handoff as handoff_module
+
+    task = realtime_task()
+    _push(rt, task, ["a", "b"])
+    real_build = handoff_module.index.build_units
+
+    def build_then_lose_the_race(*args, **kwargs):
+        result = real_build(*args, **kwargs)
+        rows = spool.entries(rt.store.engine, "events", HOUR)
+        with rt.store.engine.begin() as conn:  # another handoff publishes the same rows meanwhile
+            spool.consume(conn, "events", rows, "the_other_handoff")
+        return result
+
+    monkeypatch.setattr(handoff_module.index, "build_units", build_then_lose_the_race)
+    with pytest.raises(PublishConflictError):
+        handoff(task, HOUR, rt)
+    assert published_ids(rt, "events") == [] and rt.store.segments("events") == []
+    assert [p for p in (tmp_path / "deep").rglob("*") if p.is_file()] == []
