@@ -17,7 +17,9 @@ from airflow.sdk import DAG, Param
 
 from druidflow.operators.push import PushHandoffOperator
 
-SCHEDULE = os.environ.get("DRUIDFLOW_PUSH_HANDOFF_SCHEDULE", "* * * * *")
+# "none": only triggered runs (for setups where a `druidflow realtime` process does the handoffs).
+_schedule = os.environ.get("DRUIDFLOW_PUSH_HANDOFF_SCHEDULE", "* * * * *")
+SCHEDULE = None if _schedule.strip().lower() == "none" else _schedule
 
 with DAG(
     dag_id="druidflow_push_handoff",

@@ -25,7 +25,7 @@ def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     specs.mkdir()
     (specs / "pushed.json").write_text(json.dumps(realtime_spec("pushed", service_name="firehose:pushed")))
     dag_files = {"druidflow_push_handoff.py": (DAGS_FOLDER / "druidflow_push_handoff.py").read_text()}
-    env = {"DRUIDFLOW_PUSH_SPECS": str(specs), "DRUIDFLOW_PUSH_HANDOFF_SCHEDULE": "@once"}
+    env = {"DRUIDFLOW_PUSH_SPECS": str(specs), "DRUIDFLOW_PUSH_HANDOFF_SCHEDULE": "none"}
     with druidflow_cluster(request, home, dag_files, env) as started:
         started.specs = specs  # type: ignore[attr-defined]
         yield started
