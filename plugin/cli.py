@@ -13,6 +13,7 @@
     druidflow query "SELECT ... FROM DATASOURCE"  SQL over the visible segments (DuckDB)
     druidflow migrate                           create or upgrade Druidflow's tables in the metadata DB
     druidflow demo                              ingest the bundled sample and print its timeline
+    druidflow realtime SPEC | push-status | push-server DIR    stream push (druidflow.push.cli)
 
 Global options ``--metadata-url`` (or ``DRUIDFLOW_METADATA_URL``) and ``--deep-storage`` (or
 ``DRUIDFLOW_DEEP_STORAGE``) default to ``./var/druidflow``; they may come before or after the command. Exit 0 on
@@ -299,12 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from druidflow.locks.cli import register as register_locks
     from druidflow.streaming.kafka_cli import register as register_kafka
+    from druidflow.push.cli import register as register_push
     from druidflow.sql_cli import register as register_query
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
     register_kill(sub)
     register_kafka(sub)
+    register_push(sub)
     register_query(sub)
     for command in sub.choices.values():
         command.formatter_class = DefaultsHelpFormatter

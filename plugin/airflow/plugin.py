@@ -9,6 +9,9 @@ cookie):
   ``GET /druidflow/tasks/{id}``: one task with its spec (``payload``) and report (``ingestionStatsAndErrors``).
 * ``GET /druidflow/locks?dataSource=&task_id=``: every lock with its state and lease.
 * ``GET /druidflow/ui``: an HTML summary, linked from the UI's *Browse* menu.
+* ``GET /druidflow/push``: pending events per pushed dataSource; the push endpoints themselves
+  (``POST /v1/post/{dataSource}``, ``POST /druid/worker/v1/chat/{serviceName}/push-events``) are in
+  :mod:`druidflow.airflow.push_api`.
 
 The API server may use Airflow's ORM, but it reads Druidflow's tables through the same Connection the tasks use
 (``[druidflow] metadata_conn_id``, default ``druidflow_metadata``) so both always see the same database; without
@@ -162,6 +165,10 @@ def create_app() -> FastAPI:
 
         return [lock.to_json() for lock in TaskLockbox(engine).locks(datasource=data_source, task_id=task_id)]
 
+    from druidflow.airflow.push_api import default_service, status_router
+
+    app.include_router(status_router(default_service, get_engine))
+
     @app.get("/ui", response_class=HTMLResponse)
     def status_page(engine: Engine = Depends(get_engine)) -> str:
         """An HTML summary of dataSources, recent tasks and locks."""
@@ -211,14 +218,22 @@ def _console_app() -> dict[str, Any]:
     return {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Druidflow console"}
 
 
+def _push_apps() -> list[dict[str, Any]]:
+    from druidflow.airflow.push_api import plugin_fastapi_apps
+
+    return plugin_fastapi_apps()
+
+
 class DruidflowPlugin(AirflowPlugin):
     """Mounts the Druidflow API at ``/druidflow``, Druid's Overlord/Coordinator API at ``/druid`` and the console at
     ``/druidflow-console``, and adds the pages to the UI's navigation (*Druidflow console* at the top level,
     *Browse > Druidflow* for the plain summary)."""
 
     name = "druidflow"
+    # Stream push mounts /v1 and /druid/worker: they come before the app mounted at /druid itself.
     fastapi_apps = [
         {"app": create_app(), "url_prefix": URL_PREFIX, "name": "Druidflow"},
+        *_push_apps(),
         druid_api_app(),
         _console_app(),
     ]

@@ -217,6 +217,36 @@ supervisors = Table(
     Column("payload", Text, nullable=False),
 )
 
+# Stream push (druidflow.push): the durable spool of acknowledged events, one row per (request, segment bucket),
+# its payload the events as JSON lines. The row id is the event batch's position; a handoff deletes exactly the
+# rows it published in the same transaction as the segments, so a batch is published once or not at all.
+push_spool = Table(
+    f"{PREFIX}push_spool",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("dataSource", String(255), nullable=False),
+    Column("bucket_start_ms", BigInteger, nullable=False),
+    Column("bucket_end_ms", BigInteger, nullable=False),
+    Column("received_date", String(32), nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Index(f"ix_{PREFIX}push_spool_ds_bucket", "dataSource", "bucket_start_ms", "id"),
+)
+
+# Per pushed dataSource: the events in its spool (kept with the spool rows in the same transactions, so the capacity
+# check is one row) and what its handoffs committed (written in the transaction that publishes the segments).
+push_datasources = Table(
+    f"{PREFIX}push_datasources",
+    metadata,
+    Column("dataSource", String(255), primary_key=True),
+    Column("pending_events", BigInteger, nullable=False),
+    Column("committed_events", BigInteger, nullable=False),
+    Column("committed_batches", BigInteger, nullable=False),
+    Column("last_spool_id", BigInteger, nullable=False),
+    Column("last_task_id", String(255), nullable=True),
+    Column("updated_date", String(32), nullable=False),
+)
+
 __all__ = [
     "metadata",
     "segments",
@@ -229,6 +259,8 @@ __all__ = [
     "datasource_metadata",
     "supervisors",
     "upgrade_segments",
+    "push_spool",
+    "push_datasources",
     "PREFIX",
 ]
 
