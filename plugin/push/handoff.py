@@ -29,6 +29,7 @@ from druidflow.push import spool
 from druidflow.push.spec import RealtimeTask
 from druidflow.segments.descriptor import DataSegment
 from druidflow.tasks import index
+from druidflow.tasks.publisher import delete_unpublished
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -108,7 +109,7 @@ def handoff(task: RealtimeTask, bucket: Interval, rt: Runtime, *, lock_timeout_s
                         rt.store.delete_pending_segments(data_source, task_id, conn=cs.connection)
                         rt.store.set_task_status(task_id, "SUCCESS", report=report, conn=cs.connection)
                 except (PublishConflictError, LockRevokedError, LockNotHeldError):
-                    index._delete_unpublished(result.segments, rt)  # rolled back: nothing points at these files
+                    delete_unpublished(result.segments, rt)  # rolled back: nothing points at these files
                     raise
                 _crash_point("after_publish")
             return HandoffReport(task_id, data_source, bucket, events, len(spooled), result.segments, result.row_stats)
