@@ -141,6 +141,12 @@ class InputReader:
         for obj in self.objects():
             yield from self._read(obj, unifier, parser)
 
+    def read_objects(self, objects: list[InputObject]) -> Iterator[InputBatch]:
+        """Every batch of ``objects`` (a split of this input's objects), with one schema across them."""
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        for obj in objects:
+            yield from self._read(obj, unifier, parser)
+
     def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
         """The batches of one object (for splitting the work of one input across processes)."""
         yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser())

@@ -87,10 +87,10 @@ CONTEXT_DEFAULT_ONLY: dict[str, tuple[Any, str]] = {
 }
 
 
-def refuse_non_defaults(model: BaseModel, path: str = "") -> None:
+def refuse_non_defaults(model: BaseModel, path: str = "", allowed: frozenset[str] = frozenset()) -> None:
     """Raise :class:`SpecError` for the first field of ``model`` (or of a model inside it) listed in
     :data:`DEFAULT_ONLY` whose value was given and differs from its default (and, for a task, for a context key of
-    :data:`CONTEXT_DEFAULT_ONLY`)."""
+    :data:`CONTEXT_DEFAULT_ONLY`). Fields named in ``allowed`` are honoured by the caller (``index_parallel``)."""
     context = getattr(model, "context", None) if not path else None
     if isinstance(context, dict):
         for key, (default, reason) in CONTEXT_DEFAULT_ONLY.items():
@@ -104,20 +104,20 @@ def refuse_non_defaults(model: BaseModel, path: str = "") -> None:
             continue
         value = getattr(model, name)
         where = f"{path}.{info.alias or name}" if path else (info.alias or name)
-        if name in rules and value is not None and not _is_default(value, info):
+        if name in rules and name not in allowed and value is not None and not _is_default(value, info):
             raise SpecError(where, _plain(value), f"is not supported: {rules[name]}; remove it")
     for name, info in fields.items():
         value = getattr(model, name, None)
         where = f"{path}.{info.alias or name}" if path else (info.alias or name)
-        _walk(value, where)
+        _walk(value, where, allowed)
 
 
-def _walk(value: Any, path: str) -> None:
+def _walk(value: Any, path: str, allowed: frozenset[str] = frozenset()) -> None:
     if isinstance(value, BaseModel):
-        refuse_non_defaults(value, path)
+        refuse_non_defaults(value, path, allowed)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _walk(item, f"{path}[{i}]")
+            _walk(item, f"{path}[{i}]", allowed)
 
 
 def _is_default(value: Any, info: Any) -> bool:

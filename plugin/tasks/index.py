@@ -143,8 +143,9 @@ def _check_local_input(task: IndexTask) -> None:
         list_objects(source)
 
 
-def _check_writable(task: IndexTask) -> None:
-    refuse_non_defaults(task)
+def _check_writable(task: IndexTask, refuse: bool = True) -> None:
+    if refuse:
+        refuse_non_defaults(task)
     source = task.spec.io_config.input_source
     if task.lock_type == "REPLACE" and source.type == "druid" and source.segments is None:
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.

@@ -1,0 +1,329 @@
+"""Splitting one input into independently readable pieces, for the parallel task's sub-tasks.
+
+Druid's ``maxSize`` split hint groups whole files into splits of at most ``maxSplitSize`` bytes and ``maxNumFiles``
+files (a file larger than that is a split of its own). Druidflow also cuts a file into byte ranges where the format
+allows it — uncompressed local JSON lines, and CSV/TSV without a quote character (a quoted field may hold a
+newline) — at line boundaries: a range owns every line whose first byte lies in ``[start, end)``, so the ranges of a
+file cover each line exactly once. Files are cut so that there are at least ``maxNumConcurrentSubTasks`` splits
+where the input allows: one big file still feeds every worker. A CSV/TSV range after the first repeats the file's
+header lines (``skipHeaderRows`` plus the header row), which the reader then skips or reads as column names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Optional
+
+from pydantic import Field
+
+from druidflow.exceptions import InputError, SpecError
+from druidflow.inputs.delimited import has_quote
+from druidflow.inputs.sources import InputObject, LocalFile, list_objects
+from druidflow.specs.base import DruidModel
+from druidflow.specs.io import (
+    CsvInputFormat,
+    HttpInputSource,
+    JsonInputFormat,
+    LocalInputSource,
+    S3InputSource,
+    TsvInputFormat,
+)
+
+DEFAULT_MAX_SPLIT_SIZE = 1 << 30  # Druid's MaxSizeSplitHintSpec: 1GiB
+DEFAULT_MAX_NUM_FILES = 1000
+MIN_RANGE_BYTES = 1 << 20  # a range below this costs more in task overhead than it saves
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+
+
+class MaxSizeSplitHint(DruidModel):
+    """``splitHintSpec`` ``{"type": "maxSize", "maxSplitSize": ..., "maxNumFiles": ...}`` (Druid's defaults 1GiB, 1000)."""
+
+    type: str = "maxSize"
+    max_split_size: int = DEFAULT_MAX_SPLIT_SIZE
+    max_num_files: int = DEFAULT_MAX_NUM_FILES
+
+
+def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningConfig.splitHintSpec") -> MaxSizeSplitHint:
+    """The split hint of a tuningConfig; ``maxSplitSize`` takes Druid's human-readable bytes (``"512MiB"``)."""
+    if data is None:
+        return MaxSizeSplitHint()
+    if not isinstance(data, dict):
+        raise SpecError(path, data, "must be an object such as {\"type\": \"maxSize\", \"maxSplitSize\": \"512MiB\"}")
+    kind = data.get("type")
+    if kind != "maxSize":
+        raise SpecError(f"{path}.type", kind, "Druidflow splits files only: use maxSize (segments applies to the druid input source)")
+    unknown = sorted(set(data) - {"type", "maxSplitSize", "maxNumFiles"})
+    if unknown:
+        raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], "is not a field of the maxSize split hint")
+    size = _bytes(data.get("maxSplitSize", DEFAULT_MAX_SPLIT_SIZE), f"{path}.maxSplitSize")
+    files = data.get("maxNumFiles", DEFAULT_MAX_NUM_FILES)
+    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
+        raise SpecError(f"{path}.maxNumFiles", files, "must be a positive integer")
+    return MaxSizeSplitHint(max_split_size=size, max_num_files=files)
+
+
+def _bytes(value: Any, path: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise SpecError(path, value, "must be positive")
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = len(text) - len(text.lstrip("0123456789"))
+        unit = text[digits:]
+        if digits and unit in _UNITS and int(text[:digits]) > 0:
+            return int(text[:digits]) * _UNITS[unit]
+    raise SpecError(path, value, "must be a positive number of bytes, e.g. 536870912 or \"512MiB\"")
+
+
+class SplitPiece(DruidModel):
+    """One object of a split, whole (``end`` None) or the lines starting in ``[start, end)``."""
+
+    uri: str
+    size: int = 0
+    start: int = 0
+    end: Optional[int] = None
+
+
+class InputSplit(DruidModel):
+    """One sub-task's share of the input."""
+
+    index: int
+    pieces: list[SplitPiece] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        first = self.pieces[0] if self.pieces else None
+        name = Path(first.uri).name if first else "-"
+        rng = f"@{first.start}-{first.end}" if first is not None and first.end is not None else ""
+        more = f"+{len(self.pieces) - 1}" if len(self.pieces) > 1 else ""
+        return f"split-{self.index}:{name}{rng}{more}"
+
+
+def _byte_splittable(obj: InputObject, fmt: Any) -> bool:
+    if not isinstance(obj, LocalFile) or obj.compression is not None:
+        return False
+    if isinstance(fmt, JsonInputFormat):
+        return True
+    if isinstance(fmt, TsvInputFormat):
+        return True
+    if isinstance(fmt, CsvInputFormat):
+        return not has_quote(obj.path)
+    return False
+
+
+def plan_splits(source: Any, fmt: Any, hint: MaxSizeSplitHint, concurrency: int = 1) -> list[InputSplit]:
+    """The input's splits, in reading order (see the module docstring)."""
+    if not isinstance(source, (LocalInputSource, S3InputSource, HttpInputSource)):
+        return [InputSplit(index=0, pieces=[])]  # inline data, or a druid input source: one split, read whole
+    objects = list_objects(source)
+    total = sum(o.size or 0 for o in objects)
+    target = hint.max_split_size
+    if concurrency > 1 and total:
+        target = min(target, max(math.ceil(total / concurrency), MIN_RANGE_BYTES))
+    groups: list[list[SplitPiece]] = []
+    current: list[SplitPiece] = []
+    current_size = 0
+    for obj in objects:
+        size = obj.size or 0
+        if size > target and _byte_splittable(obj, fmt):
+            if current:
+                groups.append(current)
+                current, current_size = [], 0
+            n = math.ceil(size / target)
+            step = math.ceil(size / n)
+            for i in range(n):
+                groups.append([SplitPiece(uri=obj.uri, size=size, start=i * step, end=min((i + 1) * step, size))])
+            continue
+        if current and (current_size + size > target or len(current) >= hint.max_num_files):
+            groups.append(current)
+            current, current_size = [], 0
+        current.append(SplitPiece(uri=obj.uri, size=size))
+        current_size += size
+    if current or not groups:
+        groups.append(current)
+    return [InputSplit(index=i, pieces=g) for i, g in enumerate(groups)]
+
+
+def narrowed_source(source: Any, split: InputSplit) -> Any:
+    """The input source restricted to the split's objects (the whole source for a split without pieces)."""
+    if not split.pieces:
+        return source
+    uris = list(dict.fromkeys(p.uri for p in split.pieces))
+    if isinstance(source, LocalInputSource):
+        return LocalInputSource(files=uris)
+    if isinstance(source, S3InputSource):
+        return source.model_copy(update={"uris": uris, "prefixes": None, "objects": None, "object_glob": None})
+    if isinstance(source, HttpInputSource):
+        return source.model_copy(update={"uris": uris})
+    raise InputError(f"input source {source.type!r} cannot be split")
+
+
+def split_objects(objects: Sequence[InputObject], split: InputSplit, fmt: Any) -> list[InputObject]:
+    """The split's objects from the narrowed source's listing, ranged pieces wrapped to read only their lines."""
+    if not split.pieces:
+        return list(objects)
+    by_uri = {o.uri: o for o in objects}
+    out: list[InputObject] = []
+    for piece in split.pieces:
+        obj = by_uri.get(piece.uri)
+        if obj is None:
+            raise InputError(f"input object {piece.uri} of {split.label} is gone; it was listed when the task was planned")
+        if piece.end is None:
+            out.append(obj)
+            continue
+        if not isinstance(obj, LocalFile) or (obj.size or 0) != piece.size:
+            raise InputError(f"input file {piece.uri} changed size since the task was planned ({piece.size} → {obj.size} bytes)")
+        out.append(RangedFile(obj, piece.start, piece.end, _preamble_lines(fmt)))
+    return out
+
+
+def _preamble_lines(fmt: Any) -> int:
+    if isinstance(fmt, (CsvInputFormat, TsvInputFormat)):
+        return fmt.skip_header_rows + (1 if fmt.uses_header else 0)
+    return 0
+
+
+class RangedFile(InputObject):
+    """The lines of a local file that start in ``[start, end)``, after the file's first ``preamble`` lines when
+    ``start`` is past them. ``size`` is the range's share of the file (what processedBytes counts)."""
+
+    def __init__(self, inner: LocalFile, start: int, end: int, preamble: int) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.uri = inner.uri
+        self.start = start
+        self.end = end
+        self.preamble = preamble
+        self.size = end - start
+
+    @property
+    def compression(self) -> Optional[str]:
+        return None
+
+    def open_raw(self) -> BinaryIO:
+        return _RangeStream(self.inner.open_raw(), self.start, self.end, self.preamble)  # type: ignore[return-value]
+
+    def open_text_stream(self) -> tuple[Any, Any]:
+        stream = _RangeStream(self.inner.open_raw(), self.start, self.end, self.preamble)
+        return stream, stream
+
+
+class _RangeStream:
+    """A read-only stream of a byte range cut at line boundaries (see :class:`RangedFile`)."""
+
+    def __init__(self, raw: BinaryIO, start: int, end: int, preamble: int) -> None:
+        self.raw = raw
+        self.closed = False
+        self.prefix = b""
+        self.pos = 0
+        if start > 0:
+            head = _first_lines(raw, preamble) if preamble else b""
+            if len(head) >= start:
+                raise InputError(f"the header lines of the file are longer than the byte range starting at {start}")
+            self.prefix = head
+            raw.seek(start - 1)
+            self.pos = start - 1 + _skip_line(raw)
+        self.end = end
+        self.tail_done = self.pos >= end > 0 and start > 0  # no line starts inside the range
+        self.tail = b""
+        self.counted = 0  # the range's own bytes returned (the repeated header lines are not counted)
+
+    @property
+    def count(self) -> int:
+        return self.counted
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            out, self.prefix = self.prefix, b""
+            return out
+        out = self._read(n)
+        self.counted += len(out)
+        return out
+
+    def _read(self, n: int) -> bytes:
+        if self.prefix:
+            out, self.prefix = self.prefix, b""
+            return out
+        if self.tail:
+            out, self.tail = self.tail, b""
+            return out
+        if self.tail_done:
+            return b""
+        want = self.end - self.pos
+        if want > 0:
+            block = self.raw.read(want if n is None or n < 0 else min(n, want))
+            self.pos += len(block)
+            if block:
+                return block
+            self.tail_done = True
+            return b""
+        # Past the range's end: finish the line that started inside it.
+        self.tail_done = True
+        if self.end > 0:
+            self.raw.seek(self.end - 1)
+            if self.raw.read(1) == b"\n":
+                return b""
+        rest = bytearray()
+        while True:
+            block = self.raw.read(1 << 16)
+            if not block:
+                break
+            nl = block.find(b"\n")
+            if nl >= 0:
+                rest += block[: nl + 1]
+                break
+            rest += block
+        return bytes(rest)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.raw.close()
+
+    def __enter__(self) -> _RangeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_lines(raw: BinaryIO, lines: int) -> bytes:
+    raw.seek(0)
+    buf = b""
+    while buf.count(b"\n") < lines:
+        block = raw.read(1 << 16)
+        if not block:
+            return buf
+        buf += block
+    cut = -1
+    for _ in range(lines):
+        cut = buf.index(b"\n", cut + 1)
+    return buf[: cut + 1]
+
+
+def _skip_line(raw: BinaryIO) -> int:
+    """Read up to and including the next newline; the number of bytes read (the line before the range's first)."""
+    skipped = 0
+    while True:
+        block = raw.read(1 << 16)
+        if not block:
+            return skipped
+        nl = block.find(b"\n")
+        if nl >= 0:
+            raw.seek(nl + 1 - len(block), 1)
+            return skipped + nl + 1
+        skipped += len(block)
+
+
+def iter_split_objects(reader: Any, split: InputSplit) -> Iterator[InputObject]:
+    yield from split_objects(reader.objects(), split, reader.input_format)
