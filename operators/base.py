@@ -284,7 +284,11 @@ class SpecSubmitOperator(DruidflowStepOperator):
         task = parse_task(spec)
         wanted = self.druid_task_type
         if wanted and task.type != wanted and not _same_type(task.type, wanted):
-            raise SpecError("type", task.type, f"this workflow runs {wanted} tasks")
+            from druidflow.tasks.registry import TASK_TYPES
+
+            elsewhere = TASK_TYPES[task.type].dag_id if task.type in TASK_TYPES else None
+            hint = f"; run {task.type} tasks with the {elsewhere} DAG" if elsewhere else ""
+            raise SpecError("type", task.type, f"this workflow runs {wanted} tasks{hint}")
         return protocol.submit(task, self.runtime)
 
     def _druid_task_id(self) -> str | None:
@@ -322,5 +326,5 @@ class SpecSubmitOperator(DruidflowStepOperator):
 
 
 def _same_type(given: str, wanted: str) -> bool:
-    aliases = ({"index", "index_parallel"}, {"convert_segment", "version_converter"})
+    aliases = ({"convert_segment", "version_converter"},)
     return any(given in group and wanted in group for group in aliases)

@@ -206,7 +206,8 @@ class DruidTaskBuildOperator(DruidTaskStepOperator):
 def build_unit_label(unit: Mapping[str, Any]) -> str:
     """The time chunks (and shard) of a build unit dict, shortened for ``map_index_template``."""
     intervals = []
-    for chunk in unit.get("chunks") or ([unit["segment"]] if isinstance(unit.get("segment"), Mapping) else []):
+    single = unit.get("segment") if isinstance(unit.get("segment"), Mapping) else unit.get("chunk")  # merge units: "chunk"
+    for chunk in unit.get("chunks") or ([single] if isinstance(single, Mapping) else []):
         if not isinstance(chunk, Mapping):
             continue
         text = str(chunk.get("interval", "")).replace("T00:00:00.000Z", "").replace(".000Z", "Z")

@@ -23,6 +23,7 @@ _FORMS = {
     "merge": "druidflow.airflow.merge_form:MERGE_FORM",
     "same_interval_merge": "druidflow.airflow.merge_form:SAME_INTERVAL_MERGE_FORM",
     "convert_segment": "druidflow.airflow.convert_form:CONVERT_FORM",
+    "index_parallel": "druidflow.airflow.parallel_form:PARALLEL_FORM",
 }
 _PLAN_STEP = {"index": "determine_partitions"}
 
@@ -68,6 +69,12 @@ def druid_task_group(
     """
     from airflow.sdk import TaskGroup
 
+    if task_type == "index_parallel":
+        return parallel_task_group(
+            spec, group_id=group_id or task_type, metadata_conn_id=metadata_conn_id, deep_storage_conn_id=deep_storage_conn_id,
+            work_dir=work_dir, lock_timeout_s=lock_timeout_s, outlets=outlets, pool=pool, max_parallel_builds=max_parallel_builds,
+            build_retries=build_retries, trigger_form=trigger_form, tooltip=tooltip,
+        )
     from druidflow.operators.base import SpecSubmitOperator
     from druidflow.operators.druid_task import (
         BUILD_RETRIES,
@@ -122,6 +129,95 @@ def druid_task_group(
         release = DruidTaskReleaseOperator(task_id="release_locks", druid_task=task, **common)
 
         submit >> acquire >> plan >> build >> publish >> release
+        release.as_teardown(setups=acquire, on_failure_fail_dagrun=True)
+    return group
+
+
+def parallel_task_group(
+    spec: dict[str, Any] | str | None = None,
+    *,
+    group_id: str = "index_parallel",
+    metadata_conn_id: str = DruidflowMetadataHook.default_conn_name,
+    deep_storage_conn_id: str = DeepStorageHook.default_conn_name,
+    work_dir: str | None = None,
+    lock_timeout_s: float = 0,
+    outlets: list[Any] | None = None,
+    pool: str | None = None,
+    max_parallel_builds: int | None = None,
+    build_retries: Optional[int] = None,
+    trigger_form: Optional[str] = None,
+    tooltip: Optional[str] = None,
+):
+    """The TaskGroup of one ``index_parallel`` task: submit >> acquire_locks >> split_input >> scan (mapped per
+    split, skipped when the partitioning needs no statistics) >> decide_partitions >> partial_segments (mapped per
+    split) >> plan_merges >> merge_segments (mapped per (chunk, partition)) >> publish, with release_locks (which also
+    deletes the partial files) as the teardown. ``max_parallel_builds`` bounds each mapped phase's concurrent
+    instances; ``build_retries`` their retries (default :data:`~druidflow.operators.parallel.SUB_TASK_RETRIES`, lowered
+    by the spec's ``maxRetry``)."""
+    from airflow.sdk import TaskGroup
+
+    from druidflow.operators.base import SpecSubmitOperator
+    from druidflow.operators.druid_task import (
+        DruidTaskAcquireLocksOperator,
+        DruidTaskBuildOperator,
+        DruidTaskPublishOperator,
+    )
+    from druidflow.operators.parallel import (
+        SUB_TASK_RETRIES,
+        SUB_TASK_RETRY_DELAY,
+        ParallelDecideOperator,
+        ParallelMergesOperator,
+        ParallelPartialOperator,
+        ParallelReleaseOperator,
+        ParallelScanOperator,
+        ParallelSplitOperator,
+    )
+
+    common: dict[str, Any] = {"metadata_conn_id": metadata_conn_id, "deep_storage_conn_id": deep_storage_conn_id, "work_dir": work_dir}
+    if pool:
+        common["pool"] = pool
+    mapped: dict[str, Any] = dict(
+        common,
+        max_active_tis_per_dagrun=max_parallel_builds,
+        retries=SUB_TASK_RETRIES if build_retries is None else build_retries,
+        retry_delay=SUB_TASK_RETRY_DELAY,
+    )
+    tooltip = tooltip or "Druid index_parallel task: split, partial segments per split, merge per (chunk, partition), publish"
+    with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
+        submit = SpecSubmitOperator(
+            task_id="submit", spec=spec, druid_task_type="index_parallel", trigger_form=trigger_form or _FORMS["index_parallel"], **common
+        )
+        task = submit.output
+        acquire = DruidTaskAcquireLocksOperator(task_id="acquire_locks", druid_task=task, lock_timeout_s=lock_timeout_s, **common)
+        split = ParallelSplitOperator(task_id="split_input", druid_task=task, **common)
+        scan = ParallelScanOperator.partial(
+            task_id="scan", druid_task=task, plan=split.output["plan"], map_index_template="{{ task.split_label }}", **mapped
+        ).expand(split=split.output)
+        decide = ParallelDecideOperator(task_id="decide_partitions", druid_task=task, plan=split.output["plan"], scans=scan.output, **common)
+        partial = ParallelPartialOperator.partial(
+            task_id="partial_segments", druid_task=task, plan=decide.output["plan"], map_index_template="{{ task.split_label }}", **mapped
+        ).expand(split=decide.output)
+        merges = ParallelMergesOperator(task_id="plan_merges", druid_task=task, plan=decide.output["plan"], partials=partial.output, **common)
+        merge = DruidTaskBuildOperator.partial(
+            task_id="merge_segments",
+            druid_task=task,
+            plan=merges.output["final_plan"],
+            map_index_template="{{ task.build_unit_label }}",
+            **mapped,
+        ).expand(build_unit=merges.output)
+        publish_kwargs: dict[str, Any] = dict(common)
+        if outlets is not None:
+            publish_kwargs["outlets"] = outlets
+        publish = DruidTaskPublishOperator(
+            task_id="publish",
+            trigger_rule="none_failed_min_one_success",  # no rows at all: no merge, and the task still succeeds
+            druid_task=task,
+            plan=merges.output["final_plan"],
+            build_results=merge.output,
+            **publish_kwargs,
+        )
+        release = ParallelReleaseOperator(task_id="release_locks", druid_task=task, **common)
+        submit >> acquire >> split >> scan >> decide >> partial >> merges >> merge >> publish >> release
         release.as_teardown(setups=acquire, on_failure_fail_dagrun=True)
     return group
 

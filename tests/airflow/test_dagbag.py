@@ -114,7 +114,8 @@ def test_every_registered_task_type_has_its_dag(parsed):
             continue
         tasks = parsed["task_ids"].get(entry.dag_id)
         assert tasks, f"no DAG {entry.dag_id} for task type {entry.type}"
-        assert any(t.endswith(".build_segments") for t in tasks) and any(t.endswith(".release_locks") for t in tasks)
+        build = ".merge_segments" if entry.type == "index_parallel" else ".build_segments"
+        assert any(t.endswith(build) for t in tasks) and any(t.endswith(".release_locks") for t in tasks)
 
 
 @pytest.mark.parametrize("dag_id", ["druidflow_index", "druidflow_compact", "druidflow_append", "druidflow_merge",
