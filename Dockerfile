@@ -15,5 +15,5 @@ COPY --chown=airflow:root dags /opt/druidflow/dags
 RUN mkdir -p /opt/airflow/deep-storage /opt/airflow/data
 
 # Pin Airflow to the image's own version so that pip never up- or downgrades it while resolving Druidflow.
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/druidflow"[s3,kafka]" \
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/druidflow"[s3,kafka,celery]" \
  && python -c "import druidflow.airflow.provider_info, druidflow.operators.index"

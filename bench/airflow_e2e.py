@@ -1,26 +1,36 @@
-"""The end-to-end time of ``druidflow_index`` under a real scheduler (LocalExecutor), for ``bench.run --airflow``.
+"""End-to-end time of the reference job under a real scheduler, as a ratio to the in-process time.
 
-It starts a small Airflow deployment (scheduler, dag-processor, api-server; SQLite as the Airflow DB, which also
-holds Druidflow's tables) with the repository's ``druidflow_index`` DAG, triggers it with the reference job,
-and measures from the trigger to the finished run. Start-up of Airflow itself is not counted.
+``run`` (what ``bench.run --airflow`` calls): ``druidflow_index`` under the LocalExecutor (SQLite as the Airflow
+DB, which also holds Druidflow's tables).
 
-    python -m bench.airflow_e2e bench/data/wikipedia-5M.csv
+``parallel`` (this module's command line): the same job as an ``index_parallel`` task on ``druidflow_index_parallel``
+under the CeleryExecutor — Redis as the broker, PostgreSQL as the Airflow DB, a shared local deep storage — with one
+Celery worker and then two (each of concurrency 1, so two workers can do twice the work at once), against the job
+run in-process (``index`` and ``index_parallel``, the same machine, the same moment). Airflow's own start-up is not
+counted; the scheduling of every step is. Absolute times on a shared machine are noise: read the ratios.
+
+    python -m bench.airflow_e2e [ROWS]            # default 1M rows, generated under bench/data
+    python -m bench.airflow_e2e --local FILE.csv  # the LocalExecutor figure of bench.run --airflow
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/14"
 
 
 def run(input_path: str | Path, input_format: str = "csv", *, timeout: float = 3600) -> dict:
-    """Trigger ``druidflow_index`` on ``input_path``; returns wall seconds, the run state and the task timings."""
+    """Trigger ``druidflow_index`` on ``input_path`` (LocalExecutor); returns wall seconds, the run state and the task timings."""
     sys.path.insert(0, str(ROOT))
     from bench.reference_spec import reference_spec
     from tests.airflow.cluster import AirflowCluster
@@ -31,18 +41,7 @@ def run(input_path: str | Path, input_format: str = "csv", *, timeout: float = 3
         dags.mkdir()
         shutil.copy(ROOT / "dags" / "druidflow_index.py", dags / "druidflow_index.py")
         db_url = f"sqlite:///{home / 'airflow.db'}"
-        cluster = AirflowCluster(
-            home=home,
-            db_url=db_url,
-            dags_folder=dags,
-            extra_env={
-                "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
-                "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps(
-                    {"conn_type": "druidflow_deep_storage", "extra": {"uri": str(home / "deep-storage")}}
-                ),
-                "DRUIDFLOW_WORK_DIR": str(home / "work"),
-            },
-        )
+        cluster = AirflowCluster(home=home, db_url=db_url, dags_folder=dags, extra_env=_druidflow_env(home, db_url))
         cluster.start()
         try:
             cluster.wait_for_dag("druidflow_index")
@@ -59,6 +58,122 @@ def run(input_path: str | Path, input_format: str = "csv", *, timeout: float = 3
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _druidflow_env(home: Path, db_url: str) -> dict[str, str]:
+    return {
+        "AIRFLOW_CONN_DRUIDFLOW_METADATA": db_url,
+        "AIRFLOW_CONN_DRUIDFLOW_DEEP_STORAGE": json.dumps({"conn_type": "druidflow_deep_storage", "extra": {"uri": str(home / "deep-storage")}}),
+        "DRUIDFLOW_WORK_DIR": str(home / "work"),
+    }
+
+
+def parallel_spec(input_path: Path, input_format: str, concurrency: int, data_source: str) -> dict:
+    """The reference job as an ``index_parallel`` task whose input is cut for ``concurrency`` workers."""
+    from bench.reference_spec import reference_spec
+
+    spec = copy.deepcopy(reference_spec(input_path, input_format, data_source=data_source))
+    spec["type"] = "index_parallel"
+    spec["spec"]["ioConfig"]["type"] = "index_parallel"
+    spec["spec"]["tuningConfig"].update(type="index_parallel", maxNumConcurrentSubTasks=concurrency)
+    return spec
+
+
+def in_process(input_path: Path, input_format: str, concurrency: int) -> dict[str, float]:
+    """Wall seconds of ``index`` and of ``index_parallel`` run by ``druidflow run``'s code path, in this process."""
+    from bench.reference_spec import reference_spec
+    from druidflow.tasks import parallel
+    from druidflow.tasks.dispatch import run_task
+    from druidflow.tasks.runtime import Runtime
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="druidflow-bench-inproc-") as tmp:
+        rt = Runtime.from_urls(f"sqlite:///{tmp}/m.db", f"{tmp}/deep", f"{tmp}/work")
+        started = time.perf_counter()
+        run_task(reference_spec(input_path, input_format, data_source="inproc_index"), rt)
+        out["index_s"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        parallel.run(parallel_spec(input_path, input_format, concurrency, "inproc_parallel"), rt)
+        out["index_parallel_s"] = round(time.perf_counter() - started, 2)
+    return out
+
+
+def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tuple[int, ...] = (1, 2), timeout: float = 3600) -> dict:
+    """The index_parallel job under the CeleryExecutor with each worker count, and the in-process reference."""
+    import sqlalchemy as sa
+
+    sys.path.insert(0, str(ROOT))
+    from tests.airflow.cluster import AirflowCluster
+
+    input_path = Path(input_path).resolve()
+    concurrency = max(workers)
+    reference = in_process(input_path, input_format, concurrency)
+    home = Path(tempfile.mkdtemp(prefix="druidflow-bench-celery-"))
+    pg_name = f"bench_celery_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{pg_name}"'))
+    db_url = admin.url.set(database=pg_name).render_as_string(hide_password=False)
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags" / "druidflow_index_parallel.py", dags / "druidflow_index_parallel.py")
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    cluster = AirflowCluster(
+        home=home,
+        db_url=db_url,
+        dags_folder=dags,
+        executor="CeleryExecutor",
+        extra_env={
+            "AIRFLOW__CELERY__BROKER_URL": REDIS,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            **_druidflow_env(home, db_url),
+        },
+    )
+    results: dict = {"rows_file": str(input_path), "in_process": reference, "celery": {}}
+    try:
+        cluster.start()
+        cluster.wait_for_dag("druidflow_index_parallel")
+        started_workers = 0
+        for n in sorted(workers):
+            while started_workers < n:
+                started_workers += 1
+                cluster.start_worker(f"worker-{started_workers}", concurrency=1)
+            time.sleep(5)  # let the new worker register with the broker
+            spec = parallel_spec(input_path, input_format, concurrency, f"celery_{n}w")
+            started = time.perf_counter()
+            run_id = cluster.trigger("druidflow_index_parallel", {"spec": spec})
+            state = cluster.wait_for_run("druidflow_index_parallel", run_id, timeout=timeout)
+            wall = time.perf_counter() - started
+            states = cluster.task_states("druidflow_index_parallel", run_id)
+            results["celery"][f"{n}_workers"] = {
+                "wall_s": round(wall, 2),
+                "state": state,
+                "ratio_to_in_process_index": round(wall / reference["index_s"], 2),
+                "ratio_to_in_process_index_parallel": round(wall / reference["index_parallel_s"], 2),
+                "mapped": {k.split(".")[-1]: len(v) for k, v in states.items() if len(v) > 1},
+            }
+    finally:
+        cluster.stop()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{pg_name}" with (force)'))
+        admin.dispose()
+        shutil.rmtree(home, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--local"]:
+        path = argv[1] if len(argv) > 1 else str(ROOT / "bench" / "data" / "wikipedia-1M.csv")
+        print(json.dumps(run(path, "json" if path.endswith(".json") else "csv"), indent=2))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from bench.generate import generate
+
+    rows = int(float(argv[0])) if argv else 1_000_000
+    path = generate(rows, ROOT / "bench" / "data", formats=("csv",))["csv"]
+    print(json.dumps(parallel(path, "csv"), indent=2))
+    return 0
+
+
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "bench" / "data" / "wikipedia-1M.csv")
-    print(json.dumps(run(path, "json" if path.endswith(".json") else "csv"), indent=2))
+    raise SystemExit(main(sys.argv[1:]))

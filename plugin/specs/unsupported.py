@@ -19,6 +19,7 @@ _NO_SLOTS = "Druidflow runs every task in its own process or Airflow task; it ha
 _NO_BITMAPS = "Druidflow segments are Parquet files without bitmap indexes"
 _NO_JVM = "it tunes Druid's JVM indexer, which Druidflow does not have"
 _NO_PARALLEL = "it configures Druid's parallel sub-tasks; Druidflow splits the build into units itself (one Airflow task each)"
+_PARALLEL_TASK = "only an index_parallel task runs sub-tasks (this field is honoured there)"
 
 #: model class name -> {python field name: why a non-default value cannot be honoured}
 DEFAULT_ONLY: dict[str, dict[str, str]] = {
@@ -43,14 +44,14 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "segment_write_out_medium_factory": _NO_JVM,
         "push_timeout": "pushes to deep storage are not timed out by Druidflow",
         "await_segment_availability_timeout_millis": "there are no historicals to wait for: published segments are queryable at once",
-        "max_num_concurrent_sub_tasks": _NO_PARALLEL,
-        "max_retry": _NO_PARALLEL,
+        "max_num_concurrent_sub_tasks": _PARALLEL_TASK,
+        "max_retry": _PARALLEL_TASK,
         "task_status_check_period_ms": _NO_PARALLEL,
         "chat_handler_timeout": _NO_PARALLEL,
         "chat_handler_num_retries": _NO_PARALLEL,
         "max_num_segments_to_merge": _NO_PARALLEL,
         "total_num_merge_tasks": _NO_PARALLEL,
-        "split_hint_spec": _NO_PARALLEL,
+        "split_hint_spec": _PARALLEL_TASK,
         "max_allowed_lock_count": _NO_PARALLEL,
     },
     **{

@@ -40,6 +40,9 @@ class AirflowCluster:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    executor: str = "LocalExecutor"
+    #: CeleryExecutor only: Celery workers started with the cluster (``worker-1`` ...); more with :meth:`start_worker`.
+    workers: int = 0
     _token: str | None = None
 
     @property
@@ -52,7 +55,7 @@ class AirflowCluster:
         settings = dict(
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.db_url,
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
-            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__CORE__PARALLELISM="4",  # LocalExecutor forks this many workers; the box has 2 cores
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base_url}/execution/",
@@ -85,10 +88,9 @@ class AirflowCluster:
             "dag-processor": ["dag-processor"],
         }
         for name, args in commands.items():
-            out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-            self.procs[name] = subprocess.Popen(
-                [str(AIRFLOW_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._spawn(name, args, env)
+        for i in range(self.workers):
+            self.start_worker(f"worker-{i + 1}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -99,6 +101,25 @@ class AirflowCluster:
                 pass
             time.sleep(1)
         raise TimeoutError(f"the API server did not answer within {timeout}s\n{self.tail_logs()}")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        out = open(self.home / "component-logs" / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [str(AIRFLOW_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self.procs[name]
+
+    def start_worker(self, name: str, *, concurrency: int = 2) -> subprocess.Popen:
+        """A Celery worker (its own process group) serving the cluster's default queue; logs are not served."""
+        queue = self.env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
+        args = ["celery", "worker", "-H", f"{name}@%h", "-c", str(concurrency), "-q", queue, "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+        return self._spawn(name, args, self.env)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component and every process of its group (a worker and the tasks it runs): a crashed machine."""
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop every component (SIGTERM to its process group, SIGKILL after 20 s)."""

@@ -24,6 +24,7 @@ def test_compose_has_the_official_airflow3_shape():
     assert {"postgres", "redis"} | AIRFLOW_SERVICES <= set(services)
     assert services["airflow-apiserver"]["command"] == "api-server"
     assert services["airflow-worker"]["command"] == "celery worker"
+    assert services["airflow-worker"]["deploy"]["replicas"] == 2  # the two workers test_parallel_celery.py runs
     assert services["airflow-dag-processor"]["command"] == "dag-processor"
     assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     for name in AIRFLOW_SERVICES:
@@ -32,6 +33,9 @@ def test_compose_has_the_official_airflow3_shape():
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+        assert int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) > 0
 
 
 def test_compose_wires_druidflow_connections_and_shared_deep_storage():

@@ -98,7 +98,7 @@ def cluster(request, tmp_path_factory) -> Iterator[AirflowCluster]:
     spec = tutorial_spec(home / "tutorial", "wikipedia_tutorial")
     write_wikiticker(home / "tutorial")
     dag_files = {f"{name}.py": (DAGS_FOLDER / f"{name}.py").read_text()
-                 for name in ("druidflow_index", "druidflow_compact", "druidflow_kill")}
+                 for name in ("druidflow_index", "druidflow_index_parallel", "druidflow_compact", "druidflow_kill")}
     dag_files["druid_client.py"] = CLIENT_DAG
     with druidflow_cluster(
         request,
@@ -145,7 +145,7 @@ def _wait_status(cluster: AirflowCluster, task_id: str, done, timeout: float = 2
 def test_the_druid_providers_operator_runs_the_tutorial_spec(cluster):
     from druidflow.metadata.store import MetadataStore
 
-    for dag in ("druidflow_index", "druid_client"):
+    for dag in ("druidflow_index_parallel", "druid_client"):
         cluster.wait_for_dag(dag)
     r = cluster.api("POST", "/api/v2/connections", json={
         "connection_id": "druidflow_overlord", "conn_type": "http", "host": "127.0.0.1", "port": cluster.port,
@@ -159,9 +159,11 @@ def test_the_druid_providers_operator_runs_the_tutorial_spec(cluster):
     tasks = _druid(cluster, "GET", "/indexer/v1/tasks", params={"datasource": "wikipedia_tutorial"}).json()
     assert [t["status"] for t in tasks] == ["SUCCESS"] and tasks[0]["type"] == "index_parallel"
     task_id = tasks[0]["id"]
-    # The task ran as a run of druidflow_index whose run id is the Druid task id, visible in Airflow.
-    assert cluster.wait_for_run("druidflow_index", task_id) == "success"  # its release_locks teardown may lag
-    runs = cluster.dag_runs("druidflow_index")
+    # The index_parallel task ran as a run of druidflow_index_parallel whose run id is the Druid task id.
+    assert cluster.wait_for_run("druidflow_index_parallel", task_id) == "success"  # its release_locks teardown may lag
+    states = cluster.task_states("druidflow_index_parallel", task_id)
+    assert states["index_parallel.partial_segments"] == ["success"] and states["index_parallel.merge_segments"] == ["success"]
+    runs = cluster.dag_runs("druidflow_index_parallel")
     assert [r["dag_run_id"] for r in runs] == [task_id]
     assert runs[0]["triggering_user_name"] == "admin"
 

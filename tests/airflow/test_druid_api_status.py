@@ -24,7 +24,8 @@ def _run(state: str) -> RunInfo:
 
 
 def test_every_task_type_has_a_dag_and_kill_deletes_unless_the_context_asks_for_a_dry_run():
-    assert task_dag("index").dag_id == task_dag("index_parallel").dag_id == "druidflow_index"
+    assert task_dag("index").dag_id == "druidflow_index"
+    assert task_dag("index_parallel").dag_id == "druidflow_index_parallel"
     assert task_dag("compact").dag_id == "druidflow_compact" and task_dag("hadoop") is None
     kill = {"type": "kill", "dataSource": "wiki", "interval": "2024-01-01/P1D"}
     assert TASK_DAGS["kill"].conf(kill) == {"spec": kill, "confirm": True}

@@ -50,7 +50,7 @@ def _registered() -> dict[str, TaskDag]:
 #: Druid task type -> the DAG running it.
 TASK_DAGS: dict[str, TaskDag] = {
     "index": TaskDag("druidflow_index"),
-    "index_parallel": TaskDag("druidflow_index"),
+    "index_parallel": TaskDag("druidflow_index_parallel"),
     "compact": TaskDag("druidflow_compact"),
     "kill": TaskDag("druidflow_kill", _kill_conf),
     **_registered(),
