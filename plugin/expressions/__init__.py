@@ -14,11 +14,20 @@ Syntax
 * Operators, tightest first (the precedence of Druid's grammar): unary ``-`` and ``!``; ``^`` (right-associative,
   so ``-2^2`` is 4 and ``2^3^2`` is 512); ``* / %``; ``+ -``; ``< <= > >= == !=``; ``&& ||`` (one level,
   left-associative, so ``a || b && c`` is ``(a || b) && c``). Parentheses group. ``name(args)`` calls a function.
+* Array literals: ``[1, 2, 3]`` (LONG), ``[1.0, 2]`` (DOUBLE), ``['a', null]`` (STRING), ``[]`` (an empty STRING
+  array); typed: ``<LONG>[]``, ``<DOUBLE>[1]``, ``ARRAY<STRING>[]``. Elements are literals (``array(...)`` takes
+  expressions).
+* Lambdas, only as the first argument of an apply function: ``(x, y) -> x + y``, ``x -> x + 1``, ``() -> 1``.
 
 Types and nulls (Druid's SQL-compatible mode)
 ---------------------------------------------
 Values are LONG (int64), DOUBLE (float64) or STRING; integer, boolean and timestamp columns read as LONG,
-floating columns as DOUBLE, string and dictionary columns as STRING. Multi-value (list) columns are not supported.
+floating columns as DOUBLE, string and dictionary columns as STRING. Arrays are ARRAY<LONG>, ARRAY<DOUBLE> or
+ARRAY<STRING>; a list column (a multi-value string dimension, a Parquet list) reads as an array of its element type,
+as Druid's row transforms read a list value. An array given to an operator or to a function that takes scalars
+is an error naming the function (``map((x) -> upper(x), tags)`` applies one to each element; Druid's query-time
+implicit mapping of multi-value columns is not done). An expression giving an array makes a list column: as an
+ingested dimension, a multi-value string dimension (Druid's transform coerces an array to a list of values).
 
 * Arithmetic on two LONGs is LONG (wrapping on overflow, as Java's ``long``); otherwise DOUBLE, with strings
   parsed as numbers (a string that is not a number is null). ``/`` on LONGs divides towards zero. ``%`` is Java's
@@ -80,6 +89,36 @@ Time (``t`` is epoch milliseconds, such as ``__time``; time zones are IANA ids o
     text carries an offset. Unparseable text, impossible dates and times skipped by a DST change give null.
   * ``timestamp_format(t[, pattern[, tz]])``: ``t`` printed with the *literal* Joda pattern in ``tz``, or as
     ``2024-01-01T00:00:00.000Z`` when no pattern is given.
+Arrays (where an array is taken a scalar is a one-element array and null stays null; a null array gives null)
+  * ``array(x, ...)``: an array of the arguments, of the type of the first (the others cast to it).
+  * ``array_length(arr)``: the number of elements (LONG).
+  * ``array_offset(arr, i)``, ``array_ordinal(arr, i)``: the element at the 0-based / 1-based index ``i``, or null
+    out of range.
+  * ``array_contains(arr, x)``: 1 if ``arr`` contains ``x``, or every element of ``x`` if ``x`` is an array (a null
+    ``x`` matches a null element), else 0.
+  * ``array_overlap(a, b)``: 1 if ``a`` and ``b`` share an element, else 0 (0 when only ``b`` is null).
+  * ``scalar_in_array(x, arr)``: 1 if ``x`` is an element of ``arr``, else 0; null when ``x`` is null.
+  * ``array_offset_of(arr, x)``, ``array_ordinal_of(arr, x)``: the 0-based / 1-based index of the first ``x``, or null.
+  * ``array_prepend(x, arr)``, ``array_append(arr, x)``: ``x`` (cast to the element type) added at the start / end.
+  * ``array_concat(a, b)``: ``a`` then ``b`` (of ``a``'s type); null if either is null.
+  * ``array_set_add(arr, x)``, ``array_set_add_all(a, b)``: the distinct elements of both, in ascending order, null
+    first (Druid's sorted set).
+  * ``array_slice(arr, start[, end])``: the elements from the 0-based ``start`` up to ``end`` (exclusive; default
+    the length), null elements past the end; null if ``start`` is negative or past the length, or ``end < start``.
+  * ``array_to_string(arr, delimiter)``: the elements as strings joined by ``delimiter`` (a null element is
+    ``null``, as Java's ``String.valueOf``).
+  * ``string_to_array(s, regex)``: ``s`` split on the *literal* regular expression, trailing empty strings
+    dropped (Java's ``String.split``).
+  * ``cast(x, 'ARRAY<LONG>')`` (and ``ARRAY<DOUBLE>``, ``ARRAY<STRING>``, legacy ``LONG_ARRAY``...): elements cast.
+Apply functions (the lambda's body is evaluated once over the elements of all rows; inside it the parameters hide
+columns of the same name and other columns read the row's value)
+  * ``map((x) -> body, arr)``: ``body`` for each element.
+  * ``cartesian_map((x, y, ...) -> body, a, b, ...)``: ``body`` for each combination of the arrays' elements, the
+    first array varying slowest; one parameter per array.
+  * ``filter((x) -> cond, arr)``: the elements where ``cond`` is true, or null if none is.
+  * ``fold((x, acc) -> body, arr, init)``: ``acc`` starts as ``init`` and becomes ``body`` for each element in turn.
+  * ``cartesian_fold((x, y, ..., acc) -> body, a, b, ..., init)``: ``fold`` over the combinations.
+  * ``any((x) -> cond, arr)``, ``all((x) -> cond, arr)``: 1 if ``cond`` is true for some / every element, else 0.
 Matching (LONG 1 or 0; a null string gives 0)
   * ``like(s, pattern[, escape])``: SQL LIKE with the *literal* pattern (``%`` any run, ``_`` one character)
     and optional *literal* one-character escape.
@@ -95,7 +134,14 @@ formatting also ``D`` (day of year), ``e`` (day of week), ``w`` (week of week-ye
 from __future__ import annotations
 
 # The function modules register themselves in the function table when imported; the parser looks names up there.
-from druidflow.expressions import conditionals, numbers, strings, timefuncs  # noqa: F401
+from druidflow.expressions import (  # noqa: F401
+    apply,
+    arrays,
+    conditionals,
+    numbers,
+    strings,
+    timefuncs,
+)
 from druidflow.expressions.columns import (
     Batch,
     epoch_millis,

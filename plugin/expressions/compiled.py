@@ -10,7 +10,7 @@ from druidflow.exceptions import SpecError
 from druidflow.expressions.columns import Batch
 from druidflow.expressions.parser import Syntax
 from druidflow.expressions.tree import Ctx, Node
-from druidflow.expressions.values import truth
+from druidflow.expressions.values import ScalarExpected, Val, is_array, truth
 
 
 @dataclass(frozen=True)
@@ -27,20 +27,29 @@ class Expression:
         return frozenset(self.tree.columns())
 
     def evaluate(self, batch: Batch) -> pa.Array:
-        """The expression's value for every row: int64, float64 or string (all-null string if untyped)."""
+        """The expression's value for every row: int64, float64 or string (all-null string if untyped), or a list
+        of those for an array."""
         ctx = Ctx(batch, self)
-        try:
-            return ctx.array(self.tree.evaluate(ctx))
-        except pa.ArrowInvalid as exc:
-            raise SpecError(self.path, self.text, f"cannot be evaluated: {exc}") from None
+        return ctx.array(self._value(ctx))
 
     def evaluate_truth(self, batch: Batch) -> pa.Array:
         """The value as Druid's truth (numbers > 0, strings equal to 'true'); null where the value is null."""
         ctx = Ctx(batch, self)
-        data = truth(self.tree.evaluate(ctx))
+        v = self._value(ctx)
+        if is_array(v.kind):
+            raise ctx.error(None, f"gives {v.kind}, and a filter needs a scalar (array_contains() or any() test arrays)")
+        data = truth(v)
         if isinstance(data, pa.Scalar):
             return pa.repeat(data, ctx.n) if data.is_valid else pa.nulls(ctx.n, pa.bool_())
         return data
+
+    def _value(self, ctx: Ctx) -> Val:
+        try:
+            return self.tree.evaluate(ctx)
+        except ScalarExpected as exc:
+            raise ctx.error(None, f"does not accept {exc.kind} values here") from None
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise SpecError(self.path, self.text, f"cannot be evaluated: {exc}") from None
 
     def __str__(self) -> str:
         return self.text

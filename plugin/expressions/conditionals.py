@@ -7,18 +7,23 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 from druidflow.exceptions import SpecError
+from druidflow.expressions.arrays import cast_array
 from druidflow.expressions.registry import function
 from druidflow.expressions.tree import Call, Ctx, compare
 from druidflow.expressions.values import (
     ARROW_TYPE,
     DOUBLE,
+    DOUBLE_ARRAY,
     LONG,
+    LONG_ARRAY,
     NULL,
     STRING,
+    STRING_ARRAY,
     Data,
     Val,
     as_kind,
     bool_to_long,
+    is_array,
     merge_kinds,
     null_of,
     truth,
@@ -94,17 +99,25 @@ def _case_simple(call: Call, ctx: Ctx) -> Val:
     return _choose(ctx, conds, results, otherwise)
 
 
+# Druid's names for the cast types, with the legacy array names it still accepts
+CAST_TYPES = {LONG: LONG, DOUBLE: DOUBLE, STRING: STRING, LONG_ARRAY: LONG_ARRAY, DOUBLE_ARRAY: DOUBLE_ARRAY,
+              STRING_ARRAY: STRING_ARRAY, "LONG_ARRAY": LONG_ARRAY, "DOUBLE_ARRAY": DOUBLE_ARRAY,
+              "STRING_ARRAY": STRING_ARRAY}
+
+
 def _check_cast(call: Call) -> None:
     target = call.args[1].value
-    if not isinstance(target, str) or target.upper() not in (LONG, DOUBLE, STRING):
-        raise SpecError("", target, "the type must be 'LONG', 'DOUBLE' or 'STRING'")
+    if not isinstance(target, str) or target.upper() not in CAST_TYPES:
+        raise SpecError("", target, "the type must be 'LONG', 'DOUBLE', 'STRING', 'ARRAY<LONG>', 'ARRAY<DOUBLE>' or "
+                                    "'ARRAY<STRING>'")
 
 
 @function("cast", 2, literals=(1,), validate=_check_cast)
 def _cast(call: Call, ctx: Ctx) -> Val:
     v = call.args[0].evaluate(ctx)
-    kind = call.literal(1).upper()
+    kind = CAST_TYPES[call.literal(1).upper()]
+    if is_array(kind):
+        return cast_array(v, kind, ctx.n)
     if v.kind == NULL:
         return null_of(kind)
     return Val(as_kind(v, kind), kind)
-

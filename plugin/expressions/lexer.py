@@ -14,8 +14,9 @@ TOKEN = re.compile(
   | (?P<number>\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+)
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<qident>"(?:[^"\\]|\\.)*")
+  | (?P<typed>(?:ARRAY)?<(?:STRING|LONG|DOUBLE)>(?=\s*\[))
   | (?P<ident>[_$a-zA-Z][_$a-zA-Z0-9]*)
-  | (?P<op><=|>=|==|!=|&&|\|\||[-+*/%^<>!(),])
+  | (?P<op>->|<=|>=|==|!=|&&|\|\||[-+*/%^<>!(),\[\]])
     """,
     re.VERBOSE,
 )
@@ -24,7 +25,7 @@ ESCAPES = {"'": "'", '"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": 
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # number | string | ident | qident | op | end
+    kind: str  # number | string | ident | typed (``<LONG>`` before ``[``) | op | end
     text: str
     pos: int
     value: Any = None
@@ -45,8 +46,8 @@ def tokenize(text: str) -> list[Token]:
             ch = text[pos]
             if ch in "'\"":
                 raise _error(text, pos, f"unterminated {'string literal' if ch == chr(39) else 'quoted identifier'}")
-            if ch in "&|~[]":
-                raise _error(text, pos, f"unsupported operator {ch!r} (bitwise operators and arrays are not supported)")
+            if ch in "&|~":
+                raise _error(text, pos, f"unsupported operator {ch!r} (bitwise operators are not supported)")
             raise _error(text, pos, f"unexpected character {ch!r}")
         kind = m.lastgroup
         tok = m.group()
@@ -59,6 +60,8 @@ def tokenize(text: str) -> list[Token]:
             out.append(Token("ident", tok, pos, _unescape(text, tok[1:-1], pos + 1)))
         elif kind == "ident":
             out.append(Token("ident", tok, pos, tok))
+        elif kind == "typed":
+            out.append(Token("typed", tok, pos, tok[tok.index("<") + 1 : -1]))
         elif kind == "op":
             out.append(Token("op", tok, pos))
         pos = m.end()

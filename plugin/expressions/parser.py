@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.lexer import Token, tokenize
 from druidflow.expressions.tree import (
     FUNCTIONS,
+    ArrayLiteral,
     Binary,
     Call,
     Identifier,
+    Lambda,
     Literal,
     Node,
     Unary,
@@ -37,6 +41,7 @@ class Syntax:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        self.lambda_ok = False  # set just before a call's first argument: the one place a lambda may stand
 
     def error(self, pos: int, reason: str) -> SpecError:
         return SpecError("", self.text, f"{reason} at position {pos}")
@@ -83,8 +88,78 @@ class Syntax:
         finally:
             self.depth -= 1
 
+    def lambda_params(self) -> Optional[list[str]]:
+        """The parameters when a lambda starts at the current token (``x ->`` or ``(x, y) ->``), else None."""
+        toks, i = self.tokens, self.i
+        if toks[i].kind == "ident" and not toks[i].text.startswith('"') and self.is_op(i + 1, "->"):
+            return [toks[i].text]
+        if not self.is_op(i, "("):
+            return None
+        names: list[str] = []
+        j = i + 1
+        while toks[j].kind == "ident" and not toks[j].text.startswith('"'):
+            names.append(toks[j].text)
+            j += 1
+            if self.is_op(j, ","):
+                j += 1
+            elif not self.is_op(j, ")"):
+                return None
+        return names if self.is_op(j, ")") and self.is_op(j + 1, "->") else None
+
+    def is_op(self, i: int, text: str) -> bool:
+        return self.tokens[i].kind == "op" and self.tokens[i].text == text
+
+    def lambda_(self, params: list[str]) -> Node:
+        start = self.tokens[self.i]
+        while not self.is_op(self.i, "->"):
+            self.i += 1
+        self.i += 1
+        if len(set(params)) != len(params):
+            raise self.error(start.pos, "a lambda's parameters must have different names")
+        return Lambda(start.pos, tuple(params), self.expression(0))
+
+    def array_literal(self, open_tok: Token, typed: Optional[str]) -> Node:
+        values: list[Any] = []
+        kinds: set[str] = set()
+        if not self.is_op(self.i, "]"):
+            while True:
+                element = self.expression(0)
+                if not isinstance(element, Literal):
+                    raise self.error(element.pos, "an array literal holds only literal values (use array(...) for expressions)")
+                values.append(element.value)
+                if element.kind != NULL:
+                    kinds.add(element.kind)
+                tok = self.take()
+                if tok.kind == "op" and tok.text == "]":
+                    break
+                if not (tok.kind == "op" and tok.text == ","):
+                    raise self.error(tok.pos, f"expected ',' or ']' but found {self.describe(tok)}")
+        else:
+            self.take()
+        if typed is not None:
+            element_kind = typed
+        elif STRING in kinds and len(kinds) > 1:
+            raise self.error(open_tok.pos, "an array literal cannot mix strings and numbers")
+        else:
+            element_kind = STRING if not kinds or STRING in kinds else DOUBLE if DOUBLE in kinds else LONG
+        try:
+            cast = [None if v is None else {LONG: int, DOUBLE: float, STRING: str}[element_kind](v) for v in values]
+        except (TypeError, ValueError):
+            raise self.error(open_tok.pos, f"an array literal of {element_kind} holds a value of another type") from None
+        return ArrayLiteral(open_tok.pos, tuple(cast), element_kind)
+
     def prefix(self) -> Node:
+        lambda_ok, self.lambda_ok = self.lambda_ok, False
+        params = self.lambda_params()
+        if params is not None:
+            if not lambda_ok:
+                raise self.error(self.tokens[self.i].pos, "a lambda can only be the first argument of an apply function such as map()")
+            return self.lambda_(params)
         tok = self.take()
+        if tok.kind == "typed":
+            return self.array_literal(self.expect("["), tok.value)
+        if tok.kind == "op" and tok.text == "[":
+            return self.array_literal(tok, None)
         if tok.kind == "number":
             if isinstance(tok.value, int):
                 return Literal(tok.pos, tok.value, LONG)
@@ -121,6 +196,7 @@ class Syntax:
         args: list[Node] = []
         if not (self.tokens[self.i].kind == "op" and self.tokens[self.i].text == ")"):
             while True:
+                self.lambda_ok = not args
                 args.append(self.expression(0))
                 tok = self.take()
                 if tok.kind == "op" and tok.text == ")":

@@ -17,16 +17,19 @@ from druidflow.expressions.columns import (
     read_column,
 )
 from druidflow.expressions.values import (
+    ARRAY_OF,
     ARROW_TYPE,
     DOUBLE,
     LONG,
     NULL,
     STRING,
     Data,
+    ScalarExpected,
     Val,
     as_double,
     as_kind,
     bool_to_long,
+    is_array,
     null_of,
     or_masks,
     to_numpy,
@@ -90,6 +93,8 @@ class Unary(Node):
 
     def evaluate(self, ctx: Ctx) -> Val:
         v = self.operand.evaluate(ctx)
+        if is_array(v.kind):
+            raise ctx.error(self, f"operator {self.op!r} does not accept {v.kind} values")
         if v.kind == NULL:
             return null_of(LONG) if self.op == "!" else v
         if self.op == "!":
@@ -131,6 +136,9 @@ class Binary(Node):
         return acc
 
     def combine(self, a: Val, b: Val, ctx: Ctx) -> Val:
+        for v in (a, b):
+            if is_array(v.kind):
+                raise ctx.error(self, f"operator {self.op!r} does not accept {v.kind} values")
         if self.op in ("&&", "||"):
             logic = pc.and_kleene if self.op == "&&" else pc.or_kleene
             return bool_to_long(logic(truth(a), truth(b)))
@@ -225,10 +233,43 @@ class Call(Node):
         return out
 
     def evaluate(self, ctx: Ctx) -> Val:
-        return FUNCTIONS[self.name].impl(self, ctx)
+        try:
+            return FUNCTIONS[self.name].impl(self, ctx)
+        except ScalarExpected as exc:
+            raise ctx.error(self, f"function {self.name!r} does not accept {exc.kind} arguments") from None
 
     def literal(self, i: int) -> Any:
         return self.args[i].value  # checked at compile time to be a Literal
+
+
+@dataclass(frozen=True)
+class ArrayLiteral(Node):
+    """``[1, 2, 3]``, ``['a', null]``, ``<LONG>[]``: literal elements of one element kind."""
+
+    pos: int
+    values: tuple[Any, ...]
+    element: str
+
+    def evaluate(self, ctx: Ctx) -> Val:
+        m = len(self.values)
+        items = pa.array(list(self.values), ARROW_TYPE[self.element]).take(pa.array(np.tile(np.arange(m), ctx.n)))
+        offsets = pa.array(np.arange(ctx.n + 1, dtype=np.int32) * m, pa.int32())
+        return Val(pa.ListArray.from_arrays(offsets, items), ARRAY_OF[self.element])
+
+
+@dataclass(frozen=True)
+class Lambda(Node):
+    """``(x, y) -> body``: only the first argument of an apply function (checked by the parser)."""
+
+    pos: int
+    params: tuple[str, ...]
+    body: Node
+
+    def columns(self) -> set[str]:
+        return self.body.columns() - set(self.params)
+
+    def evaluate(self, ctx: Ctx) -> Val:
+        raise ctx.error(self, "a lambda can only be the first argument of an apply function")
 
 
 def from_arrow(arr: pa.Array, name: str, ctx: Ctx) -> Val:
@@ -250,7 +291,17 @@ def from_arrow(arr: pa.Array, name: str, ctx: Ctx) -> Val:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return Val(pc.cast(arr, pa.string()), STRING)
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        raise ctx.error(None, f"column {name!r} is multi-value; expressions over multi-value columns are not supported")
+        # A multi-value column is an array (Druid's row transforms see a list value as an ARRAY)
+        values = pc.list_flatten(arr)
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_struct(values.type):
+            raise ctx.error(None, f"column {name!r} has type {t}; expressions read only arrays of scalars")
+        element = from_arrow(values, name, ctx)
+        kind = element.kind if element.kind != NULL else STRING
+        items = ctx_array(element, kind, len(values))
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+        return Val(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items, mask=None if mask is None else pa.array(mask)), ARRAY_OF[kind])
     raise ctx.error(None, f"column {name!r} has type {t}, which expressions cannot read")
 
 
@@ -275,11 +326,15 @@ class Ctx:
 
     def array(self, v: Val, kind: Optional[str] = None) -> pa.Array:
         """``v`` as a full-length Arrow array of ``kind`` (default its own)."""
-        kind = kind or v.kind
-        data = as_kind(v, kind) if kind != v.kind else v.data
-        if kind == NULL:
-            return pa.nulls(self.n, pa.string())
-        if isinstance(data, pa.Scalar):
-            return pa.repeat(data, self.n) if data.is_valid else pa.nulls(self.n, ARROW_TYPE[kind])
-        return data
+        return ctx_array(v, kind or v.kind, self.n)
+
+
+def ctx_array(v: Val, kind: str, n: int) -> pa.Array:
+    """``v`` as an Arrow array of ``n`` rows of ``kind`` (an untyped null becomes strings)."""
+    if v.kind == NULL:
+        return pa.nulls(n, ARROW_TYPE[kind] if kind != NULL else pa.string())
+    data = as_kind(v, kind)
+    if isinstance(data, pa.Scalar):
+        return pa.repeat(data, n) if data.is_valid else pa.nulls(n, ARROW_TYPE[kind])
+    return data
 

@@ -17,8 +17,24 @@ from druidflow.expressions.columns import (
 )
 
 LONG, DOUBLE, STRING, NULL = "LONG", "DOUBLE", "STRING", "NULL"
+LONG_ARRAY, DOUBLE_ARRAY, STRING_ARRAY = "ARRAY<LONG>", "ARRAY<DOUBLE>", "ARRAY<STRING>"
+ARRAY_OF = {LONG: LONG_ARRAY, DOUBLE: DOUBLE_ARRAY, STRING: STRING_ARRAY}
+ELEMENT_OF = {v: k for k, v in ARRAY_OF.items()}
 ARROW_TYPE = {LONG: pa.int64(), DOUBLE: pa.float64(), STRING: pa.string(), NULL: pa.null()}
+ARROW_TYPE.update({ARRAY_OF[k]: pa.list_(ARROW_TYPE[k]) for k in (LONG, DOUBLE, STRING)})
 Data = Union[pa.Array, pa.Scalar]
+
+
+class ScalarExpected(Exception):
+    """An array reached an operator or function that takes scalars; the caller names itself in the error."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def is_array(kind: str) -> bool:
+    return kind in ELEMENT_OF
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,8 @@ def on_array(fn: Callable[[pa.Array], pa.Array], data: Data) -> Data:
 
 
 def as_double(v: Val) -> Data:
+    if v.kind in ELEMENT_OF:
+        raise ScalarExpected(v.kind)
     if v.kind == DOUBLE:
         return v.data
     if v.kind == LONG:
@@ -51,6 +69,8 @@ def as_double(v: Val) -> Data:
 
 
 def as_long(v: Val) -> Data:
+    if v.kind in ELEMENT_OF:
+        raise ScalarExpected(v.kind)
     if v.kind == LONG:
         return v.data
     if v.kind == DOUBLE:
@@ -61,6 +81,8 @@ def as_long(v: Val) -> Data:
 
 
 def as_string(v: Val) -> Data:
+    if v.kind in ELEMENT_OF:
+        raise ScalarExpected(v.kind)
     if v.kind == STRING:
         return v.data
     if v.kind == LONG:
@@ -71,11 +93,18 @@ def as_string(v: Val) -> Data:
 
 
 def as_kind(v: Val, kind: str) -> Data:
-    return {LONG: as_long, DOUBLE: as_double, STRING: as_string}[kind](v) if kind != NULL else v.data
+    if kind == v.kind or kind == NULL:
+        return v.data
+    if kind in ELEMENT_OF:
+        raise ScalarExpected(v.kind if v.kind in ELEMENT_OF else kind)
+    converters: dict[str, Callable[[Val], Data]] = {LONG: as_long, DOUBLE: as_double, STRING: as_string}
+    return converters[kind](v)
 
 
 def truth(v: Val) -> Data:
     """Druid's ``asBoolean`` (numbers: > 0; strings: equal to 'true' ignoring case), keeping nulls."""
+    if v.kind in ELEMENT_OF:
+        raise ScalarExpected(v.kind)
     if v.kind in (LONG, DOUBLE):
         return pc.greater(v.data, 0)
     if v.kind == STRING:
@@ -92,6 +121,11 @@ def merge_kinds(kinds: list[str], start: Optional[str] = None) -> str:
     ks = [k for k in kinds if k != NULL] + ([start] if start else [])
     if not ks:
         return NULL
+    arrays = [k for k in ks if k in ELEMENT_OF]
+    if arrays:
+        if len(set(ks)) > 1:
+            raise ScalarExpected(arrays[0])
+        return arrays[0]
     if STRING in ks:
         return STRING
     return DOUBLE if DOUBLE in ks else LONG
