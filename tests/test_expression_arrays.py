@@ -197,8 +197,8 @@ APPLY_FUNCTION_TEST = [
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), 0)", 20),
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))", 40),
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + fold((b, acc) -> acc + b, map(b -> b + 1, b), 0)", 40),
-    ("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + "
-     "fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))", 60),
+    (("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + "
+      "fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))"), 60),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.lists import (
     Lists,
     as_element,
@@ -232,7 +233,7 @@ def _array_to_string(call: Call, ctx: Ctx) -> Val:
 
 def _check_split(call: Call) -> None:
     literal_check(1, (STRING,), "a literal regular expression", optional=False)(call)
-    check_regex(call.args[1].value)
+    check_regex(call.literal(1))
 
 
 @function("string_to_array", 2, literals=(1,), validate=_check_split)

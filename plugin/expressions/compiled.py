@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.columns import Batch
 from druidflow.expressions.parser import Syntax

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.tree import ctx_array
 from druidflow.expressions.values import (
     ARRAY_OF,
@@ -49,7 +50,8 @@ class Lists:
     @cached_property
     def local(self) -> np.ndarray:
         """Each element's 0-based position inside its row."""
-        return np.arange(int(self.offsets[-1]), dtype=np.int64) - self.offsets[:-1][self.parents]
+        out: np.ndarray = np.arange(int(self.offsets[-1]), dtype=np.int64) - self.offsets[:-1][self.parents]
+        return out
 
     def to_val(self) -> Val:
         if len(self.values) > 2**31 - 1:
@@ -128,7 +130,8 @@ def codes(*arrays: pa.Array) -> list[np.ndarray]:
 
 def row_keys(parents: np.ndarray, code: np.ndarray, ncodes: int) -> np.ndarray:
     """One int64 per (row, value) pair, to test membership within a row with ``np.isin``."""
-    return parents * (ncodes + 1) + code
+    out: np.ndarray = parents * (ncodes + 1) + code
+    return out
 
 
 def per_row_any(n: int, parents: np.ndarray, flags: np.ndarray) -> np.ndarray:
