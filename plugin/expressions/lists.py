@@ -129,9 +129,22 @@ def codes(*arrays: pa.Array) -> list[np.ndarray]:
 
 
 def row_keys(parents: np.ndarray, code: np.ndarray, ncodes: int) -> np.ndarray:
-    """One int64 per (row, value) pair, to test membership within a row with ``np.isin``."""
+    """One int64 per (row, value) pair, to test membership within a row with :func:`isin`."""
     out: np.ndarray = parents * (ncodes + 1) + code
     return out
+
+
+def isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin`` by a lookup table over the keys' range when it is small (row keys usually are), else through
+    Arrow's hash set; numpy's default sorts both sides, an order of magnitude slower here."""
+    if len(keys) == 0 or len(among) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    span = int(max(keys.max(), among.max())) - int(min(keys.min(), among.min()))
+    if span < 64 * (len(keys) + len(among)) + 1_000_000:
+        out: np.ndarray = np.isin(keys, among, kind="table")
+        return out
+    hits = pc.is_in(pa.array(keys, pa.int64()), value_set=pa.array(among, pa.int64()))
+    return np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def per_row_any(n: int, parents: np.ndarray, flags: np.ndarray) -> np.ndarray:
