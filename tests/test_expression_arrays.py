@@ -304,12 +304,15 @@ def test_bad_expressions_are_refused_at_parse_time_naming_the_field(expression, 
         ("map((x) -> array(x), b)", "the lambda of 'map' must give a scalar, not ARRAY<LONG>"),
         ("array(a)", "function 'array' does not accept ARRAY<STRING> arguments"),
         ("array_append(b, b)", "function 'array_append' does not accept ARRAY<LONG> arguments"),
+        ("cast(a, 'LONG')", "function 'cast' does not accept ARRAY<STRING> arguments"),
+        ("greatest(a)", "function 'greatest' does not accept ARRAY<STRING> arguments"),
     ],
 )
 def test_arrays_where_scalars_are_needed_name_the_function(expression, message):
     with pytest.raises(SpecError) as err:
         compile_expression(expression, "expression").evaluate(BINDINGS)
     assert err.value.path == "expression" and message in str(err.value)
+    assert "cannot be evaluated" not in str(err.value) and str(err.value).count("(got ") == 1
 
 
 def test_an_expression_filter_giving_an_array_is_refused():

@@ -49,6 +49,8 @@ class Expression:
             return self.tree.evaluate(ctx)
         except ScalarExpected as exc:
             raise ctx.error(None, f"does not accept {exc.kind} values here") from None
+        except SpecError:
+            raise
         except (pa.ArrowInvalid, ValueError) as exc:
             raise SpecError(self.path, self.text, f"cannot be evaluated: {exc}") from None
 

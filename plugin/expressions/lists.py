@@ -66,9 +66,6 @@ class Lists:
         values = ctx_array(Val(self.values, self.element), element, len(self.values))
         return Lists(self.offsets, values, self.valid, element)
 
-    def with_valid(self, valid: np.ndarray) -> Lists:
-        return Lists(self.offsets, self.values, self.valid & valid, self.element)
-
 
 def from_offsets(lengths: np.ndarray, values: pa.Array, valid: np.ndarray, element: str) -> Lists:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
@@ -156,8 +153,7 @@ def per_row_count(n: int, parents: np.ndarray, flags: np.ndarray) -> np.ndarray:
 
 
 def masked_long(values: np.ndarray, null: Optional[np.ndarray]) -> Val:
-    from druidflow.expressions.values import LONG
-
+    """A LONG result per row (0/1 flags or counts), null where ``null`` says."""
     return Val(pa.array(values.astype(np.int64), pa.int64(), mask=null), LONG)
 
 
