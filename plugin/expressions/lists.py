@@ -20,6 +20,7 @@ from druidflow.expressions.values import (
     ARRAY_OF,
     ARROW_TYPE,
     ELEMENT_OF,
+    LONG,
     NULL,
     STRING,
     Val,
