@@ -12,16 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from druidflow.exceptions import SpecError
-from druidflow.expressions.values import Data, to_numpy
-from druidflow.granularity import (
-    UTC,
-    TimeZone,
+from druidflow.calendar_arrays import (
     civil_from_days_array,
     days_from_civil_array,
     floor_div,
 )
+from druidflow.exceptions import SpecError
+from druidflow.expressions.values import Data, to_numpy
 from druidflow.intervals import MS_DAY, MS_HOUR, MS_MINUTE, MS_SECOND
+from druidflow.timezones import UTC, TimeZone
 
 
 class LocalFields:

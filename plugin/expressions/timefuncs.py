@@ -27,7 +27,8 @@ from druidflow.expressions.values import (
     on_array,
     to_numpy,
 )
-from druidflow.granularity import UTC, Granularity, TimeZone
+from druidflow.granularity import Granularity
+from druidflow.timezones import UTC, TimeZone
 
 # -- time ---------------------------------------------------------------------------------------------------------
 
