@@ -386,3 +386,25 @@ def test_an_index_task_with_array_transforms_writes_multi_value_dimensions(rt, t
     # the array transforms are multi-value string dimensions in the segment, as the list input column is
     assert rows.schema.field("upper_tags").type == rows.schema.field("tags").type
     assert pa.types.is_list(rows.schema.field("pair").type)
+
+
+def test_a_spec_with_a_bad_lambda_is_refused_naming_the_transform():
+    from druidflow.specs.tasks import parse_task
+
+    spec = {
+        "type": "index",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "arr",
+                "timestampSpec": {"column": "ts"},
+                "dimensionsSpec": {"dimensions": ["d"]},
+                "granularitySpec": {"segmentGranularity": "DAY", "intervals": ["2024-01-01/2024-01-02"]},
+                "transformSpec": {"transforms": [{"type": "expression", "name": "d", "expression": "fold((x) -> x, tags, 0)"}]},
+            },
+            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": "{}"}, "inputFormat": {"type": "json"}},
+        },
+    }
+    with pytest.raises(SpecError) as err:
+        parse_task(spec)
+    assert "transformSpec.transforms[0].expression" in err.value.path
+    assert "the lambda of 'fold' takes 1 argument but 2 are passed to it" in str(err.value)
