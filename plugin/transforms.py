@@ -25,13 +25,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
-from druidflow.expressions import (
-    Batch,
-    Expression,
-    compile_expression,
-    java_strings,
-    parse_longs,
-)
+from druidflow.expressions import Batch, Expression, compile_expression, java_strings, parse_longs
 from druidflow.filters import Filter
 from druidflow.specs.validation import SpecModel
 

@@ -10,12 +10,7 @@ import pyarrow as pa
 import pytest
 
 from druidflow.exceptions import SpecError
-from druidflow.expressions import (
-    FUNCTION_NAMES,
-    compile_expression,
-    java_strings,
-    parse_timestamps,
-)
+from druidflow.expressions import FUNCTION_NAMES, compile_expression, java_strings, parse_timestamps
 from druidflow.granularity import TimeZone
 from druidflow.intervals import parse_instant
 
