@@ -73,7 +73,8 @@ def parallel_spec(input_path: Path, input_format: str, concurrency: int, data_so
     spec = copy.deepcopy(reference_spec(input_path, input_format, data_source=data_source))
     spec["type"] = "index_parallel"
     spec["spec"]["ioConfig"]["type"] = "index_parallel"
-    spec["spec"]["tuningConfig"].update(type="index_parallel", maxNumConcurrentSubTasks=concurrency)
+    # One merge sub-task per worker (Druid's totalNumMergeTasks): each Airflow task costs seconds of scheduling.
+    spec["spec"]["tuningConfig"].update(type="index_parallel", maxNumConcurrentSubTasks=concurrency, totalNumMergeTasks=concurrency)
     return spec
 
 

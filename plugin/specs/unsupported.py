@@ -50,7 +50,7 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "chat_handler_timeout": _NO_PARALLEL,
         "chat_handler_num_retries": _NO_PARALLEL,
         "max_num_segments_to_merge": _NO_PARALLEL,
-        "total_num_merge_tasks": _NO_PARALLEL,
+        "total_num_merge_tasks": _PARALLEL_TASK,
         "split_hint_spec": _PARALLEL_TASK,
         "max_allowed_lock_count": _NO_PARALLEL,
     },

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 PARTIALS = "_partials"
 DEFAULT_MAX_RETRY = 3  # Druid's maxRetry
 #: The parallel-only tuning fields this engine honours (the others stay refused unless at their default).
-HONOURED = frozenset({"max_num_concurrent_sub_tasks", "max_retry", "split_hint_spec"})
+HONOURED = frozenset({"max_num_concurrent_sub_tasks", "max_retry", "split_hint_spec", "total_num_merge_tasks"})
 
 
 # ---------------------------------------------------------------------------------------------- hand-offs
@@ -112,18 +112,21 @@ class PartialResult(DruidModel):
 
 
 class MergeUnit(DruidModel):
-    """One (chunk, partition) — or one whole chunk for dynamic partitioning — and the partial files to merge."""
+    """One merge sub-task: one (chunk, partition) — or one whole chunk for dynamic partitioning — and the partial
+    files to merge for it; several of them when ``totalNumMergeTasks`` caps the number of merge sub-tasks."""
 
     task_id: str
-    chunk: ChunkPlan  # ``shards`` holds this unit's one shard, or none (dynamic)
-    files: list[dict[str, Any]] = Field(default_factory=list)
+    chunks: list[ChunkPlan]  # each with this unit's one shard of it, or none (dynamic)
+    files: list[list[dict[str, Any]]] = Field(default_factory=list)  # per entry of ``chunks``
     dimensions: list[dict[str, Any]] = Field(default_factory=list)
     multi_value: list[str] = Field(default_factory=list)
 
     @property
     def label(self) -> str:
-        shard = f"#{self.chunk.shards[0].partition_num}/{self.chunk.shards[0].num_partitions}" if self.chunk.shards else ""
-        return f"{self.chunk.interval}{shard}"
+        parts = []
+        for c in self.chunks:
+            parts.append(f"{c.interval}" + (f"#{c.shards[0].partition_num}/{c.shards[0].num_partitions}" if c.shards else ""))
+        return ",".join(parts)
 
 
 class FinalPlan(IndexPlan):
@@ -422,19 +425,41 @@ def merges(task: IndexTask, the_plan: ParallelPlan, results: Sequence[PartialRes
         partitions = _partitions(task)
         shards = hashed_shards(partitions.num_shards, partitions.partition_dimensions) if partitions.type == "hashed" else []
         chunks = [ChunkPlan(interval=c, version=versions[c], shards=shards) for c in found]
-    units = []
+    pieces: list[tuple[ChunkPlan, list[PartialFile]]] = []
     for chunk in chunks:
         mine = [f for f in files if f.chunk_start == chunk.interval.start]
         if not chunk.shards:
             if mine:
-                units.append(MergeUnit(task_id=task.task_id, chunk=chunk, files=[f.load_spec for f in mine], dimensions=dims, multi_value=multi))
+                pieces.append((chunk, mine))
             continue
         for shard in chunk.shards:
-            own = [f.load_spec for f in mine if f.partition_num == shard.partition_num]
-            units.append(
-                MergeUnit(task_id=task.task_id, chunk=chunk.model_copy(update={"shards": [shard]}), files=own, dimensions=dims, multi_value=multi)
-            )
-    return units
+            pieces.append((chunk.model_copy(update={"shards": [shard]}), [f for f in mine if f.partition_num == shard.partition_num]))
+    groups = _balanced(pieces, task.spec.tuning_config.total_num_merge_tasks)
+    return [
+        MergeUnit(
+            task_id=task.task_id,
+            chunks=[c for c, _ in group],
+            files=[[f.load_spec for f in fs] for _, fs in group],
+            dimensions=dims,
+            multi_value=multi,
+        )
+        for group in groups
+    ]
+
+
+def _balanced(pieces: list[tuple[ChunkPlan, list[PartialFile]]], limit: Optional[int]) -> list[list[tuple[ChunkPlan, list[PartialFile]]]]:
+    """One group per piece, or at most ``limit`` groups (Druid's totalNumMergeTasks) of about equal rows, each in
+    time order."""
+    if limit is None or len(pieces) <= limit:
+        return [[p] for p in pieces]
+    loads = [0] * limit
+    groups: list[list[int]] = [[] for _ in range(limit)]
+    order = sorted(range(len(pieces)), key=lambda i: -sum(f.rows for f in pieces[i][1]))
+    for i in order:
+        g = loads.index(min(loads))
+        groups[g].append(i)
+        loads[g] += sum(f.rows for f in pieces[i][1]) or 1
+    return [[pieces[i] for i in sorted(g)] for g in groups if g]
 
 
 def _one_per_split(the_plan: ParallelPlan, results: Sequence[PartialResult]) -> list[PartialResult]:
@@ -459,20 +484,29 @@ def _union_dimensions(results: Sequence[PartialResult]) -> tuple[list[dict[str, 
 
 
 def merge(task: IndexTask, unit: MergeUnit, rt: Runtime) -> BuildResult:
-    """Druid's partial segment merge for one (chunk, partition): its partials rolled up again into segments."""
+    """Druid's partial segment merge: each (chunk, partition) of the unit rolled up again from its partials."""
+    segments, persists = [], 0
+    for chunk, files in zip(unit.chunks, unit.files):
+        built = _merge_one(task, unit, chunk, files, rt)
+        segments.extend(built.segments)
+        persists += built.persists
+    return BuildResult(task_id=task.task_id, segments=segments, persists=persists)
+
+
+def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[dict[str, Any]], rt: Runtime) -> BuildResult:
     schema = task.spec.data_schema
     parser = RowParser(schema, list_delimiter=index._list_delimiter(task))
     parser.dimensions = [DimensionSchema.parse(d) for d in unit.dimensions]
     parser.multi_value_dimensions = set(unit.multi_value)
-    shard = unit.chunk.shards[0] if unit.chunk.shards else None
+    shard = chunk.shards[0] if chunk.shards else None
     scratch = rt.scratch(f"{task.task_id[:40]}-merge-")
     tune_allocator()
     try:
-        sink = index._SegmentSink(task, rt, [(unit.chunk, shard)], scratch / "segments", parser)
+        sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser)
         partitions = _partitions(task)
         built = _index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=getattr(partitions, "max_total_rows", None))
         template = parser.empty_table(parser.dimensions).drop_columns([CHUNK])
-        for load_spec in unit.files:
+        for load_spec in files:
             with rt.storage.open_local(load_spec) as path:
                 table = ipc.open_file(pa.memory_map(str(path))).read_all()
             table = _conform(table, template)
@@ -500,7 +534,8 @@ def _conform(table: pa.Table, template: pa.Table) -> pa.Table:
 def final_plan(task: IndexTask, the_plan: ParallelPlan, units: Sequence[MergeUnit], partials: Sequence[PartialResult]) -> FinalPlan:
     chunks: dict[Interval, ChunkPlan] = {c.interval: c for c in the_plan.chunks}
     for u in units:
-        chunks.setdefault(u.chunk.interval, u.chunk.model_copy(update={"shards": []}))
+        for c in u.chunks:
+            chunks.setdefault(c.interval, c.model_copy(update={"shards": []}))
     stats = RowStats()
     events: list[dict[str, Any]] = []
     for r in partials:

@@ -246,12 +246,34 @@ def test_parallel_only_fields_are_honoured_or_refused(rt, tmp_path):
     spec = parallel_spec(d, {"type": "dynamic"}, concurrency=2)
     spec["spec"]["tuningConfig"]["maxRetry"] = 1
     assert parallel.max_retry(parallel.DEFINITION.parse_task(spec, "")) == 1
-    spec["spec"]["tuningConfig"]["totalNumMergeTasks"] = 4
-    with pytest.raises(SpecError, match="totalNumMergeTasks"):
+    spec["spec"]["tuningConfig"]["maxNumSegmentsToMerge"] = 4
+    with pytest.raises(SpecError, match="maxNumSegmentsToMerge"):
         parallel.run(spec, rt)
     bad = parallel_spec(d, {"type": "dynamic"}, split={"type": "segments"})
     with pytest.raises(SpecError, match=r"splitHintSpec\.type"):
         parallel.run(bad, rt)
+
+
+def test_total_num_merge_tasks_caps_the_merge_sub_tasks(rt, tmp_path):
+    rows = dup_heavy_rows(3000)
+    d = write_files(tmp_path, rows, n_files=2)
+    spec = parallel_spec(d, {"type": "hashed", "numShards": 3}, split={"type": "maxSize", "maxSplitSize": 20_000})
+    spec["spec"]["tuningConfig"]["totalNumMergeTasks"] = 2
+    task = parallel.DEFINITION.parse_task(spec, "")
+    from druidflow.tasks import protocol
+
+    protocol.submit(task, rt, parallel.DEFINITION)
+    protocol.acquire_locks(task, rt, parallel.DEFINITION)
+    the_plan = parallel.plan(task, rt)
+    results = [parallel.partial(task, the_plan, s, rt) for s in the_plan.splits]
+    units = parallel.merges(task, the_plan, results, rt)
+    assert len(units) == 2 and sorted(len(u.chunks) for u in units) == [3, 3]  # 2 days x 3 shards in 2 merges
+    built = [parallel.merge(task, u, rt) for u in units]
+    report = protocol.publish(task, parallel.final_plan(task, the_plan, units, results), built, rt, parallel.DEFINITION)
+    protocol.release(task.task_id, rt)
+    assert len(report.segments) == 6
+    assert sum(r["count"] for r in visible(rt, "pp")) == len(rows)
+    assert_perfect_rollup(rt, report.segments)
 
 
 def test_druidflow_run_of_an_index_parallel_spec(tmp_path, sqlite_url):
