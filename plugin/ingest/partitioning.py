@@ -36,18 +36,21 @@ class ShardPlan(DruidModel):
     """One shard of a chunk: which rows it takes and the shard spec its segment gets."""
 
     type: str  # hashed | single | range
-    partition_num: int
+    partition_num: int  # hashed: the bucket id
     num_partitions: int
     partition_dimensions: list[str] = []
     start: Optional[list[Optional[str]]] = None  # range bounds (inclusive start, exclusive end); None = unbounded
     end: Optional[list[Optional[str]]] = None
 
-    def shard_spec(self) -> dict[str, Any]:
+    def shard_spec(self, partition_num: Optional[int] = None) -> dict[str, Any]:
+        """The segment's shard spec. A hashed plan's ``partition_num`` is its bucket id; the segment's
+        ``partitionNum`` is given here (Druid numbers a chunk's non-empty buckets 0, 1, ... in the order their
+        first row arrives), and its core partition count is filled in at publish."""
         if self.type == "hashed":
             return {
                 "type": "hashed",
-                "partitionNum": self.partition_num,
-                "partitions": self.num_partitions,
+                "partitionNum": self.partition_num if partition_num is None else partition_num,
+                "partitions": 0,
                 "bucketId": self.partition_num,
                 "numBuckets": self.num_partitions,
                 "partitionDimensions": self.partition_dimensions,
