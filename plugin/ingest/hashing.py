@@ -15,8 +15,9 @@ null stays ``null``, anything else is ``String.valueOf``: JSON ``""`` is ``[""]`
 ``Double.toString``, so ``1.0E7`` and ``1.0E-4`` outside [10⁻³, 10⁷)). CSV values are the text as written. So
 the key is built here from the raw columns (after transforms), not from the typed dimension columns.
 
-The JSON text of every row is assembled with Arrow string kernels (escaping, quoting, joining) and hashed with
-:func:`druidflow.ingest.murmur.murmur3_32`; no Python runs per row. Java sorts strings by UTF-16 code unit and
+Each dimension's JSON fragment is rendered with Arrow string kernels (escaping, quoting) once per distinct value;
+the compiled :func:`druidflow.ingest.murmur.murmur3_32_joined` then hashes, per row, the bytes of its key joined
+from those fragments without building the key. No Python runs per row. Java sorts strings by UTF-16 code unit and
 Arrow by code point: the two differ only between supplementary characters and U+E000–U+FFFF.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from druidflow.ingest.murmur import murmur3_32
+from druidflow.ingest.murmur import murmur3_32_joined
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
@@ -194,6 +195,63 @@ def _json_arrays(lists: pa.ListArray) -> pa.Array:
 # ------------------------------------------------------------------------------------- the key and the hash
 
 
+def _pieces(
+    table: pa.Table, dimensions: Sequence[str], partition_dimensions: Sequence[str], list_delimiter: Optional[str]
+) -> tuple[pa.Array, np.ndarray]:
+    """The key's pieces: one JSON fragment per dimension and row (``"d":["v"]`` in a group key, ``["v"]`` for a
+    partition dimension), as indexes (``-1``: left out) into one array of distinct fragments. A dimension's
+    fragments are rendered once per distinct value (per distinct row list for arrays)."""
+    n = table.num_rows
+    grouped = not partition_dimensions
+    names = sorted(set(dimensions)) if grouped else list(partition_dimensions)
+    fragments: list[pa.Array] = []
+    rows: list[np.ndarray] = []
+    base = 0
+    for d in names:
+        prefix = json_string_literals(pa.array([d], pa.string()))[0].as_py() + ":" if grouped else ""
+        if d not in table.column_names:
+            if grouped:
+                continue
+            frag, idx = pa.array(["[]"], pa.string()), np.zeros(n, dtype=np.int64)
+        else:
+            frag, idx = _dimension_pieces(table.column(d), prefix, grouped, list_delimiter)
+        fragments.append(frag)
+        rows.append(np.where(idx >= 0, idx + base, -1))
+        base += len(frag)
+    pieces = np.stack(rows) if rows else np.zeros((0, n), dtype=np.int64)
+    return (pa.concat_arrays(fragments) if fragments else pa.array([], pa.string())), pieces
+
+
+def _dimension_pieces(col: pa.Array | pa.ChunkedArray, prefix: str, grouped: bool, list_delimiter: Optional[str]) -> tuple[pa.Array, np.ndarray]:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(col.type) else col.combine_chunks()
+    t = col.type
+    is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    if not is_list:
+        encoded = col if pa.types.is_dictionary(t) else pc.dictionary_encode(col)
+        values = java_strings(encoded.dictionary)
+        if not (list_delimiter and pc.any(pc.match_substring(values, list_delimiter)).as_py()):
+            arrays = pc.binary_join_element_wise("[", json_string_literals(values), "]", "")
+            # The fragment at the end stands for a row with no value: left out of a group key, [] otherwise.
+            frag = pa.concat_arrays([pc.binary_join_element_wise(prefix, arrays, ""), pa.array(["[]"], pa.string())])
+            missing = len(frag) - 1
+            idx = np.asarray(pc.fill_null(encoded.indices.cast(pa.int64()), missing))
+            if frag.null_count:  # a null in the dictionary itself
+                idx = np.where(np.asarray(pc.is_null(frag))[idx], missing, idx)
+            if grouped:
+                idx = np.where(idx == missing, -1, idx)
+            return frag, idx
+    lists = raw_value_lists(col, list_delimiter)
+    if grouped:
+        lists = _sorted_sets(lists)
+    per_row = pc.binary_join_element_wise(prefix, _json_arrays(lists), "")
+    encoded = pc.dictionary_encode(per_row)
+    idx = np.asarray(encoded.indices.cast(pa.int64()))
+    if grouped:
+        idx = np.where(np.asarray(pc.equal(pc.list_value_length(lists), 0)), -1, idx)
+    return encoded.dictionary, idx
+
+
 def group_keys(
     table: pa.Table,
     times: pa.Array,
@@ -202,32 +260,17 @@ def group_keys(
     list_delimiter: Optional[str] = None,
 ) -> pa.Array:
     """The JSON text Druid hashes for each row of ``table`` (raw columns after transforms); ``times`` is the
-    queryGranularity-truncated timestamp of each row, used only without ``partitionDimensions``."""
+    queryGranularity-truncated timestamp of each row, used only without ``partitionDimensions``.
+    (:func:`row_hashes` hashes the same bytes without building them.)"""
+    fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
+    parts = []
+    for idx in pieces:
+        taken = fragments.take(pa.array(np.maximum(idx, 0))) if len(fragments) else pa.nulls(len(idx), pa.string())
+        parts.append(pc.if_else(pa.array(idx >= 0), pc.binary_join_element_wise(",", taken, ""), ""))
     n = table.num_rows
+    body = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*parts, ""), 1) if parts else pa.array([""] * n, pa.string())
     if partition_dimensions:
-        parts = []
-        for d in partition_dimensions:
-            if d in table.column_names:
-                parts.append(_json_arrays(raw_value_lists(table.column(d), list_delimiter)))
-            else:
-                parts.append(pa.array(["[]"] * n, pa.string()))
-        return pc.binary_join_element_wise("[", pc.binary_join_element_wise(*parts, ","), "]", "")
-    entries = []
-    for d in sorted(set(dimensions)):
-        if d not in table.column_names:
-            continue
-        lists = _sorted_sets(raw_value_lists(table.column(d), list_delimiter))
-        arrays = _json_arrays(lists)
-        empty = pc.equal(pc.list_value_length(lists), 0)
-        prefix = "," + json_string_literals(pa.array([d], pa.string()))[0].as_py() + ":"
-        entries.append(pc.if_else(empty, "", pc.binary_join_element_wise(prefix, arrays, "")))
-    if entries:
-        # Every present entry starts with ","; the body drops the first. (null_handling="skip" would be the
-        # natural kernel, but Arrow drops the rows where every entry is null.)
-        joined = pc.binary_join_element_wise(*entries, "") if len(entries) > 1 else entries[0]
-        body = pc.utf8_slice_codeunits(joined, 1)
-    else:
-        body = pa.array([""] * n, pa.string())
+        return pc.binary_join_element_wise("[", body, "]", "")
     time_text = pc.cast(times, pa.int64()).cast(pa.string())
     return pc.binary_join_element_wise("[", time_text, ",{", body, "}]", "")
 
@@ -242,7 +285,10 @@ def row_hashes(
     """``murmur3_32`` of each row's group key (signed int32), independent of the number of buckets."""
     if table.num_rows == 0:
         return np.zeros(0, dtype=np.int32)
-    return murmur3_32(group_keys(table, times, dimensions, partition_dimensions, list_delimiter))
+    fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
+    if partition_dimensions:
+        return murmur3_32_joined(None, b"", b"]", fragments, pieces)
+    return murmur3_32_joined(np.asarray(pc.cast(times, pa.int64())), b",{", b"}]", fragments, pieces)
 
 
 def buckets_of(hashes: np.ndarray, num_buckets: int) -> np.ndarray:

@@ -1,61 +1,67 @@
 """Guava's ``murmur3_32`` (MurmurHash3 x86_32, seed 0) of every string of an Arrow array, compiled with numba.
 
-The keys are hashed where Arrow keeps them (the array's offsets and data buffers), one compiled loop over all
-of them: about 0.1 s per million 120-byte keys, where a numpy version that steps every key through its blocks
-together took 1.1 s and one ``mmh3`` call per key 0.3 s. The compiled code is cached next to this module.
-Arithmetic is done in 64 bits and masked, since numba widens 32-bit integer products.
+Strings are hashed where Arrow keeps them (the array's offsets and data buffers), one compiled loop over all of
+them: about 0.1 s per million 120-byte keys, where a numpy version stepping every key through its blocks at once
+took 1.1 s and one ``mmh3`` call per key 0.3 s. :func:`murmur3_32_joined` hashes keys that are joined from
+fragments (hash partitioning's JSON keys) without building them as Arrow strings. The compiled code is cached
+next to this module (numba's ``cache=True``); loading it costs a fixed ~0.5-1 s per process. Arithmetic is done
+in 64 bits and masked, since numba widens 32-bit integer products.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+
 @njit(cache=True, nogil=True)
-def _murmur3_32(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def _hash_bytes(data: np.ndarray, start: int, length: int) -> np.uint32:  # pragma: no cover - compiled
+    """murmur3_32 (seed 0) of ``data[start:start + length]``, in 64-bit arithmetic masked to 32 bits."""
     mask = np.uint64(0xFFFFFFFF)
     c1 = np.uint64(0xCC9E2D51)
     c2 = np.uint64(0x1B873593)
-    for i in range(len(offsets) - 1):
-        start = np.int64(offsets[i])
-        length = np.int64(offsets[i + 1]) - start
-        h = np.uint64(0)
-        p = start
-        for _ in range(length >> 2):
-            k = (
-                np.uint64(data[p])
-                | (np.uint64(data[p + 1]) << np.uint64(8))
-                | (np.uint64(data[p + 2]) << np.uint64(16))
-                | (np.uint64(data[p + 3]) << np.uint64(24))
-            )
-            k = (k * c1) & mask
-            k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-            k = (k * c2) & mask
-            h ^= k
-            h = ((h << np.uint64(13)) | (h >> np.uint64(19))) & mask
-            h = (h * np.uint64(5) + np.uint64(0xE6546B64)) & mask
-            p += 4
-        tail = length & 3
+    h = np.uint64(0)
+    p = start
+    for _ in range(length >> 2):
+        k = (
+            np.uint64(data[p])
+            | (np.uint64(data[p + 1]) << np.uint64(8))
+            | (np.uint64(data[p + 2]) << np.uint64(16))
+            | (np.uint64(data[p + 3]) << np.uint64(24))
+        )
+        k = (k * c1) & mask
+        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << np.uint64(13)) | (h >> np.uint64(19))) & mask
+        h = (h * np.uint64(5) + np.uint64(0xE6546B64)) & mask
+        p += 4
+    rest = length & 3
+    if rest:
         k = np.uint64(0)
-        if tail >= 3:
-            k ^= np.uint64(data[p + 2]) << np.uint64(16)
-        if tail >= 2:
-            k ^= np.uint64(data[p + 1]) << np.uint64(8)
-        if tail >= 1:
-            k ^= np.uint64(data[p])
-            k = (k * c1) & mask
-            k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-            k = (k * c2) & mask
-            h ^= k
-        h ^= np.uint64(length) & mask
-        h ^= h >> np.uint64(16)
-        h = (h * np.uint64(0x85EBCA6B)) & mask
-        h ^= h >> np.uint64(13)
-        h = (h * np.uint64(0xC2B2AE35)) & mask
-        h ^= h >> np.uint64(16)
-        out[i] = np.uint32(h)
+        for q in range(rest - 1, -1, -1):
+            k = (k << np.uint64(8)) | np.uint64(data[p + q])
+        k = (k * c1) & mask
+        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= np.uint64(length) & mask
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & mask
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & mask
+    h ^= h >> np.uint64(16)
+    return np.uint32(h)
+
+
+@njit(cache=True, nogil=True)
+def _murmur3_32(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(len(offsets) - 1):
+        out[i] = _hash_bytes(data, np.int64(offsets[i]), np.int64(offsets[i + 1]) - np.int64(offsets[i]))
 
 
 def murmur3_32(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -86,3 +92,93 @@ def murmur3_32(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     _murmur3_32(data, offsets, out)
     return out.view(np.int32)
 
+
+
+@njit(cache=True, nogil=True)
+def _murmur3_32_pieces(
+    times: np.ndarray,
+    use_time: bool,
+    head: np.ndarray,
+    tail: np.ndarray,
+    data: np.ndarray,
+    offsets: np.ndarray,
+    pieces: np.ndarray,
+    scratch: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Hash, per row ``i``, the bytes ``[`` + (time digits) + ``head`` + pieces joined by ``,`` + ``tail``, where
+    ``pieces[j, i]`` indexes a byte string ``data[offsets[p]:offsets[p + 1]]`` (-1: no piece). Each key is laid
+    out in ``scratch`` (large enough for the longest) and hashed from there."""
+    digits = np.empty(24, dtype=np.uint8)
+    for i in range(len(out)):
+        scratch[0] = 91  # "["
+        n = 1
+        if use_time:
+            t = times[i]
+            u = -t if t < 0 else t
+            nd = 0
+            while True:
+                digits[nd] = 48 + (u % 10)
+                u //= 10
+                nd += 1
+                if u == 0:
+                    break
+            if t < 0:
+                scratch[n] = 45  # "-"
+                n += 1
+            for q in range(nd - 1, -1, -1):
+                scratch[n] = digits[q]
+                n += 1
+        for q in range(len(head)):
+            scratch[n] = head[q]
+            n += 1
+        first = True
+        for j in range(pieces.shape[0]):
+            p = pieces[j, i]
+            if p < 0:
+                continue
+            if not first:
+                scratch[n] = 44  # ","
+                n += 1
+            first = False
+            for q in range(offsets[p], offsets[p + 1]):
+                scratch[n] = data[q]
+                n += 1
+        for q in range(len(tail)):
+            scratch[n] = tail[q]
+            n += 1
+        out[i] = _hash_bytes(scratch, 0, n)
+
+
+def murmur3_32_joined(
+    times: Optional[np.ndarray], head: bytes, tail: bytes, fragments: pa.Array, pieces: np.ndarray
+) -> np.ndarray:
+    """murmur3_32 of ``"[" + str(times[i]) + head + ",".join(fragments[pieces[:, i] >= 0]) + tail`` for every row
+    ``i``, without building those strings (``times`` None: no time)."""
+    n = pieces.shape[1]
+    out = np.zeros(n, dtype=np.uint32)
+    if n == 0:
+        return out.view(np.int32)
+    fragments = pc.fill_null(fragments.cast(pa.string()), "")
+    if not len(fragments):
+        fragments = pa.array([""], pa.string())
+    _, offsets_buf, data_buf = fragments.buffers()[:3]
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(fragments) + 1, offset=fragments.offset * 4).astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    use_time = times is not None
+    lengths = np.diff(offsets)
+    longest = sum(int(lengths[row[row >= 0]].max(initial=0)) for row in pieces) if len(lengths) else 0
+    scratch = np.zeros(longest + len(pieces) + len(head) + len(tail) + 32, dtype=np.uint8)
+    t = np.ascontiguousarray(times, dtype=np.int64) if use_time else np.zeros(1, dtype=np.int64)
+    _murmur3_32_pieces(
+        t,
+        use_time,
+        np.frombuffer(head, dtype=np.uint8).copy() if head else np.zeros(0, np.uint8),
+        np.frombuffer(tail, dtype=np.uint8).copy() if tail else np.zeros(0, np.uint8),
+        data,
+        offsets,
+        np.ascontiguousarray(pieces, dtype=np.int64),
+        scratch,
+        out,
+    )
+    return out.view(np.int32)
