@@ -10,6 +10,7 @@ in 64 bits and masked, since numba widens 32-bit integer products.
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import numpy as np
@@ -182,3 +183,16 @@ def murmur3_32_joined(
         out,
     )
     return out.view(np.int32)
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Load the compiled kernels in a thread, so that numba's fixed start-up cost overlaps the reading of the
+    first input block instead of delaying the first hash (a later caller waits for the same load)."""
+
+    def load() -> None:
+        murmur3_32(pa.array(["warm"], pa.string()))
+        murmur3_32_joined(np.zeros(1, np.int64), b"", b"", pa.array(["x"], pa.string()), np.zeros((1, 1), np.int64))
+
+    thread = threading.Thread(target=load, name="druidflow-murmur-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -346,6 +346,10 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
     )
     assigner = _BucketAssigner(buckets, parser, partitions)
     parser.assign = assigner
+    if hashed:
+        from druidflow.ingest.murmur import warm_up_in_background
+
+        warm_up_in_background()
     scratch = rt.scratch(f"{task.task_id[:40]}-build-")
     tune_allocator()
     try:
