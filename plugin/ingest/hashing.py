@@ -197,59 +197,54 @@ def _json_arrays(lists: pa.ListArray) -> pa.Array:
 
 def _pieces(
     table: pa.Table, dimensions: Sequence[str], partition_dimensions: Sequence[str], list_delimiter: Optional[str]
-) -> tuple[pa.Array, np.ndarray]:
-    """The key's pieces: one JSON fragment per dimension and row (``"d":["v"]`` in a group key, ``["v"]`` for a
-    partition dimension), as indexes (``-1``: left out) into one array of distinct fragments. A dimension's
-    fragments are rendered once per distinct value (per distinct row list for arrays)."""
+) -> tuple[list[pa.Array], np.ndarray]:
+    """The key's pieces: per dimension, its distinct JSON fragments (``"d":["v"]`` in a group key, ``["v"]`` for
+    a partition dimension, rendered once per distinct value, per distinct list for arrays) and each row's index
+    into them (``pieces[j]``). An empty fragment is a dimension left out of the row's group key."""
     n = table.num_rows
     grouped = not partition_dimensions
     names = sorted(set(dimensions)) if grouped else list(partition_dimensions)
     fragments: list[pa.Array] = []
     rows: list[np.ndarray] = []
-    base = 0
     for d in names:
         prefix = json_string_literals(pa.array([d], pa.string()))[0].as_py() + ":" if grouped else ""
         if d not in table.column_names:
             if grouped:
                 continue
-            frag, idx = pa.array(["[]"], pa.string()), np.zeros(n, dtype=np.int64)
+            frag, idx = pa.array(["[]"], pa.string()), np.zeros(n, dtype=np.int32)
         else:
             frag, idx = _dimension_pieces(table.column(d), prefix, grouped, list_delimiter)
         fragments.append(frag)
-        rows.append(np.where(idx >= 0, idx + base, -1))
-        base += len(frag)
-    pieces = np.stack(rows) if rows else np.zeros((0, n), dtype=np.int64)
-    return (pa.concat_arrays(fragments) if fragments else pa.array([], pa.string())), pieces
+        rows.append(idx)
+    pieces = np.stack(rows) if rows else np.zeros((0, n), dtype=np.int32)
+    return fragments, pieces
 
 
 def _dimension_pieces(col: pa.Array | pa.ChunkedArray, prefix: str, grouped: bool, list_delimiter: Optional[str]) -> tuple[pa.Array, np.ndarray]:
     if isinstance(col, pa.ChunkedArray):
         col = col.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(col.type) else col.combine_chunks()
     t = col.type
+    none = "" if grouped else "[]"  # a row without a value
     is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
     if not is_list:
         encoded = col if pa.types.is_dictionary(t) else pc.dictionary_encode(col)
         values = java_strings(encoded.dictionary)
         if not (list_delimiter and pc.any(pc.match_substring(values, list_delimiter)).as_py()):
             arrays = pc.binary_join_element_wise("[", json_string_literals(values), "]", "")
-            # The fragment at the end stands for a row with no value: left out of a group key, [] otherwise.
-            frag = pa.concat_arrays([pc.binary_join_element_wise(prefix, arrays, ""), pa.array(["[]"], pa.string())])
-            missing = len(frag) - 1
-            idx = np.asarray(pc.fill_null(encoded.indices.cast(pa.int64()), missing))
-            if frag.null_count:  # a null in the dictionary itself
-                idx = np.where(np.asarray(pc.is_null(frag))[idx], missing, idx)
-            if grouped:
-                idx = np.where(idx == missing, -1, idx)
-            return frag, idx
+            frag = pc.fill_null(pc.binary_join_element_wise(prefix, arrays, ""), none)
+            frag = pa.concat_arrays([frag, pa.array([none], pa.string())])
+            indices = encoded.indices.cast(pa.int32())
+            if indices.null_count:
+                indices = pc.fill_null(indices, len(frag) - 1)
+            return frag, indices.to_numpy(zero_copy_only=False)
     lists = raw_value_lists(col, list_delimiter)
     if grouped:
         lists = _sorted_sets(lists)
     per_row = pc.binary_join_element_wise(prefix, _json_arrays(lists), "")
-    encoded = pc.dictionary_encode(per_row)
-    idx = np.asarray(encoded.indices.cast(pa.int64()))
     if grouped:
-        idx = np.where(np.asarray(pc.equal(pc.list_value_length(lists), 0)), -1, idx)
-    return encoded.dictionary, idx
+        per_row = pc.if_else(pc.equal(pc.list_value_length(lists), 0), "", per_row)
+    encoded = pc.dictionary_encode(per_row)
+    return encoded.dictionary, encoded.indices.cast(pa.int32()).to_numpy(zero_copy_only=False)
 
 
 def group_keys(
@@ -264,9 +259,9 @@ def group_keys(
     (:func:`row_hashes` hashes the same bytes without building them.)"""
     fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
     parts = []
-    for idx in pieces:
-        taken = fragments.take(pa.array(np.maximum(idx, 0))) if len(fragments) else pa.nulls(len(idx), pa.string())
-        parts.append(pc.if_else(pa.array(idx >= 0), pc.binary_join_element_wise(",", taken, ""), ""))
+    for frag, idx in zip(fragments, pieces):
+        taken = frag.take(pa.array(idx))
+        parts.append(pc.if_else(pc.equal(taken, ""), "", pc.binary_join_element_wise(",", taken, "")))
     n = table.num_rows
     body = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*parts, ""), 1) if parts else pa.array([""] * n, pa.string())
     if partition_dimensions:

@@ -103,13 +103,14 @@ def _murmur3_32_pieces(
     tail: np.ndarray,
     data: np.ndarray,
     offsets: np.ndarray,
+    bases: np.ndarray,
     pieces: np.ndarray,
     scratch: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Hash, per row ``i``, the bytes ``[`` + (time digits) + ``head`` + pieces joined by ``,`` + ``tail``, where
-    ``pieces[j, i]`` indexes a byte string ``data[offsets[p]:offsets[p + 1]]`` (-1: no piece). Each key is laid
-    out in ``scratch`` (large enough for the longest) and hashed from there."""
+    """Hash, per row ``i``, the bytes ``[`` + (time digits) + ``head`` + the non-empty pieces joined by ``,`` +
+    ``tail``; piece ``j`` of row ``i`` is byte string ``bases[j] + pieces[j, i]`` of ``data``/``offsets``. Each
+    key is laid out in ``scratch`` (large enough for the longest) and hashed from there."""
     digits = np.empty(24, dtype=np.uint8)
     for i in range(len(out)):
         scratch[0] = 91  # "["
@@ -135,14 +136,16 @@ def _murmur3_32_pieces(
             n += 1
         first = True
         for j in range(pieces.shape[0]):
-            p = pieces[j, i]
-            if p < 0:
+            p = bases[j] + pieces[j, i]
+            start = offsets[p]
+            end = offsets[p + 1]
+            if end == start:
                 continue
             if not first:
                 scratch[n] = 44  # ","
                 n += 1
             first = False
-            for q in range(offsets[p], offsets[p + 1]):
+            for q in range(start, end):
                 scratch[n] = data[q]
                 n += 1
         for q in range(len(tail)):
@@ -152,33 +155,34 @@ def _murmur3_32_pieces(
 
 
 def murmur3_32_joined(
-    times: Optional[np.ndarray], head: bytes, tail: bytes, fragments: pa.Array, pieces: np.ndarray
+    times: Optional[np.ndarray], head: bytes, tail: bytes, fragments: list[pa.Array], pieces: np.ndarray
 ) -> np.ndarray:
-    """murmur3_32 of ``"[" + str(times[i]) + head + ",".join(fragments[pieces[:, i] >= 0]) + tail`` for every row
-    ``i``, without building those strings (``times`` None: no time)."""
+    """murmur3_32, for every row ``i``, of ``"[" + str(times[i]) + head + ",".join(non-empty fragments[j][pieces[j,
+    i]]) + tail`` (``times`` None: no time), without building those strings."""
     n = pieces.shape[1]
     out = np.zeros(n, dtype=np.uint32)
     if n == 0:
         return out.view(np.int32)
-    fragments = pc.fill_null(fragments.cast(pa.string()), "")
-    if not len(fragments):
-        fragments = pa.array([""], pa.string())
-    _, offsets_buf, data_buf = fragments.buffers()[:3]
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(fragments) + 1, offset=fragments.offset * 4).astype(np.int64)
+    strings = [pc.fill_null(f.cast(pa.string()), "") for f in fragments]
+    joined = pa.concat_arrays(strings) if strings else pa.array([""], pa.string())
+    if not len(joined):
+        joined = pa.array([""], pa.string())
+    _, offsets_buf, data_buf = joined.buffers()[:3]
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(joined) + 1, offset=joined.offset * 4)
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    bases = np.cumsum([0] + [len(f) for f in strings[:-1]]).astype(np.int64) if strings else np.zeros(0, np.int64)
+    longest = sum(int(pc.max(pc.binary_length(f)).as_py() or 0) for f in strings)
+    scratch = np.zeros(longest + len(strings) + len(head) + len(tail) + 32, dtype=np.uint8)
     use_time = times is not None
-    lengths = np.diff(offsets)
-    longest = sum(int(lengths[row[row >= 0]].max(initial=0)) for row in pieces) if len(lengths) else 0
-    scratch = np.zeros(longest + len(pieces) + len(head) + len(tail) + 32, dtype=np.uint8)
-    t = np.ascontiguousarray(times, dtype=np.int64) if use_time else np.zeros(1, dtype=np.int64)
     _murmur3_32_pieces(
-        t,
+        np.ascontiguousarray(times, dtype=np.int64) if use_time else np.zeros(1, dtype=np.int64),
         use_time,
         np.frombuffer(head, dtype=np.uint8).copy() if head else np.zeros(0, np.uint8),
         np.frombuffer(tail, dtype=np.uint8).copy() if tail else np.zeros(0, np.uint8),
         data,
         offsets,
-        np.ascontiguousarray(pieces, dtype=np.int64),
+        bases,
+        np.ascontiguousarray(pieces, dtype=np.int32),
         scratch,
         out,
     )
@@ -191,7 +195,7 @@ def warm_up_in_background() -> threading.Thread:
 
     def load() -> None:
         murmur3_32(pa.array(["warm"], pa.string()))
-        murmur3_32_joined(np.zeros(1, np.int64), b"", b"", pa.array(["x"], pa.string()), np.zeros((1, 1), np.int64))
+        murmur3_32_joined(np.zeros(1, np.int64), b"", b"", [pa.array(["x"], pa.string())], np.zeros((1, 1), np.int32))
 
     thread = threading.Thread(target=load, name="druidflow-murmur-warm-up", daemon=True)
     thread.start()
