@@ -33,7 +33,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from druidflow.ingest.murmur import murmur3_32_joined
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
@@ -280,6 +279,8 @@ def row_hashes(
     """``murmur3_32`` of each row's group key (signed int32), independent of the number of buckets."""
     if table.num_rows == 0:
         return np.zeros(0, dtype=np.int32)
+    from druidflow.ingest.murmur import murmur3_32_joined  # numba: imported only by the runs that hash
+
     fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
     if partition_dimensions:
         return murmur3_32_joined(None, b"", b"]", fragments, pieces)

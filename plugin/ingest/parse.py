@@ -133,7 +133,7 @@ class RowParser:
             CHUNK: chunk,
         }
         if self.hash_partition_dimensions is not None:
-            from druidflow.ingest.hashing import row_hashes
+            from druidflow.ingest.hashing import row_hashes  # brings numba along: only hashed runs pay for it
 
             hashes = row_hashes(table, columns[TIME], [d.name for d in dims], self.hash_partition_dimensions, self.list_delimiter)
             columns[HASH] = pa.array(hashes, pa.int32())

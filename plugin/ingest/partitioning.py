@@ -1,6 +1,7 @@
 """Secondary partitioning of a time chunk into shards: the plan (``ShardPlan``) and the statistics behind it.
 
-* ``hashed``: ``numShards`` buckets per chunk by Druid's hash recipe (:mod:`druidflow.ingest.hashing`). When
+* ``hashed``: ``numShards`` buckets per chunk by Druid's hash recipe (:mod:`druidflow.ingest.hashing`); only the
+  buckets that get rows become segments, numbered as Druid numbers them (by first arrival). When
   only a target size is given, the determine pass estimates each chunk's distinct post-rollup rows with a
   HyperLogLog sketch, as Druid does, and sets ``numShards = ceil(rows / target)``. The sketch keeps memory
   fixed (16 KiB per chunk) however large the input; its error is about 1 %, so shard counts may differ from an
