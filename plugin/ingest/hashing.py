@@ -221,7 +221,16 @@ def _pieces(
 
 def _dimension_pieces(col: pa.Array | pa.ChunkedArray, prefix: str, grouped: bool, list_delimiter: Optional[str]) -> tuple[pa.Array, np.ndarray]:
     if isinstance(col, pa.ChunkedArray):
-        col = col.unify_dictionaries().combine_chunks() if pa.types.is_dictionary(col.type) else col.combine_chunks()
+        if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
+            # Each input block brings its own dictionary: render each, rather than unify them (which costs more).
+            frags, indexes, base = [], [], 0
+            for chunk in col.chunks:
+                frag, idx = _dimension_pieces(chunk, prefix, grouped, list_delimiter)
+                frags.append(frag)
+                indexes.append(idx + base)
+                base += len(frag)
+            return pa.concat_arrays(frags), np.concatenate(indexes).astype(np.int32)
+        col = col.combine_chunks()
     t = col.type
     none = "" if grouped else "[]"  # a row without a value
     is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
