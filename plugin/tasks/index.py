@@ -237,10 +237,8 @@ def _parse_handler(task: IndexTask, log_errors: bool = True, saved: bool = True)
     )
 
 
-def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = (), text: Sequence[str] = ()):
+def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = ()):
     """The input reader; declared string dimensions are read dictionary-encoded, which rollup then only unifies.
-    ``text`` columns of a CSV/TSV input are read as the text written (Druid hashes ``2`` as ``"2"`` and ``2.50``
-    as ``"2.50"`` even in a double dimension); the parser converts them as it would have.
 
     A ``druid`` input source re-reads this deployment's own segments (compaction, re-indexing).
     """
@@ -248,20 +246,12 @@ def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = (), text: 
     if io.input_source.type == "druid":
         return SegmentInputReader(io.input_source, rt.store, rt.storage)
     dictionary = pa.dictionary(pa.int32(), pa.string())
-    types: dict[str, pa.DataType] = {d: dictionary for d in dimensions}
-    if text and getattr(io.input_format, "type", None) in ("csv", "tsv"):
-        types.update({d: pa.string() for d in text})
-    return open_input(io.input_source, io.input_format, column_types=types)
+    return open_input(io.input_source, io.input_format, column_types={d: dictionary for d in dimensions})
 
 
 def _string_dimensions(task: IndexTask) -> list[str]:
     spec = task.spec.data_schema.dimensions_spec
     return [d.name for d in spec.dimension_schemas if d.type == "string"]
-
-
-def _numeric_dimensions(task: IndexTask) -> list[str]:
-    spec = task.spec.data_schema.dimensions_spec
-    return [d.name for d in spec.dimension_schemas if d.type in ("long", "float", "double")]
 
 
 def _list_delimiter(task: IndexTask) -> Optional[str]:
@@ -356,8 +346,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         sink = _SegmentSink(task, rt, buckets, scratch / "segments", parser, assigner)
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
-        reader = _reader(task, rt, _string_dimensions(task), text=_numeric_dimensions(task) if hashed else ())
-        for batch in prefetched(reader.batches()):
+        for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
             parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
             stats = stats.plus(parsed.stats)
             if index is None:

@@ -388,3 +388,24 @@ def test_illegal_combinations_are_rejected_before_any_work(rt):
     with pytest.raises(SpecError, match="partitionsSpec"):
         index.run(spec_for(rows, {"type": "hashed", "numShards": 2}, force=False), rt)
     assert rt.store.used_segments("p") == []
+
+
+def test_csv_numbers_in_a_double_dimension_hash_as_written(rt, tmp_path):
+    # Druid hashes a CSV value as its text: "2" and "2.50" in a double dimension, not 2.0 and 2.5 (the CSV
+    # reader keeps every column as text; the hash is taken before the dimension is typed).
+    (tmp_path / "in").mkdir()
+    texts = ["2", "2.50", "7", "1e3", "0.1", "3", "4.0", "5", "6", "8"]
+    (tmp_path / "in" / "data.csv").write_text("".join(f"2024-01-01T00:00:0{i % 10}Z,{t}\n" for i, t in enumerate(texts)))
+    spec = spec_for([], {"type": "hashed", "numShards": 4, "partitionDimensions": ["d"]}, intervals=("2024-01-01/2024-01-02",))
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {"dimensions": [{"type": "double", "name": "d"}]}
+    spec["spec"]["dataSchema"]["metricsSpec"] = [{"type": "count", "name": "count"}]
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "local", "baseDir": str(tmp_path / "in"), "filter": "*.csv"}
+    spec["spec"]["ioConfig"]["inputFormat"] = {"type": "csv", "columns": ["ts", "d"]}
+    report = index.run(spec, rt)
+    bucket_of_value = {float(t): druid_bucket({"d": t}, ["d"], 4, ["d"]) for t in texts}
+    assert len(set(bucket_of_value.values())) > 1
+    for s in report.segments:
+        for r in segment_rows(rt, s):
+            assert bucket_of_value[r["d"]] == s.shard_spec.bucket_id
+    assert sum(s.num_rows for s in report.segments) == len(texts)
+    assert sorted(s.partition_num for s in report.segments) == list(range(len(report.segments)))
