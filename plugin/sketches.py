@@ -162,6 +162,20 @@ def union(ds: ModuleType, spec: SketchSpec, blobs: list[bytes]) -> bytes:
     return bytes(q.serialize())
 
 
+def build_one(spec: SketchSpec, values: Optional[list[Any]]) -> bytes:
+    """One sketch of a list of raw values (nulls skipped): the query-time build of a raw column."""
+    ds = library()
+    present = [v for v in values or () if v is not None]
+    if spec.family == "quantiles":
+        sketch = ds.quantiles_doubles_sketch(spec.k)
+        if present:
+            sketch.update(np.asarray(present, dtype=np.float64))
+        return bytes(sketch.serialize())
+    sketch = _new_distinct(ds, spec)
+    deque(map(sketch.update, present), maxlen=0)
+    return _serialize(sketch, spec)
+
+
 # ---------------------------------------------------------------------- input sketches and reading back
 
 
