@@ -5,10 +5,9 @@ A sketch column holds one serialized sketch per row, in the byte forms Druid sto
 whose Druid-native HyperLogLogCollector format is not reproduced: a DataSketches HLL with 2^11 buckets stands for
 it) and a compact quantiles DoublesSketch (``quantilesDoublesSketch``).
 
-Building works on whole columns: a group's distinct (group, value) pairs are found by Arrow's hash group-by, the
-rows are cut into per-group runs, and each run is fed to the library with ``deque(map(sketch.update, run))`` (theta
-and HLL have no batch update; the loop runs inside C, calling only the library) or one ``update(ndarray)`` call
-(quantiles). A group whose column already holds exactly one sketch keeps its bytes as they are, so re-rolling
+Building works on whole columns: the rows are taken in group order (the rollup's sort), cut into per-group runs,
+and each run is fed to the library with ``deque(map(sketch.update, run))`` (theta and HLL have no batch update; the
+loop runs inside C, calling only the library) or one ``update(ndarray)`` call (quantiles). A group whose column already holds exactly one sketch keeps its bytes as they are, so re-rolling
 rolled-up data (compaction, merge, the final merge of persists) changes nothing that need not change.
 
 The library is the optional ``sketches`` extra; :func:`library` names it when it is missing.
@@ -84,19 +83,21 @@ def _group_ids(n: int, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def _build_distinct(ds: ModuleType, spec: SketchSpec, col: pa.Array, order: np.ndarray, starts: np.ndarray) -> pa.Array:
-    ids = _group_ids(len(col), order, starts)
-    values = pc.list_flatten(col)
-    parents = pc.list_parent_indices(col).to_numpy(zero_copy_only=False)
-    pairs = pa.table({"g": pa.array(ids[parents]), "v": values}).filter(pc.is_valid(values))
-    # Updating twice with one value changes neither a theta nor an HLL sketch: each distinct pair is fed once.
-    pairs = pairs.group_by(["g", "v"], use_threads=False).aggregate([]).sort_by("g")
-    g = pairs.column("g").to_numpy()
-    vals = pairs.column("v").to_pylist()
-    bounds = np.searchsorted(g, np.arange(len(starts) + 1)).tolist()
+    # Rows in group order, then their values: group i's values are one contiguous run of the flattened lists.
+    grouped = col.take(pa.array(order))
+    offsets = pc.fill_null(grouped.offsets, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    bounds = offsets[np.append(starts, len(order))] - offsets[0]
+    flat = pc.list_flatten(grouped)
+    if flat.null_count:
+        valid = pc.is_valid(flat).to_numpy(zero_copy_only=False)
+        bounds = np.concatenate([[0], np.cumsum(valid)])[bounds]
+        flat = flat.filter(pa.array(valid))
+    vals = flat.to_pylist()
+    edges = bounds.tolist()
     out: list[bytes] = []
     for i in range(len(starts)):
         sketch = _new_distinct(ds, spec)
-        deque(map(sketch.update, vals[bounds[i] : bounds[i + 1]]), maxlen=0)
+        deque(map(sketch.update, vals[edges[i] : edges[i + 1]]), maxlen=0)
         out.append(_serialize(sketch, spec))
     return pa.array(out, pa.binary())
 
