@@ -311,3 +311,27 @@ def test_sql_sketch_functions(rt):
     assert r["theta"] == 1500.0 and near(r["hll"], 1500, HLL_RSE) and near(r["hu"], 1500, HU_RSE) and r["hu"] == round(r["hu"])
     assert abs(r["median"] - 750) < 60 and r["top"] == 1499.0
     assert round(r["raw_d"]) == 1 and r["raw_theta_d"] == 1.0 and r["raw_q"] == 1000.0  # raw columns are sketched too
+
+
+def test_druidflow_read_prints_base64_or_the_estimate(tmp_path, sqlite_url):
+    import os
+    import subprocess
+
+    env = {**os.environ, "DRUIDFLOW_METADATA_URL": sqlite_url, "DRUIDFLOW_DEEP_STORAGE": str(tmp_path / "deep"),
+           "DRUIDFLOW_WORK_DIR": str(tmp_path / "work")}
+    metrics = [{"type": "thetaSketch", "name": "theta", "fieldName": "user"},
+               {"type": "hyperUnique", "name": "hu", "fieldName": "user", "round": True}]
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec(events(range(300)), metrics=metrics, append=False)))
+
+    def druidflow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "druidflow.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    assert druidflow("run", str(spec_file)).returncode == 0
+    plain = druidflow("read", "s", "--format", "json")
+    assert plain.returncode == 0, plain.stderr
+    [row] = [json.loads(line) for line in plain.stdout.splitlines()]
+    assert sketches.estimate(base64.b64decode(row["theta"])) == 300.0
+    estimated = druidflow("read", "s", "--format", "json", "--estimate")
+    [row] = [json.loads(line) for line in estimated.stdout.splitlines()]
+    assert row["theta"] == 300.0 and isinstance(row["hu"], int) and near(row["hu"], 300, HU_RSE)
