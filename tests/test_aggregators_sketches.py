@@ -207,10 +207,22 @@ def test_compaction_unions_the_sketches_of_two_segments_and_a_second_compaction_
     assert rows(rt) == [row]  # the very same sketch bytes
 
 
-def test_persists_and_their_final_merge_union_like_one_pass(rt):
+def test_persists_and_their_final_merge_union_like_one_pass(rt, monkeypatch, tmp_path):
+    from druidflow.ingest.builder import IncrementalIndex
+
+    persists = []
+    original = IncrementalIndex._persist
+    monkeypatch.setattr(IncrementalIndex, "_persist", lambda self, rolled: (persists.append(rolled.num_rows), original(self, rolled))[1])
     data = events(range(0, 6000)) + events(range(3000, 9000), hour=0)  # 60 minutes, 12000 rows
     index.run(spec(data, ds_name="one", query="NONE", append=False), rt)
-    index.run(spec(data, ds_name="many", query="NONE", append=False, tuning={"maxRowsInMemory": 100}), rt)
+    assert persists == []
+    for i in range(24):  # one input batch per file: each fills the 100-row buffer and is persisted
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"{i:02d}.json").write_text("\n".join(json.dumps(r) for r in data[i * 500 : (i + 1) * 500]))
+    many = spec([], ds_name="many", query="NONE", append=False, tuning={"maxRowsInMemory": 100})
+    many["spec"]["ioConfig"]["inputSource"] = {"type": "local", "baseDir": str(tmp_path / "in"), "filter": "*.json"}
+    index.run(many, rt)
+    assert len(persists) > 10  # many intermediate persists, unioned by the final merge
     one, many = rows(rt, "one"), rows(rt, "many")
     assert len(many) == len(one) == 60 and sum(r["count"] for r in many) == 12000
     for a, b in zip(one, many):
