@@ -103,8 +103,9 @@ class _HllSketchAggregator(_SketchAggregator):
     round: bool = False
     should_finalize: bool = True
     # Druid hashes a string's UTF-16LE code units by default; the Python library hashes UTF-8 only (Druid's "utf8"):
-    # estimates are alike, but a sketch built here unions exactly with Druid's only under "utf8".
-    string_encoding: Literal["utf8", "utf16le"] = "utf16le"
+    # estimates are alike, but a sketch built here unions exactly with Druid's only under "utf8". An explicit
+    # "utf16le" is refused rather than silently hashed otherwise.
+    string_encoding: Optional[Literal["utf8"]] = None
 
     @property
     def sketch(self) -> SketchSpec:
@@ -203,8 +204,9 @@ class CardinalityAggregator(_Aggregator):
         out = []
         for i, f in enumerate(v):
             if isinstance(f, dict):
-                if f.get("type", "default") != "default" or set(f) - {"type", "dimension", "outputName", "outputType"}:
-                    raise SpecError(f"[{i}]", f, "only names and 'default' dimension specs are supported")
+                if f.get("type", "default") != "default" or set(f) - {"type", "dimension"}:
+                    raise SpecError(f"[{i}]", f, "only names and {'type': 'default', 'dimension': ...} specs are supported "
+                                    "(no extraction, outputName or outputType)")
                 f = f.get("dimension")
             if not isinstance(f, str) or not f:
                 raise SpecError(f"[{i}]", f, "a field must be a non-empty column name")

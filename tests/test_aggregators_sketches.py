@@ -120,6 +120,7 @@ def test_druid_doc_forms_parse_with_druids_defaults():
     assert (theta.size, theta.should_finalize, theta.is_input_theta_sketch) == (16384, True, False)
     bare = parse_aggregator({"type": "HLLSketchBuild", "name": "hll", "fieldName": "user"})
     assert (bare.lg_k, bare.tgt_hll_type, bare.round, bare.should_finalize) == (12, "HLL_4", False, True)
+    assert parse_aggregator({**DOC_FORMS[1], "stringEncoding": "utf8"}).string_encoding == "utf8"
     assert parse_aggregator({"type": "quantilesDoublesSketch", "name": "q", "fieldName": "v"}).k == 128
     # Druid's combining factories: HLLSketchBuild merges as HLLSketchMerge, cardinality as a hyperUnique of itself.
     assert hll.combining().type == "HLLSketchMerge" and card.combining().type == "hyperUnique"
@@ -138,6 +139,7 @@ def test_druid_doc_forms_parse_with_druids_defaults():
         ({"type": "cardinality", "name": "c", "fields": []}, "fields"),
         ({"type": "thetaSketch", "name": "t", "fieldName": "u", "errorBoundsStdDev": 2}, "errorBoundsStdDev"),
         ({"type": "thetaSketch", "name": "t"}, "fieldName"),
+        ({"type": "HLLSketchBuild", "name": "h", "fieldName": "u", "stringEncoding": "utf16le"}, "stringEncoding"),
     ],
 )
 def test_bad_fields_are_refused_by_name(bad, path):
