@@ -11,13 +11,12 @@ Every one needs the ``sketches`` extra; without it a spec naming one fails when 
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
-
-from pydantic import Field, field_validator, model_validator
+from typing import Any, Literal
 
 from druidflow.aggregators import _Aggregator
 from druidflow.exceptions import SpecError
 from druidflow.sketches import HYPER_UNIQUE_LG_K, SketchSpec, library
+from pydantic import Field, field_validator, model_validator
 
 SKETCH_TYPES = ("thetaSketch", "HLLSketchBuild", "HLLSketchMerge", "quantilesDoublesSketch", "hyperUnique", "cardinality")
 
@@ -45,11 +44,11 @@ class _SketchAggregator(_Aggregator):
         return "sketch"
 
     @property
-    def input_column(self) -> Optional[str]:
+    def input_column(self) -> str | None:
         return self.field_name
 
     @property
-    def expression(self) -> Optional[str]:
+    def expression(self) -> str | None:
         return None
 
     @property
@@ -105,7 +104,7 @@ class _HllSketchAggregator(_SketchAggregator):
     # Druid hashes a string's UTF-16LE code units by default; the Python library hashes UTF-8 only (Druid's "utf8"):
     # estimates are alike, but a sketch built here unions exactly with Druid's only under "utf8". An explicit
     # "utf16le" is refused rather than silently hashed otherwise.
-    string_encoding: Optional[Literal["utf8"]] = None
+    string_encoding: Literal["utf8"] | None = None
 
     @property
     def sketch(self) -> SketchSpec:
@@ -222,11 +221,11 @@ class CardinalityAggregator(_Aggregator):
         return "sketch"
 
     @property
-    def input_column(self) -> Optional[str]:
+    def input_column(self) -> str | None:
         return None
 
     @property
-    def expression(self) -> Optional[str]:
+    def expression(self) -> str | None:
         return None
 
     @property
@@ -245,10 +244,6 @@ class CardinalityAggregator(_Aggregator):
         return HyperUniqueAggregator(type="hyperUnique", name=self.name, field_name=self.name, round=self.round)
 
 
-SketchAggregator = Union[
-    ThetaSketchAggregator, HllSketchBuildAggregator, HllSketchMergeAggregator, QuantilesDoublesSketchAggregator,
-    HyperUniqueAggregator, CardinalityAggregator,
-]
 SKETCH_CLASSES = (
     ThetaSketchAggregator, HllSketchBuildAggregator, HllSketchMergeAggregator, QuantilesDoublesSketchAggregator,
     HyperUniqueAggregator, CardinalityAggregator,

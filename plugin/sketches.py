@@ -20,12 +20,11 @@ import binascii
 from collections import deque
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from druidflow.exceptions import SpecError
 
 Family = Literal["theta", "hll", "quantiles"]
@@ -138,7 +137,7 @@ def _merge(ds: ModuleType, spec: SketchSpec, col: pa.Array, order: np.ndarray, s
         return col.take(pa.array(order[np.flatnonzero(valid)])).cast(pa.binary())
     blobs = col.take(pa.array(order)).to_pylist()
     bounds = np.append(starts, len(order)).tolist()
-    out: list[Optional[bytes]] = []
+    out: list[bytes | None] = []
     for i in range(len(starts)):
         run = [b for b in blobs[bounds[i] : bounds[i + 1]] if b is not None]
         out.append(run[0] if len(run) == 1 else union(ds, spec, run))
@@ -163,7 +162,7 @@ def union(ds: ModuleType, spec: SketchSpec, blobs: list[bytes]) -> bytes:
     return bytes(q.serialize())
 
 
-def build_one(spec: SketchSpec, values: Optional[list[Any]]) -> bytes:
+def build_one(spec: SketchSpec, values: list[Any] | None) -> bytes:
     """One sketch of a list of raw values (nulls skipped): the query-time build of a raw column."""
     ds = library()
     present = [v for v in values or () if v is not None]
@@ -195,7 +194,7 @@ def decode_input_sketches(col: pa.Array, family: Family, aggregator_type: str) -
     return pa.array(blobs, pa.binary()), bad
 
 
-def _b64(v: Optional[str]) -> Optional[bytes]:
+def _b64(v: str | None) -> bytes | None:
     if v is None or v == "":
         return None
     try:
@@ -207,17 +206,17 @@ def _b64(v: Optional[str]) -> Optional[bytes]:
 def _loads(ds: ModuleType, family: Family, b: bytes) -> bool:
     try:
         {"theta": ds.compact_theta_sketch, "hll": ds.hll_sketch, "quantiles": ds.quantiles_doubles_sketch}[family].deserialize(b)
-    except Exception:  # the library raises plain RuntimeError/ValueError on a corrupt image
+    except (ValueError, IndexError, RuntimeError):  # what the library raises on a corrupt image
         return False
     return True
 
 
-def family_of(blob: bytes) -> Optional[Family]:
+def family_of(blob: bytes) -> Family | None:
     """The family of a serialized sketch, read off its preamble (None when it is no sketch this module knows)."""
     return FAMILY_IDS.get(blob[2]) if len(blob) >= 8 else None
 
 
-def estimate(blob: Optional[bytes]) -> Optional[float]:
+def estimate(blob: bytes | None) -> float | None:
     """The distinct-count estimate of a theta or HLL sketch, or a quantiles sketch's item count (Druid's finalized
     value of each); None for null."""
     if blob is None:
@@ -233,7 +232,7 @@ def estimate(blob: Optional[bytes]) -> Optional[float]:
     raise ValueError("not a serialized theta, HLL or quantiles sketch")
 
 
-def union_any(blobs: list[Optional[bytes]]) -> Optional[bytes]:
+def union_any(blobs: list[bytes | None]) -> bytes | None:
     """The union of serialized sketches of one family (the family read off the first one); None when all are null."""
     present = [b for b in blobs if b is not None]
     if not present:
@@ -257,7 +256,7 @@ def _theta_lg_k(ds: ModuleType, blobs: list[bytes]) -> int:
     return max(14, min(26, int(np.ceil(np.log2(max(retained, 1))))))
 
 
-def quantile(blob: Optional[bytes], fraction: float) -> Optional[float]:
+def quantile(blob: bytes | None, fraction: float) -> float | None:
     """The value at ``fraction`` (0..1) of a serialized quantiles sketch; None for null or an empty sketch."""
     if blob is None:
         return None

@@ -12,11 +12,11 @@ scalar; a macro takes no ``FILTER`` clause: write ``DS_THETA(CASE WHEN cond THEN
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
-
 from druidflow import sketches
+from druidflow.exceptions import SpecError
 
 
 def _each(fn: Any, *cols: pa.Array) -> list[Any]:
@@ -40,7 +40,7 @@ def _raw(family: sketches.Family) -> Any:
     spec = sketches.SketchSpec(family, lg_k=14 if family == "theta" else 12, hll_type="HLL_8")
 
     def build(col: pa.Array) -> pa.Array:
-        out: list[Optional[bytes]] = []
+        out: list[bytes | None] = []
         for values in col.to_pylist():
             sketch = sketches.build_one(spec, values)
             out.append(sketch)
@@ -53,7 +53,7 @@ def register(con: Any, duckdb: Any) -> bool:
     """Create the functions on ``con``; False (nothing created) when the DataSketches library is not installed."""
     try:
         sketches.library()
-    except Exception:
+    except SpecError:
         return False
     from duckdb.sqltypes import BLOB, DOUBLE, VARCHAR
 
@@ -80,8 +80,8 @@ def register(con: Any, duckdb: Any) -> bool:
         f"CREATE MACRO APPROX_COUNT_DISTINCT_DS_HLL(x) AS __df_estimate({hll})",
         f"CREATE MACRO APPROX_QUANTILE_DS(x, fraction) AS __df_quantile({quantiles}, fraction)",
         "CREATE MACRO THETA_SKETCH_ESTIMATE(s) AS __df_estimate(s)",
-        "CREATE MACRO HLL_SKETCH_ESTIMATE(s, round := false) AS "
-        "CASE WHEN round THEN round(__df_estimate(s)) ELSE __df_estimate(s) END",
+        ("CREATE MACRO HLL_SKETCH_ESTIMATE(s, round := false) AS "
+         "CASE WHEN round THEN round(__df_estimate(s)) ELSE __df_estimate(s) END"),
         "CREATE MACRO DS_GET_QUANTILE(s, fraction) AS __df_quantile(s, fraction)",
     ):
         con.execute(sql)
