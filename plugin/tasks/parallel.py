@@ -37,9 +37,10 @@ from pydantic import Field
 
 from druidflow.exceptions import RetryableError, SpecError
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
-from druidflow.ingest.hashing import hash_buckets
-from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
+from druidflow.ingest.hashing import buckets_of
+from druidflow.ingest.parse import BUCKET, CHUNK, HASH, RowParser
 from druidflow.ingest.partitioning import HyperLogLog, ShardPlan, hashed_shards, in_range, range_keys, range_shards, row_hashes
+from druidflow.segments.shardspec import with_core_partitions
 from druidflow.ingest.stats import RowStats
 from druidflow.inputs import open_input
 from druidflow.inputs.splits import InputSplit, narrowed_source, parse_split_hint, plan_splits, split_objects
@@ -118,6 +119,7 @@ class MergeUnit(DruidModel):
     task_id: str
     chunks: list[ChunkPlan]  # each with this unit's one shard of it, or none (dynamic)
     files: list[list[dict[str, Any]]] = Field(default_factory=list)  # per entry of ``chunks``
+    numbering: dict[str, dict[str, int]] = Field(default_factory=dict)  # chunk start -> hash bucket -> partitionNum
     dimensions: list[dict[str, Any]] = Field(default_factory=list)
     multi_value: list[str] = Field(default_factory=list)
 
@@ -325,11 +327,7 @@ class _PartialAssigner:
         if kind == "hashed":
             if shards is None:
                 shards = self.shards[start] = hashed_shards(self.partitions.num_shards, self.partitions.partition_dimensions)
-            first = shards[0]
-            dims = [d.name for d in self.parser.dimensions or []]
-            return hash_buckets(
-                rows, first.num_partitions, dims, first.partition_dimensions, frozenset(self.parser.multi_value_dimensions)
-            ).astype(np.int64)
+            return buckets_of(rows.column(HASH).to_numpy(), shards[0].num_partitions)
         out = np.full(rows.num_rows, -1, dtype=np.int64)
         if shards:
             keys = range_keys(rows, shards[0].partition_dimensions)
@@ -345,7 +343,11 @@ def partial(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runt
     tuning = task.spec.tuning_config
     attempt = attempt or uuid.uuid4().hex
     chunks = [c.interval for c in the_plan.chunks] if the_plan.chunks_known else None
-    parser = RowParser(schema, list_delimiter=index._list_delimiter(task), chunks=chunks, handler=index._parse_handler(task))
+    partitions = _partitions(task)
+    hashed = list(partitions.partition_dimensions) if partitions.type == "hashed" else None
+    parser = RowParser(
+        schema, list_delimiter=index._list_delimiter(task), chunks=chunks, handler=index._parse_handler(task), hash_partition_dimensions=hashed
+    )
     assigner = _PartialAssigner(task, the_plan, parser)
     parser.assign = assigner
     scratch = rt.scratch(f"{task.task_id[:40]}-partial-")
@@ -433,13 +435,25 @@ def merges(task: IndexTask, the_plan: ParallelPlan, results: Sequence[PartialRes
                 pieces.append((chunk, mine))
             continue
         for shard in chunk.shards:
-            pieces.append((chunk.model_copy(update={"shards": [shard]}), [f for f in mine if f.partition_num == shard.partition_num]))
+            own = [f for f in mine if f.partition_num == shard.partition_num]
+            if shard.type == "hashed" and not any(f.rows for f in own):
+                continue  # Druid publishes only the hash buckets that got rows
+            pieces.append((chunk.model_copy(update={"shards": [shard]}), own))
+    # Druid numbers a chunk's non-empty hash buckets 0..N-1 (here in bucket order: splits see rows in no one order).
+    numbering: dict[int, dict[int, int]] = {}
+    for c, _ in pieces:
+        if c.shards and c.shards[0].type == "hashed":
+            numbering.setdefault(c.interval.start, {})
+    for start, nums in numbering.items():
+        ids = sorted(c.shards[0].partition_num for c, _ in pieces if c.interval.start == start and c.shards)
+        nums.update({b: i for i, b in enumerate(ids)})
     groups = _balanced(pieces, task.spec.tuning_config.total_num_merge_tasks)
     return [
         MergeUnit(
             task_id=task.task_id,
             chunks=[c for c, _ in group],
             files=[[f.load_spec for f in fs] for _, fs in group],
+            numbering={str(k): {str(b): n for b, n in v.items()} for k, v in numbering.items() if any(c.interval.start == k for c, _ in group)},
             dimensions=dims,
             multi_value=multi,
         )
@@ -502,7 +516,7 @@ def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[d
     scratch = rt.scratch(f"{task.task_id[:40]}-merge-")
     tune_allocator()
     try:
-        sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser)
+        sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser, _Numbering(unit.numbering))  # type: ignore[arg-type]
         partitions = _partitions(task)
         built = _index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=getattr(partitions, "max_total_rows", None))
         template = parser.empty_table(parser.dimensions).drop_columns([CHUNK])
@@ -514,9 +528,24 @@ def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[d
         built.finish()
         sink.close_all()
         sink.fill_empty_shards()
-        return BuildResult(task_id=task.task_id, segments=sink.segments, persists=built.persists)
+        core = len(unit.numbering.get(str(chunk.interval.start), {}))
+        segments = [
+            s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, core)}) if s.shard_spec.type == "hashed" else s
+            for s in sink.segments
+        ]
+        return BuildResult(task_id=task.task_id, segments=segments, persists=built.persists)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Numbering:
+    """The ``partition_num`` lookup :class:`~druidflow.tasks.index._SegmentSink` asks its assigner for."""
+
+    def __init__(self, numbering: dict[str, dict[str, int]]) -> None:
+        self.numbering = numbering
+
+    def partition_num(self, chunk_start: int, bucket_id: int) -> int:
+        return self.numbering[str(chunk_start)][str(bucket_id)]
 
 
 def _conform(table: pa.Table, template: pa.Table) -> pa.Table:
