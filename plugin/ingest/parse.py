@@ -87,8 +87,15 @@ class RowParser:
             self.dimensions = self.data_schema.dimensions_for(input_schema)
         return self.dimensions
 
-    def parse(self, batch: pa.RecordBatch | pa.Table, unparseable_input: Sequence[Any] = (), bytes_read: int = 0) -> ParsedBatch:
-        """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse."""
+    def parse(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        unparseable_input: Sequence[Any] = (),
+        bytes_read: int = 0,
+        times: Optional[pa.Array] = None,
+    ) -> ParsedBatch:
+        """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse; ``times``, when
+        given, are the rows' times (epoch ms), used instead of the ``timestampSpec``."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         stats = RowStats(processed_bytes=bytes_read)
         if unparseable_input:
@@ -102,7 +109,7 @@ class RowParser:
         if table.num_rows == 0:
             return ParsedBatch(self.empty_table(dims), stats)
 
-        raw_time = self._timestamps(table)
+        raw_time = self._timestamps(table) if times is None else _combine(times)
         bad_time = pc.is_null(raw_time)
         n_bad = pc.sum(bad_time).as_py() or 0
         if n_bad:

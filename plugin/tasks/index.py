@@ -45,9 +45,8 @@ from druidflow.ingest.partitioning import (
 )
 from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.prefetch import prefetched
-from druidflow.ingest.segment_source import SegmentInputReader
+from druidflow.ingest.task_input import druid_sources, file_sources, open_task_input
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
-from druidflow.inputs import open_input
 from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
@@ -136,17 +135,18 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
 
 def _check_local_input(task: IndexTask) -> None:
     """A local input that names no readable file fails here, once, not in every build that would read it."""
-    source = task.spec.io_config.input_source
-    if source.type == "local":
-        from druidflow.inputs.sources import list_objects
+    from druidflow.inputs.sources import list_objects
 
-        list_objects(source)
+    for source in file_sources(task.spec.io_config.input_source):
+        if source.type == "local":
+            list_objects(source)
 
 
 def _check_writable(task: IndexTask) -> None:
     refuse_non_defaults(task)
-    source = task.spec.io_config.input_source
-    if task.lock_type == "REPLACE" and source.type == "druid" and source.segments is None:
+    own = [s for s in druid_sources(task.spec.io_config.input_source) if s.data_source == task.data_source]
+    source = next((s for s in own if s.segments is None), None)
+    if task.lock_type == "REPLACE" and source is not None:
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
         raise SpecError(
             "spec.ioConfig.inputSource.interval",
@@ -243,10 +243,15 @@ def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = ()):
     A ``druid`` input source re-reads this deployment's own segments (compaction, re-indexing).
     """
     io = task.spec.io_config
-    if io.input_source.type == "druid":
-        return SegmentInputReader(io.input_source, rt.store, rt.storage)
     dictionary = pa.dictionary(pa.int32(), pa.string())
-    return open_input(io.input_source, io.input_format, column_types={d: dictionary for d in dimensions})
+    return open_task_input(
+        io.input_source,
+        io.input_format,
+        store=rt.store,
+        storage=rt.storage,
+        timestamp_column=task.spec.data_schema.timestamp_spec.column,
+        column_types={d: dictionary for d in dimensions},
+    )
 
 
 def _string_dimensions(task: IndexTask) -> list[str]:
@@ -269,7 +274,7 @@ def _determine(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval]]):
     ranged = partitions.type in ("single_dim", "range")
     hashed = partitions.type == "hashed" and partitions.num_shards is None
     for batch in _reader(task, rt, _string_dimensions(task)).batches():
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times)
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:
@@ -334,7 +339,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
         for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times)
             stats = stats.plus(parsed.stats)
             if index is None:
                 index = IncrementalIndex(
