@@ -54,6 +54,7 @@ from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask
+from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import protocol
 from druidflow.tasks.report import ingestion_report
@@ -199,7 +200,8 @@ def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
     pieces = [p.model_copy(update={"shards": [sh]}) for p in plans for sh in p.shards] if any(p.shards for p in plans) else plans
     all_chunks = [p.interval for p in plans]
     units = [
-        BuildUnit(task_id=task.task_id, chunks=[piece], all_chunks=all_chunks, primary=i == 0) for i, piece in enumerate(pieces)
+        BuildUnit(task_id=task.task_id, chunks=group, all_chunks=all_chunks, primary=i == 0)
+        for i, group in enumerate(_group_pieces(pieces, _max_concurrent_builds(task)))
     ]
     return IndexPlan(
         task_id=task.task_id,
@@ -210,6 +212,26 @@ def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
         row_stats=stats,
         unparseable_events=events,
     )
+
+
+def _max_concurrent_builds(task: IndexTask) -> Optional[int]:
+    tuning = task.spec.tuning_config
+    return tuning.max_num_concurrent_sub_tasks if tuning.type == "index_parallel" else None
+
+
+def _group_pieces(pieces: list[ChunkPlan], limit: Optional[int]) -> list[list[ChunkPlan]]:
+    """One build unit per piece, or, with ``maxNumConcurrentSubTasks``, at most that many units of consecutive
+    pieces (as Druid spreads the work over that many sub-tasks; 1 is its sequential mode): never more builds at
+    once than the spec allows, in-process or as mapped Airflow tasks."""
+    if limit is None or len(pieces) <= limit:
+        return [[p] for p in pieces]
+    size, extra = divmod(len(pieces), limit)
+    groups, start = [], 0
+    for i in range(limit):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(pieces[start:end])
+        start = end
+    return groups
 
 
 def _chunk_versions(task: IndexTask, rt: Runtime, chunks: Sequence[Interval]) -> dict[Interval, str]:
@@ -615,6 +637,10 @@ def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], 
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
+    message = no_valid_rows_message(plan.row_stats.plus(build_stats) if plan.determined_intervals else build_stats, published)
+    if message is not None:
+        log.warning("task %s: %s", task_id, message)
+        extra.setdefault("error", message)
     return ingestion_report(
         task_id,
         state="COMPLETED",
@@ -622,6 +648,19 @@ def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], 
         build=(build_stats, events),
         segments_published=published,
         **extra,
+    )
+
+
+def no_valid_rows_message(stats: RowStats, published: int) -> Optional[str]:
+    """Druid's status message for a task that read rows but kept none (``No valid rows ... All rows may have invalid
+    timestamps or have been filtered out.``): the task succeeds, as in Druid, but says so in ``errorMsg``."""
+    if published or stats.processed or stats.processed_with_error or not (stats.unparseable or stats.thrown_away):
+        return None
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stats.thrown_away_by_reason.items()))
+    return (
+        f"No valid rows: {stats.unparseable} unparseable and {stats.thrown_away} thrown away"
+        f"{f' ({reasons})' if reasons else ''}, none kept, nothing published. All rows may have invalid timestamps "
+        "or have been filtered out; check the timestampSpec, the intervals and the transformSpec filter."
     )
 
 
@@ -667,7 +706,7 @@ class IndexDefinition(protocol.TaskDefinition):
         return record is not None and record.status == "SUCCESS"
 
     def report(self, task, plan, results, outcome, publish) -> IndexReport:
-        reports = index_report(task.task_id, plan, results, len(publish.segments))
+        reports = index_report(task.task_id, plan, results, len(publish.segments), warnings=spec_warnings(task))
         return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from druidflow.ingest.stats import RowStats
@@ -16,8 +17,11 @@ def ingestion_report(
     segments_published: int = 0,
     segments_read: int = 0,
     error: Optional[str] = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The report in Druid's shape: ``rowStats`` and ``unparseableEvents`` per phase, ``errorMsg``, counts."""
+    """The report in Druid's shape: ``rowStats`` and ``unparseableEvents`` per phase, ``errorMsg``, counts; plus
+    ``warnings``: the spec keys accepted but ignored, by full path (unknown keys, fields Druid's precedence rules
+    drop), which Druid only logs."""
     det_stats, det_events = determine or (RowStats(), [])
     build_stats, build_events = build or (RowStats(), [])
     return {
@@ -34,6 +38,7 @@ def ingestion_report(
                 "recordsProcessed": build_stats.processed + build_stats.processed_with_error,
                 "segmentsRead": segments_read,
                 "segmentsPublished": segments_published,
+                "warnings": list(warnings),
             },
         }
     }
