@@ -435,8 +435,8 @@ def _index_task(task: CompactTask, selection: InputSelection, schema: OutputSche
     }
     if task.transform_spec is not None:
         data_schema["transformSpec"] = task.transform_spec.model_dump()
+    # The tuning keeps its type: an index_parallel one's maxNumConcurrentSubTasks bounds the re-index's build units.
     tuning = (task.tuning_config or IndexTuningConfig()).model_dump()
-    tuning["type"] = "index"
     source: dict[str, Any] = {"type": "druid", "dataSource": task.data_source, "interval": str(selection.read_interval)}
     if task.lock_type == "REPLACE":
         # Under concurrent locks, segments appended after the plan are upgraded at publish, never re-read: the

@@ -74,7 +74,8 @@ def test_a_compaction_bounding_its_parallel_sub_tasks_runs(rt):
         "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01/2024-01-02"}},
         "tuningConfig": {"type": "index_parallel", "maxNumConcurrentSubTasks": 4},
     }
-    assert compact.run(compact_spec, rt).status == "SUCCESS"
+    report = compact.run(compact_spec, rt)  # honoured: at most 4 build units (here one chunk, one unit)
+    assert report.status == "SUCCESS"
 
 
 def test_max_total_rows_cuts_segments_at_exactly_that_many_rows(rt):
