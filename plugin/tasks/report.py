@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from druidflow.ingest.stats import RowStats
+from druidflow.ingest.stats import RowStats, druid_reasons
 
 
 def ingestion_report(
@@ -31,14 +31,24 @@ def ingestion_report(
             "payload": {
                 "ingestionState": state,
                 "unparseableEvents": {"determinePartitions": det_events, "buildSegments": build_events},
-                "rowStats": {"determinePartitions": det_stats.model_dump(), "buildSegments": build_stats.model_dump()},
+                "rowStats": {"determinePartitions": _row_stats(det_stats), "buildSegments": _row_stats(build_stats)},
                 "errorMsg": error,
                 "segmentAvailabilityConfirmed": False,
                 "segmentAvailabilityWaitTimeMs": 0,
-                "recordsProcessed": build_stats.processed + build_stats.processed_with_error,
+                # Druid's Map<String, Long>: records processed per phase (what rowStats counts as processed).
+                "recordsProcessed": {
+                    "determinePartitions": det_stats.processed + det_stats.processed_with_error,
+                    "buildSegments": build_stats.processed + build_stats.processed_with_error,
+                },
                 "segmentsRead": segments_read,
                 "segmentsPublished": segments_published,
                 "warnings": list(warnings),
             },
         }
     }
+
+
+def _row_stats(stats: RowStats) -> dict[str, Any]:
+    out = stats.model_dump()
+    out["thrownAwayByReason"] = druid_reasons(stats.thrown_away_by_reason)
+    return out
