@@ -47,6 +47,8 @@ class InputBatch:
     bytes_read: int = 0
     source: str = ""
     times: Optional[pa.Array] = None
+    #: root fields that schemaless dimension discovery must skip although their Arrow type looks flat
+    non_flat_fields: frozenset[str] = frozenset()
 
     @property
     def num_rows(self) -> int:

@@ -106,6 +106,14 @@ class FlattenSpec(DruidModel):
     use_field_discovery: bool = True
     fields: list[FlattenField] = Field(default_factory=list)
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _root_shorthand(cls, fields: Any) -> Any:
+        # Druid: "when defining a root-level field, it is possible to define only the field name, as a string".
+        if isinstance(fields, list):
+            return [{"type": "root", "name": f} if isinstance(f, str) else f for f in fields]
+        return fields
+
     @field_validator("fields")
     @classmethod
     def _unique_names(cls, fields: list[FlattenField]) -> list[FlattenField]:

@@ -46,7 +46,7 @@ from druidflow.ingest.partitioning import (
 from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.prefetch import prefetched
 from druidflow.ingest.task_input import druid_sources, file_sources, open_task_input
-from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
+from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats, druid_reasons
 from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
@@ -296,7 +296,7 @@ def _determine(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval]]):
     ranged = partitions.type in ("single_dim", "range")
     hashed = partitions.type == "hashed" and partitions.num_shards is None
     for batch in _reader(task, rt, _string_dimensions(task)).batches():
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times)
+        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:
@@ -361,7 +361,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         stats = RowStats()
         partitions = tuning.effective_partitions_spec
         for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times)
+            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
             stats = stats.plus(parsed.stats)
             if index is None:
                 index = IncrementalIndex(
@@ -656,7 +656,7 @@ def no_valid_rows_message(stats: RowStats, published: int) -> Optional[str]:
     timestamps or have been filtered out.``): the task succeeds, as in Druid, but says so in ``errorMsg``."""
     if published or stats.processed or stats.processed_with_error or not (stats.unparseable or stats.thrown_away):
         return None
-    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stats.thrown_away_by_reason.items()))
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(druid_reasons(stats.thrown_away_by_reason).items()))
     return (
         f"No valid rows: {stats.unparseable} unparseable and {stats.thrown_away} thrown away"
         f"{f' ({reasons})' if reasons else ''}, none kept, nothing published. All rows may have invalid timestamps "
