@@ -36,11 +36,23 @@ STRICT_MODELS: dict[str, str] = {
 }
 
 
+#: modules whose every model is strict: filters (``fitler``/``vaule`` decides which rows are kept or dropped),
+#: retention rules (a ``dropForever`` with a ``period`` would drop everything), the auto-compaction config (a
+#: misspelt ``skipOffsetFromLatest`` would compact the newest data) and the records Druidflow itself writes.
+STRICT_MODULES: dict[str, str] = {
+    "druidflow.filters": "a misspelt filter field changes which rows are kept",
+    "druidflow.retention": "a misspelt rule field changes which data is dropped",
+    "druidflow.compaction.config": "a misspelt compaction setting changes which data is compacted",
+    "druidflow.tasks.index": "it is a record Druidflow writes itself",
+    "druidflow.tasks.protocol": "it is a record Druidflow writes itself",
+}
+
+
 def unknown_key_error(model: BaseModel) -> Any:
     """The SpecError for the first unknown key of a strict model, or None."""
     from druidflow.exceptions import SpecError
 
-    reason = STRICT_MODELS.get(type(model).__name__)
+    reason = STRICT_MODELS.get(type(model).__name__) or STRICT_MODULES.get(type(model).__module__)
     extra = model.model_extra or {}
     if reason is None or not extra:
         return None

@@ -46,7 +46,7 @@ from druidflow.ingest.partitioning import (
 from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.prefetch import prefetched
 from druidflow.ingest.task_input import druid_sources, file_sources, open_task_input
-from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats, druid_reasons
+from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
 from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
@@ -57,7 +57,7 @@ from druidflow.specs.tasks import IndexTask
 from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import protocol
-from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.report import ingestion_report, no_valid_rows_message
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -637,7 +637,9 @@ def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], 
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
-    message = no_valid_rows_message(plan.row_stats.plus(build_stats) if plan.determined_intervals else build_stats, published)
+    # Without intervals and without any valid row, no chunk was found and the rows were only counted while determining.
+    read = build_stats.processed + build_stats.processed_with_error + build_stats.unparseable + build_stats.thrown_away
+    message = no_valid_rows_message(build_stats if read else plan.row_stats, published)
     if message is not None:
         log.warning("task %s: %s", task_id, message)
         extra.setdefault("error", message)
@@ -648,19 +650,6 @@ def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], 
         build=(build_stats, events),
         segments_published=published,
         **extra,
-    )
-
-
-def no_valid_rows_message(stats: RowStats, published: int) -> Optional[str]:
-    """Druid's status message for a task that read rows but kept none (``No valid rows ... All rows may have invalid
-    timestamps or have been filtered out.``): the task succeeds, as in Druid, but says so in ``errorMsg``."""
-    if published or stats.processed or stats.processed_with_error or not (stats.unparseable or stats.thrown_away):
-        return None
-    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(druid_reasons(stats.thrown_away_by_reason).items()))
-    return (
-        f"No valid rows: {stats.unparseable} unparseable and {stats.thrown_away} thrown away"
-        f"{f' ({reasons})' if reasons else ''}, none kept, nothing published. All rows may have invalid timestamps "
-        "or have been filtered out; check the timestampSpec, the intervals and the transformSpec filter."
     )
 
 

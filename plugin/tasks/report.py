@@ -52,3 +52,16 @@ def _row_stats(stats: RowStats) -> dict[str, Any]:
     out = stats.model_dump()
     out["thrownAwayByReason"] = druid_reasons(stats.thrown_away_by_reason)
     return out
+
+
+def no_valid_rows_message(stats: RowStats, published: int) -> Optional[str]:
+    """Druid's status message for a task that read rows but kept none (``No valid rows ... All rows may have invalid
+    timestamps or have been filtered out.``): the task succeeds, as in Druid, but says so in ``errorMsg``."""
+    if published or stats.processed or stats.processed_with_error or not (stats.unparseable or stats.thrown_away):
+        return None
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(druid_reasons(stats.thrown_away_by_reason).items()))
+    return (
+        f"No valid rows: {stats.unparseable} unparseable and {stats.thrown_away} thrown away"
+        f"{f' ({reasons})' if reasons else ''}, none kept, nothing published. All rows may have invalid timestamps "
+        "or have been filtered out; check the timestampSpec, the intervals and the transformSpec filter."
+    )

@@ -290,3 +290,12 @@ def test_max_num_concurrent_sub_tasks_bounds_the_build_units(rt):
     assert report.status == "SUCCESS" and rows(rt) == sorted(
         [("2018-01-01T01:01:00.000Z", "tiger", 1, 100), ("2018-01-01T03:01:00.000Z", "aardvark", 1, 42), ("2018-01-01T03:01:00.000Z", "giraffe", 1, 14124)]
     )
+
+
+def test_no_valid_rows_without_intervals_is_reported_from_the_determine_pass(rt):
+    spec = json.loads(UPDATES_INIT_INDEX)
+    spec["spec"]["dataSchema"]["timestampSpec"]["column"] = "time"
+    del spec["spec"]["dataSchema"]["granularitySpec"]["intervals"]
+    report = index.run(spec, rt)
+    assert report.segments == []
+    assert report.reports["ingestionStatsAndErrors"]["payload"]["errorMsg"].startswith("No valid rows: 3 unparseable")
