@@ -266,6 +266,13 @@ class RowParser:
         if agg.kind == "count":
             yield metric.name, pa.array(np.ones(n, dtype=np.int64) if matched is None else matched.astype(np.int64)), None
             return
+        if agg.kind == "sketch":
+            values, err = sketch_input(table, agg)
+            if matched is not None:
+                values = pc.if_else(pa.array(matched), values, pa.scalar(None, values.type))
+                err = err & matched if err is not None else None
+            yield metric.name, values, err
+            return
         expression = getattr(agg, "expression", None)
         if expression:
             source = agg.compiled_expression.evaluate(table)
@@ -316,6 +323,59 @@ class RowParser:
             if m.companion:
                 cols[m.companion] = pa.array([], pa.int64())
         return pa.table(cols)
+
+
+def sketch_input(table: pa.Table, agg: Any) -> tuple[pa.Array, Optional[np.ndarray]]:
+    """A sketch aggregator's per-row input for rollup: serialized sketches (binary: a segment's sketch column, or text
+    decoded from base64 where the aggregator reads sketches), numbers (quantiles), or each row's values as a
+    list<string> (distinct counts; ``cardinality`` lists every field's values, or with ``byRow`` one joined value)."""
+    from druidflow.sketches import decode_input_sketches, is_sketch_column
+
+    n = table.num_rows
+    spec = agg.sketch
+    names = agg.fields if agg.type == "cardinality" else [agg.input_column]
+    present = [c for c in names if c in table.column_names]
+    if agg.type != "cardinality" and present:
+        col = _combine(table.column(present[0]))
+        if is_sketch_column(col):
+            return col.cast(pa.binary()), None
+        if agg.input_is_sketch:
+            blobs, bad = decode_input_sketches(col, spec.family, agg.type)
+            return blobs, bad
+        if spec.family == "quantiles":
+            values, err = to_number(col, pa.float64())
+            return values, err.to_numpy(zero_copy_only=False)
+    if spec.family == "quantiles":
+        return pa.nulls(n, pa.float64()), None
+    lists = [_as_string_lists(_combine(table.column(c))) for c in present]
+    if not lists:
+        return pa.nulls(n, pa.list_(pa.string())), None
+    if agg.type == "cardinality" and agg.by_row:
+        # One value per row: the fields' (sorted) values joined, so equal rows hash alike (Druid's byRow).
+        parts = [pc.binary_join(pc.fill_null(col, pa.scalar([], col.type)), "\x02") for col in lists]
+        joined = pc.binary_join_element_wise(*parts, "\x01") if len(parts) > 1 else parts[0]
+        return _single_lists(joined), None
+    if len(lists) == 1:
+        return lists[0], None
+    flat = pa.chunked_array([pc.list_flatten(c) for c in lists]).combine_chunks()
+    parents = np.concatenate([pc.list_parent_indices(c).to_numpy(zero_copy_only=False) for c in lists])
+    order = np.argsort(parents, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=n))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat.take(pa.array(order))), None
+
+
+def _as_string_lists(col: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return col.cast(pa.list_(pa.string()))
+    if pa.types.is_struct(col.type) or pa.types.is_map(col.type):
+        col = pa.array([None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in col.to_pylist()], pa.string())
+    return _single_lists(col if pa.types.is_string(col.type) else _stringify(col))
+
+
+def _single_lists(col: pa.Array) -> pa.Array:
+    return pa.ListArray.from_arrays(pa.array(np.arange(len(col) + 1, dtype=np.int32)), col)
 
 
 def _set(table: pa.Table, name: str, values: Any) -> pa.Table:
