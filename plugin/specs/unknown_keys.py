@@ -36,13 +36,22 @@ STRICT_MODELS: dict[str, str] = {
 }
 
 
-#: modules whose every model is strict: filters (``fitler``/``vaule`` decides which rows are kept or dropped),
+#: modules whose every model is strict: filters (``vaule`` decides which rows are kept or dropped), aggregators,
 #: retention rules (a ``dropForever`` with a ``period`` would drop everything), the auto-compaction config (a
-#: misspelt ``skipOffsetFromLatest`` would compact the newest data) and the records Druidflow itself writes.
+#: misspelt ``skipOffsetFromLatest`` would compact the newest data), Kafka supervisor and realtime specs, and the
+#: records Druidflow itself writes.
 STRICT_MODULES: dict[str, str] = {
     "druidflow.filters": "a misspelt filter field changes which rows are kept",
     "druidflow.retention": "a misspelt rule field changes which data is dropped",
     "druidflow.compaction.config": "a misspelt compaction setting changes which data is compacted",
+    "druidflow.aggregators": "a misspelt aggregator field changes the metric's values",
+    "druidflow.sketches": "a misspelt aggregator field changes the metric's values",
+    "druidflow.sketch_aggregators": "a misspelt aggregator field changes the metric's values",
+    # Supervisors and realtime tasks run on their own, with no report to carry a warning; their specs also refuse
+    # the Druid fields Druidflow cannot honour (basePersistDirectory, ...) as unknown.
+    "druidflow.streaming.kafka_spec": "a supervisor runs unattended: a misspelt offset or topic setting would read other data",
+    "druidflow.streaming.kafka_task": "it is a record Druidflow writes itself",
+    "druidflow.push.spec": "a realtime spec runs unattended; Druid's JVM-only realtime fields are refused",
     "druidflow.tasks.index": "it is a record Druidflow writes itself",
     "druidflow.tasks.protocol": "it is a record Druidflow writes itself",
 }

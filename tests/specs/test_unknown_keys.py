@@ -61,13 +61,11 @@ def test_a_misspelt_partitions_spec_is_ignored_with_a_warning_naming_its_path():
 def test_unknown_keys_anywhere_are_named_with_their_full_path():
     s = spec()
     s["comment"] = "x"
-    s["spec"]["dataSchema"]["metricsSpec"][1]["fieldNmae"] = "number"
     s["spec"]["ioConfig"]["inputSource"]["recursive"] = True
     s["spec"]["dataSchema"]["timestampSpec"]["formatt"] = "iso"
     assert ignored_keys(parse_task(s)) == [
         "comment",
         "spec.dataSchema.timestampSpec.formatt",
-        "spec.dataSchema.metricsSpec[1].fieldNmae",
         "spec.ioConfig.inputSource.recursive",
     ]
 
@@ -108,6 +106,14 @@ def test_dangerous_typos_are_refused_naming_the_field(where, key, model):
         parse_task(s)
     assert info.value.path == path
     assert STRICT_MODELS[model] in str(info.value)
+
+
+def test_an_aggregator_typo_is_refused():
+    s = spec()
+    s["spec"]["dataSchema"]["metricsSpec"][1]["fieldNmae"] = "number"
+    with pytest.raises(SpecError) as info:
+        parse_task(s)
+    assert info.value.path == "spec.dataSchema.metricsSpec[1].fieldNmae"
 
 
 def test_a_druid_input_source_typo_is_refused():
