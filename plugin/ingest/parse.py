@@ -29,6 +29,9 @@ from druidflow.ingest.stats import ParseExceptionHandler, RowStats
 TIME = "__time"
 CHUNK = "__chunk"
 BUCKET = "__bucket"
+# Druid's murmur3_32 of each row's hash-partitioning key (hashed partitioning only; see druidflow.ingest.hashing),
+# computed from the raw columns while they are still at hand and consumed by ``assign``.
+HASH = "__hash"
 # Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
 # the segment writer splits them back into a list column.
 MULTI_VALUE_SEPARATOR = "\x1f"
@@ -66,6 +69,8 @@ class RowParser:
     # unit owns (thrown away, unparseable) are counted only when ``count_unowned`` (by one unit of the task).
     assign: Optional[Callable[[pa.Table], np.ndarray]] = None
     count_unowned: bool = True
+    # Set for hashed partitioning: the partitionDimensions of Druid's hash key (empty: every dimension and time).
+    hash_partition_dimensions: Optional[Sequence[str]] = None
 
     def __post_init__(self) -> None:
         schema = self.data_schema
@@ -138,6 +143,11 @@ class RowParser:
             TIME: _truncate(self.query_granularity, raw_time),
             CHUNK: chunk,
         }
+        if self.hash_partition_dimensions is not None:
+            from druidflow.ingest.hashing import row_hashes  # brings numba along: only hashed runs pay for it
+
+            hashes = row_hashes(table, columns[TIME], [d.name for d in dims], self.hash_partition_dimensions, self.list_delimiter)
+            columns[HASH] = pa.array(hashes, pa.int32())
         errors = np.zeros(table.num_rows, dtype=bool)
         messages: list[str] = []
         for dim in dims:
@@ -160,6 +170,8 @@ class RowParser:
                 keep = pa.array(mine)
                 out, table, errors, bucket = out.filter(keep), table.filter(keep), errors[mine], bucket[mine]
             out = out.append_column(BUCKET, pa.array(bucket, pa.int64()))
+        if HASH in out.column_names:
+            out = out.drop_columns([HASH])
         if not self.count_unowned:
             stats = RowStats()
         n_err = int(errors.sum())
