@@ -50,6 +50,10 @@ segments = Table(
     # The physical file(s) the loadSpec points at, so that kill can reference-count shared files.
     Column("load_path", String(1024), nullable=False),
     Column("payload", LargeBinary, nullable=False),
+    # The payload's shardSpec type and core partition count (NULL: unknown, a single/range set that must chain),
+    # so that visibility reads no payload (migration df_narrow).
+    Column("shard_type", String(32), nullable=False),
+    Column("core_partitions", Integer, nullable=True),
     Index(f"ix_{PREFIX}segments_ds_used_start_end", "dataSource", "used", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_load_path", "load_path"),

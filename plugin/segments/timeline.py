@@ -16,11 +16,11 @@ set covering it in O(n log n), and runs of equal winners become the timeline ent
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,6 +49,52 @@ class TimelineEntry(NamedTuple):
         return all(s.is_tombstone for s in self.segments)
 
 
+class SegmentColumns(NamedTuple):
+    """What the timeline needs of each segment, as arrays (one position per segment): the narrow columns of the
+    segments table, so that visibility never needs a payload."""
+
+    start: np.ndarray  # int64 epoch ms
+    end: np.ndarray
+    version: Sequence[str]
+    partition: np.ndarray  # int64
+    core: np.ndarray  # int64 core partition count; -1: unknown (a single/range set that must chain)
+    tombstone: np.ndarray  # bool
+    size: np.ndarray  # int64 bytes
+    num_rows: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, segments: Sequence[DataSegment]) -> SegmentColumns:
+        n = len(segments)
+        intervals = list(map(attrgetter("interval"), segments))
+        specs = list(map(attrgetter("shard_spec"), segments))
+        return cls(
+            start=np.fromiter(map(attrgetter("start"), intervals), np.int64, n),
+            end=np.fromiter(map(attrgetter("end"), intervals), np.int64, n),
+            version=list(map(attrgetter("version"), segments)),
+            partition=np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n),
+            core=np.fromiter(map(core_partitions_column, specs), np.int64, n),
+            tombstone=np.fromiter((spec.type == "tombstone" for spec in specs), bool, n),
+            size=np.fromiter(map(attrgetter("size"), segments), np.int64, n),
+            num_rows=np.fromiter(map(attrgetter("num_rows"), segments), np.int64, n),
+        )
+
+
+def core_partitions_column(spec: Any) -> int:
+    """A shard spec's core partition count as stored in ``core_partitions`` (-1 for NULL: unknown)."""
+    return -1 if getattr(spec, "num_core_partitions", 0) is None else int(spec.core_partitions)
+
+
+class EntrySummary(NamedTuple):
+    """A timeline entry without its segments: what ``druidflow timeline`` prints (tombstones counted)."""
+
+    interval: Interval
+    version: str
+    true_interval: Interval
+    segments: int
+    rows: int
+    size: int
+
+
 class Timeline:
     """The timeline of one dataSource's segments (normally its *used* segments).
 
@@ -62,19 +108,37 @@ class Timeline:
         data_sources = {s.data_source for s in segs}
         if len(data_sources) > 1:
             raise ValueError(f"a timeline holds one dataSource, got {sorted(data_sources)}")
-        self.data_source: str | None = data_sources.pop() if data_sources else None
-        n = len(segs)
-        intervals = list(map(attrgetter("interval"), segs))
-        start = np.fromiter(map(attrgetter("start"), intervals), np.int64, n)
-        end = np.fromiter(map(attrgetter("end"), intervals), np.int64, n)
-        versions = list(map(attrgetter("version"), segs))
+        self._build(data_sources.pop() if data_sources else None, SegmentColumns.of(segs), None, segs)
+
+    @classmethod
+    def from_columns(
+        cls, data_source: str | None, columns: SegmentColumns, load: Callable[[list[int]], list[DataSegment]]
+    ) -> Timeline:
+        """The timeline of segments described by their narrow ``columns`` alone; ``load(rows)`` returns the
+        segments at those row positions of ``columns``, and is called only for segments handed out in full (and
+        for ``single``/``range`` sets of unknown core size, whose completeness needs their ranges)."""
+        timeline = cls.__new__(cls)
+        timeline._build(data_source, columns, load)
+        return timeline
+
+    def _build(
+        self,
+        data_source: str | None,
+        cols: SegmentColumns,
+        load: Callable[[list[int]], list[DataSegment]] | None,
+        given: list[DataSegment] | None = None,
+    ) -> None:
+        self.data_source = data_source
+        self._load_rows = load
+        self._loaded: dict[int, DataSegment] = {}
+        self._given: list[DataSegment] | None = None
+        n = len(cols.start)
+        start, end = cols.start, cols.end
         # Python orders str by code point, Java by UTF-16 unit: they differ only past U+FFFF, never in versions.
-        self._versions: list[str] = sorted(set(versions))
-        rank = {v: i for i, v in enumerate(self._versions)}
-        vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, n)
-        specs = list(map(attrgetter("shard_spec"), segs))
-        part = np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n)
-        core = np.fromiter(map(attrgetter("core_partitions"), specs), np.int64, n)
+        versions, vrank = np.unique(np.asarray(cols.version, dtype=object), return_inverse=True)
+        self._versions: list[str] = versions.tolist()
+        vrank = vrank.astype(np.int64).reshape(-1)
+        part, core = cols.partition, cols.core
 
         order = np.lexsort((part, vrank, end, start))
         start, end, vrank, part, core = start[order], end[order], vrank[order], part[order], core[order]
@@ -83,10 +147,13 @@ class Timeline:
             keep[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1]) | (part[1:] != part[:-1])
         order = order[keep]
         start, end, vrank, part, core = start[keep], end[keep], vrank[keep], part[keep], core[keep]
-        self._segments: list[DataSegment] = [segs[i] for i in order.tolist()]
-        n = len(self._segments)
-        types = [specs[i].type for i in order.tolist()]
-        self._tombstone = np.fromiter(map("tombstone".__eq__, types), bool, n)
+        self._rows = order  # position in the timeline -> row of ``cols``
+        if given is not None:
+            self._given = [given[i] for i in order.tolist()]
+        self._part = part
+        self._size, self._num_rows = cols.size[order], cols.num_rows[order]
+        n = len(order)
+        self._tombstone = cols.tombstone[order]
 
         # Partition sets: runs of equal (start, end, version) in the sorted order.
         new_set = np.ones(n, dtype=bool)
@@ -96,13 +163,23 @@ class Timeline:
         self._offsets = np.append(first, n)
         self._set_of = np.cumsum(new_set) - 1
         self._set_start, self._set_end, self._set_vrank = start[first], end[first], vrank[first]
-        self._set_complete = self._completeness(part, core, first, types)
+        self._set_complete = self._completeness(part, core, first)
         self._check_same_version_overlaps()
 
         bounds = np.unique(np.concatenate([self._set_start, self._set_end]))
         self._bounds = bounds
         self._set_lo = np.searchsorted(bounds, self._set_start)
         self._set_hi = np.searchsorted(bounds, self._set_end)
+
+    def _segments_at(self, positions: Sequence[int]) -> list[DataSegment]:
+        """The segments at these timeline positions, loaded (once) when the timeline was built from columns."""
+        if self._given is not None:
+            return [self._given[p] for p in positions]
+        assert self._load_rows is not None
+        missing = [p for p in positions if p not in self._loaded]
+        if missing:
+            self._loaded.update(zip(missing, self._load_rows(self._rows[missing].tolist())))
+        return [self._loaded[p] for p in positions]
 
     @classmethod
     def from_segments(cls, segments: Iterable[DataSegment]) -> Timeline:
@@ -114,11 +191,31 @@ class Timeline:
     @property
     def segments(self) -> list[DataSegment]:
         """Every segment given (duplicates removed), ordered by start, end, version, partition number."""
-        return list(self._segments)
+        return self._segments_at(range(len(self._rows)))
 
     def visible(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """The timeline entries overlapping ``interval`` (all when None), in time order, trimmed to it."""
         return self._entries(self._complete_view, interval)
+
+    def visible_summary(self, interval: Interval | None = None) -> list[EntrySummary]:
+        """:meth:`visible` without the segments: each entry's segment count, rows and bytes (no segment loaded)."""
+        starts, ends, sets = self._complete_view
+        q = interval or ETERNITY
+        i0, i1 = self._slice(starts, ends, interval)
+        sets = sets[i0:i1]
+        lo, hi = self._offsets[:-1], self._offsets[1:]
+        rows = np.add.reduceat(self._num_rows, lo) if len(lo) else self._num_rows
+        size = np.add.reduceat(self._size, lo) if len(lo) else self._size
+        versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
+        out = []
+        for s, e, v, ts, te, n, r, b in zip(
+            np.maximum(starts[i0:i1], q.start).tolist(), np.minimum(ends[i0:i1], q.end).tolist(), versions,
+            self._set_start[sets].tolist(), self._set_end[sets].tolist(), (hi - lo)[sets].tolist(),
+            rows[sets].tolist(), size[sets].tolist(),
+        ):
+            true_interval = Interval(ts, te)
+            out.append(EntrySummary(true_interval if (s, e) == (ts, te) else Interval(s, e), v, true_interval, n, r, b))
+        return out
 
     def lookup_with_incomplete(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """Like :meth:`visible`, but incomplete partition sets count too (Druid's "incomplete OK" lookup)."""
@@ -136,12 +233,19 @@ class Timeline:
         mask = visible_sets[self._set_of]
         if not include_tombstones:
             mask &= ~self._tombstone
-        return [self._segments[i] for i in np.flatnonzero(mask)]
+        return self._segments_at(np.flatnonzero(mask).tolist())
 
     def overshadowed(self) -> list[DataSegment]:
         """Every segment whose whole interval is covered, without gaps, by complete sets of strictly higher versions."""
-        mask = self._overshadowed_sets[self._set_of]
-        return [self._segments[i] for i in np.flatnonzero(mask)]
+        return self._segments_at(self.overshadowed_positions().tolist())
+
+    def overshadowed_positions(self) -> np.ndarray:
+        """Timeline positions (ordered by start, end, version, partition) of the overshadowed segments."""
+        return np.flatnonzero(self._overshadowed_sets[self._set_of])
+
+    def overshadowed_rows(self) -> np.ndarray:
+        """Like :meth:`overshadowed`, as row positions of the columns (or list) the timeline was built from."""
+        return self._rows[self.overshadowed_positions()]
 
     def is_overshadowed(self, segment: DataSegment) -> bool:
         """Whether ``segment`` (in this timeline or not) is overshadowed by this timeline's complete sets.
@@ -162,22 +266,18 @@ class Timeline:
 
     # -- construction helpers -----------------------------------------------------------------------------
 
-    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray, types: list[str]) -> np.ndarray:
+    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray) -> np.ndarray:
         n_sets = len(first)
         if n_sets == 0:
             return np.zeros(0, dtype=bool)
-        set_core = np.maximum.reduceat(core, first)
+        unknown = core < 0  # single/range of unknown core size
+        set_core = np.maximum.reduceat(np.where(unknown, 0, core), first)
         in_core = (part >= 0) & (part < set_core[self._set_of])
         present = np.add.reduceat(in_core.astype(np.int64), first)
         complete = np.where(set_core == 0, True, present == set_core)
         # single/range sets of unknown core size: complete when their ranges chain from open start to open end.
-        unknown = [
-            i
-            for i, t in enumerate(types)
-            if t in ("single", "range") and self._segments[i].shard_spec.num_core_partitions is None
-        ]
         for k in np.unique(self._set_of[unknown]).tolist():
-            complete[k] = _chains(self._segments[self._offsets[k] : self._offsets[k + 1]])
+            complete[k] = _chains(self._segments_at(range(self._offsets[k], self._offsets[k + 1])))
         return complete
 
     def _check_same_version_overlaps(self) -> None:
@@ -236,6 +336,8 @@ class Timeline:
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
         offsets = self._offsets.tolist()
+        wanted = [p for k in sets.tolist() for p in range(offsets[k], offsets[k + 1])]
+        segments = dict(zip(wanted, self._segments_at(wanted)))
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
@@ -244,7 +346,7 @@ class Timeline:
                 true_interval = Interval(ts, te)
                 s, e = max(s, q.start), min(e, q.end)
                 shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
-                out.append(TimelineEntry(shown, v, tuple(self._segments[offsets[k] : offsets[k + 1]]), true_interval))
+                out.append(TimelineEntry(shown, v, tuple(segments[p] for p in range(offsets[k], offsets[k + 1])), true_interval))
         return out
 
 
