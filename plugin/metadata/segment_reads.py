@@ -15,9 +15,9 @@ from druidflow.metadata.segment_rows import (
     SEGMENT_STATE,
     SegmentsChangedError,
     gc_paused,
-    load_segments,
+    load_sets,
     ordered,
-    used_columns,
+    used_sets,
     where,
 )
 from druidflow.metadata.store_base import StoreBase
@@ -98,17 +98,17 @@ class SegmentReads(StoreBase):
         self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None
     ) -> Timeline:
         """The timeline of the used segments overlapping ``interval`` (all when None), built from the narrow
-        columns; a segment's payload is read when the timeline first hands it out (on ``conn`` when given: use the
+        columns aggregated per partition set; a set's payloads are read when the timeline first hands them out (on ``conn`` when given: use the
         timeline while it is open). Raises :class:`SegmentsChangedError` (retryable) if a segment it hands out was
         deleted meanwhile."""
         with self._read(conn) as c:
-            cols = used_columns(c, data_source, interval)
+            sets = used_sets(c, data_source, interval)
 
-        def load(rows: list[int]) -> list[DataSegment]:
+        def load(positions: list[int]) -> list[list[DataSegment]]:
             with self._read(conn) as c:
-                return load_segments(c, data_source, cols, rows)
+                return load_sets(c, data_source, sets, positions)
 
-        return Timeline.from_columns(data_source, cols, load)
+        return Timeline.from_sets(data_source, sets, load)
 
     def visible_summary(
         self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None

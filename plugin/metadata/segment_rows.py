@@ -1,8 +1,9 @@
 """How a segment is a row of ``druidflow_segments``: the row written at publish, the WHERE clauses the store reads
-by, and the narrow-column read that lets visibility run without parsing a payload.
+by, and the partition-set read that lets visibility run without parsing a payload.
 
-The narrow columns (``start_ms``, ``end_ms``, ``version``, ``partition_num``, ``shard_type``, ``core_partitions``,
-``size``, ``num_rows``) are all the timeline needs; a payload is read, by id, only for a segment handed out in full.
+The narrow columns (``start_ms``, ``end_ms``, ``version``, ``partition_num``, ``core_partitions``, ``size``,
+``num_rows``) are all the timeline needs, aggregated per partition set by the database; payloads are read only for
+the sets whose segments are handed out in full.
 """
 
 from __future__ import annotations
@@ -24,23 +25,15 @@ from druidflow.metadata.load_path import load_path
 from druidflow.metadata.records import segment_from_payload
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.descriptor import DataSegment
-from druidflow.segments.timeline import SegmentColumns, core_partitions_column
+from druidflow.segments.timeline import SetColumns, core_partitions_column, partition_set_complete
 
 # Rows per statement for IN lists and bulk inserts: well under SQLite's bound-parameter limit.
 BATCH = 500
 
 SEGMENT_STATE = (S.c.used, S.c.used_status_last_updated, S.c.unused_reason, S.c.created_date, S.c.kill_task_id)
 
-_COLUMNS = (
-    S.c.start_ms,
-    S.c.end_ms,
-    S.c.version,
-    S.c.partition_num,
-    sa.func.coalesce(S.c.core_partitions, -1),
-    sa.case((S.c.shard_type == "tombstone", 1), else_=0),
-    S.c.size,
-    S.c.num_rows,
-)
+# Partition sets read by their keys at most (more are read by one range query over their span).
+_KEYED_SETS = 500
 
 
 class SegmentsChangedError(RetryableError):
@@ -142,51 +135,76 @@ def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def used_columns(conn: Connection, data_source: str, interval: Optional[Interval]) -> SegmentColumns:
-    """The narrow columns of the used segments of ``data_source`` overlapping ``interval`` (all when None)."""
-    query = sa.select(*_COLUMNS).where(*where(data_source, interval, False), S.c.used == sa.true())
-    # The driver's tuples, not SQLAlchemy rows: these columns need no result processing, and 1M rows of it cost.
+def used_sets(conn: Connection, data_source: str, interval: Optional[Interval]) -> SetColumns:
+    """The partition sets of the used segments of ``data_source`` overlapping ``interval`` (all when None),
+    aggregated by the database from the narrow columns.
+
+    A set is complete when its core partitions ``0..N-1`` are all there; only a set whose rows disagree on N, or
+    a ``single``/``range`` set of unknown core size (which must chain its ranges), has its payloads read.
+    """
+    core = sa.func.coalesce(S.c.core_partitions, -1)
+    in_core = sa.case((sa.and_(S.c.partition_num >= 0, S.c.partition_num < S.c.core_partitions), 1), else_=0)
+    query = (
+        sa.select(
+            S.c.start_ms, S.c.end_ms, S.c.version, sa.func.count(), sa.func.min(core), sa.func.max(core),
+            # PostgreSQL's sum of a bigint is a numeric: cast back, so that the driver hands out ints.
+            sa.func.sum(in_core), sa.cast(sa.func.sum(S.c.size), sa.BigInteger),
+            sa.cast(sa.func.sum(S.c.num_rows), sa.BigInteger),
+        )
+        .where(*where(data_source, interval, False), S.c.used == sa.true())
+        .group_by(S.c.start_ms, S.c.end_ms, S.c.version)
+    )
+    # The driver's tuples, not SQLAlchemy rows: these columns need no result processing.
     rows = conn.execute(query).cursor.fetchall()
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
-        return SegmentColumns(empty, empty, [], empty, empty, np.zeros(0, dtype=bool), empty, empty)
-    start, end, version, part, core, tomb, size, num_rows = zip(*rows)
+        return SetColumns(empty, empty, [], np.zeros(0, dtype=bool), empty, empty, empty)
+    start, end, version, count, lo, hi, present, size, num_rows = (np.array(c) for c in zip(*rows))
     del rows
-    return SegmentColumns(
-        start=np.array(start, dtype=np.int64),
-        end=np.array(end, dtype=np.int64),
-        version=version,
-        partition=np.array(part, dtype=np.int64),
-        core=np.array(core, dtype=np.int64),
-        tombstone=np.array(tomb, dtype=bool),
-        size=np.array(size, dtype=np.int64),
-        num_rows=np.array(num_rows, dtype=np.int64),
+    start, end, lo, hi = start.astype(np.int64), end.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64)
+    complete = (lo == hi) & ((hi == 0) | (present.astype(np.int64) == hi))
+    versions = version.tolist()
+    sets = SetColumns(start, end, versions, complete, count.astype(np.int64), size.astype(np.int64), num_rows.astype(np.int64))
+    odd = np.flatnonzero((lo != hi) | (lo < 0)).tolist()
+    if odd:
+        for k, members in zip(odd, load_sets(conn, data_source, sets, odd)):
+            complete[k] = partition_set_complete(members)
+    return sets
+
+
+def load_sets(conn: Connection, data_source: str, sets: SetColumns, positions: list[int]) -> list[list[DataSegment]]:
+    """The used segments of the partition sets at ``positions`` of ``sets``, each ordered by partition number.
+
+    Few sets are read by their keys; many, by one range query over their span whose unwanted rows are skipped
+    unparsed.
+    """
+    keys = [(int(sets.start[k]), int(sets.end[k]), sets.version[k]) for k in positions]
+    wanted = set(keys)
+    base = sa.select(S.c.start_ms, S.c.end_ms, S.c.version, S.c.payload).where(
+        S.c.dataSource == data_source, S.c.used == sa.true()
     )
-
-
-def load_segments(conn: Connection, data_source: str, cols: SegmentColumns, rows: list[int]) -> list[DataSegment]:
-    """The segments at ``rows`` of ``cols`` (read by :func:`used_columns`), from their payloads, in one query."""
-    ids = [segment_id_at(data_source, cols, r) for r in rows]
-    if conn.dialect.name == "postgresql":
-        query = sa.text(f"SELECT id, payload FROM {S.name} WHERE id = ANY(:ids)").bindparams(ids=ids)
-    else:  # one JSON array parameter instead of an IN list bounded by SQLite's parameter limit
-        query = sa.text(
-            f"SELECT id, payload FROM {S.name} WHERE id IN (SELECT value FROM json_each(:ids))"
-        ).bindparams(ids=json.dumps(ids))
-    payloads = dict(conn.execute(query).cursor.fetchall())
-    missing = [i for i in ids if i not in payloads]
-    if missing:
-        raise SegmentsChangedError(f"{len(missing)} segment(s) were deleted while being read, e.g. {missing[0]}")
+    if len(keys) <= _KEYED_SETS:
+        queries = [
+            base.where(sa.or_(*(sa.and_(S.c.start_ms == s, S.c.end_ms == e, S.c.version == v) for s, e, v in chunk)))
+            for chunk in chunks(keys, 100)
+        ]
+    else:
+        span = Interval(min(k[0] for k in keys), max(k[1] for k in keys))
+        queries = [base.where(S.c.start_ms < span.end, S.c.end_ms > span.start)]
+    found: dict[tuple[int, int, str], list[DataSegment]] = {}
     with gc_paused():
-        # psycopg2 hands bytea out as memoryview
-        return [segment_from_payload(p if isinstance(p := payloads[i], bytes) else bytes(p)) for i in ids]
-
-
-def segment_id_at(data_source: str, cols: SegmentColumns, row: int) -> str:
-    """The id of the segment at ``row`` of ``cols`` (Druid's rule: partition 0 has no suffix)."""
-    base = f"{data_source}_{iso(int(cols.start[row]))}_{iso(int(cols.end[row]))}_{cols.version[row]}"
-    part = int(cols.partition[row])
-    return base if part == 0 else f"{base}_{part}"
+        for query in queries:
+            for s, e, v, payload in conn.execute(ordered(query)).cursor.fetchall():
+                key = (s, e, v)
+                if key in wanted:
+                    # psycopg2 hands bytea out as memoryview
+                    found.setdefault(key, []).append(segment_from_payload(payload if isinstance(payload, bytes) else bytes(payload)))
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise SegmentsChangedError(
+            f"{len(missing)} partition set(s) of {data_source} stopped being used while being read, e.g. {missing[0]}"
+        )
+    return [found[k] for k in keys]
 
 
 def check_reason(reason: str) -> None:

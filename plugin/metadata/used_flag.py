@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -14,7 +13,7 @@ from druidflow.exceptions import SegmentBeingKilledError, SpecError
 from druidflow.intervals import Interval, format_instant, now_ms, umbrella
 from druidflow.metadata.records import segment_from_payload
 from druidflow.metadata.segment_reads import SegmentReads
-from druidflow.metadata.segment_rows import check_reason, chunks, load_segments, segment_id_at, used_columns, where
+from druidflow.metadata.segment_rows import check_reason, chunks, load_sets, used_sets, where
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.timeline import Timeline
@@ -95,22 +94,28 @@ class UsedFlag(SegmentReads):
         higher versions (the Coordinator's ``MarkOvershadowedSegmentsAsUnused``). Returns how many changed."""
         check_reason(reason)
         with self._write(conn) as c:
-            cols = used_columns(c, data_source, interval)
-            if not len(cols.start):
+            sets = used_sets(c, data_source, interval)
+            if not len(sets.start):
                 return 0
             if interval is not None:
                 # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover.
-                cols = used_columns(c, data_source, Interval(int(cols.start.min()), int(cols.end.max())))
-            timeline = Timeline.from_columns(data_source, cols, lambda rows: load_segments(c, data_source, cols, rows))
-            rows = timeline.overshadowed_rows()
-            if interval is not None:
-                rows = rows[(cols.start[rows] < interval.end) & (cols.end[rows] > interval.start)]
-            ids = [segment_id_at(data_source, cols, r) for r in np.sort(rows).tolist()]
+                sets = used_sets(c, data_source, Interval(int(sets.start.min()), int(sets.end.max())))
+            timeline = Timeline.from_sets(data_source, sets, lambda ks: load_sets(c, data_source, sets, ks))
+            shadowed = [k for k in timeline.overshadowed_sets() if interval is None or (k[0] < interval.end and k[1] > interval.start)]
+            if not shadowed:
+                return 0
             values = {"used": False, "used_status_last_updated": format_instant(now_ms()), "unused_reason": reason}
-            return sum(
-                c.execute(sa.update(S).where(S.c.id.in_(chunk), S.c.used == sa.true()).values(**values)).rowcount
-                for chunk in chunks(ids)
+            update = (
+                sa.update(S)
+                .where(
+                    S.c.dataSource == data_source, S.c.used == sa.true(), S.c.start_ms == sa.bindparam("s"),
+                    S.c.end_ms == sa.bindparam("e"), S.c.version == sa.bindparam("v"),
+                )
+                .values(**values)
             )
+            # executemany: one statement per overshadowed set, by its (interval, version) key.
+            result = c.execute(update, [{"s": s, "e": e, "v": v} for s, e, v in shadowed])
+            return int(result.rowcount)
 
     @staticmethod
     def _selection(

@@ -49,39 +49,17 @@ class TimelineEntry(NamedTuple):
         return all(s.is_tombstone for s in self.segments)
 
 
-class SegmentColumns(NamedTuple):
-    """What the timeline needs of each segment, as arrays (one position per segment): the narrow columns of the
-    segments table, so that visibility never needs a payload."""
+class SetColumns(NamedTuple):
+    """Partition sets described by arrays (one position per set, each ``(start, end, version)`` once): what a
+    database can aggregate from the segments table's narrow columns, so that visibility needs no payload."""
 
     start: np.ndarray  # int64 epoch ms
     end: np.ndarray
     version: Sequence[str]
-    partition: np.ndarray  # int64
-    core: np.ndarray  # int64 core partition count; -1: unknown (a single/range set that must chain)
-    tombstone: np.ndarray  # bool
+    complete: np.ndarray  # bool: the core partitions are all there (see the module docstring)
+    segments: np.ndarray  # int64 segment count
     size: np.ndarray  # int64 bytes
     num_rows: np.ndarray  # int64
-
-    @classmethod
-    def of(cls, segments: Sequence[DataSegment]) -> SegmentColumns:
-        n = len(segments)
-        intervals = list(map(attrgetter("interval"), segments))
-        specs = list(map(attrgetter("shard_spec"), segments))
-        return cls(
-            start=np.fromiter(map(attrgetter("start"), intervals), np.int64, n),
-            end=np.fromiter(map(attrgetter("end"), intervals), np.int64, n),
-            version=list(map(attrgetter("version"), segments)),
-            partition=np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n),
-            core=np.fromiter(map(core_partitions_column, specs), np.int64, n),
-            tombstone=np.fromiter((spec.type == "tombstone" for spec in specs), bool, n),
-            size=np.fromiter(map(attrgetter("size"), segments), np.int64, n),
-            num_rows=np.fromiter(map(attrgetter("num_rows"), segments), np.int64, n),
-        )
-
-
-def core_partitions_column(spec: Any) -> int:
-    """A shard spec's core partition count as stored in ``core_partitions`` (-1 for NULL: unknown)."""
-    return -1 if getattr(spec, "num_core_partitions", 0) is None else int(spec.core_partitions)
 
 
 class EntrySummary(NamedTuple):
@@ -95,12 +73,18 @@ class EntrySummary(NamedTuple):
     size: int
 
 
+#: Loads the segments of partition sets, given their positions in the :class:`SetColumns` (each set's segments
+#: ordered by partition number).
+SetLoader = Callable[[list[int]], list[Sequence[DataSegment]]]
+
+
 class Timeline:
     """The timeline of one dataSource's segments (normally its *used* segments).
 
     Raises :class:`TimelineConflictError` when two partition sets share a version but have overlapping, unequal
     intervals ("Cannot add overlapping segments with the same version"). Duplicate segments (same interval,
-    version and partition) are kept once.
+    version and partition) are kept once. :meth:`from_sets` builds one from per-set columns, loading a set's
+    segments only when they are handed out.
     """
 
     def __init__(self, segments: Iterable[DataSegment]) -> None:
@@ -108,37 +92,19 @@ class Timeline:
         data_sources = {s.data_source for s in segs}
         if len(data_sources) > 1:
             raise ValueError(f"a timeline holds one dataSource, got {sorted(data_sources)}")
-        self._build(data_sources.pop() if data_sources else None, SegmentColumns.of(segs), None, segs)
-
-    @classmethod
-    def from_columns(
-        cls, data_source: str | None, columns: SegmentColumns, load: Callable[[list[int]], list[DataSegment]]
-    ) -> Timeline:
-        """The timeline of segments described by their narrow ``columns`` alone; ``load(rows)`` returns the
-        segments at those row positions of ``columns``, and is called only for segments handed out in full (and
-        for ``single``/``range`` sets of unknown core size, whose completeness needs their ranges)."""
-        timeline = cls.__new__(cls)
-        timeline._build(data_source, columns, load)
-        return timeline
-
-    def _build(
-        self,
-        data_source: str | None,
-        cols: SegmentColumns,
-        load: Callable[[list[int]], list[DataSegment]] | None,
-        given: list[DataSegment] | None = None,
-    ) -> None:
-        self.data_source = data_source
-        self._load_rows = load
-        self._loaded: dict[int, DataSegment] = {}
-        self._given: list[DataSegment] | None = None
-        n = len(cols.start)
-        start, end = cols.start, cols.end
+        self.data_source: str | None = data_sources.pop() if data_sources else None
+        n = len(segs)
+        intervals = list(map(attrgetter("interval"), segs))
+        start = np.fromiter(map(attrgetter("start"), intervals), np.int64, n)
+        end = np.fromiter(map(attrgetter("end"), intervals), np.int64, n)
+        versions = list(map(attrgetter("version"), segs))
         # Python orders str by code point, Java by UTF-16 unit: they differ only past U+FFFF, never in versions.
-        versions, vrank = np.unique(np.asarray(cols.version, dtype=object), return_inverse=True)
-        self._versions: list[str] = versions.tolist()
-        vrank = vrank.astype(np.int64).reshape(-1)
-        part, core = cols.partition, cols.core
+        self._versions: list[str] = sorted(set(versions))
+        rank = {v: i for i, v in enumerate(self._versions)}
+        vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, n)
+        specs = list(map(attrgetter("shard_spec"), segs))
+        part = np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n)
+        core = np.fromiter(map(core_partitions_column, specs), np.int64, n)
 
         order = np.lexsort((part, vrank, end, start))
         start, end, vrank, part, core = start[order], end[order], vrank[order], part[order], core[order]
@@ -147,13 +113,8 @@ class Timeline:
             keep[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1]) | (part[1:] != part[:-1])
         order = order[keep]
         start, end, vrank, part, core = start[keep], end[keep], vrank[keep], part[keep], core[keep]
-        self._rows = order  # position in the timeline -> row of ``cols``
-        if given is not None:
-            self._given = [given[i] for i in order.tolist()]
-        self._part = part
-        self._size, self._num_rows = cols.size[order], cols.num_rows[order]
-        n = len(order)
-        self._tombstone = cols.tombstone[order]
+        self._given = [segs[i] for i in order.tolist()]
+        n = len(self._given)
 
         # Partition sets: runs of equal (start, end, version) in the sorted order.
         new_set = np.ones(n, dtype=bool)
@@ -161,25 +122,62 @@ class Timeline:
             new_set[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1])
         first = np.flatnonzero(new_set)
         self._offsets = np.append(first, n)
-        self._set_of = np.cumsum(new_set) - 1
-        self._set_start, self._set_end, self._set_vrank = start[first], end[first], vrank[first]
-        self._set_complete = self._completeness(part, core, first)
-        self._check_same_version_overlaps()
+        set_of = np.cumsum(new_set) - 1
+        size = np.fromiter((s.size for s in self._given), np.int64, n)
+        rows = np.fromiter((s.num_rows for s in self._given), np.int64, n)
+        self._init_sets(
+            start[first], end[first], vrank[first], self._completeness(part, core, first, set_of),
+            np.diff(self._offsets), _set_sums(size, first), _set_sums(rows, first),
+        )
+        self._load: SetLoader | None = None
+        self._loaded: dict[int, Sequence[DataSegment]] = {}
 
+    @classmethod
+    def from_sets(cls, data_source: str | None, sets: SetColumns, load: SetLoader) -> Timeline:
+        """The timeline of partition sets given as columns; ``load(positions)`` returns the segments of the sets at
+        those positions of ``sets``, and is called only for sets whose segments are handed out."""
+        timeline = cls.__new__(cls)
+        timeline.data_source = data_source
+        versions = list(sets.version)
+        timeline._versions = sorted(set(versions))
+        rank = {v: i for i, v in enumerate(timeline._versions)}
+        vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, len(versions))
+        order = np.lexsort((vrank, sets.end, sets.start))
+        timeline._set_rows = order
+        timeline._init_sets(
+            sets.start[order], sets.end[order], vrank[order], sets.complete[order].astype(bool),
+            sets.segments[order], sets.size[order], sets.num_rows[order],
+        )
+        timeline._given = None
+        timeline._load = load
+        timeline._loaded = {}
+        return timeline
+
+    def _init_sets(
+        self, start: np.ndarray, end: np.ndarray, vrank: np.ndarray, complete: np.ndarray,
+        count: np.ndarray, size: np.ndarray, rows: np.ndarray,
+    ) -> None:
+        self._set_start, self._set_end, self._set_vrank, self._set_complete = start, end, vrank, complete
+        self._set_count, self._set_size, self._set_rows_sum = count, size, rows
+        self._check_same_version_overlaps()
         bounds = np.unique(np.concatenate([self._set_start, self._set_end]))
         self._bounds = bounds
         self._set_lo = np.searchsorted(bounds, self._set_start)
         self._set_hi = np.searchsorted(bounds, self._set_end)
 
-    def _segments_at(self, positions: Sequence[int]) -> list[DataSegment]:
-        """The segments at these timeline positions, loaded (once) when the timeline was built from columns."""
+    def _members(self, sets: Sequence[int]) -> list[Sequence[DataSegment]]:
+        """The segments of each of these sets (timeline set indices), ordered by partition number."""
         if self._given is not None:
-            return [self._given[p] for p in positions]
-        assert self._load_rows is not None
-        missing = [p for p in positions if p not in self._loaded]
+            offsets = self._offsets
+            return [self._given[offsets[k] : offsets[k + 1]] for k in sets]
+        assert self._load is not None
+        missing = [k for k in sets if k not in self._loaded]
         if missing:
-            self._loaded.update(zip(missing, self._load_rows(self._rows[missing].tolist())))
-        return [self._loaded[p] for p in positions]
+            self._loaded.update(zip(missing, self._load(self._set_rows[missing].tolist())))
+        return [self._loaded[k] for k in sets]
+
+    def _flat(self, sets: Sequence[int]) -> list[DataSegment]:
+        return [s for members in self._members(sets) for s in members]
 
     @classmethod
     def from_segments(cls, segments: Iterable[DataSegment]) -> Timeline:
@@ -191,7 +189,7 @@ class Timeline:
     @property
     def segments(self) -> list[DataSegment]:
         """Every segment given (duplicates removed), ordered by start, end, version, partition number."""
-        return self._segments_at(range(len(self._rows)))
+        return self._flat(range(len(self._set_start)))
 
     def visible(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """The timeline entries overlapping ``interval`` (all when None), in time order, trimmed to it."""
@@ -203,15 +201,12 @@ class Timeline:
         q = interval or ETERNITY
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
-        lo, hi = self._offsets[:-1], self._offsets[1:]
-        rows = np.add.reduceat(self._num_rows, lo) if len(lo) else self._num_rows
-        size = np.add.reduceat(self._size, lo) if len(lo) else self._size
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         out = []
         for s, e, v, ts, te, n, r, b in zip(
             np.maximum(starts[i0:i1], q.start).tolist(), np.minimum(ends[i0:i1], q.end).tolist(), versions,
-            self._set_start[sets].tolist(), self._set_end[sets].tolist(), (hi - lo)[sets].tolist(),
-            rows[sets].tolist(), size[sets].tolist(),
+            self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
+            self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(),
         ):
             true_interval = Interval(ts, te)
             out.append(EntrySummary(true_interval if (s, e) == (ts, te) else Interval(s, e), v, true_interval, n, r, b))
@@ -228,24 +223,18 @@ class Timeline:
         """
         starts, ends, sets = self._complete_view
         i0, i1 = self._slice(starts, ends, interval)
-        visible_sets = np.zeros(len(self._set_start), dtype=bool)
-        visible_sets[sets[i0:i1]] = True
-        mask = visible_sets[self._set_of]
-        if not include_tombstones:
-            mask &= ~self._tombstone
-        return self._segments_at(np.flatnonzero(mask).tolist())
+        segments = self._flat(np.unique(sets[i0:i1]).tolist())
+        return segments if include_tombstones else [s for s in segments if not s.is_tombstone]
 
     def overshadowed(self) -> list[DataSegment]:
         """Every segment whose whole interval is covered, without gaps, by complete sets of strictly higher versions."""
-        return self._segments_at(self.overshadowed_positions().tolist())
+        return self._flat(np.flatnonzero(self._overshadowed_sets).tolist())
 
-    def overshadowed_positions(self) -> np.ndarray:
-        """Timeline positions (ordered by start, end, version, partition) of the overshadowed segments."""
-        return np.flatnonzero(self._overshadowed_sets[self._set_of])
-
-    def overshadowed_rows(self) -> np.ndarray:
-        """Like :meth:`overshadowed`, as row positions of the columns (or list) the timeline was built from."""
-        return self._rows[self.overshadowed_positions()]
+    def overshadowed_sets(self) -> list[tuple[int, int, str]]:
+        """``(start_ms, end_ms, version)`` of every overshadowed partition set (no segment loaded)."""
+        ks = np.flatnonzero(self._overshadowed_sets)
+        versions = [self._versions[v] for v in self._set_vrank[ks].tolist()]
+        return list(zip(self._set_start[ks].tolist(), self._set_end[ks].tolist(), versions))
 
     def is_overshadowed(self, segment: DataSegment) -> bool:
         """Whether ``segment`` (in this timeline or not) is overshadowed by this timeline's complete sets.
@@ -266,18 +255,18 @@ class Timeline:
 
     # -- construction helpers -----------------------------------------------------------------------------
 
-    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray) -> np.ndarray:
+    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray, set_of: np.ndarray) -> np.ndarray:
         n_sets = len(first)
         if n_sets == 0:
             return np.zeros(0, dtype=bool)
         unknown = core < 0  # single/range of unknown core size
         set_core = np.maximum.reduceat(np.where(unknown, 0, core), first)
-        in_core = (part >= 0) & (part < set_core[self._set_of])
+        in_core = (part >= 0) & (part < set_core[set_of])
         present = np.add.reduceat(in_core.astype(np.int64), first)
         complete = np.where(set_core == 0, True, present == set_core)
         # single/range sets of unknown core size: complete when their ranges chain from open start to open end.
-        for k in np.unique(self._set_of[unknown]).tolist():
-            complete[k] = _chains(self._segments_at(range(self._offsets[k], self._offsets[k + 1])))
+        for k in np.unique(set_of[unknown]).tolist():
+            complete[k] = _chains(self._given[self._offsets[k] : self._offsets[k + 1]])
         return complete
 
     def _check_same_version_overlaps(self) -> None:
@@ -335,9 +324,7 @@ class Timeline:
         q = interval or ETERNITY
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
-        offsets = self._offsets.tolist()
-        wanted = [p for k in sets.tolist() for p in range(offsets[k], offsets[k + 1])]
-        segments = dict(zip(wanted, self._segments_at(wanted)))
+        members = dict(zip(wanted := np.unique(sets).tolist(), self._members(wanted)))
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
@@ -346,7 +333,7 @@ class Timeline:
                 true_interval = Interval(ts, te)
                 s, e = max(s, q.start), min(e, q.end)
                 shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
-                out.append(TimelineEntry(shown, v, tuple(segments[p] for p in range(offsets[k], offsets[k + 1])), true_interval))
+                out.append(TimelineEntry(shown, v, tuple(members[k]), true_interval))
         return out
 
 
@@ -364,6 +351,21 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def core_partitions_column(spec: Any) -> int:
+    """A shard spec's core partition count as the segments table stores it (-1 for NULL: a ``single``/``range``
+    spec without ``numCorePartitions``, whose set is complete only when its ranges chain)."""
+    return -1 if getattr(spec, "num_core_partitions", 0) is None else int(spec.core_partitions)
+
+
+def partition_set_complete(segments: Sequence[DataSegment]) -> bool:
+    """Whether the segments of one partition set (one interval and version) make a complete set."""
+    return bool(segments) and bool(Timeline(segments)._set_complete.all())
+
+
+def _set_sums(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(values, first) if len(first) else np.zeros(0, dtype=np.int64)
 
 
 def check_same_version_overlaps(data_source: str | None, sets: Iterable[tuple[int, int, str]]) -> None:
