@@ -95,14 +95,20 @@ class SegmentReads(StoreBase):
         raise AssertionError("unreachable")
 
     def timeline(
-        self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None
+        self,
+        data_source: str,
+        interval: Optional[Interval] = None,
+        *,
+        sizes: bool = False,
+        conn: Optional[Connection] = None,
     ) -> Timeline:
         """The timeline of the used segments overlapping ``interval`` (all when None), built from the narrow
         columns aggregated per partition set; a set's payloads are read when the timeline first hands them out (on ``conn`` when given: use the
         timeline while it is open). Raises :class:`SegmentsChangedError` (retryable) if a segment it hands out was
-        deleted meanwhile."""
+        deleted meanwhile. ``sizes`` fills in the per-set bytes and rows :meth:`Timeline.visible_summary` reports
+        (zeros otherwise)."""
         with self._read(conn) as c:
-            sets = used_sets(c, data_source, interval)
+            sets = used_sets(c, data_source, interval, sizes=sizes)
 
         def load(positions: list[int]) -> list[list[DataSegment]]:
             with self._read(conn) as c:
@@ -114,7 +120,7 @@ class SegmentReads(StoreBase):
         self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None
     ) -> list[EntrySummary]:
         """The visible timeline's entries with their segment counts, rows and bytes; no payload is read."""
-        return self.timeline(data_source, interval, conn=conn).visible_summary(interval)
+        return self.timeline(data_source, interval, sizes=True, conn=conn).visible_summary(interval)
 
     def datasources(self, *, used_only: bool = False, conn: Optional[Connection] = None) -> list[str]:
         """Every dataSource with a segment row (with ``used_only``, a used one), sorted."""

@@ -135,27 +135,35 @@ def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def used_sets(conn: Connection, data_source: str, interval: Optional[Interval]) -> SetColumns:
+def used_sets(
+    conn: Connection, data_source: str, interval: Optional[Interval], *, sizes: bool = False
+) -> SetColumns:
     """The partition sets of the used segments of ``data_source`` overlapping ``interval`` (all when None),
-    aggregated by the database from the narrow columns.
+    aggregated by the database from the narrow columns; with ``sizes``, each set's bytes and rows too (zeros
+    otherwise: each aggregate costs the database time on a million rows).
 
     A set is complete when its core partitions ``0..N-1`` are all there; only a set whose rows disagree on N, or
     a ``single``/``range`` set of unknown core size (which must chain its ranges), has its payloads read.
     """
     core = sa.func.coalesce(S.c.core_partitions, -1)
     in_core = sa.case((sa.and_(S.c.partition_num >= 0, S.c.partition_num < S.c.core_partitions), 1), else_=0)
+    # PostgreSQL's sum of a bigint is a numeric: cast back, so that the driver hands out ints.
+    totals = (
+        (sa.cast(sa.func.sum(S.c.size), sa.BigInteger), sa.cast(sa.func.sum(S.c.num_rows), sa.BigInteger))
+        if sizes
+        else (sa.literal(0), sa.literal(0))
+    )
     query = (
         sa.select(
             S.c.start_ms, S.c.end_ms, S.c.version, sa.func.count(), sa.func.min(core), sa.func.max(core),
-            # PostgreSQL's sum of a bigint is a numeric: cast back, so that the driver hands out ints.
-            sa.func.sum(in_core), sa.cast(sa.func.sum(S.c.size), sa.BigInteger),
-            sa.cast(sa.func.sum(S.c.num_rows), sa.BigInteger),
+            sa.func.sum(in_core), *totals,
         )
         .where(*where(data_source, interval, False), S.c.used == sa.true())
         .group_by(S.c.start_ms, S.c.end_ms, S.c.version)
     )
     # The driver's tuples, not SQLAlchemy rows: these columns need no result processing.
-    rows = conn.execute(query).cursor.fetchall()
+    with gc_paused():
+        rows = conn.execute(query).cursor.fetchall()
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return SetColumns(empty, empty, [], np.zeros(0, dtype=bool), empty, empty, empty)

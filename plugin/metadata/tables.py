@@ -58,9 +58,10 @@ segments = Table(
     Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_load_path", "load_path"),
     Index(f"ix_{PREFIX}segments_kill_task", "kill_task_id"),
-    # The console's summary and timeline read only this index (migration df_console).
+    # The console's summary and timeline, and visibility's per-set aggregate, read only this index (migrations
+    # df_console, df_narrow).
     Index(f"ix_{PREFIX}segments_console", "dataSource", "used", "start_ms", "end_ms", "version", "partition_num",
-          "size", "num_rows"),
+          "size", "num_rows", "core_partitions"),
 )
 
 pending_segments = Table(

@@ -203,13 +203,16 @@ class Timeline:
         sets = sets[i0:i1]
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         out = []
-        for s, e, v, ts, te, n, r, b in zip(
-            np.maximum(starts[i0:i1], q.start).tolist(), np.minimum(ends[i0:i1], q.end).tolist(), versions,
-            self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
-            self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(),
-        ):
-            true_interval = Interval(ts, te)
-            out.append(EntrySummary(true_interval if (s, e) == (ts, te) else Interval(s, e), v, true_interval, n, r, b))
+        qs, qe = q.start, q.end
+        with _gc_paused():
+            for s, e, v, ts, te, n, r, b in zip(
+                starts[i0:i1].tolist(), ends[i0:i1].tolist(), versions,
+                self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
+                self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(),
+            ):
+                true_interval = Interval(ts, te)
+                s, e = max(s, qs), min(e, qe)
+                out.append(EntrySummary(true_interval if (s, e) == (ts, te) else Interval(s, e), v, true_interval, n, r, b))
         return out
 
     def lookup_with_incomplete(self, interval: Interval | None = None) -> list[TimelineEntry]:

@@ -4,7 +4,8 @@
 engine's shard-spec rules (:func:`druidflow.segments.timeline.core_partitions_column`): ``none`` and ``tombstone``
 1, ``linear`` 0, ``numbered``/``hashed`` their ``partitions``, ``single``/``range`` their ``numCorePartitions``, NULL
 when that is absent (a set that must chain its ranges). Existing rows are backfilled from their payloads in SQL, in
-the migration's transaction.
+the migration's transaction. The console's covering index gains ``core_partitions``, so that the per-set
+aggregate visibility runs reads the index alone.
 
 Revision ID: df_narrow
 Revises: df_push
@@ -22,6 +23,8 @@ branch_labels = None
 depends_on = None
 
 TABLE = "druidflow_segments"
+CONSOLE_INDEX = "ix_druidflow_segments_console"
+CONSOLE_COLUMNS = ["dataSource", "used", "start_ms", "end_ms", "version", "partition_num", "size", "num_rows"]
 
 
 def _json_text(dialect: str, path: str) -> str:
@@ -47,9 +50,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table(TABLE) as batch:
         batch.alter_column("shard_type", existing_type=sa.String(length=32), nullable=False)
+    # The console's covering index also covers the partition-set aggregate of visibility.
+    op.drop_index(CONSOLE_INDEX, table_name=TABLE)
+    op.create_index(CONSOLE_INDEX, TABLE, [*CONSOLE_COLUMNS, "core_partitions"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(CONSOLE_INDEX, table_name=TABLE)
+    op.create_index(CONSOLE_INDEX, TABLE, CONSOLE_COLUMNS, unique=False)
     with op.batch_alter_table(TABLE) as batch:
         batch.drop_column("core_partitions")
         batch.drop_column("shard_type")
