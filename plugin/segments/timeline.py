@@ -359,7 +359,9 @@ def _gc_paused() -> Iterator[None]:
 def core_partitions_column(spec: Any) -> int:
     """A shard spec's core partition count as the segments table stores it (-1 for NULL: a ``single``/``range``
     spec without ``numCorePartitions``, whose set is complete only when its ranges chain)."""
-    return -1 if getattr(spec, "num_core_partitions", 0) is None else int(spec.core_partitions)
+    if spec.type in ("single", "range") and spec.num_core_partitions is None:
+        return -1
+    return int(spec.core_partitions)
 
 
 def partition_set_complete(segments: Sequence[DataSegment]) -> bool:
