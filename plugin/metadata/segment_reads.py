@@ -122,6 +122,18 @@ class SegmentReads(StoreBase):
         """The visible timeline's entries with their segment counts, rows and bytes; no payload is read."""
         return self.timeline(data_source, interval, sizes=True, conn=conn).visible_summary(interval)
 
+    def used_span(
+        self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None
+    ) -> Optional[Interval]:
+        """The span of the used segments overlapping ``interval`` (from the first start to the last end), or None
+        when there are none: one aggregate over an index."""
+        query = sa.select(sa.func.min(S.c.start_ms), sa.func.max(S.c.end_ms)).where(
+            *where(data_source, interval, False), S.c.used == sa.true()
+        )
+        with self._read(conn) as c:
+            lo, hi = c.execute(query).one()
+        return None if lo is None else Interval(int(lo), int(hi))
+
     def datasources(self, *, used_only: bool = False, conn: Optional[Connection] = None) -> list[str]:
         """Every dataSource with a segment row (with ``used_only``, a used one), sorted."""
         query = sa.select(S.c.dataSource).distinct()
