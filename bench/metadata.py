@@ -140,16 +140,10 @@ def _bulk_load(store: MetadataStore, count: int, data_source: str) -> None:
                 present = PARTITIONS - 1 if (version == V2 and hour % 80 == 0) else PARTITIONS
                 for p in range(min(present, count - written)):
                     row = dict(rows_by_kind[(version, p)])
-
-                    def moved(text: str) -> str:  # each token whole: one hour's end is the next one's start
-                        return (
-                            text.replace(f"{base_start}/{base_end}", f"{start}/{end}")
-                            .replace(f"{base_start}_{base_end}", f"{start}_{end}")
-                        )
-
+                    tokens = ((f"{base_start}/{base_end}", f"{start}/{end}"), (f"{base_start}_{base_end}", f"{start}_{end}"))
                     row.update(
-                        id=moved(row["id"]), start=start, end=end, start_ms=start_ms, end_ms=end_ms,
-                        load_path=moved(row["load_path"]), payload=moved(payloads[(version, p)]).encode(),
+                        id=_moved(row["id"], tokens), start=start, end=end, start_ms=start_ms, end_ms=end_ms,
+                        load_path=_moved(row["load_path"], tokens), payload=_moved(payloads[(version, p)], tokens).encode(),
                     )
                     batch.append(row)
                     written += 1
@@ -159,6 +153,13 @@ def _bulk_load(store: MetadataStore, count: int, data_source: str) -> None:
             hour += 1
         if batch:
             conn.execute(sa.insert(S), batch)
+
+
+def _moved(text: str, tokens: tuple[tuple[str, str], ...]) -> str:
+    """``text`` with each (old, new) token replaced whole: one hour's end is the next one's start."""
+    for old, new in tokens:
+        text = text.replace(old, new)
+    return text
 
 
 @lru_cache(maxsize=65536)

@@ -9,7 +9,7 @@ many processes share two cores, so fewer statements is more pairs per second.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection

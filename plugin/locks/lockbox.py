@@ -49,10 +49,10 @@ from sqlalchemy.engine import Connection, Engine
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import Interval, format_instant, now_ms, parse_instant
 from druidflow.locks.lock import APPEND_VERSION, LockResult, LockType, TaskLock
+from druidflow.locks.lock_rows import LockRows, database_now_ms, group_posses, is_live
 from druidflow.locks.policy import DEFAULT_LOCK_TIMEOUT_SECONDS
 from druidflow.locks.rules import Decision, Posse, Request, decide, supersedes
 from druidflow.metadata.engine import make_engine
-from druidflow.locks.lock_rows import LockRows, database_now_ms, group_posses, is_live
 from druidflow.metadata.tables import lock_datasources, lock_events, metadata, task_locks
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ class SegmentPublishing(StoreBase):
 
         Safe to retry: ids already stored with the same payload are left alone and reported as
         ``already_present``; an id stored with a *different* payload raises :class:`SegmentConflictError` (terminal)
-        and nothing is written; losing an insert race raises :class:`PublishConflictError` (retryable). Segments overshadowed by others of the same batch are stored ``used = false``
+        and nothing is written; losing an insert race raises :class:`PublishConflictError` (retryable). Segments
+        overshadowed by others of the same batch are stored ``used = false``
         (Druid's rule). A batch whose segments would share a version with overlapping, unequal intervals (among
         themselves or with stored segments) raises :class:`~druidflow.exceptions.TimelineConflictError`.
         """

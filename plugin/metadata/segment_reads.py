@@ -103,10 +103,10 @@ class SegmentReads(StoreBase):
         conn: Optional[Connection] = None,
     ) -> Timeline:
         """The timeline of the used segments overlapping ``interval`` (all when None), built from the narrow
-        columns aggregated per partition set; a set's payloads are read when the timeline first hands them out (on ``conn`` when given: use the
-        timeline while it is open). Raises :class:`SegmentsChangedError` (retryable) if a segment it hands out was
-        deleted meanwhile. ``sizes`` fills in the per-set bytes and rows :meth:`Timeline.visible_summary` reports
-        (zeros otherwise)."""
+        columns aggregated per partition set; a set's payloads are read when the timeline first hands them out
+        (on ``conn`` when given: use the timeline while it is open). Raises :class:`SegmentsChangedError`
+        (retryable) if a segment it hands out was deleted meanwhile. ``sizes`` fills in the per-set bytes and
+        rows :meth:`Timeline.visible_summary` reports (zeros otherwise)."""
         with self._read(conn) as c:
             sets = used_sets(c, data_source, interval, sizes=sizes)
 

@@ -167,7 +167,7 @@ def used_sets(
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return SetColumns(empty, empty, [], np.zeros(0, dtype=bool), empty, empty, empty)
-    start, end, version, count, lo, hi, present, size, num_rows = (np.array(c) for c in zip(*rows))
+    start, end, version, count, lo, hi, present, size, num_rows = (np.array(c) for c in zip(*rows, strict=True))
     del rows
     start, end, lo, hi = start.astype(np.int64), end.astype(np.int64), lo.astype(np.int64), hi.astype(np.int64)
     complete = (lo == hi) & ((hi == 0) | (present.astype(np.int64) == hi))
@@ -175,7 +175,7 @@ def used_sets(
     sets = SetColumns(start, end, versions, complete, count.astype(np.int64), size.astype(np.int64), num_rows.astype(np.int64))
     odd = np.flatnonzero((lo != hi) | (lo < 0)).tolist()
     if odd:
-        for k, members in zip(odd, load_sets(conn, data_source, sets, odd)):
+        for k, members in zip(odd, load_sets(conn, data_source, sets, odd), strict=True):
             complete[k] = partition_set_complete(members)
     return sets
 

@@ -173,7 +173,7 @@ class Timeline:
         assert self._load is not None
         missing = [k for k in sets if k not in self._loaded]
         if missing:
-            self._loaded.update(zip(missing, self._load(self._set_rows[missing].tolist())))
+            self._loaded.update(zip(missing, self._load(self._set_rows[missing].tolist()), strict=True))
         return [self._loaded[k] for k in sets]
 
     def _flat(self, sets: Sequence[int]) -> list[DataSegment]:
@@ -208,7 +208,7 @@ class Timeline:
             for s, e, v, ts, te, n, r, b in zip(
                 starts[i0:i1].tolist(), ends[i0:i1].tolist(), versions,
                 self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
-                self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(),
+                self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(), strict=True,
             ):
                 true_interval = Interval(ts, te)
                 s, e = max(s, qs), min(e, qe)
@@ -237,7 +237,7 @@ class Timeline:
         """``(start_ms, end_ms, version)`` of every overshadowed partition set (no segment loaded)."""
         ks = np.flatnonzero(self._overshadowed_sets)
         versions = [self._versions[v] for v in self._set_vrank[ks].tolist()]
-        return list(zip(self._set_start[ks].tolist(), self._set_end[ks].tolist(), versions))
+        return list(zip(self._set_start[ks].tolist(), self._set_end[ks].tolist(), versions, strict=True))
 
     def is_overshadowed(self, segment: DataSegment) -> bool:
         """Whether ``segment`` (in this timeline or not) is overshadowed by this timeline's complete sets.
@@ -327,12 +327,13 @@ class Timeline:
         q = interval or ETERNITY
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
-        members = dict(zip(wanted := np.unique(sets).tolist(), self._members(wanted)))
+        members = dict(zip(wanted := np.unique(sets).tolist(), self._members(wanted), strict=True))
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
         with _gc_paused():
-            for s, e, k, v, ts, te in zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends):
+            rows = zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends, strict=True)
+            for s, e, k, v, ts, te in rows:
                 true_interval = Interval(ts, te)
                 s, e = max(s, q.start), min(e, q.end)
                 shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
@@ -413,7 +414,7 @@ def _chains(segments: Sequence[DataSegment]) -> bool:
     specs = sorted((s.shard_spec for s in segments), key=lambda spec: spec.partition_num)
     if specs[0].start is not None or specs[-1].end is not None:
         return False
-    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:]))
+    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:], strict=False))
 
 
 def _tree_size(n_leaves: int) -> int:
