@@ -384,9 +384,17 @@ class _BucketAssigner:
         self.by_chunk: dict[int, list[tuple[Optional[ShardPlan], int]]] = {}
         for i, (chunk, shard) in enumerate(buckets):
             self.by_chunk.setdefault(chunk.interval.start, []).append((shard, i))
+        dynamic = sorted((start, wanted[0][1]) for start, wanted in self.by_chunk.items() if wanted[0][0] is None)
+        self.all_dynamic = len(dynamic) == len(self.by_chunk)
+        self.dynamic_starts = np.array([s for s, _ in dynamic], dtype=np.int64)
+        self.dynamic_buckets = np.array([b for _, b in dynamic], dtype=np.int64)
 
     def __call__(self, table: pa.Table) -> np.ndarray:
         chunks = table.column(CHUNK).to_numpy()
+        if self.all_dynamic:
+            # A dynamic bucket is its whole chunk: one lookup per row, no per-chunk copies of the table.
+            pos = np.minimum(np.searchsorted(self.dynamic_starts, chunks), len(self.dynamic_starts) - 1)
+            return np.where(self.dynamic_starts[pos] == chunks, self.dynamic_buckets[pos], -1)
         out = np.full(table.num_rows, -1, dtype=np.int64)
         for start in np.unique(chunks):
             wanted = self.by_chunk.get(int(start))
