@@ -145,7 +145,7 @@ def overhead_figure(sizes: Sizes) -> dict:
     result = overhead.run(sizes.overhead_repeat)
     note = (f"wall {result['median_wall_s']:.3f} s - build {result['median_build_s']:.3f} s; heavy imports: "
             f"{', '.join(result['heavy_imports']) or 'none'}")  # fmt: skip
-    fig = _figure("druidflow run fixed overhead", result["fixed_overhead_s"], TARGETS["overhead_s"], unit=" s", note=note)
+    fig = _figure("druidflow run fixed overhead", result["fixed_overhead_s"], TARGETS["overhead_s"], unit="s", note=note)
     fig["detail"] = result
     _print_ratio(fig)
     return fig
