@@ -23,23 +23,34 @@ Bucketing follows Joda-Time and Druid's ``PeriodGranularity``:
 * Druid's ``isFinerThan`` compares the lengths of the buckets that contain the epoch.
 
 Everything is vectorised: :meth:`Granularity.truncate` floors millions of epoch-millisecond timestamps with
-numpy integer arithmetic. Calendar and time-zone work is done on small lookup tables (one entry per day,
-month or bucket in the data's range, or per hour for the zone's UTC offsets) and gathered back per row.
+numpy integer arithmetic. Calendar (:mod:`druidflow.calendar_arrays`) and time-zone (:mod:`druidflow.timezones`)
+work is done on small lookup tables (one entry per day, month or bucket in the data's range, or per hour for the
+zone's UTC offsets) and gathered back per row.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
-import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, Union
 
 import numpy as np
 import pyarrow as pa
 
+from druidflow.calendar_arrays import (
+    add_months_scalar,
+    add_units_local,
+    bucket_of_days,
+    bucket_start_days,
+    civil_from_days_array,
+    day_table,
+    days_from_civil_array,
+    floor_div,
+    floor_to,
+    gather,
+    units_between,
+)
 from druidflow.exceptions import SpecError
 from druidflow.intervals import (
     ETERNITY,
@@ -51,274 +62,17 @@ from druidflow.intervals import (
     Interval,
     Period,
     civil_from_days,
-    days_from_civil,
-    days_in_month,
     format_instant,
     parse_instant,
 )
+from druidflow.timezones import UTC, TimeZone
 
-# ---------------------------------------------------------------------------------------------------------------
-# Calendar helpers on numpy arrays (proleptic Gregorian, like Joda's ISOChronology)
-# ---------------------------------------------------------------------------------------------------------------
-
-# Above this many distinct days/hours in a batch's range, lookup tables stop paying off and we compute per row.
-_TABLE_LIMIT = 4_000_000
-
-
-def floor_div(values: np.ndarray, divisor: int) -> np.ndarray:
-    """``values // divisor`` rounding towards minus infinity (so pre-1970 instants floor correctly)."""
-    return np.floor_divide(values, divisor)
-
-
-def floor_to(values: np.ndarray, size: int, origin: int = 0) -> np.ndarray:
-    """The largest ``origin + k * size`` not after each value (one temporary, in-place arithmetic)."""
-    out = np.subtract(values, origin) if origin else np.array(values, dtype=np.int64, copy=True)
-    np.floor_divide(out, size, out=out)
-    np.multiply(out, size, out=out)
-    if origin:
-        np.add(out, origin, out=out)
-    return out
-
-
-def civil_from_days_array(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised :func:`druidflow.intervals.civil_from_days`: (year, month, day) of day numbers."""
-    z = np.asarray(days, dtype=np.int64) + 719468
-    era = np.floor_divide(z, 146097)
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = np.where(mp < 10, mp + 3, mp - 9)
-    y = yoe + era * 400 + (m <= 2)
-    return y, m, d
-
-
-def month_index_of_days(days: np.ndarray) -> np.ndarray:
-    """Months since 1970-01 of each day number (days since 1970-01-01)."""
-    y, m, _ = civil_from_days_array(days)
-    return (y - 1970) * 12 + (m - 1)
-
-
-def days_of_month_index(months: np.ndarray) -> np.ndarray:
-    """Day number of the first day of each month index (months since 1970-01)."""
-    months = np.asarray(months, dtype=np.int64)
-    y = 1970 + np.floor_divide(months, 12)
-    m = np.mod(months, 12) + 1
-    return days_from_civil_array(y, m, np.ones_like(m))
-
-
-def days_from_civil_array(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`druidflow.intervals.days_from_civil` (Howard Hinnant's algorithm) on int64 arrays."""
-    y = np.asarray(y, dtype=np.int64) - (np.asarray(m) <= 2)
-    m = np.asarray(m, dtype=np.int64)
-    d = np.asarray(d, dtype=np.int64)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    mp = np.where(m > 2, m - 3, m + 9)
-    doy = (153 * mp + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Time zones
-# ---------------------------------------------------------------------------------------------------------------
-
-_UTC_NAMES = frozenset(
-    {"UTC", "Z", "GMT", "UCT", "UNIVERSAL", "ZULU", "GREENWICH", "GMT0", "GMT+0", "GMT-0",
-     "ETC/UTC", "ETC/GMT", "ETC/UCT", "ETC/UNIVERSAL", "ETC/ZULU", "ETC/GREENWICH", "ETC/GMT0", "ETC/GMT+0",
-     "ETC/GMT-0"}
-)
-_OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$")
-# Instants outside years 2..9998 take the offset in force at those edges (zone rules are not defined further).
-_ZONE_MIN_MS = -62104060800000  # 0002-01-01: a local time a day either side must stay within datetime's range
-_ZONE_MAX_MS = 253370764800000  # 9998-12-31
-# Half-width of the window searched for the offsets that may apply to a local time (> the largest |offset|).
-_LOCAL_WINDOW_MS = 18 * MS_HOUR
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class TimeZone:
-    """A time zone as Druid's ``timeZone`` fields name it: an IANA id (``America/Los_Angeles``) or a fixed offset.
-
-    ``UTC`` and its aliases parse to :data:`UTC`. Offsets come from :mod:`zoneinfo` (the system tz database, with
-    the POSIX rules that carry DST past the tables' last year), for scalar and vectorised lookups alike.
-    """
-
-    id: str
-    fixed_offset_ms: int | None = None
-
-    @classmethod
-    def parse(cls, value: Any, path: str = "timeZone") -> TimeZone:
-        """An IANA zone id, ``UTC`` (or an alias), or an offset such as ``+05:30`` / ``-08``; SpecError otherwise."""
-        if isinstance(value, TimeZone):
-            return value
-        if not isinstance(value, str) or not value.strip():
-            raise SpecError(path, value, "expected a time zone id such as 'America/Los_Angeles' or an offset such as '+05:30'")
-        text = value.strip()
-        if text.upper() in _UTC_NAMES:
-            return UTC
-        m = _OFFSET_ZONE.match(text.upper())
-        if m:
-            hours, minutes = int(m[2]), int(m[3] or 0)
-            if hours > 14 or minutes > 59:
-                raise SpecError(path, value, "time zone offset out of range (at most ±14:00)")
-            offset = (hours * MS_HOUR + minutes * MS_MINUTE) * (-1 if m[1] == "-" else 1)
-            if offset == 0:
-                return UTC
-            return cls(f"{m[1]}{hours:02d}:{minutes:02d}", offset)
-        try:
-            zoneinfo.ZoneInfo(text)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SpecError(path, value, "unknown time zone") from None
-        return cls(text)
-
-    @property
-    def is_utc(self) -> bool:
-        return self.fixed_offset_ms == 0
-
-    @property
-    def is_fixed(self) -> bool:
-        return self.fixed_offset_ms is not None
-
-    @property
-    def _zoneinfo(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.id)  # ZoneInfo caches instances per key
-
-    def __str__(self) -> str:
-        return self.id
-
-    # -- instants -> offsets --------------------------------------------------------------------------------------
-
-    def offset(self, ms: int) -> int:
-        """The UTC offset (ms) in force at instant ``ms``."""
-        if self.fixed_offset_ms is not None:
-            return self.fixed_offset_ms
-        ms = min(max(int(ms), _ZONE_MIN_MS), _ZONE_MAX_MS)
-        # timedelta arithmetic instead of fromtimestamp: exact for every year 1..9999 on every platform.
-        utc = (_EPOCH + _dt.timedelta(milliseconds=ms)).replace(tzinfo=self._zoneinfo)
-        local = self._zoneinfo.fromutc(utc)
-        return int(local.utcoffset() // _dt.timedelta(milliseconds=1))
-
-    def offsets(self, ms: np.ndarray) -> np.ndarray:
-        """The UTC offset (ms) in force at each instant of an int64 array, vectorised.
-
-        The zone's transitions in the array's range come from :mod:`zoneinfo` (cached per ~year; Arrow's own tz
-        code is not used because it drops the DST rules past 2037). Offsets are laid on a per-UTC-hour grid and
-        gathered per row; only rows in an hour that holds a transition are searched individually.
-        """
-        ms = np.asarray(ms, dtype=np.int64)
-        if self.fixed_offset_ms is not None:
-            return np.full(ms.shape, self.fixed_offset_ms, dtype=np.int64)
-        if ms.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        clipped = np.clip(ms, _ZONE_MIN_MS, _ZONE_MAX_MS)
-        starts, offsets = self._transitions(clipped)
-        hours = np.floor_divide(clipped, MS_HOUR)
-        h_lo, h_hi = int(hours.min()), int(hours.max())
-        if h_hi - h_lo + 2 > min(_TABLE_LIMIT, 4 * ms.size + 64):
-            return offsets[np.searchsorted(starts, clipped, side="right") - 1]
-        grid = np.arange(h_lo, h_hi + 2, dtype=np.int64) * MS_HOUR
-        table = offsets[np.searchsorted(starts, grid, side="right") - 1]
-        idx = hours - h_lo
-        out = table[idx]
-        changes = np.flatnonzero(table[:-1] != table[1:])
-        if changes.size:
-            # Rows in an hour that holds a transition are looked up one by one.
-            if changes.size <= 8:
-                rows = idx == changes[0]
-                for c in changes[1:]:
-                    rows |= idx == c
-            else:
-                in_change = np.zeros(table.size, dtype=bool)
-                in_change[changes] = True
-                rows = in_change[idx]
-            if rows.any():
-                out[rows] = offsets[np.searchsorted(starts, clipped[rows], side="right") - 1]
-        return out
-
-    def _transitions(self, clipped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts, offsets)``: from ``starts[i]`` on, the offset is ``offsets[i]``; covers every value given."""
-        chunks = np.floor_divide(clipped, _CHUNK_MS)
-        c_lo, c_hi = int(chunks.min()), int(chunks.max())
-        wanted = range(c_lo, c_hi + 1) if c_hi - c_lo <= 512 else np.unique(chunks).tolist()
-        starts: list[int] = []
-        offsets: list[int] = []
-        for chunk in wanted:
-            s, o = _chunk_transitions(self.id, int(chunk))
-            starts.extend(s)
-            offsets.extend(o)
-        return np.array(starts, dtype=np.int64), np.array(offsets, dtype=np.int64)
-
-    # -- local wall-clock times -> instants -----------------------------------------------------------------------
-
-    def from_local(self, local: np.ndarray) -> np.ndarray:
-        """Instants for local wall-clock times (ms), resolving DST overlaps and gaps as Joda does by default."""
-        return self._from_local(np.asarray(local, dtype=np.int64))[0]
-
-    def _from_local(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(instants, alternative_offsets)``: the second is, per local time that exists twice, the offset of the
-        later instant (the one Joda does not choose by default), else a sentinel; None when nothing is ambiguous."""
-        if self.fixed_offset_ms is not None:
-            return local - self.fixed_offset_ms, None
-        before = self.offsets(local - _LOCAL_WINDOW_MS)
-        after = self.offsets(local + _LOCAL_WINDOW_MS)
-        valid_before = self.offsets(local - before) == before
-        valid_after = self.offsets(local - after) == after
-        ambiguous = valid_before & valid_after & (before != after)
-        # Unique offset -> it; ambiguous -> the larger offset (the earlier instant); gap -> the offset before it.
-        chosen = np.where(valid_after & ~valid_before, after, before)
-        chosen = np.where(ambiguous, np.maximum(before, after), chosen)
-        alternative = None
-        if ambiguous.any():
-            alternative = np.where(ambiguous, np.minimum(before, after), np.iinfo(np.int64).min)
-        return local - chosen, alternative
-
-    def from_local_scalar(self, local: int) -> int:
-        """:meth:`from_local` for one local time."""
-        if self.fixed_offset_ms is not None:
-            return local - self.fixed_offset_ms
-        before = self.offset(local - _LOCAL_WINDOW_MS)
-        after = self.offset(local + _LOCAL_WINDOW_MS)
-        valid_before = self.offset(local - before) == before
-        valid_after = self.offset(local - after) == after
-        if valid_before and valid_after:
-            return local - max(before, after)
-        return local - (after if valid_after else before)
-
-
-UTC = TimeZone("UTC", 0)
-
-# Transitions are found per chunk of 2**35 ms (about 398 days): offsets sampled daily, changes bisected to the ms.
-# Two transitions less than a day apart would be missed; no zone in the tz database has them.
-_CHUNK_MS = 2**35
-
-
-@lru_cache(maxsize=4096)
-def _chunk_transitions(zone_id: str, chunk: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    zone = TimeZone(zone_id)
-    start = chunk * _CHUNK_MS
-    end = start + _CHUNK_MS
-    starts, offsets = [start], [zone.offset(start)]
-    prev_t, prev_o = start, offsets[0]
-    t = start
-    while t < end:
-        t = min(t + MS_DAY, end)
-        o = zone.offset(t)
-        if o != prev_o:
-            lo, hi = prev_t, t  # offset(lo) == prev_o != offset(hi): the transition is in (lo, hi]
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if zone.offset(mid) == prev_o:
-                    lo = mid
-                else:
-                    hi = mid
-            starts.append(hi)
-            offsets.append(o)
-        prev_t, prev_o = t, o
-    return tuple(starts), tuple(offsets)
+# Re-exported for callers that bucket time with these helpers alongside granularities.
+__all__ = [
+    "ALL", "DAY", "EIGHT_HOUR", "FIFTEEN_MINUTE", "FIVE_MINUTE", "HOUR", "MINUTE", "MONTH", "NAMES", "NONE",
+    "QUARTER", "SECOND", "SIX_HOUR", "STANDARD_PERIODS", "TEN_MINUTE", "THIRTY_MINUTE", "UTC", "WEEK", "YEAR",
+    "Granularity", "TimeZone", "TimesLike", "civil_from_days_array", "days_from_civil_array", "floor_div",
+]
 
 # ---------------------------------------------------------------------------------------------------------------
 # Granularity
@@ -669,18 +423,18 @@ class Granularity:
         """
         zone = self._zone
         off = self._offsets(t)
-        days, idx = _day_table(floor_div(t + off, MS_DAY))
-        start_local = _bucket_start_days(_bucket_of_days(days, unit), unit) * MS_DAY
+        days, idx = day_table(floor_div(t + off, MS_DAY))
+        start_local = bucket_start_days(bucket_of_days(days, unit), unit) * MS_DAY
         if zone.is_fixed:
-            out = _gather(start_local, idx)
+            out = gather(start_local, idx)
             out -= off
             return out
         starts, alternative = zone._from_local(start_local)
-        out = _gather(starts, idx)
+        out = gather(starts, idx)
         if alternative is not None:
             # Joda keeps the floored instant's own offset when the local start exists twice and that offset is valid.
-            keep = _gather(alternative, idx) == off
-            out[keep] = _gather(start_local, idx)[keep] - off[keep]  # type: ignore[index]
+            keep = gather(alternative, idx) == off
+            out[keep] = gather(start_local, idx)[keep] - off[keep]  # type: ignore[index]
         return out
 
     def _floor_calendar_multiple(self, t: np.ndarray, unit: str, n: int) -> np.ndarray:
@@ -693,18 +447,18 @@ class Granularity:
         lo_days, lo_rem = divmod(lo, MS_DAY)
         if lo_rem == 0 and (unit in ("days", "weeks") or civil_from_days(lo_days)[2] == 1):
             # The origin is a local midnight (on the 1st, for months): the bucket depends only on the local day.
-            days, idx = _day_table(floor_div(local, MS_DAY))
-            count = _units_between(lo, days * MS_DAY, unit)
+            days, idx = day_table(floor_div(local, MS_DAY))
+            count = units_between(lo, days * MS_DAY, unit)
         else:
             idx = None
-            count = _units_between(lo, local, unit)
+            count = units_between(lo, local, unit)
         k = floor_div(count, n) * n
-        current = zone.from_local(_add_units_local(lo, k, unit))
-        previous = zone.from_local(_add_units_local(lo, k - n, unit))
-        out = _gather(current, idx)
+        current = zone.from_local(add_units_local(lo, k, unit))
+        previous = zone.from_local(add_units_local(lo, k - n, unit))
+        out = gather(current, idx)
         back = t < out
         if back.any():
-            out[back] = _gather(previous, idx)[back]
+            out[back] = gather(previous, idx)[back]
         return out
 
     def _truncate_compound(self, t: np.ndarray) -> np.ndarray:
@@ -758,7 +512,7 @@ class Granularity:
             elif field == "weeks":
                 local += amount * MS_WEEK
             else:
-                local = _add_months_scalar(local, amount * (12 if field == "years" else 1))
+                local = add_months_scalar(local, amount * (12 if field == "years" else 1))
             ms = zone.from_local_scalar(local)
         return ms
 
@@ -776,76 +530,6 @@ def _result_type(t: pa.DataType) -> pa.DataType:
     return pa.timestamp("ms", tz=t.tz) if pa.types.is_timestamp(t) else pa.int64()
 
 
-def _day_table(days: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(table, idx)`` with ``table[idx] == days``: every day of the range when it is small, else the days themselves
-    (``idx`` None). Per-day work on ``table`` then costs one gather per row instead of one computation."""
-    if days.size == 0:
-        return days, None
-    lo, hi = int(days.min()), int(days.max())
-    if hi - lo >= min(_TABLE_LIMIT, 4 * days.size + 64):
-        return days, None
-    return np.arange(lo, hi + 1, dtype=np.int64), days - lo
-
-
-def _gather(table: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-    return table.copy() if idx is None else table[idx]
-
-
-def _bucket_of_days(days: np.ndarray, unit: str) -> np.ndarray:
-    if unit == "days":
-        return days
-    if unit == "weeks":
-        return floor_div(days + 3, 7)  # week 0 starts on Monday 1969-12-29 (day -3), as Joda's weeks do
-    months = month_index_of_days(days)
-    return months if unit == "months" else floor_div(months, 12)
-
-
-def _bucket_start_days(buckets: np.ndarray, unit: str) -> np.ndarray:
-    if unit == "days":
-        return buckets
-    if unit == "weeks":
-        return buckets * 7 - 3
-    if unit == "months":
-        return days_of_month_index(buckets)
-    return days_of_month_index(buckets * 12)
-
-
-def _units_between(lo: int, local: np.ndarray, unit: str) -> np.ndarray:
-    """Whole units from local time ``lo`` to each local time, floored (Joda's field difference)."""
-    if unit in ("days", "weeks"):
-        return floor_div(local - lo, MS_DAY if unit == "days" else MS_WEEK)
-    lo_days, lo_rem = divmod(lo, MS_DAY)
-    y, m, d = civil_from_days(lo_days)
-    lo_month = (y - 1970) * 12 + (m - 1)
-    lo_pos = (d - 1) * MS_DAY + lo_rem
-    days = floor_div(local, MS_DAY)
-    months = month_index_of_days(days)
-    count = months - lo_month
-    if lo_pos:
-        pos = local - days_of_month_index(months) * MS_DAY
-        count -= pos < lo_pos
-    return count if unit == "months" else floor_div(count, 12)
-
-
-def _add_units_local(lo: int, counts: np.ndarray, unit: str) -> np.ndarray:
-    """Local time ``lo`` plus each count of units; months clamp the day of month as Joda does."""
-    if unit in ("days", "weeks"):
-        return lo + counts * (MS_DAY if unit == "days" else MS_WEEK)
-    months = counts * (12 if unit == "years" else 1)
-    lo_days, lo_rem = divmod(lo, MS_DAY)
-    y, m, d = civil_from_days(lo_days)
-    target = (y - 1970) * 12 + (m - 1) + months
-    first = days_of_month_index(target)
-    length = days_of_month_index(target + 1) - first
-    return (first + np.minimum(d - 1, length - 1)) * MS_DAY + lo_rem
-
-
-def _add_months_scalar(local: int, months: int) -> int:
-    days, rem = divmod(local, MS_DAY)
-    y, m, d = civil_from_days(days)
-    y2, m2 = divmod(y * 12 + (m - 1) + months, 12)
-    m2 += 1
-    return days_from_civil(y2, m2, min(d, days_in_month(y2, m2))) * MS_DAY + rem
 
 
 def _parse_origin(value: Any, path: str) -> int:

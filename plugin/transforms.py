@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
-from druidflow.expressions import Batch, Expression, compile_expression, parse_longs
+from druidflow.expressions import Batch, Expression, compile_expression, java_strings, parse_longs
 from druidflow.filters import Filter
 from druidflow.specs.validation import SpecModel
 
@@ -63,8 +63,13 @@ class ExpressionTransform(SpecModel):
         return self.compiled.required_columns
 
     def evaluate(self, batch: Batch) -> pa.Array:
-        """The transform's column for ``batch`` (the input batch, not one already transformed)."""
-        return self.compiled.evaluate(batch)
+        """The transform's column for ``batch`` (the input batch, not one already transformed). An array result is
+        a list column, which ingestion stores as a multi-value string dimension (Druid's transform coerces an array
+        to a list of values); DOUBLE elements are written as Java prints them (``1.0``), as Druid's would be."""
+        out = self.compiled.evaluate(batch)
+        if pa.types.is_list(out.type) and pa.types.is_floating(out.type.value_type):
+            out = pa.ListArray.from_arrays(out.offsets, java_strings(out.values), mask=out.is_null())
+        return out
 
 
 class TransformSpec(SpecModel):

@@ -43,7 +43,8 @@ from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import generate_task_id
-from druidflow.tasks.compact import align, sha256_of_segment_ids
+from druidflow.tasks.compact import sha256_of_segment_ids
+from druidflow.tasks.compact_schema import align
 
 log = logging.getLogger(__name__)
 

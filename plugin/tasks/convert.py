@@ -32,10 +32,10 @@ from druidflow.segments.descriptor import BINARY_VERSION, DataSegment
 from druidflow.segments.format import read_segment, write_segment
 from druidflow.segments.ids import storage_dir
 from druidflow.specs.base import DruidModel
-from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.tasks import ConvertSegmentTask
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import protocol
-from druidflow.tasks.compact import _held_lock_version
+from druidflow.tasks.compact import held_lock_version
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime
 
@@ -108,7 +108,7 @@ def check(task: ConvertSegmentTask, rt: Runtime) -> None:
 def plan(task: ConvertSegmentTask, rt: Runtime) -> ConvertPlan:
     """Under the lock: which segments to convert (binary-version and already-converted rules) and to which version."""
     interval = _lock_interval(task, rt)
-    lock_version = _held_lock_version(task, rt, interval)  # type: ignore[arg-type]
+    lock_version = held_lock_version(task, rt, interval)  # type: ignore[arg-type]
     used = _used(task, rt, interval)
     if not used:
         raise NoSegmentsError(f"dataSource {task.data_source!r} has no used segment in {task.interval}; nothing to convert")

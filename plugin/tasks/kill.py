@@ -33,16 +33,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from pydantic import Field
-
-from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError, StorageError
+from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
 from druidflow.intervals import Interval, Period, condense, format_instant, now_ms, parse_instant
 from druidflow.metadata import kill_queries as q
-from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import KillTask, parse_task
 from druidflow.specs.unsupported import refuse_non_defaults
-from druidflow.storage import DeepStorage
 from druidflow.tasks import protocol
+from druidflow.tasks.kill_files import delete_files, has_file
+from druidflow.tasks.kill_report import MAX_LISTED, SKIP_REASONS, KillReport, SkipEntry
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -51,100 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BUFFER_PERIOD = "P30D"
 #: The ``unused_reason`` of segments a kill with ``markAsUnused`` marked unused.
 MARK_AS_UNUSED_REASON = "dropped-by-kill"
-#: At most this many segment ids and file paths are listed in a report (the counts are always exact).
-MAX_LISTED = 10_000
-#: Keys per S3 DeleteObjects request (the API's maximum).
-S3_DELETE_KEYS_PER_REQUEST = 1000
-#: File deletes (or S3 delete requests) of one batch running at once.
-DELETE_WORKERS = 8
 #: The steps a :data:`Checkpoint` is called at, in order, for each batch.
 STEPS = ("claimed", "file_deleted", "files_deleted", "rows_deleted")
-
-_WHY = {
-    "used": "still used (mark it unused first)",
-    "partlyOutsideInterval": "unused, but its interval is not entirely inside the kill interval",
-    "versionNotSelected": "unused, but not one of the requested versions",
-    "markedUnusedAfterMaxUsedStatusLastUpdatedTime": "marked unused after maxUsedStatusLastUpdatedTime",
-    "withinBufferPeriod": "marked unused less than the buffer period ago (can still be marked used again)",
-    "beyondLimit": "eligible, but the limit (number of batches) was reached",
-    "lockRevoked": "eligible, but the kill's lock was revoked by a higher-priority task before its batch",
-    "intervalLocked": "eligible, but its interval is locked by another task (skipLockedIntervals)",
-    "fileSharedWithUsedSegment": "row deleted, file kept: a used segment still points at it",
-    "fileSharedWithOtherSegment": "row deleted, file kept: an unused segment outside this batch still points at it",
-}
-
-
-class SkipEntry(DruidModel):
-    """Segments (or files) a kill left alone for one reason."""
-
-    segments: int = 0
-    files: int = 0
-    bytes: int = 0
-    examples: list[str] = Field(default_factory=list)
-    why: str = ""
-
-
-# A dry run deleted nothing: its counts must not read as if it had.
-_DRY_RUN_KEYS = {
-    "numSegmentsKilled": "numSegmentsToKill",
-    "numBatchesProcessed": "numBatchesToProcess",
-    "bytesKilled": "bytesToKill",
-    "numFilesDeleted": "numFilesToDelete",
-}
-
-
-class KillReport(DruidModel):
-    """What a kill did, or in a dry run (``dryRun``) would do.
-
-    ``segments``/``files`` list what was (would be) deleted, at most :data:`MAX_LISTED` each
-    (``listingTruncated`` says when more); counts are exact. ``resumed`` maps a dead kill's task id to the rows
-    of it this kill finished. ``skipped`` maps a reason to what it kept out.
-    """
-
-    task_id: str
-    data_source: str
-    interval: Interval
-    status: str  # SUCCESS | FAILED | DRY_RUN
-    dry_run: bool = False
-    num_segments_killed: int = 0
-    num_batches_processed: int = 0
-    num_segments_marked_as_unused: int = 0
-    bytes_killed: int = 0
-    num_files_deleted: int = 0
-    segments: list[str] = Field(default_factory=list)
-    files: list[str] = Field(default_factory=list)
-    listing_truncated: bool = False
-    locked_intervals: list[Interval] = Field(default_factory=list)
-    resumed: dict[str, int] = Field(default_factory=dict)
-    skipped: dict[str, SkipEntry] = Field(default_factory=dict)
-    #: Dry run: tasks whose locks a real run could neither share nor preempt right now.
-    blocked_by: list[str] = Field(default_factory=list)
-    error: Optional[str] = None
-
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """As JSON; a dry run names its counts for what it would do (``numSegmentsToKill``, not ...Killed)."""
-        data = super().model_dump(**kwargs)
-        if self.dry_run and kwargs.get("by_alias", True):
-            data = {_DRY_RUN_KEYS.get(k, k): v for k, v in data.items()}
-        return data
-
-    def druid_report(self) -> dict[str, Any]:
-        """Druid's kill task report shape, ``{"killUnusedSegments": {"type", "taskId", "payload"}}``."""
-        return {"killUnusedSegments": {"type": "killUnusedSegments", "taskId": self.task_id, "payload": self.model_dump()}}
-
-    def summary(self) -> str:
-        """One line for logs and the CLI."""
-        verb = "would delete" if self.dry_run else "deleted"
-        text = (
-            f"kill {self.task_id}: {verb} {self.num_segments_killed} segment(s), {self.bytes_killed} bytes, "
-            f"{self.num_files_deleted} file(s) in {self.num_batches_processed} batch(es) of {self.data_source} "
-            f"{self.interval}"
-        )
-        if self.skipped:
-            text += "; skipped: " + ", ".join(
-                f"{k} {v.segments or v.files}" for k, v in sorted(self.skipped.items())
-            )
-        return text
 
 
 @dataclass(frozen=True)
@@ -549,7 +455,7 @@ class _Kill:
     def _batch(self, conn: Any, rows: list[q.KillRow], gone: set[str]) -> _Batch:
         """Which files of ``rows`` to delete: those no row outside the batch (and not in ``gone``) points at."""
         specs = q.load_specs(conn, [r.id for r in rows])
-        paths = {r.load_path: specs.get(r.id, {}) for r in rows if _has_file(r.load_path, specs.get(r.id, {}))}
+        paths = {r.load_path: specs.get(r.id, {}) for r in rows if has_file(r.load_path, specs.get(r.id, {}))}
         inside = gone | {r.id for r in rows}
         files: dict[str, dict[str, Any]] = {}
         kept: dict[str, str] = {}
@@ -576,7 +482,7 @@ class _Kill:
         self.files += new_files[:room]
         self.truncated |= len(new_files) > room
         for path, reason in sorted(batch.kept.items()):
-            entry = self.skipped.get(reason) or SkipEntry(why=_WHY[reason])
+            entry = self.skipped.get(reason) or SkipEntry(why=SKIP_REASONS[reason])
             examples = entry.examples + ([path] if len(entry.examples) < q.SAMPLE_SIZE else [])
             self.skipped[reason] = entry.model_copy(update={"files": entry.files + 1, "examples": examples})
 
@@ -597,7 +503,7 @@ class _Kill:
     def _skip(self, reason: str, count: q.SkipCount) -> None:
         if not count.segments:
             return
-        entry = self.skipped.get(reason) or SkipEntry(why=_WHY[reason])
+        entry = self.skipped.get(reason) or SkipEntry(why=SKIP_REASONS[reason])
         self.skipped[reason] = entry.model_copy(
             update={
                 "segments": entry.segments + count.segments,
@@ -670,94 +576,4 @@ class _Kill:
             skipped=self.skipped,
             blocked_by=self.blocked_by,
             error=error,
-        )
-
-
-def _has_file(load_path: str, load_spec: dict[str, Any]) -> bool:
-    """Whether the row points at a physical file (tombstones and rows without a loadSpec do not)."""
-    return bool(load_path) and bool(load_spec) and load_spec.get("type") != "tombstone"
-
-
-# ---------------------------------------------------------------------------------------------------- files
-
-
-def delete_files(
-    storage: DeepStorage,
-    files: dict[str, dict[str, Any]],
-    on_deleted: Optional[Callable[[str], None]] = None,
-    *,
-    workers: int = DELETE_WORKERS,
-) -> int:
-    """Delete ``files`` (load path -> loadSpec); a missing file counts as deleted. Returns how many.
-
-    S3 objects go in DeleteObjects requests of up to :data:`S3_DELETE_KEYS_PER_REQUEST` keys; other storages
-    delete one file at a time (removing the directories left empty), in up to ``workers`` runs of neighbouring
-    files. Up to ``workers`` requests or runs go at once (they wait on the filesystem or the network, not on
-    Python). ``on_deleted(path)`` is called, in the calling thread, once a file is known to be gone; if it (or a
-    delete) raises, what has not started yet is cancelled.
-    """
-    from druidflow.storage.s3 import S3DeepStorage
-
-    jobs: list[tuple[list[str], Callable[[], Any]]] = []
-    s3_keys: dict[str, list[tuple[str, str]]] = {}
-    singles: list[str] = []
-    for path in sorted(files):
-        spec = files[path]
-        s3 = isinstance(storage, S3DeepStorage) and spec.get("type") in ("s3", "s3_zip")
-        if s3 and spec.get("bucket") and spec.get("key"):
-            s3_keys.setdefault(str(spec["bucket"]), []).append((path, str(spec["key"])))
-        else:
-            singles.append(path)
-    # One job per run of neighbouring files (siblings share directories), at most `workers` jobs.
-    per_job = max(1, -(-len(singles) // max(1, workers)))
-    for i in range(0, len(singles), per_job):
-        run_paths = singles[i : i + per_job]
-        jobs.append((run_paths, lambda run_paths=run_paths: [storage.delete(files[p]) for p in run_paths]))
-    for bucket, items in s3_keys.items():
-        for i in range(0, len(items), S3_DELETE_KEYS_PER_REQUEST):
-            chunk = items[i : i + S3_DELETE_KEYS_PER_REQUEST]
-            keys = [key for _, key in chunk]
-            paths = [path for path, _ in chunk]
-            jobs.append((paths, lambda bucket=bucket, keys=keys: _delete_s3_objects(storage, bucket, keys)))
-
-    done = 0
-
-    def finished(paths: list[str]) -> None:
-        nonlocal done
-        for path in paths:
-            done += 1
-            if on_deleted is not None:
-                on_deleted(path)
-
-    if workers <= 1 or len(jobs) <= 1:
-        for paths, job in jobs:
-            job()
-            finished(paths)
-        return done
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="druidflow-kill-delete")
-    try:
-        futures = {pool.submit(job): paths for paths, job in jobs}
-        for future in as_completed(futures):
-            future.result()
-            finished(futures[future])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return done
-
-
-def _delete_s3_objects(storage: Any, bucket: str, keys: list[str]) -> None:
-    try:
-        response = storage.client.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        )
-    except Exception as exc:  # noqa: BLE001 - botocore errors have no common base worth naming
-        raise StorageError(f"could not delete {len(keys)} object(s) from s3://{bucket}: {exc}") from exc
-    errors = [e for e in response.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
-    if errors:
-        first = errors[0]
-        raise StorageError(
-            f"could not delete {len(errors)} of {len(keys)} object(s) from s3://{bucket}, e.g. "
-            f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
         )

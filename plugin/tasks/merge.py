@@ -36,11 +36,12 @@ from druidflow.exceptions import InputChangedError, NoSegmentsError, SpecError
 from druidflow.intervals import Interval, format_instant, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
-from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.specs.dimensions import DimensionsSpec
 from druidflow.specs.tasks import AppendTask, MergeTask, SameIntervalMergeTask, parse_task
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
-from druidflow.tasks.compact import _column_types, _held_lock_version, _stored_form
+from druidflow.tasks.compact import held_lock_version
+from druidflow.tasks.compact_schema import column_types, stored_form
 from druidflow.tasks.index import BuildResult, BuildUnit, IndexPlan
 from druidflow.tasks.runtime import Runtime
 
@@ -128,7 +129,7 @@ def _check_adjacent(segments: Sequence[DataSegment]) -> None:
 def plan(task: MergeLike, rt: Runtime) -> MergePlan:
     """Under the lock: the inputs must still be the used segments of the umbrella interval; plan the one output."""
     interval, segments = _inputs(task, rt)
-    lock_version = _held_lock_version(task, rt, interval)  # type: ignore[arg-type]
+    lock_version = held_lock_version(task, rt, interval)  # type: ignore[arg-type]
     used = sorted(s.id for s in rt.store.used_segments(task.data_source, interval) if not s.is_tombstone)
     wanted = sorted(s.id for s in segments)
     if used != wanted:
@@ -172,7 +173,7 @@ def _dimensions(segments: Sequence[DataSegment], rt: Runtime) -> DimensionsSpec:
     for segment in sorted(segments, key=lambda s: s.version, reverse=True):
         missing = [d for d in segment.dimension_names if d not in types]
         if missing:
-            found = _column_types(segment, rt)
+            found = column_types(segment, rt)
             types.update((d, found.get(d, "string")) for d in missing)
     return DimensionsSpec(dimensions=[d if types.get(d, "string") == "string" else {"type": types[d], "name": d} for d in order])
 
@@ -186,11 +187,11 @@ def _metrics(task: MergeLike, segments: Sequence[DataSegment]) -> list[Any]:
     """The combining form of ``aggregations`` (first/last read their stored time column), else the inputs' own."""
     given = getattr(task, "aggregations", None)
     if given:
-        return merge_aggregators([[_stored_form(a.model_dump()) for a in given]], "aggregations")
+        return merge_aggregators([[stored_form(a.model_dump()) for a in given]], "aggregations")
     for s in segments:
         if s.metric_names and not s.aggregators:
             raise SpecError("aggregations", None, f"segment {s.id} records no aggregators for its metrics {s.metric_names}; give aggregations")
-    return merge_aggregators([[_stored_form(a) for a in s.aggregators] for s in segments], "aggregations")
+    return merge_aggregators([[stored_form(a) for a in s.aggregators] for s in segments], "aggregations")
 
 
 def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metrics: list[Any], rollup: bool):

@@ -25,7 +25,7 @@ from druidflow.metadata.tables import segments as S
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.ids import storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec
-from druidflow.tasks import kill
+from druidflow.tasks import kill, kill_files
 from druidflow.tasks.dispatch import run_task
 from druidflow.tasks.orphans import find_orphans, sweep_orphans
 from druidflow.tasks.runtime import Runtime
@@ -314,7 +314,7 @@ def _crash_at(step: str, batch: int = 1, after_files: int = 1):
 @pytest.mark.parametrize("retry", ["same_task", "new_task"])
 @pytest.mark.parametrize("step", ["claimed", "file_deleted", "files_deleted", "rows_deleted"])
 def test_a_crash_at_any_step_is_finished_by_a_retry_with_nothing_leaked(rt, step, retry, monkeypatch):
-    monkeypatch.setattr(kill, "S3_DELETE_KEYS_PER_REQUEST", 1)  # S3: one request per file, so "some files" exist
+    monkeypatch.setattr(kill_files, "S3_DELETE_KEYS_PER_REQUEST", 1)  # S3: one request per file, so "some files" exist
     segments = seed(rt, [day(n) for n in range(1, 4)], partitions=2)
     (used,) = seed(rt, [day(1)], version=V2)
     unuse(rt, segments)
