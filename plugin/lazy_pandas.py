@@ -11,17 +11,18 @@ import it again when called.
 from __future__ import annotations
 
 import sys
+from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Optional, Sequence
 
 _SKIPPED_PREFIXES = ("<frozen importlib", "<frozen zipimport")
 
 
-class _RefusePandasForDruidflow:
+class _RefusePandasForDruidflow(MetaPathFinder):
     """A meta path finder that refuses ``pandas`` when Druidflow's code is what asked for it (through pyarrow)."""
 
-    def find_spec(self, name: str, path: Optional[Sequence[str]] = None, target: object = None) -> Optional[ModuleSpec]:
+    def find_spec(self, name: str, path: Optional[Sequence[str]], target: Optional[ModuleType] = None) -> Optional[ModuleSpec]:
         if name != "pandas" or "pandas" in sys.modules:
             return None
         if _asked_by_druidflow(sys._getframe(1)):
@@ -42,4 +43,4 @@ def _asked_by_druidflow(frame: Optional[FrameType]) -> bool:
 def install() -> None:
     """Install the finder once per process (first in ``sys.meta_path``)."""
     if not any(isinstance(f, _RefusePandasForDruidflow) for f in sys.meta_path):
-        sys.meta_path.insert(0, _RefusePandasForDruidflow())  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _RefusePandasForDruidflow())
