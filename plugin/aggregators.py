@@ -7,8 +7,9 @@ running the original ``count`` over already rolled-up rows would count rows, not
 
 Supported JSON ``type``\\ s: ``count``; ``longSum``/``doubleSum``/``floatSum``; ``long``/``double``/``float`` ×
 ``Min``/``Max``/``First``/``Last``/``Any``; ``stringFirst``/``stringLast``/``stringAny`` (``maxStringBytes``); and
-``filtered`` around any of them. Anything else (``hyperUnique``, ``thetaSketch``, ``javascript``...) is refused
-with a :class:`SpecError` listing these.
+``filtered`` around any of them; and the sketch aggregators of :mod:`druidflow.sketch_aggregators` (``thetaSketch``,
+``HLLSketchBuild``/``HLLSketchMerge``, ``quantilesDoublesSketch``, ``hyperUnique``, ``cardinality``; the ``sketches``
+extra). Anything else (``javascript``...) is refused with a :class:`SpecError` listing these.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from druidflow.exceptions import SpecError
 from druidflow.specs.validation import SpecModel, validate_as
 
 ValueType = Literal["long", "double", "float", "string"]
-Kind = Literal["count", "sum", "min", "max", "first", "last", "any"]
+Kind = Literal["count", "sum", "min", "max", "first", "last", "any", "sketch"]
 
 _KIND_SUFFIX = {"Sum": "sum", "Min": "min", "Max": "max", "First": "first", "Last": "last", "Any": "any"}
 
@@ -39,6 +40,7 @@ SUPPORTED_TYPES: tuple[str, ...] = (
     ("count",)
     + tuple(t for s in _KIND_SUFFIX for t in _types_of(s))
     + ("stringFirst", "stringLast", "stringAny", "filtered")
+    + ("thetaSketch", "HLLSketchBuild", "HLLSketchMerge", "quantilesDoublesSketch", "hyperUnique", "cardinality")
 )
 
 
@@ -326,12 +328,31 @@ class FilteredAggregator(_Aggregator):
         return sorted(set(self.aggregator.required_columns) | set(self.filter.required_columns))
 
     @property
+    def sketch(self) -> Any:
+        """The inner sketch aggregator's :class:`~druidflow.sketches.SketchSpec` (None for other aggregators)."""
+        return getattr(self.aggregator, "sketch", None) if self.aggregator.kind == "sketch" else None
+
+    @property
+    def input_is_sketch(self) -> bool:
+        return bool(getattr(self.aggregator, "input_is_sketch", False))
+
+    @property
     def delegate(self) -> Aggregator:
         """The inner aggregator, under this aggregator's name."""
         return self.aggregator if self.aggregator.name == self.name else self.aggregator.model_copy(update={"name": self.name})
 
     def combining(self) -> Aggregator:
         return self.delegate.combining()
+
+
+from druidflow.sketch_aggregators import (  # noqa: E402  # they subclass _Aggregator, defined above
+    CardinalityAggregator,
+    HllSketchBuildAggregator,
+    HllSketchMergeAggregator,
+    HyperUniqueAggregator,
+    QuantilesDoublesSketchAggregator,
+    ThetaSketchAggregator,
+)
 
 
 def _check_supported(value: Any) -> Any:
@@ -351,6 +372,8 @@ Aggregator = Annotated[
     Union[
         CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator,
         StringFirstAggregator, StringLastAggregator, AnyAggregator, StringAnyAggregator, FilteredAggregator,
+        ThetaSketchAggregator, HllSketchBuildAggregator, HllSketchMergeAggregator, QuantilesDoublesSketchAggregator,
+        HyperUniqueAggregator, CardinalityAggregator,
     ],
     Field(discriminator="type"),
     BeforeValidator(_check_supported),
@@ -362,6 +385,8 @@ _METRICS_SPEC = list[Aggregator]
 AGGREGATOR_CLASSES = (
     CountAggregator, SumAggregator, MinAggregator, MaxAggregator, FirstAggregator, LastAggregator,
     StringFirstAggregator, StringLastAggregator, AnyAggregator, StringAnyAggregator, FilteredAggregator,
+    ThetaSketchAggregator, HllSketchBuildAggregator, HllSketchMergeAggregator, QuantilesDoublesSketchAggregator,
+    HyperUniqueAggregator, CardinalityAggregator,
 )
 
 

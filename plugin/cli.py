@@ -23,6 +23,7 @@ success; otherwise one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import json
 import sys
@@ -140,11 +141,15 @@ def cmd_read(args: argparse.Namespace) -> int:
     rt = _existing(args)
     out = sys.stdout
     writer = None
+    rounded = _rounded_metrics(rt, args.datasource) if args.estimate else set()
     for batch in visible_rows(rt.store, rt.storage, args.datasource, _interval(args.interval)):
         rows = batch.to_pylist()
         for row in rows:
             t = row.get("__time")
             row["__time"] = format_instant(int(t.timestamp() * 1000)) if t is not None else None
+            for k, v in row.items():
+                if isinstance(v, bytes):  # a sketch metric: base64 as Druid prints complex columns, or its estimate
+                    row[k] = _estimated(v, k in rounded) if args.estimate else base64.b64encode(v).decode()
             if args.format == "json":
                 out.write(json.dumps(row, default=str) + "\n")
             else:
@@ -153,6 +158,24 @@ def cmd_read(args: argparse.Namespace) -> int:
                     writer.writeheader()
                 writer.writerow({k: ("|".join(v) if isinstance(v, list) else v) for k, v in row.items()})
     return 0
+
+
+def _rounded_metrics(rt: Any, data_source: str) -> set[str]:
+    """The sketch metrics whose aggregator says ``round`` (hyperUnique, cardinality, HLL sketches)."""
+    out = set()
+    for segment in rt.store.used_segments(data_source):
+        for agg in segment.aggregators or ():
+            inner = agg.get("aggregator", agg) if agg.get("type") == "filtered" else agg
+            if inner.get("round"):
+                out.add(str(agg.get("name", inner.get("name"))))
+    return out
+
+
+def _estimated(blob: bytes, rounded: bool) -> Any:
+    from druidflow.sketches import estimate
+
+    value = estimate(blob)
+    return round(value) if rounded and value is not None else value
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -285,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("datasource")
     p.add_argument("--interval", help="only rows in this ISO interval")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format")
+    p.add_argument("--estimate", action="store_true",
+                   help="print each sketch metric's estimate (distinct count; a quantiles sketch's count) instead of "
+                   "its base64 bytes; round=true metrics rounded")
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("tasks", help="list tasks with status and report")

@@ -7,6 +7,9 @@ carries), so a query on one day of a year-long dataSource reads one day. ``__tim
 ZONE`` and the session's time zone is UTC, as in Druid SQL, so ``TIMESTAMP '2015-09-12 00:00:00'`` means UTC.
 ``druid.<name>`` works too (Druid SQL's schema).
 
+Druid SQL's sketch functions (``APPROX_COUNT_DISTINCT_DS_THETA``, ``THETA_SKETCH_ESTIMATE``, ``DS_GET_QUANTILE``...)
+are defined when the ``sketches`` extra is installed (:mod:`druidflow.sql_sketches`).
+
 DuckDB is an optional dependency (the ``query`` extra).
 """
 
@@ -53,13 +56,17 @@ def _view_sql(parts: list[tuple[str, str | None]]) -> str:
 
 def run_sql(store: MetadataStore, storage: DeepStorage, sql: str) -> pa.Table:
     """Run ``sql`` over the visible timelines of the dataSources it names; the result as an Arrow table."""
+    from druidflow.sql_sketches import register
+
     duckdb = _duckdb()
+    con = duckdb.connect()
+    register(con, duckdb)
     try:
-        referenced = duckdb.get_table_names(sql)
+        referenced = con.get_table_names(sql)
     except duckdb.Error as exc:
+        con.close()
         raise QueryError(f"not valid SQL: {_first_line(exc)}") from exc
     known = set(store.datasources(used_only=True))
-    con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE SCHEMA {DRUID_SCHEMA}")
     with ExitStack() as files:

@@ -197,8 +197,8 @@ APPLY_FUNCTION_TEST = [
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), 0)", 20),
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))", 40),
     ("fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + fold((b, acc) -> acc + b, map(b -> b + 1, b), 0)", 40),
-    ("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + "
-     "fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))", 60),
+    (("fold((b, acc) -> acc + b, map(b -> b + 1, b), fold((b, acc) -> acc + b, map(b -> b + 1, b), 0) + "
+      "fold((b, acc) -> acc + b, map(b -> b + 1, b), 0))"), 60),
 ]
 
 
@@ -304,12 +304,15 @@ def test_bad_expressions_are_refused_at_parse_time_naming_the_field(expression, 
         ("map((x) -> array(x), b)", "the lambda of 'map' must give a scalar, not ARRAY<LONG>"),
         ("array(a)", "function 'array' does not accept ARRAY<STRING> arguments"),
         ("array_append(b, b)", "function 'array_append' does not accept ARRAY<LONG> arguments"),
+        ("cast(a, 'LONG')", "function 'cast' does not accept ARRAY<STRING> arguments"),
+        ("greatest(a)", "function 'greatest' does not accept ARRAY<STRING> arguments"),
     ],
 )
 def test_arrays_where_scalars_are_needed_name_the_function(expression, message):
     with pytest.raises(SpecError) as err:
         compile_expression(expression, "expression").evaluate(BINDINGS)
     assert err.value.path == "expression" and message in str(err.value)
+    assert "cannot be evaluated" not in str(err.value) and str(err.value).count("(got ") == 1
 
 
 def test_an_expression_filter_giving_an_array_is_refused():
@@ -383,3 +386,25 @@ def test_an_index_task_with_array_transforms_writes_multi_value_dimensions(rt, t
     # the array transforms are multi-value string dimensions in the segment, as the list input column is
     assert rows.schema.field("upper_tags").type == rows.schema.field("tags").type
     assert pa.types.is_list(rows.schema.field("pair").type)
+
+
+def test_a_spec_with_a_bad_lambda_is_refused_naming_the_transform():
+    from druidflow.specs.tasks import parse_task
+
+    spec = {
+        "type": "index",
+        "spec": {
+            "dataSchema": {
+                "dataSource": "arr",
+                "timestampSpec": {"column": "ts"},
+                "dimensionsSpec": {"dimensions": ["d"]},
+                "granularitySpec": {"segmentGranularity": "DAY", "intervals": ["2024-01-01/2024-01-02"]},
+                "transformSpec": {"transforms": [{"type": "expression", "name": "d", "expression": "fold((x) -> x, tags, 0)"}]},
+            },
+            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": "{}"}, "inputFormat": {"type": "json"}},
+        },
+    }
+    with pytest.raises(SpecError) as err:
+        parse_task(spec)
+    assert "transformSpec.transforms[0].expression" in err.value.path
+    assert "the lambda of 'fold' takes 1 argument but 2 are passed to it" in str(err.value)

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.lists import (
     Lists,
     from_offsets,

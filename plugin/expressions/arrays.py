@@ -9,12 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.lists import (
     Lists,
     as_element,
     codes,
     concat_rows,
     from_offsets,
+    isin,
     lists,
     masked_long,
     per_row_any,
@@ -99,8 +101,13 @@ def _array_contains(call: Call, ctx: Ctx) -> Val:
     a = _arg_lists(call, ctx, 0)
     b = _needles(call.args[1].evaluate(ctx), ctx.n, a.element)
     ca, cb = codes(a.values, b.values)
+    if b.lengths.max(initial=0) <= 1:  # one needle per row (the usual case): compare each element with its row's
+        needle = np.zeros(ctx.n, dtype=np.int64)
+        needle[b.parents] = cb
+        hit = per_row_any(ctx.n, a.parents, ca == needle[a.parents])
+        return masked_long(hit | (b.lengths == 0), ~a.valid)
     k = int(max(ca.max(initial=0), cb.max(initial=0)))
-    found = np.isin(row_keys(b.parents, cb, k), row_keys(a.parents, ca, k))
+    found = isin(row_keys(b.parents, cb, k), row_keys(a.parents, ca, k))
     every = per_row_count(ctx.n, b.parents, found) == b.lengths
     return masked_long(every, ~a.valid)
 
@@ -111,7 +118,7 @@ def _array_overlap(call: Call, ctx: Ctx) -> Val:
     b = _arg_lists(call, ctx, 1).cast(a.element)
     ca, cb = codes(a.values, b.values)
     k = int(max(ca.max(initial=0), cb.max(initial=0)))
-    shared = np.isin(row_keys(a.parents, ca, k), row_keys(b.parents[b.valid[b.parents]], cb[b.valid[b.parents]], k))
+    shared = isin(row_keys(a.parents, ca, k), row_keys(b.parents[b.valid[b.parents]], cb[b.valid[b.parents]], k))
     return masked_long(per_row_any(ctx.n, a.parents, shared), ~a.valid)
 
 
@@ -232,7 +239,7 @@ def _array_to_string(call: Call, ctx: Ctx) -> Val:
 
 def _check_split(call: Call) -> None:
     literal_check(1, (STRING,), "a literal regular expression", optional=False)(call)
-    check_regex(call.args[1].value)
+    check_regex(call.literal(1))
 
 
 @function("string_to_array", 2, literals=(1,), validate=_check_split)

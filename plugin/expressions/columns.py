@@ -9,6 +9,7 @@ from typing import Optional, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.intervals import MS_DAY
 
 Batch = Union[pa.RecordBatch, pa.Table]

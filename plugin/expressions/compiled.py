@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.columns import Batch
 from druidflow.expressions.parser import Syntax
@@ -48,6 +49,8 @@ class Expression:
             return self.tree.evaluate(ctx)
         except ScalarExpected as exc:
             raise ctx.error(None, f"does not accept {exc.kind} values here") from None
+        except SpecError:
+            raise
         except (pa.ArrowInvalid, ValueError) as exc:
             raise SpecError(self.path, self.text, f"cannot be evaluated: {exc}") from None
 

@@ -6,6 +6,7 @@ from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.arrays import cast_array
 from druidflow.expressions.registry import function
@@ -106,7 +107,7 @@ CAST_TYPES = {LONG: LONG, DOUBLE: DOUBLE, STRING: STRING, LONG_ARRAY: LONG_ARRAY
 
 
 def _check_cast(call: Call) -> None:
-    target = call.args[1].value
+    target = call.literal(1)
     if not isinstance(target, str) or target.upper() not in CAST_TYPES:
         raise SpecError("", target, "the type must be 'LONG', 'DOUBLE', 'STRING', 'ARRAY<LONG>', 'ARRAY<DOUBLE>' or "
                                     "'ARRAY<STRING>'")

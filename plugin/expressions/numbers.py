@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.registry import function, literal_check
 from druidflow.expressions.tree import Call, Ctx
 from druidflow.expressions.values import (
@@ -115,7 +116,7 @@ def _round_doubles(arr: pa.Array, scale: int) -> pa.Array:
     return pa.array(out, type=pa.float64(), mask=mask)
 
 
-def _reduce_function(name: str, kernel: Callable) -> None:
+def _reduce_function(name: str, kernel: Callable[..., Data]) -> None:
     @function(name, 0, None)
     def _impl(call: Call, ctx: Ctx) -> Val:
         values = [a.evaluate(ctx) for a in call.args]

@@ -70,6 +70,7 @@ def literal_check(i: int, kinds: tuple[str, ...], what: str, optional: bool = Tr
     def check(call: Call) -> None:
         if i < len(call.args):
             lit = call.args[i]
+            assert isinstance(lit, Literal)  # Function.check verified it before the validators run
             if lit.kind not in kinds and not (optional and lit.kind == NULL):
                 raise SpecError("", lit.value, f"argument {i + 1} must be {what}")
 

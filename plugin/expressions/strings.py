@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.registry import checks, function, literal_check
 from druidflow.expressions.tree import Call, Ctx
@@ -51,8 +52,8 @@ def _strlen(call: Call, ctx: Ctx) -> Val:
 def _check_substring(call: Call) -> None:
     literal_check(1, (LONG,), "a literal integer index", optional=False)(call)
     literal_check(2, (LONG,), "a literal integer length", optional=False)(call)
-    if call.args[1].value < 0:
-        raise SpecError("", call.args[1].value, "the index must not be negative")
+    if call.literal(1) < 0:
+        raise SpecError("", call.literal(1), "the index must not be negative")
 
 
 @function("substring", 3, literals=(1, 2), validate=_check_substring)
@@ -75,7 +76,7 @@ def _replace(call: Call, ctx: Ctx) -> Val:
     return Val(pc.replace_substring(s, pattern, replacement), STRING)
 
 
-def _trim_function(name: str, kernel: Callable) -> None:
+def _trim_function(name: str, kernel: Callable[[Data, str], Data]) -> None:
     @function(name, 1, 2, literals=(1,), validate=literal_check(1, (STRING,), "a literal string of characters"))
     def _trim(call: Call, ctx: Ctx) -> Val:
         chars = call.literal(1) if len(call.args) > 1 and call.literal(1) is not None else " "
@@ -90,8 +91,8 @@ _trim_function("rtrim", pc.utf8_rtrim)
 
 def _check_count(call: Call) -> None:
     literal_check(1, (LONG,), "a literal integer", optional=False)(call)
-    if call.args[1].value < 0:
-        raise SpecError("", call.args[1].value, "needs a non-negative integer as the second argument")
+    if call.literal(1) < 0:
+        raise SpecError("", call.literal(1), "needs a non-negative integer as the second argument")
 
 
 @function("left", 2, literals=(1,), validate=_check_count)
@@ -134,8 +135,8 @@ def _matches(s: Data, regex: str) -> Data:
 def _check_like(call: Call) -> None:
     literal_check(1, (STRING,), "a literal pattern", optional=False)(call)
     literal_check(2, (STRING,), "a literal escape character")(call)
-    if len(call.args) > 2 and call.args[2].value is not None and len(call.args[2].value) != 1:
-        raise SpecError("", call.args[2].value, "the escape must be a single character")
+    if len(call.args) > 2 and call.literal(2) is not None and len(call.literal(2)) != 1:
+        raise SpecError("", call.literal(2), "the escape must be a single character")
 
 
 @function("like", 2, 3, literals=(1, 2), validate=_check_like)
@@ -155,7 +156,7 @@ def check_regex(pattern: str) -> None:
 
 def _check_regexp(call: Call) -> None:
     literal_check(1, (STRING,), "a literal pattern", optional=False)(call)
-    check_regex(call.args[1].value)
+    check_regex(call.literal(1))
 
 
 @function("regexp_like", 2, literals=(1,), validate=_check_regexp)

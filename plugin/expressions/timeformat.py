@@ -11,27 +11,30 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from druidflow.exceptions import SpecError
-from druidflow.expressions.values import Data, to_numpy
-from druidflow.granularity import (
-    UTC,
-    TimeZone,
+
+from druidflow.calendar_arrays import (
     civil_from_days_array,
     days_from_civil_array,
     floor_div,
 )
+from druidflow.exceptions import SpecError
+from druidflow.expressions.values import Data, to_numpy
 from druidflow.intervals import MS_DAY, MS_HOUR, MS_MINUTE, MS_SECOND
+from druidflow.timezones import UTC, TimeZone
 
 
 class LocalFields:
     """Wall-clock fields of epoch-ms instants in a time zone, computed lazily and vectorised."""
 
     def __init__(self, ms: np.ndarray, zone: TimeZone) -> None:
-        self.offsets = zone.offsets(ms)
-        self.local = ms + self.offsets
-        self.days = floor_div(self.local, MS_DAY)
-        self.ms_of_day = self.local - self.days * MS_DAY
-        self.year, self.month, self.day = civil_from_days_array(self.days)
+        self.offsets: np.ndarray = zone.offsets(ms)
+        self.local: np.ndarray = ms + self.offsets
+        self.days: np.ndarray = floor_div(self.local, MS_DAY)
+        self.ms_of_day: np.ndarray = self.local - self.days * MS_DAY
+        year, month, day = civil_from_days_array(self.days)
+        self.year: np.ndarray = year
+        self.month: np.ndarray = month
+        self.day: np.ndarray = day
 
     @property
     def hour(self) -> np.ndarray:
@@ -51,11 +54,14 @@ class LocalFields:
 
     @property
     def day_of_week(self) -> np.ndarray:
-        return np.mod(self.days + 3, 7) + 1  # 1970-01-01 was a Thursday; Monday is 1
+        out: np.ndarray = np.mod(self.days + 3, 7) + 1  # 1970-01-01 was a Thursday; Monday is 1
+        return out
 
     @property
     def day_of_year(self) -> np.ndarray:
-        return self.days - days_from_civil_array(self.year, np.ones_like(self.year), np.ones_like(self.year)) + 1
+        jan1: np.ndarray = days_from_civil_array(self.year, np.ones_like(self.year), np.ones_like(self.year))
+        out: np.ndarray = self.days - jan1 + 1
+        return out
 
     def _iso(self) -> tuple[np.ndarray, np.ndarray]:
         thursday = self.days - np.mod(self.days + 3, 7) + 3
@@ -365,4 +371,5 @@ def _offset_millis(text: pa.Array) -> np.ndarray:
         return np.asarray(pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
     mag = num("h") * MS_HOUR + num("m") * MS_MINUTE
-    return np.where(sign, -mag, mag)
+    out: np.ndarray = np.where(sign, -mag, mag)
+    return out

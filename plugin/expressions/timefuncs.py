@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.registry import checks, function, literal_check
 from druidflow.expressions.timeformat import (
@@ -26,15 +27,16 @@ from druidflow.expressions.values import (
     on_array,
     to_numpy,
 )
-from druidflow.granularity import UTC, Granularity, TimeZone
+from druidflow.granularity import Granularity
+from druidflow.timezones import UTC, TimeZone
 
 # -- time ---------------------------------------------------------------------------------------------------------
 
 
 def zone_arg(call: Call, i: int) -> TimeZone:
-    if i >= len(call.args) or call.args[i].value is None:
+    if i >= len(call.args) or call.literal(i) is None:
         return UTC
-    return TimeZone.parse(call.args[i].value, "")
+    return TimeZone.parse(call.literal(i), "")
 
 
 def check_zone(i: int) -> Callable[[Call], None]:
@@ -46,11 +48,11 @@ def check_zone(i: int) -> Callable[[Call], None]:
 
 
 def _floor_granularity(call: Call) -> Granularity:
-    origin = call.args[2].value if len(call.args) > 2 else None
+    origin = call.literal(2) if len(call.args) > 2 else None
     if origin == "":
         origin = None
     tz = zone_arg(call, 3)
-    return Granularity.period_granularity(call.args[1].value, None if tz.is_utc else tz, origin)
+    return Granularity.period_granularity(call.literal(1), None if tz.is_utc else tz, origin)
 
 
 def _check_floor(call: Call) -> None:
@@ -72,7 +74,7 @@ _EXTRACT_UNITS = ("EPOCH", "MILLISECOND", "SECOND", "MINUTE", "HOUR", "DAY", "DO
 
 
 def _check_extract(call: Call) -> None:
-    unit = call.args[1].value
+    unit = call.literal(1)
     if not isinstance(unit, str) or unit.upper() not in _EXTRACT_UNITS:
         raise SpecError("", unit, f"unknown unit; expected one of {', '.join(_EXTRACT_UNITS)}")
     check_zone(2)(call)
@@ -90,7 +92,7 @@ def _timestamp_extract(call: Call, ctx: Ctx) -> Val:
     if unit in ("CENTURY", "MILLENNIUM"):
         size = 100.0 if unit == "CENTURY" else 1000.0
         return Val(pa.array(np.ceil(f.year / size), type=pa.float64(), mask=mask), DOUBLE)
-    out = {
+    fields: dict[str, Callable[[], np.ndarray]] = {
         "MILLISECOND": lambda: f.millisecond,
         "SECOND": lambda: f.second,
         "MINUTE": lambda: f.minute,
@@ -105,15 +107,16 @@ def _timestamp_extract(call: Call, ctx: Ctx) -> Val:
         "YEAR": lambda: f.year,
         "ISOYEAR": lambda: f.iso_year,
         "DECADE": lambda: np.trunc(f.year / 10).astype(np.int64),  # Java's int division
-    }[unit]()
+    }
+    out = fields[unit]()
     return Val(pa.array(out, type=pa.int64(), mask=mask), LONG)
 
 
 def _check_joda(i: int, parse: bool) -> Callable[[Call], None]:
     def check(call: Call) -> None:
         literal_check(i, (STRING,), "a literal Joda-Time pattern")(call)
-        if i < len(call.args) and call.args[i].value is not None:
-            pattern = JodaPattern.of(call.args[i].value, parse)
+        if i < len(call.args) and call.literal(i) is not None:
+            pattern = JodaPattern.of(call.literal(i), parse)
             if parse:
                 try:
                     pc.extract_regex(pa.array([""]), pattern.regex())

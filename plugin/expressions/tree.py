@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.exceptions import SpecError
 from druidflow.expressions.columns import (
     I64_MAX,
@@ -224,7 +225,7 @@ def _double_op(op: str, x: Data, y: Data, n: int) -> Data:
 class Call(Node):
     pos: int
     name: str
-    args: tuple
+    args: tuple[Node, ...]
 
     def columns(self) -> set[str]:
         out: set[str] = set()
@@ -239,7 +240,9 @@ class Call(Node):
             raise ctx.error(self, f"function {self.name!r} does not accept {exc.kind} arguments") from None
 
     def literal(self, i: int) -> Any:
-        return self.args[i].value  # checked at compile time to be a Literal
+        node = self.args[i]
+        assert isinstance(node, Literal)  # checked at compile time
+        return node.value
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.expressions.columns import (
     double_to_long,
     java_float_strings,

@@ -171,6 +171,14 @@ class IncrementalIndex:
             self.flush()
 
     def _combine(self, tables: list[pa.Table], sorted_runs: bool = False) -> pa.Table:
+        sketches = [m.name for m in self.metrics if m.sketch is not None]
+        if sketches and len(tables) > 1:
+            # Parsed rows carry a sketch metric's raw input, rolled-up rows its sketches: two column types that
+            # cannot be concatenated. The raw rows are built into sketches first, then everything is unioned.
+            raw = [t for t in tables if any(not pa.types.is_binary(t.schema.field(n).type) for n in sketches)]
+            if raw and len(raw) < len(tables):
+                rolled = [t for t in tables if all(pa.types.is_binary(t.schema.field(n).type) for n in sketches)]
+                tables, sorted_runs = rolled + [self._combine(raw)], False
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         return rollup(
             table,

@@ -29,6 +29,9 @@ from druidflow.ingest.stats import ParseExceptionHandler, RowStats
 TIME = "__time"
 CHUNK = "__chunk"
 BUCKET = "__bucket"
+# Druid's murmur3_32 of each row's hash-partitioning key (hashed partitioning only; see druidflow.ingest.hashing),
+# computed from the raw columns while they are still at hand and consumed by ``assign``.
+HASH = "__hash"
 # Joins the values of a multi-value dimension while rows are rolled up (Druid compares the whole array);
 # the segment writer splits them back into a list column.
 MULTI_VALUE_SEPARATOR = "\x1f"
@@ -66,6 +69,8 @@ class RowParser:
     # unit owns (thrown away, unparseable) are counted only when ``count_unowned`` (by one unit of the task).
     assign: Optional[Callable[[pa.Table], np.ndarray]] = None
     count_unowned: bool = True
+    # Set for hashed partitioning: the partitionDimensions of Druid's hash key (empty: every dimension and time).
+    hash_partition_dimensions: Optional[Sequence[str]] = None
 
     def __post_init__(self) -> None:
         schema = self.data_schema
@@ -127,6 +132,11 @@ class RowParser:
             TIME: _truncate(self.query_granularity, raw_time),
             CHUNK: chunk,
         }
+        if self.hash_partition_dimensions is not None:
+            from druidflow.ingest.hashing import row_hashes  # brings numba along: only hashed runs pay for it
+
+            hashes = row_hashes(table, columns[TIME], [d.name for d in dims], self.hash_partition_dimensions, self.list_delimiter)
+            columns[HASH] = pa.array(hashes, pa.int32())
         errors = np.zeros(table.num_rows, dtype=bool)
         messages: list[str] = []
         for dim in dims:
@@ -149,6 +159,8 @@ class RowParser:
                 keep = pa.array(mine)
                 out, table, errors, bucket = out.filter(keep), table.filter(keep), errors[mine], bucket[mine]
             out = out.append_column(BUCKET, pa.array(bucket, pa.int64()))
+        if HASH in out.column_names:
+            out = out.drop_columns([HASH])
         if not self.count_unowned:
             stats = RowStats()
         n_err = int(errors.sum())
@@ -255,6 +267,13 @@ class RowParser:
         if agg.kind == "count":
             yield metric.name, pa.array(np.ones(n, dtype=np.int64) if matched is None else matched.astype(np.int64)), None
             return
+        if agg.kind == "sketch":
+            values, err = sketch_input(table, agg)
+            if matched is not None:
+                values = pc.if_else(pa.array(matched), values, pa.scalar(None, values.type))
+                err = err & matched if err is not None else None
+            yield metric.name, values, err
+            return
         expression = getattr(agg, "expression", None)
         if expression:
             source = agg.compiled_expression.evaluate(table)
@@ -305,6 +324,59 @@ class RowParser:
             if m.companion:
                 cols[m.companion] = pa.array([], pa.int64())
         return pa.table(cols)
+
+
+def sketch_input(table: pa.Table, agg: Any) -> tuple[pa.Array, Optional[np.ndarray]]:
+    """A sketch aggregator's per-row input for rollup: serialized sketches (binary: a segment's sketch column, or text
+    decoded from base64 where the aggregator reads sketches), numbers (quantiles), or each row's values as a
+    list<string> (distinct counts; ``cardinality`` lists every field's values, or with ``byRow`` one joined value)."""
+    from druidflow.sketches import decode_input_sketches, is_sketch_column
+
+    n = table.num_rows
+    spec = agg.sketch
+    names = agg.fields if agg.type == "cardinality" else [agg.input_column]
+    present = [c for c in names if c in table.column_names]
+    if agg.type != "cardinality" and present:
+        col = _combine(table.column(present[0]))
+        if is_sketch_column(col):
+            return col.cast(pa.binary()), None
+        if agg.input_is_sketch:
+            blobs, bad = decode_input_sketches(col, spec.family, agg.type)
+            return blobs, bad
+        if spec.family == "quantiles":
+            values, err = to_number(col, pa.float64())
+            return values, err.to_numpy(zero_copy_only=False)
+    if spec.family == "quantiles":
+        return pa.nulls(n, pa.float64()), None
+    lists = [_as_string_lists(_combine(table.column(c))) for c in present]
+    if not lists:
+        return pa.nulls(n, pa.list_(pa.string())), None
+    if agg.type == "cardinality" and agg.by_row:
+        # One value per row: the fields' (sorted) values joined, so equal rows hash alike (Druid's byRow).
+        parts = [pc.binary_join(pc.fill_null(col, pa.scalar([], col.type)), "\x02") for col in lists]
+        joined = pc.binary_join_element_wise(*parts, "\x01") if len(parts) > 1 else parts[0]
+        return _single_lists(joined), None
+    if len(lists) == 1:
+        return lists[0], None
+    flat = pa.chunked_array([pc.list_flatten(c) for c in lists]).combine_chunks()
+    parents = np.concatenate([pc.list_parent_indices(c).to_numpy(zero_copy_only=False) for c in lists])
+    order = np.argsort(parents, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=n))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat.take(pa.array(order))), None
+
+
+def _as_string_lists(col: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return col.cast(pa.list_(pa.string()))
+    if pa.types.is_struct(col.type) or pa.types.is_map(col.type):
+        col = pa.array([None if v is None else json.dumps(v, separators=(",", ":"), default=str) for v in col.to_pylist()], pa.string())
+    return _single_lists(col if pa.types.is_string(col.type) else _stringify(col))
+
+
+def _single_lists(col: pa.Array) -> pa.Array:
+    return pa.ListArray.from_arrays(pa.array(np.arange(len(col) + 1, dtype=np.int32)), col)
 
 
 def _set(table: pa.Table, name: str, values: Any) -> pa.Table:

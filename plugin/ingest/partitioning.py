@@ -1,6 +1,7 @@
 """Secondary partitioning of a time chunk into shards: the plan (``ShardPlan``) and the statistics behind it.
 
-* ``hashed``: ``numShards`` buckets per chunk by Druid's hash recipe (:mod:`druidflow.ingest.hashing`). When
+* ``hashed``: ``numShards`` buckets per chunk by Druid's hash recipe (:mod:`druidflow.ingest.hashing`); only the
+  buckets that get rows become segments, numbered as Druid numbers them (by first arrival). When
   only a target size is given, the determine pass estimates each chunk's distinct post-rollup rows with a
   HyperLogLog sketch, as Druid does, and sets ``numShards = ceil(rows / target)``. The sketch keeps memory
   fixed (16 KiB per chunk) however large the input; its error is about 1 %, so shard counts may differ from an
@@ -36,18 +37,21 @@ class ShardPlan(DruidModel):
     """One shard of a chunk: which rows it takes and the shard spec its segment gets."""
 
     type: str  # hashed | single | range
-    partition_num: int
+    partition_num: int  # hashed: the bucket id
     num_partitions: int
     partition_dimensions: list[str] = []
     start: Optional[list[Optional[str]]] = None  # range bounds (inclusive start, exclusive end); None = unbounded
     end: Optional[list[Optional[str]]] = None
 
-    def shard_spec(self) -> dict[str, Any]:
+    def shard_spec(self, partition_num: Optional[int] = None) -> dict[str, Any]:
+        """The segment's shard spec. A hashed plan's ``partition_num`` is its bucket id; the segment's
+        ``partitionNum`` is given here (Druid numbers a chunk's non-empty buckets 0, 1, ... in the order their
+        first row arrives), and its core partition count is filled in at publish."""
         if self.type == "hashed":
             return {
                 "type": "hashed",
-                "partitionNum": self.partition_num,
-                "partitions": self.num_partitions,
+                "partitionNum": self.partition_num if partition_num is None else partition_num,
+                "partitions": 0,
                 "bucketId": self.partition_num,
                 "numBuckets": self.num_partitions,
                 "partitionDimensions": self.partition_dimensions,

@@ -16,7 +16,7 @@ rank columns does the same job more slowly. No Python loop runs per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,11 +32,13 @@ def companion_time_column(metric: str) -> str:
 
 @dataclass(frozen=True)
 class MetricColumn:
-    """How one metric column combines: kind is sum, min, max, first, last or any (count is a sum of ones)."""
+    """How one metric column combines: kind is sum, min, max, first, last, any (count is a sum of ones) or sketch
+    (``sketch`` says which: its rows are built into, or unioned as, serialized sketches by :mod:`druidflow.sketches`)."""
 
     name: str
     kind: str
     arrow_type: pa.DataType
+    sketch: Optional[Any] = None
 
     @property
     def companion(self) -> Optional[str]:
@@ -56,6 +58,8 @@ def metric_columns(aggregators: Sequence) -> list[MetricColumn]:
     for agg in aggregators:
         if agg.kind == "count":
             out.append(MetricColumn(agg.name, "sum", pa.int64()))
+        elif agg.kind == "sketch":
+            out.append(MetricColumn(agg.name, "sketch", pa.binary(), sketch=agg.sketch))
         else:
             out.append(MetricColumn(agg.name, agg.kind, _VALUE_TYPES[agg.value_type]))
     return out
@@ -306,6 +310,9 @@ def rollup(
         columns[name] = _decode_dimension(key, first_rows, table.column(name).type)
     for m in metrics:
         col = _combined(table.column(m.name))
+        if m.kind == "sketch":
+            columns[m.name] = _sketches(m, col, groups, combine)
+            continue
         if not combine:
             columns[m.name] = col.take(pa.array(order)).cast(m.arrow_type)
             if m.companion:
@@ -320,6 +327,21 @@ def rollup(
         else:
             columns.update(_ordered(m, table, keys, n))
     return pa.table(columns)
+
+
+def _sketches(m: MetricColumn, col: pa.Array, groups: _Groups, combine: bool) -> pa.Array:
+    """Each group's sketch (each row's, without ``combine``): built from raw values, or the union of sketches."""
+    from druidflow.sketches import aggregate
+
+    if groups.ids is not None:
+        order = np.argsort(groups.ids, kind="stable")
+        counts = np.bincount(groups.ids, minlength=groups.count)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    else:
+        assert groups.order is not None and groups.starts is not None
+        order = groups.order
+        starts = groups.starts if combine else np.arange(len(order), dtype=np.int64)
+    return aggregate(m.sketch, col, order, starts)
 
 
 def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], n: int) -> dict[str, pa.Array]:

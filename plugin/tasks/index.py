@@ -32,8 +32,8 @@ from pydantic import Field
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
-from druidflow.ingest.hashing import hash_buckets
-from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
+from druidflow.ingest.hashing import buckets_of
+from druidflow.ingest.parse import BUCKET, CHUNK, HASH, RowParser
 from druidflow.ingest.partitioning import (
     HyperLogLog,
     ShardPlan,
@@ -324,15 +324,28 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
     all_chunks = sorted({iv for u in units for iv in (u.all_chunks or [c.interval for c in u.chunks])})
     primary = any(u.primary for u in units)
     handler = _parse_handler(task) if primary else _parse_handler(task, saved=False)
-    parser = RowParser(schema, list_delimiter=_list_delimiter(task), chunks=all_chunks, handler=handler, count_unowned=primary)
-    parser.assign = _BucketAssigner(buckets, parser, tuning.effective_partitions_spec)
+    partitions = tuning.effective_partitions_spec
+    hashed = partitions.type == "hashed"
+    parser = RowParser(
+        schema,
+        list_delimiter=_list_delimiter(task),
+        chunks=all_chunks,
+        handler=handler,
+        count_unowned=primary,
+        hash_partition_dimensions=list(partitions.partition_dimensions) if hashed else None,
+    )
+    assigner = _BucketAssigner(buckets, parser, partitions)
+    parser.assign = assigner
+    if hashed:
+        from druidflow.ingest.murmur import warm_up_in_background
+
+        warm_up_in_background()
     scratch = rt.scratch(f"{task.task_id[:40]}-build-")
     tune_allocator()
     try:
-        sink = _SegmentSink(task, rt, buckets, scratch / "segments", parser)
+        sink = _SegmentSink(task, rt, buckets, scratch / "segments", parser, assigner)
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
-        partitions = tuning.effective_partitions_spec
         for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
             parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
             stats = stats.plus(parsed.stats)
@@ -356,9 +369,17 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
             index.finish()
         sink.close_all()
         sink.fill_empty_shards()
+        # A chunk's hashed segments form its core partition set: every bucket that got a row (all of them known
+        # once the whole input is read, to every unit alike).
+        segments = [
+            s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, len(assigner.arrival[s.interval.start]))})
+            if s.shard_spec.type == "hashed"
+            else s
+            for s in sink.segments
+        ]
         return BuildResult(
             task_id=task.task_id,
-            segments=sink.segments,
+            segments=segments,
             row_stats=stats,
             unparseable_events=parser.handler.saved_reports(),
             persists=index.persists if index else 0,
@@ -384,10 +405,17 @@ class _BucketAssigner:
         self.by_chunk: dict[int, list[tuple[Optional[ShardPlan], int]]] = {}
         for i, (chunk, shard) in enumerate(buckets):
             self.by_chunk.setdefault(chunk.interval.start, []).append((shard, i))
+        # Per chunk start: the hash buckets that got a row, in the order their first row arrived. Every build unit
+        # hashes every row of its chunks, so all units agree on it whichever buckets they build.
+        self.arrival: dict[int, dict[int, int]] = {}
         dynamic = sorted((start, wanted[0][1]) for start, wanted in self.by_chunk.items() if wanted[0][0] is None)
         self.all_dynamic = len(dynamic) == len(self.by_chunk)
         self.dynamic_starts = np.array([s for s, _ in dynamic], dtype=np.int64)
         self.dynamic_buckets = np.array([b for _, b in dynamic], dtype=np.int64)
+
+    def partition_num(self, chunk_start: int, bucket_id: int) -> int:
+        """Druid's ``partitionNum`` of a non-empty hash bucket: its rank by first arrival in the chunk."""
+        return self.arrival[chunk_start][bucket_id]
 
     def __call__(self, table: pa.Table) -> np.ndarray:
         chunks = table.column(CHUNK).to_numpy()
@@ -402,18 +430,19 @@ class _BucketAssigner:
                 continue
             rows = np.flatnonzero(chunks == start)
             part = table.take(pa.array(rows)) if len(rows) != table.num_rows else table
-            out[rows] = self._buckets(part, wanted)
+            out[rows] = self._buckets(part, wanted, int(start))
         return out
 
-    def _buckets(self, rows: pa.Table, wanted: list[tuple[Optional[ShardPlan], int]]) -> np.ndarray:
+    def _buckets(self, rows: pa.Table, wanted: list[tuple[Optional[ShardPlan], int]], start: int) -> np.ndarray:
         first = wanted[0][0]
         if first is None:
             return np.full(rows.num_rows, wanted[0][1], dtype=np.int64)
         if first.type == "hashed":
-            dims = [d.name for d in self.parser.dimensions or []]
-            shard_of = hash_buckets(
-                rows, first.num_partitions, dims, first.partition_dimensions, frozenset(self.parser.multi_value_dimensions)
-            )
+            shard_of = buckets_of(rows.column(HASH).to_numpy(), first.num_partitions)
+            arrival = self.arrival.setdefault(start, {})
+            ids, first_rows = np.unique(shard_of, return_index=True)
+            for bucket_id in ids[np.argsort(first_rows)].tolist():
+                arrival.setdefault(bucket_id, len(arrival))
             lookup = np.full(first.num_partitions, -1, dtype=np.int64)
             for shard, bucket in wanted:
                 lookup[shard.partition_num] = bucket  # type: ignore[union-attr]
@@ -445,8 +474,17 @@ class _SegmentSink:
     order; a hashed or range bucket is exactly one segment whose shard spec the plan fixed in advance.
     """
 
-    def __init__(self, task: IndexTask, rt: Runtime, buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]], out_dir: Path, parser: RowParser) -> None:
+    def __init__(
+        self,
+        task: IndexTask,
+        rt: Runtime,
+        buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]],
+        out_dir: Path,
+        parser: RowParser,
+        assigner: _BucketAssigner,
+    ) -> None:
         self.task = task
+        self.assigner = assigner
         self.rt = rt
         self.buckets = buckets
         self.out_dir = out_dir
@@ -501,10 +539,11 @@ class _SegmentSink:
         self.close_buckets(list(self.open))
 
     def fill_empty_shards(self) -> None:
-        """A hash bucket or range that got no row still gets its (empty) segment, so the chunk's core partition
-        set stays complete and the new version becomes visible."""
+        """A range that got no row still gets its (empty) segment, so the chunk's core partition set stays
+        complete and the new version becomes visible. An empty hash bucket gets none: Druid publishes only the
+        buckets that got rows, numbered 0..N-1, and N is the core partition count."""
         for bucket, (_, shard) in enumerate(self.buckets):
-            if shard is not None and bucket not in self.written:
+            if shard is not None and shard.type != "hashed" and bucket not in self.written:
                 writer, _ = self._writer(bucket)
                 writer.write(self._empty_table())
                 self._close(bucket)
@@ -536,6 +575,8 @@ class _SegmentSink:
         self.lock_checked[interval] = now
 
     def _identity(self, plan: ChunkPlan, shard: Optional[ShardPlan], bucket: int, local_partition: int):
+        if shard is not None and shard.type == "hashed":
+            return plan.version, shard.shard_spec(self.assigner.partition_num(plan.interval.start, shard.partition_num))
         if shard is not None:
             return plan.version, shard.shard_spec()
         if not self.append:
@@ -590,13 +631,13 @@ def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult
     segments = [s for r in results for s in r.segments]
     append = task.spec.io_config.append_to_existing
     if not append:
-        # Dynamic segments learn their chunk's core partition count only now (hashed and range ones knew it).
+        # Dynamic and hashed segments learn their chunk's core partition count only now (range ones knew it).
         per_chunk: dict[Interval, int] = {}
         for s in segments:
             per_chunk[s.interval] = per_chunk.get(s.interval, 0) + 1
         segments = [
             s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, per_chunk[s.interval])})
-            if s.shard_spec.type == "numbered"
+            if s.shard_spec.type in ("numbered", "hashed")
             else s
             for s in segments
         ]

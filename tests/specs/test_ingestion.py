@@ -404,7 +404,7 @@ def test_granularity_spec_errors(granularity_spec, path, value):
         ({"spec__dataSchema__metricsSpec": [{"type": "count", "name": "c"}, {"type": "longSum", "name": "c", "fieldName": "x"}]},
          f"{D}.metricsSpec[1].name", "c"),
         ({"spec__dataSchema__metricsSpec": [{"type": "count", "name": "__time"}]}, f"{D}.metricsSpec[0].name", "__time"),
-        ({"spec__dataSchema__metricsSpec": [{"type": "thetaSketch", "name": "u", "fieldName": "user"}]}, f"{D}.metricsSpec[0].type", "thetaSketch"),
+        ({"spec__dataSchema__metricsSpec": [{"type": "KllDoublesSketch", "name": "u", "fieldName": "user"}]}, f"{D}.metricsSpec[0].type", "KllDoublesSketch"),
         ({"spec__dataSchema__dataSource": "a/b"}, f"{D}.dataSource", "a/b"),
         ({"spec__dataSchema__dataSource": ""}, f"{D}.dataSource", ""),
         ({"spec__dataSchema__dataSource": ".hidden"}, f"{D}.dataSource", ".hidden"),

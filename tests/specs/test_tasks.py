@@ -276,7 +276,7 @@ def _no_interval(spec):
         ({**COMPACT, "segmentGranularity": "DAY", "granularitySpec": {"segmentGranularity": "HOUR"}}, "segmentGranularity", "DAY"),
         ({**COMPACT, "granularitySpec": {"segmentGranularity": "EON"}}, "granularitySpec.segmentGranularity", "EON"),
         ({**COMPACT, "metricsSpec": [{"type": "count", "name": "c"}, {"type": "count", "name": "c"}]}, "metricsSpec[1].name", "c"),
-        ({**COMPACT, "metricsSpec": [{"type": "hyperUnique", "name": "u", "fieldName": "u"}]}, "metricsSpec[0].type", "hyperUnique"),
+        ({**COMPACT, "metricsSpec": [{"type": "javascript", "name": "u", "fieldName": "u"}]}, "metricsSpec[0].type", "javascript"),
         ({**COMPACT, "tuningConfig": {"awaitSegmentAvailabilityTimeoutMillis": 10}}, "tuningConfig.awaitSegmentAvailabilityTimeoutMillis", 10),
         ({**COMPACT, "tuningConfig": {"partitionsSpec": {"type": "hashed"}}}, "tuningConfig.partitionsSpec.type", "hashed"),
         ({**COMPACT, "dataSource": "a/b"}, "dataSource", "a/b"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from druidflow.exceptions import SpecError
-from druidflow.ingest.hashing import group_key_json, hash_buckets
+from druidflow.ingest.hashing import buckets_of, group_keys, java_double_strings, row_hashes
+from druidflow.ingest.murmur import murmur3_32
 from druidflow.intervals import Interval
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
@@ -56,20 +58,73 @@ def java_abs_rem(h: int, n: int) -> int:
     return abs(rem)
 
 
-def druid_bucket(row: dict, dims: list[str], n: int, partition_dims: list[str] = ()) -> int:
-    def values(d):
+def java_double(x: float) -> str:
+    """Java's ``Double.toString``, written from its specification: the fewest digits that read back as ``x``;
+    plain decimal in [10^-3, 10^7), else ``d.dddE±n``; always a digit after the point."""
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "-0.0" if math.copysign(1, x) < 0 else "0.0"
+    plain = 1e-3 <= abs(x) < 1e7
+    for precision in range(1 if plain else 2, 18):  # the scientific form shows at least two digits
+        text = f"{x:.{precision - 1}e}"
+        if float(text) == x:
+            break
+    mantissa, exponent = text.split("e")
+    digits = mantissa.lstrip("-").replace(".", "").rstrip("0") or "0"
+    power = int(exponent)
+    sign = "-" if x < 0 else ""
+    if plain:
+        if power >= 0:
+            whole, frac = digits[: power + 1].ljust(power + 1, "0"), digits[power + 1 :]
+        else:
+            whole, frac = "0", "0" * (-power - 1) + digits
+        return f"{sign}{whole}.{frac or '0'}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{power}"
+
+
+def java_string(v) -> str:
+    """``String.valueOf`` of a raw (JSON-decoded) value."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return java_double(v)
+    return str(v)
+
+
+def jackson(obj) -> bytes:
+    """Jackson's compact JSON: like json.dumps, but control characters use upper-case hex (``\\u001F``)."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), text).encode()
+
+
+def druid_key(row: dict, dims: list[str], partition_dims: list[str] = (), time_ms: int = 0) -> bytes:
+    """``HashPartitioner.extractKeys`` + ``serializeGroupKey`` over a raw row (``Rows.objectToStrings`` values)."""
+
+    def get_dimension(d):
         v = row.get(d)
         if v is None:
             return []
-        vs = v if isinstance(v, list) else [v]
-        return [x for x in vs if x not in (None, "")]
+        if isinstance(v, list):
+            return [None if x is None else java_string(x) for x in v]
+        return [java_string(v)]
 
     if partition_dims:
-        key = [values(d) for d in partition_dims]
+        key = [get_dimension(d) for d in partition_dims]
     else:
-        key = [row["__time"], {d: sorted(set(values(d))) for d in sorted(dims) if values(d)}]
-    data = json.dumps(key, separators=(",", ":"), ensure_ascii=False).encode()
-    return java_abs_rem(murmur3_32_reference(data), n)
+        groups = {}
+        for d in sorted(dims):
+            values = get_dimension(d)
+            if values:  # TreeSet(naturalNullsFirst): distinct, sorted, null first
+                groups[d] = sorted(set(values), key=lambda x: (x is not None, x or ""))
+        key = [time_ms, groups]
+    return jackson(key)
+
+
+def druid_bucket(row: dict, dims: list[str], n: int, partition_dims: list[str] = (), time_ms: int = 0) -> int:
+    return java_abs_rem(murmur3_32_reference(druid_key(row, dims, partition_dims, time_ms)), n)
 
 
 def test_murmur_reference_matches_known_vectors():
@@ -79,26 +134,72 @@ def test_murmur_reference_matches_known_vectors():
     assert murmur3_32_reference(b"The quick brown fox jumps over the lazy dog") == 0x2E4FF723
 
 
-@pytest.mark.parametrize("partition_dims", [[], ["b"], ["a", "b"]])
+def test_vectorised_murmur_matches_the_reference_on_every_length_and_alignment():
+    rng = random.Random(5)
+    words = ["", "a", "ab", "abc", "abcd", "abcde", "é€😀", None] + [
+        "".join(rng.choice("ab\"é漢\x01") for _ in range(rng.randint(0, 70))) for _ in range(3000)
+    ]
+    arr = pa.array(words, pa.string())
+    expected = [murmur3_32_reference((w or "").encode()) for w in words]
+    assert murmur3_32(arr).tolist() == expected
+    assert murmur3_32(arr.slice(3, 500)).tolist() == expected[3:503]  # an offset into the buffers
+
+
+def test_java_double_strings_follow_double_to_string():
+    values = [2.0, 0.001, 1e7, 9999999.0, 1.0e-4, 123456789.0, 0.30000000000000004, -0.0, 1.5e300, 5e-324, -2.5, 100.0]
+    expected = ["2.0", "0.001", "1.0E7", "9999999.0", "1.0E-4", "1.23456789E8", "0.30000000000000004", "-0.0",
+                "1.5E300", "4.9E-324", "-2.5", "100.0"]
+    assert [java_double(v) for v in values] == expected  # the reference, checked by hand
+    assert java_double_strings(pa.array(values)).to_pylist() == expected
+
+
+# Hand-written keys, each checked against Druid's code path by reading it (Rows.toGroupKey, objectToStrings).
+LITERAL_KEYS = [
+    # JSON "" is a value ([""]); null is no value (left out of the map).
+    ({"a": "", "b": None}, ["a", "b"], [], '[0,{"a":[""]}]'),
+    # A JSON integer in a double dimension is hashed as written ("2"), a double as Double.toString ("2.0").
+    ({"d": 2, "s": 2.0}, ["d", "s"], [], '[0,{"d":["2"],"s":["2.0"]}]'),
+    ({"d": 1e7}, ["d"], [], '[0,{"d":["1.0E7"]}]'),
+    # Arrays: the group key takes the sorted distinct set (null first), partitionDimensions the input order.
+    ({"m": ["b", "a", "b", None]}, ["m"], [], '[0,{"m":[null,"a","b"]}]'),
+    ({"m": ["b", "a", "b", None]}, ["m"], ["m"], '[["b","a","b",null]]'),
+    ({"m": [], "x": "q\"\\\n\x1f"}, ["m", "x"], [], '[0,{"x":["q\\"\\\\\\n\\u001F"]}]'),
+    ({"a": "x"}, ["a"], ["a", "missing"], '[["x"],[]]'),
+    ({"t": True}, ["t"], [], '[0,{"t":["true"]}]'),
+]
+
+
+@pytest.mark.parametrize("row,dims,partition_dims,literal", LITERAL_KEYS)
+def test_group_keys_equal_hand_checked_literals(row, dims, partition_dims, literal):
+    assert druid_key(row, dims, partition_dims).decode() == literal
+    table = pa.Table.from_pylist([row])
+    (got,) = group_keys(table, pa.array([0], pa.int64()), dims, partition_dims).to_pylist()
+    assert got == literal
+
+
+@pytest.mark.parametrize("partition_dims", [[], ["b"], ["a", "b"], ["m", "a"]])
 def test_shard_assignment_matches_an_independent_implementation(partition_dims):
     rng = random.Random(7)
-    values = ["x", "y", "zé", 'q"uote', "back\\slash", "tab\t", "漢字", ""]
+    values = ["x", "y", "zé", 'q"uote', "back\\slash", "tab\t", "漢字", "", "ctl\x02"]
     rows = []
     for _ in range(400):
-        a = rng.choice(values + [None])
-        b = rng.choice(values + [None])
-        rows.append({"__time": rng.choice([0, 3_600_000, 1_704_067_200_000]), "a": a, "b": b})
-    table = pa.Table.from_pylist(rows, schema=pa.schema([("__time", pa.int64()), ("a", pa.string()), ("b", pa.string())]))
+        m = rng.choice([None, [], [rng.choice(values) for _ in range(rng.randint(1, 4))], [None, "x"]])
+        rows.append({"a": rng.choice(values + [None]), "b": rng.choice(values + [None]), "m": m})
+    times = [rng.choice([0, 3_600_000, 1_704_067_200_000]) for _ in rows]
+    table = pa.Table.from_pylist(rows)
+    hashes = row_hashes(table, pa.array(times, pa.int64()), ["a", "b", "m"], partition_dims)
     for n in (1, 2, 3, 7):
-        got = hash_buckets(table, n, ["a", "b"], partition_dims).tolist()
-        expected = [druid_bucket(r, ["a", "b"], n, partition_dims) for r in rows]
-        assert got == expected
+        expected = [druid_bucket(r, ["a", "b", "m"], n, partition_dims, t) for r, t in zip(rows, times)]
+        assert buckets_of(hashes, n).tolist() == expected
 
 
-def test_multi_value_dimensions_hash_their_sorted_distinct_values():
-    table = pa.table({"__time": [0], "m": ["b\x1fa\x1fb"]})
-    (key,) = group_key_json(table, ["m"], multi_value=frozenset({"m"})).to_pylist()
-    assert key == '[0,{"m":["a","b"]}]'
+def test_numbers_hash_as_their_raw_text():
+    # JSON numbers: integers and doubles in one column keep their kinds as pyarrow reads them per column.
+    rows = [{"i": 3, "f": 2.5}, {"i": -7, "f": 1e-5}, {"i": None, "f": 2.0}]
+    table = pa.Table.from_pylist(rows)
+    keys = group_keys(table, pa.array([0, 0, 0], pa.int64()), ["i", "f"]).to_pylist()
+    assert keys == [druid_key(r, ["i", "f"]).decode() for r in rows]
+    assert keys[1] == '[0,{"f":["1.0E-5"],"i":["-7"]}]'
 
 
 # ------------------------------------------------------------------ the index task with partitioning
@@ -176,9 +277,9 @@ def test_hashed_with_num_shards_puts_each_row_where_druid_would_and_rolls_up_per
         seen_keys = set()
         for s in segs:
             spec = s.shard_spec
-            assert (spec.type, spec.partitions, spec.bucket_id, spec.num_buckets) == ("hashed", 3, s.partition_num, 3)
+            assert (spec.type, spec.partitions, spec.num_buckets) == ("hashed", 3, 3)
             for r in segment_rows(rt, s):
-                assert druid_bucket(r, ["a", "b"], 3) == s.partition_num
+                assert druid_bucket(r, ["a", "b"], 3, time_ms=r["__time"]) == spec.bucket_id
                 key = (r["__time"], r["a"], r["b"])
                 assert key not in seen_keys  # perfect rollup: a key lives in exactly one segment of its chunk
                 seen_keys.add(key)
@@ -193,7 +294,7 @@ def test_hashed_with_partition_dimensions(rt):
     for s in report.segments:
         assert s.shard_spec.partition_dimensions == ["b"]
         for r in segment_rows(rt, s):
-            assert druid_bucket(r, ["a", "b"], 4, ["b"]) == s.partition_num
+            assert druid_bucket(r, ["a", "b"], 4, ["b"]) == s.shard_spec.bucket_id
 
 
 def test_hashed_with_a_target_counts_distinct_rolled_up_rows_per_chunk(rt):
@@ -287,3 +388,24 @@ def test_illegal_combinations_are_rejected_before_any_work(rt):
     with pytest.raises(SpecError, match="partitionsSpec"):
         index.run(spec_for(rows, {"type": "hashed", "numShards": 2}, force=False), rt)
     assert rt.store.used_segments("p") == []
+
+
+def test_csv_numbers_in_a_double_dimension_hash_as_written(rt, tmp_path):
+    # Druid hashes a CSV value as its text: "2" and "2.50" in a double dimension, not 2.0 and 2.5 (the CSV
+    # reader keeps every column as text; the hash is taken before the dimension is typed).
+    (tmp_path / "in").mkdir()
+    texts = ["2", "2.50", "7", "1e3", "0.1", "3", "4.0", "5", "6", "8"]
+    (tmp_path / "in" / "data.csv").write_text("".join(f"2024-01-01T00:00:0{i % 10}Z,{t}\n" for i, t in enumerate(texts)))
+    spec = spec_for([], {"type": "hashed", "numShards": 4, "partitionDimensions": ["d"]}, intervals=("2024-01-01/2024-01-02",))
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {"dimensions": [{"type": "double", "name": "d"}]}
+    spec["spec"]["dataSchema"]["metricsSpec"] = [{"type": "count", "name": "count"}]
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "local", "baseDir": str(tmp_path / "in"), "filter": "*.csv"}
+    spec["spec"]["ioConfig"]["inputFormat"] = {"type": "csv", "columns": ["ts", "d"]}
+    report = index.run(spec, rt)
+    bucket_of_value = {float(t): druid_bucket({"d": t}, ["d"], 4, ["d"]) for t in texts}
+    assert len(set(bucket_of_value.values())) > 1
+    for s in report.segments:
+        for r in segment_rows(rt, s):
+            assert bucket_of_value[r["d"]] == s.shard_spec.bucket_id
+    assert sum(s.num_rows for s in report.segments) == len(texts)
+    assert sorted(s.partition_num for s in report.segments) == list(range(len(report.segments)))
