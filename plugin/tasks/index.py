@@ -435,6 +435,10 @@ class _BucketAssigner:
         # Per chunk start: the hash buckets that got a row, in the order their first row arrived. Every build unit
         # hashes every row of its chunks, so all units agree on it whichever buckets they build.
         self.arrival: dict[int, dict[int, int]] = {}
+        dynamic = sorted((start, wanted[0][1]) for start, wanted in self.by_chunk.items() if wanted[0][0] is None)
+        self.all_dynamic = len(dynamic) == len(self.by_chunk)
+        self.dynamic_starts = np.array([s for s, _ in dynamic], dtype=np.int64)
+        self.dynamic_buckets = np.array([b for _, b in dynamic], dtype=np.int64)
 
     def partition_num(self, chunk_start: int, bucket_id: int) -> int:
         """Druid's ``partitionNum`` of a non-empty hash bucket: its rank by first arrival in the chunk."""
@@ -442,6 +446,10 @@ class _BucketAssigner:
 
     def __call__(self, table: pa.Table) -> np.ndarray:
         chunks = table.column(CHUNK).to_numpy()
+        if self.all_dynamic:
+            # A dynamic bucket is its whole chunk: one lookup per row, no per-chunk copies of the table.
+            pos = np.minimum(np.searchsorted(self.dynamic_starts, chunks), len(self.dynamic_starts) - 1)
+            return np.where(self.dynamic_starts[pos] == chunks, self.dynamic_buckets[pos], -1)
         out = np.full(table.num_rows, -1, dtype=np.int64)
         for start in np.unique(chunks):
             wanted = self.by_chunk.get(int(start))
