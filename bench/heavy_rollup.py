@@ -103,10 +103,14 @@ def _job(engine: str, path: Path, fmt: str, out: Path):
     if engine == "druidflow":
         from druidflow.tasks.index import run_local
 
+        from bench.engines import prepare_metadata
+
         spec = druid_spec(path, fmt)
+        metadata_url = f"sqlite:///{out / 'metadata.db'}"
+        prepare_metadata(metadata_url)
 
         def job() -> None:
-            run_local(spec, metadata_url=f"sqlite:///{out / 'metadata.db'}", deep_storage=str(out / "deep"))
+            run_local(spec, metadata_url=metadata_url, deep_storage=str(out / "deep"))
 
         return job, out / "deep"
     if engine == "duckdb":

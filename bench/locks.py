@@ -2,13 +2,15 @@
 
 ``run(url) -> dict`` is what ``bench/run.py`` calls, once on a SQLite file and once on PostgreSQL (where it works
 in a schema of its own, dropped afterwards). ``python -m bench.locks [URL ...]`` prints the figures; without a
-URL it measures a temporary SQLite file and the local PostgreSQL test server. About 8 s per backend.
+URL it measures a temporary SQLite file and the local PostgreSQL test server. About 10 s per backend.
 
 * floor: committed one-row write transactions per second on the same database (a pair needs two transactions,
   so half of it bounds the pairs: on a slow disk the commit's fsync dominates);
 * single process: ``try_lock`` + ``release_all`` of a fresh task, over and over, on one dataSource;
 * 4 processes, distinct intervals of one dataSource: every pair succeeds, all contend for the dataSource mutex;
-* 4 processes, one interval (EXCLUSIVE, equal priorities): most tries fail; acquired pairs and tries are counted.
+* 4 processes, one interval (EXCLUSIVE, equal priorities): most tries fail; acquired pairs and tries are counted;
+* 8 processes, each on its own dataSource: no mutex is shared, so this is the lockbox's own cost per pair (issue
+  20's target: >= 1,000 pairs/s on PostgreSQL), printed with its ratio to the target.
 """
 
 from __future__ import annotations
@@ -29,18 +31,22 @@ FLOOR_SECONDS = 1.0
 SINGLE_SECONDS = 1.5
 CONTENTION_SECONDS = 2.0
 PROCESSES = 4
+DISTINCT_DATASOURCE_PROCESSES = 8
+TARGET_PAIRS_PER_S = 1000.0  # issue 20: 8 processes on distinct dataSources, PostgreSQL
 DAY0 = parse_instant("2024-01-01")
 DEFAULT_PG_URL = os.environ.get("DRUIDFLOW_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
-def _pairs_for(box: TaskLockbox, seconds: float, prefix: str, interval: Interval) -> tuple[int, int]:
+def _pairs_for(
+    box: TaskLockbox, seconds: float, prefix: str, interval: Interval, datasource: str = "bench"
+) -> tuple[int, int]:
     """Acquire+release pairs (and tries) completed in ``seconds``."""
     pairs = tries = 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         task = f"{prefix}-{tries}"
         tries += 1
-        if box.try_lock(task, task, "bench", interval, "EXCLUSIVE", 50).acquired:
+        if box.try_lock(task, task, datasource, interval, "EXCLUSIVE", 50).acquired:
             box.release_all(task)
             pairs += 1
     return pairs, tries
@@ -79,6 +85,30 @@ def _contender(url: str, worker: int, barrier, results) -> None:  # noqa: ANN001
     results.put((distinct, same))
 
 
+def _own_datasource(url: str, worker: int, barrier, results) -> None:  # noqa: ANN001 - multiprocessing objects
+    box = TaskLockbox(url)
+    iv = Interval(DAY0, DAY0 + MS_DAY)
+    ds = f"bench-{worker}"
+    box.try_lock(f"warmup-{worker}", None, ds, iv, "EXCLUSIVE", 50)  # connect before the clock starts
+    box.release_all(f"warmup-{worker}")
+    barrier.wait(120)
+    pairs = _pairs_for(box, CONTENTION_SECONDS, f"o{worker}", iv, ds)
+    box.engine.dispose()
+    results.put(pairs)
+
+
+def _spawn(target, db_url: str, processes: int) -> list:  # noqa: ANN001
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(db_url, w, barrier, results)) for w in range(processes)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(30)
+    return reports
+
+
 @contextmanager
 def _isolated(url: str) -> Iterator[str]:
     """The URL itself for SQLite; on PostgreSQL a URL whose search_path is a fresh schema, dropped afterwards."""
@@ -109,14 +139,9 @@ def run(url: str) -> dict:
         floor = _write_transactions_for(box, FLOOR_SECONDS)
         box.engine.dispose()
 
-        ctx = multiprocessing.get_context("spawn")
-        barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
-        procs = [ctx.Process(target=_contender, args=(db_url, w, barrier, results)) for w in range(PROCESSES)]
-        for p in procs:
-            p.start()
-        reports = [results.get(timeout=300) for _ in procs]
-        for p in procs:
-            p.join(30)
+        reports = _spawn(_contender, db_url, PROCESSES)
+        own = _spawn(_own_datasource, db_url, DISTINCT_DATASOURCE_PROCESSES)
+    own_pairs_per_s = round(sum(r[0] for r in own) / CONTENTION_SECONDS, 1)
     distinct_pairs = sum(r[0][0] for r in reports)
     same_pairs = sum(r[1][0] for r in reports)
     same_tries = sum(r[1][1] for r in reports)
@@ -126,6 +151,10 @@ def run(url: str) -> dict:
         f"{PROCESSES}_processes_distinct_intervals_pairs_per_s": round(distinct_pairs / CONTENTION_SECONDS, 1),
         f"{PROCESSES}_processes_one_interval_pairs_per_s": round(same_pairs / CONTENTION_SECONDS, 1),
         f"{PROCESSES}_processes_one_interval_tries_per_s": round(same_tries / CONTENTION_SECONDS, 1),
+        f"{DISTINCT_DATASOURCE_PROCESSES}_processes_distinct_datasources_pairs_per_s": own_pairs_per_s,
+        "distinct_datasources_target_pairs_per_s": TARGET_PAIRS_PER_S,
+        # >= 1 meets the target (a throughput: figure / target)
+        "distinct_datasources_ratio_to_target": round(own_pairs_per_s / TARGET_PAIRS_PER_S, 2),
     }
 
 

@@ -1,5 +1,10 @@
-"""Metadata-store and timeline figures: publish 100k segments in one call, read them back, and build the
-timeline of 100k and 1M segments in memory.
+"""Metadata-store and timeline figures: publish 100k segments in one call, read them back, build the timeline of
+100k and 1M segments in memory, and the visible timeline of a dataSource of 1M stored segments read from the
+database (narrow columns aggregated per partition set: no payload parsed).
+
+Issue 20's targets are printed next to their figures with ``<figure>_ratio_to_target`` (<= 1 meets it): publish of
+100k segments < 5 s (on PostgreSQL), the visible timeline of 1M stored segments < 2 s and < 500 MiB. Timings on a
+loaded machine are noisy; compare ratios from one run, and re-measure on an idle machine.
 
 ``run(url) -> dict`` is what ``bench/run.py`` calls, once on a SQLite file and once on PostgreSQL (where it works
 in a schema of its own, dropped afterwards). ``python -m bench.metadata [URL]`` prints the figures; without a
@@ -24,6 +29,10 @@ from druidflow.segments.shardspec import NumberedShardSpec
 from druidflow.segments.timeline import Timeline
 
 PUBLISH_COUNT = 100_000
+STORED_COUNT = 1_000_000
+PUBLISH_TARGET_S = 5.0
+VISIBLE_TARGET_S = 2.0
+VISIBLE_TARGET_MIB = 500.0
 TIMELINE_COUNTS = (100_000, 1_000_000)
 PARTITIONS = 5
 V1, V2 = "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"
@@ -108,6 +117,80 @@ def _isolated(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _bulk_load(store: MetadataStore, count: int, data_source: str) -> None:
+    """``count`` rows shaped like :func:`make_segments`' written straight into the table (building 1M pydantic
+    segments and publishing them would take the bench minutes); payloads are the same JSON a publish writes."""
+    import sqlalchemy as sa
+
+    from druidflow.metadata.segment_rows import payload_bytes, segment_row
+    from druidflow.metadata.tables import segments as S
+
+    # Hour 4: complete V1 and V2 sets of 5 partitions each (hour 0's V2 lacks one).
+    template = [s for s in make_segments(40, data_source) if s.interval.start == START + 4 * MS_HOUR]
+    now = "2024-04-01T00:00:00.000Z"
+    rows_by_kind = {(s.version, s.partition_num): segment_row(s, payload_bytes(s), used=True, now=now) for s in template}
+    payloads = {k: r["payload"].decode() for k, r in rows_by_kind.items()}
+    hour, written, batch = 0, 0, []
+    with store.engine.begin() as conn:
+        while written < count:
+            start_ms, end_ms = START + hour * MS_HOUR, START + (hour + 1) * MS_HOUR
+            start, end = _iso(start_ms), _iso(end_ms)
+            base_start, base_end = rows_by_kind[(V1, 0)]["start"], rows_by_kind[(V1, 0)]["end"]
+            for version in ([V1, V2] if hour % 4 == 0 else [V1]):
+                present = PARTITIONS - 1 if (version == V2 and hour % 80 == 0) else PARTITIONS
+                for p in range(min(present, count - written)):
+                    row = dict(rows_by_kind[(version, p)])
+                    tokens = ((f"{base_start}/{base_end}", f"{start}/{end}"), (f"{base_start}_{base_end}", f"{start}_{end}"))
+                    row.update(
+                        id=_moved(row["id"], tokens), start=start, end=end, start_ms=start_ms, end_ms=end_ms,
+                        load_path=_moved(row["load_path"], tokens), payload=_moved(payloads[(version, p)], tokens).encode(),
+                    )
+                    batch.append(row)
+                    written += 1
+                if len(batch) >= 20_000:
+                    conn.execute(sa.insert(S), batch)
+                    batch = []
+            hour += 1
+        if batch:
+            conn.execute(sa.insert(S), batch)
+
+
+def _moved(text: str, tokens: tuple[tuple[str, str], ...]) -> str:
+    """``text`` with each (old, new) token replaced whole: one hour's end is the next one's start."""
+    for old, new in tokens:
+        text = text.replace(old, new)
+    return text
+
+
+@lru_cache(maxsize=65536)
+def _iso(ms: int) -> str:
+    from druidflow.intervals import format_instant
+
+    return format_instant(ms)
+
+
+def stored_visible_figures(store: MetadataStore) -> dict:
+    """The visible timeline (entries with segment counts, rows, bytes) of 1M stored segments, read from the
+    database: its time, and its peak traced memory in a second run (tracing slows it down)."""
+    import tracemalloc
+
+    _bulk_load(store, STORED_COUNT, "stored")
+    summary, visible_s = _timed(lambda: store.visible_summary("stored"))
+    tracemalloc.start()
+    store.visible_summary("stored")
+    peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {
+        "visible_timeline_1M_stored_s": visible_s,
+        "visible_timeline_1M_stored_target_s": VISIBLE_TARGET_S,
+        "visible_timeline_1M_stored_ratio_to_target": round(visible_s / VISIBLE_TARGET_S, 2),
+        "visible_timeline_1M_stored_peak_mib": round(peak_mib, 1),
+        "visible_timeline_1M_stored_target_mib": VISIBLE_TARGET_MIB,
+        "visible_timeline_1M_stored_mib_ratio_to_target": round(peak_mib / VISIBLE_TARGET_MIB, 2),
+        "visible_timeline_1M_stored_entries": len(summary),
+    }
+
+
 def run(url: str) -> dict:
     """Publish 100k segments in one call (then again: an idempotent no-op), read them back, mark the whole
     dataSource unused and used again (only the non-overshadowed come back); plus the in-memory timeline figures."""
@@ -123,10 +206,13 @@ def run(url: str) -> dict:
             visible, visible_s = _timed(lambda: store.visible_segments("bench"))
             dropped, drop_s = _timed(lambda: store.mark_unused("bench", reason="dropped-by-user"))
             revived, revive_s = _timed(lambda: store.mark_used("bench"))
+            stored = stored_visible_figures(store)
         finally:
             store.engine.dispose()
     figures: dict = {
         "publish_100k_s": publish_s,
+        "publish_100k_target_s": PUBLISH_TARGET_S,
+        "publish_100k_ratio_to_target": round(publish_s / PUBLISH_TARGET_S, 2),
         "publish_segments_per_s": round(PUBLISH_COUNT / publish_s) if publish_s else None,
         "republish_100k_noop_s": republish_s,
         "read_used_100k_s": read_s,
@@ -137,6 +223,7 @@ def run(url: str) -> dict:
         "visible_segments": len(visible),
         "marked_unused": dropped,
         "marked_used_again": revived,
+        **stored,
     }
     figures.update(timeline_figures())
     return figures

@@ -72,6 +72,7 @@ def run_once(
     max_rows_in_memory: int = 1_000_000,
     timeout_s: float = 3600,
     keep: bool = False,
+    entry: str | None = None,
 ) -> dict:
     """Run ``engine`` once in a fresh child process; return its record (status, times, peak RSS, output summary)."""
     run_dir = work_dir / f"{engine}-{uuid.uuid4().hex[:8]}"
@@ -84,6 +85,8 @@ def run_once(
     ]  # fmt: skip
     # Temporary files (e.g. intermediate persists) go to the run's own directory, removed afterwards.
     env = {**os.environ, "TMPDIR": str(tmp_dir)}
+    if entry is not None:  # another build in Druidflow's place (e.g. bench.hashed.run_num_shards)
+        env["DRUIDFLOW_BENCH_ENTRY"] = entry
     record: dict = {"engine": engine, "load_1m_before": os.getloadavg()[0]}
     machine_before = cpu_times()
     started = time.perf_counter()
@@ -317,11 +320,11 @@ def print_ratios(r: dict) -> None:
         print("Druidflow / floor: not measured")
 
 
-def metadata_figures(pg_url: str) -> dict:
-    """``run(url)`` of each metadata benchmark module, on a temporary SQLite file and on PostgreSQL."""
+def metadata_figures(pg_url: str, modules: tuple[str, ...] = METADATA_MODULES, **options: object) -> dict:
+    """``run(url, **options)`` of each metadata benchmark module, on a temporary SQLite file and on PostgreSQL."""
     figures: dict = {}
-    for module_name in METADATA_MODULES:
-        short = module_name.rsplit(".", 1)[1]
+    for module_name in modules:
+        short = module_name.rsplit(".", 1)[-1]
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -336,7 +339,7 @@ def metadata_figures(pg_url: str) -> dict:
                 url = f"sqlite:///{tmp}/metadata.db" if backend == "sqlite" else pg_url
                 started = time.perf_counter()
                 try:
-                    figures[short][backend] = {"status": "ok", **module.run(url)}
+                    figures[short][backend] = {"status": "ok", **module.run(url, **options)}
                 except Exception as exc:  # noqa: BLE001 - a failing figure is reported, not fatal to the rest
                     figures[short][backend] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
                 figures[short][backend]["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -493,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=["csv", "json"], default="csv", help="input file format (default csv)")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)}")
     parser.add_argument("--max-rows-in-memory", type=int, default=1_000_000)
+    parser.add_argument("--all", action="store_true", help="every figure of issue 20 with its ratio and target (bench/suite.py)")
+    parser.add_argument("--quick", action="store_true", help="--all at CI size: a smoke check of every figure")
+    parser.add_argument("--skip-figures", default="", help="with --all/--quick: comma-separated figures to leave out "
+                        "(reference, heavy, overhead, hashed, memory)")
     parser.add_argument("--memory", action="store_true", help="peak RSS of Druidflow on --memory-rows (5M and 50M)")
     parser.add_argument("--memory-rows", default="5M,50M", help="sizes for --memory (default 5M,50M)")
     airflow = parser.add_mutually_exclusive_group()
@@ -514,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory and args.engines == ",".join(ENGINES):
         engines = ["druidflow"]
     if args.repeat is None:
-        args.repeat = 1 if args.memory else 3
+        args.repeat = 1 if (args.memory or args.quick) else 3
     if args.repeat < 1:
         parser.error("--repeat: must be at least 1")
     try:
@@ -529,8 +536,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     print(f"{machine['cores']} cores ({machine['cpu_model']}), load average {load_before[0]:.2f} {load_before[1]:.2f}"
           f" {load_before[2]:.2f}, Python {machine['python']}")  # fmt: skip
-    session = memory_session if args.memory else speed_session
-    payload, passed = session(args, engines, work_dir)
+    suite = args.all or args.quick
+    if suite:
+        from bench.suite import run_suite
+
+        args.skip_figures = {f.strip() for f in args.skip_figures.split(",") if f.strip()}
+        payload, passed = run_suite(args, quick=args.quick)
+    else:
+        session = memory_session if args.memory else speed_session
+        payload, passed = session(args, engines, work_dir)
     load_after = os.getloadavg()
     payload = {
         "started": started.isoformat(timespec="seconds"),
@@ -542,7 +556,12 @@ def main(argv: list[str] | None = None) -> int:
         **payload,
     }
     if not args.no_save:
-        label = "memory-" + "-".join(rows_label(parse_rows(s)) for s in args.memory_rows.split(",")) if args.memory else rows_label(parse_rows(args.rows))
+        if suite:
+            label = "issue20-quick" if args.quick else "issue20"
+        elif args.memory:
+            label = "memory-" + "-".join(rows_label(parse_rows(s)) for s in args.memory_rows.split(","))
+        else:
+            label = rows_label(parse_rows(args.rows))
         print(f"\nresults saved to {save_results(payload, label).relative_to(REPO_ROOT)}")
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     return 0 if passed else 1

@@ -116,20 +116,13 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    from druidflow.segments.timeline import Timeline
-
     rt = _existing(args)
     interval = _interval(args.interval)
-    timeline = Timeline.from_segments(rt.store.used_segments(args.datasource, interval))
-    rows = []
-    for entry in timeline.visible(interval):
-        rows.append([
-            str(entry.interval),
-            entry.version,
-            len(entry.segments),
-            sum(s.num_rows for s in entry.segments),
-            sum(s.size for s in entry.segments),
-        ])
+    # From the narrow columns aggregated per partition set: no payload is read.
+    rows = [
+        [str(e.interval), e.version, e.segments, e.rows, e.size]
+        for e in rt.store.visible_summary(args.datasource, interval)
+    ]
     print(f"visible timeline of {args.datasource}:")
     _table(["interval", "version", "segments", "rows", "bytes"], rows)
     return 0

@@ -213,16 +213,20 @@ class Granularity:
         return self.name in _BY_NAME
 
     def to_json(self) -> str | dict[str, Any]:
-        """Druid's JSON: the name for the named period granularities, an object otherwise."""
+        """Druid's JSON, as its serializers write it: ``{"type": "none"}``/``{"type": "all"}``; the name for the
+        standard period granularities (``PeriodGranularity.serialize`` keeps the pre-#3850 enum form); otherwise an
+        object with ``type``, ``period``, ``timeZone`` and ``origin`` (null when not set)."""
         if self.kind in ("none", "all"):
             return {"type": self.kind}
         if self.is_standard:
             return self.name
         if self.kind == "period":
-            out: dict[str, Any] = {"type": "period", "period": str(self.period), "timeZone": (self.time_zone or UTC).id}
-            if self.origin is not None:
-                out["origin"] = format_instant(self.origin)
-            return out
+            return {
+                "type": "period",
+                "period": str(self.period),
+                "timeZone": (self.time_zone or UTC).id,
+                "origin": format_instant(self.origin) if self.origin is not None else None,
+            }
         return {"type": "duration", "duration": self.duration, "origin": format_instant(self.origin or 0)}
 
     def __str__(self) -> str:

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 from druidflow.intervals import ETERNITY, Interval, condense
 from druidflow.metadata.store import MetadataStore
 from druidflow.segments.format import TIME_COLUMN
-from druidflow.segments.timeline import Timeline
 from druidflow.storage import DeepStorage
 
 
@@ -35,7 +34,7 @@ def visible_rows(
     within those intervals (Druid's windowed segment ids); segments it does not name are skipped.
     """
     interval = interval or ETERNITY
-    timeline = Timeline.from_segments(store.used_segments(data_source, interval))
+    timeline = store.timeline(data_source, interval)  # only the visible sets' payloads are read
     for entry in timeline.visible(interval):
         for segment in entry.segments:
             if segment.is_tombstone:

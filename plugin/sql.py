@@ -23,7 +23,6 @@ import pyarrow as pa
 from druidflow.exceptions import QueryError
 from druidflow.intervals import format_instant
 from druidflow.metadata.store import MetadataStore
-from druidflow.segments.timeline import Timeline
 from druidflow.storage import DeepStorage
 
 DRUID_SCHEMA = "druid"
@@ -91,7 +90,7 @@ def run_sql(store: MetadataStore, storage: DeepStorage, sql: str) -> pa.Table:
 
 def _visible_parts(store: MetadataStore, storage: DeepStorage, name: str, files: ExitStack) -> list[tuple[str, str | None]]:
     parts: list[tuple[str, str | None]] = []
-    for entry in Timeline.from_segments(store.used_segments(name)).visible():
+    for entry in store.timeline(name).visible():  # only the visible sets' payloads are read
         window = None
         if entry.interval != entry.true_interval:
             window = (

@@ -249,7 +249,7 @@ def test_filter_models_are_the_documented_types():
         ({"type": "spatial", "dimension": "a"}, "filter.type", "unsupported type 'spatial'"),
         ({"dimension": "a"}, "filter.type", "missing 'type'"),
         ({"type": "selector", "dimension": "a", "extractionFn": {"type": "upper"}}, "filter.extractionFn", "not supported"),
-        ({"type": "selector", "dimension": "a", "vaule": "x"}, "filter.vaule", "Extra inputs are not permitted"),
+        ({"type": "selector", "dimension": "a", "vaule": "x"}, "filter.vaule", "unknown field"),
         ({"type": "bound", "dimension": "a"}, "filter.lower", "needs 'lower' or 'upper'"),
         ({"type": "bound", "dimension": "a", "lower": "x", "ordering": "numeric"}, "filter.lower", "must be a number"),
         ({"type": "bound", "dimension": "a", "lower": "1", "ordering": "version"}, "filter.ordering", "unsupported ordering"),

@@ -103,7 +103,7 @@ def test_first_matching_rule_decides():
         ([{"type": "dropSometimes"}], "rules[0].type", "unknown rule type"),
         ([{"type": "loadForever"}, {"type": "dropByPeriod", "period": "30 days"}], "rules[1].period", "ISO-8601 period"),
         ([{"type": "dropByInterval"}], "rules[0].interval", ""),
-        ([{"type": "dropForever", "period": "P1D"}], "rules[0].period", "Extra inputs"),
+        ([{"type": "dropForever", "period": "P1D"}], "rules[0].period", "unknown field"),
     ],
 )
 def test_bad_rules_name_the_field(rules, path, message):

@@ -129,7 +129,7 @@ def test_parses_druid_json_and_dumps_it_back():
         ({"transforms": [{"type": "javascript", "name": "a", "function": "x"}]}, "transformSpec.transforms[0].type", "expression"),
         ({"transforms": [{"name": "a"}]}, "transformSpec.transforms[0].expression", "field required"),
         ({"filter": {"type": "selector"}}, "transformSpec.filter.dimension", "field required"),
-        ({"filters": []}, "transformSpec.filters", "Extra inputs"),
+        ({"filters": []}, "transformSpec.filters", "unknown field"),
     ],
 )
 def test_errors_name_the_field_path(data, path, message):

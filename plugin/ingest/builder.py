@@ -234,13 +234,16 @@ class IncrementalIndex:
                 pending.setdefault(chunk, [])
         for sb in self._spills:
             pending.setdefault(sb.chunk, []).append(sb)
+        # Chunks merge independently, and sorting, rollup and Parquet writing release the GIL: merge them on
+        # as many threads as there are cores, sharing maxRowsInMemory between them, so that the rows being merged
+        # at once stay within the configured limit however many cores there are.
+        workers = max(1, min(self.merge_threads, len(pending)))
+        budget = max(1, self.max_rows_in_memory // workers)
+
         def merge(chunk: int) -> None:
             in_memory = memory.filter(pc.equal(memory.column(self.group_column), chunk)) if memory is not None else None
-            self._merge_chunk(chunk, in_memory, pending[chunk], {})
+            self._merge_chunk(chunk, in_memory, pending[chunk], {}, budget)
 
-        # Chunks merge independently, and sorting, rollup and Parquet writing release the GIL: merge them on
-        # as many threads as there are cores (each holds at most about maxRowsInMemory rows).
-        workers = max(1, min(self.merge_threads, len(pending)))
         if workers == 1:
             for chunk in sorted(pending):
                 merge(chunk)
@@ -257,14 +260,14 @@ class IncrementalIndex:
         self.flush_done(chunks)
         return chunks
 
-    def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers) -> None:
+    def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers, budget: int) -> None:
         if not spills:
             if in_memory is not None and in_memory.num_rows:
                 self.sink(chunk, compact_dictionaries(in_memory.drop_columns([self.group_column])))
             return
         lo = min([s.tmin for s in spills] + ([pc.min(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else []))
         hi = max([s.tmax for s in spills] + ([pc.max(in_memory.column(TIME)).as_py()] if in_memory is not None and in_memory.num_rows else [])) + 1
-        self._merge_slice(chunk, lo, hi, in_memory, spills, readers)
+        self._merge_slice(chunk, lo, hi, in_memory, spills, readers, budget)
 
     def _estimate(self, spills: list[_SpillBatch], in_memory: Optional[pa.Table], a: int, b: int) -> float:
         est = 0.0
@@ -276,11 +279,13 @@ class IncrementalIndex:
             est += in_memory.num_rows  # already in memory; counted whole to stay conservative
         return est
 
-    def _merge_slice(self, chunk: int, a: int, b: int, in_memory, spills, readers) -> None:
-        if b - a > 1 and self._estimate(spills, in_memory, a, b) > self.max_rows_in_memory + (in_memory.num_rows if in_memory is not None else 0):
+    def _merge_slice(self, chunk: int, a: int, b: int, in_memory, spills, readers, budget: int) -> None:
+        """Merge the chunk's rows with time in [a, b), halving the range while it holds more than ``budget`` rows
+        (this merge thread's share of maxRowsInMemory) beyond those already in memory."""
+        if b - a > 1 and self._estimate(spills, in_memory, a, b) > budget + (in_memory.num_rows if in_memory is not None else 0):
             mid = a + (b - a) // 2
-            self._merge_slice(chunk, a, mid, in_memory, spills, readers)
-            self._merge_slice(chunk, mid, b, in_memory, spills, readers)
+            self._merge_slice(chunk, a, mid, in_memory, spills, readers, budget)
+            self._merge_slice(chunk, mid, b, in_memory, spills, readers, budget)
             return
         pieces = []
         sources = set()

@@ -55,7 +55,12 @@ def to_number(col: pa.Array | pa.ChunkedArray, target: pa.DataType) -> tuple[pa.
         return out.cast(target), _failed(arr, out)
     try:
         if _is_stringish(arr.type):
-            out = pc.cast(pc.utf8_trim_whitespace(arr), target)
+            # Arrow's cast rejects surrounding whitespace, so a column it accepts untrimmed has none: trimming
+            # (a copy of every string) is only needed when that first cast fails.
+            try:
+                out = pc.cast(arr, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                out = pc.cast(pc.utf8_trim_whitespace(arr), target)
         else:
             out = pc.cast(arr, target)
         return out, pa.array(np.zeros(len(arr), dtype=bool))

@@ -87,13 +87,24 @@ class RowParser:
 
     # ------------------------------------------------------------------ public
 
-    def resolve_dimensions(self, input_schema: pa.Schema) -> list[Any]:
+    def resolve_dimensions(self, input_schema: pa.Schema, non_flat: frozenset[str] = frozenset()) -> list[Any]:
         if self.dimensions is None:
+            if non_flat:
+                input_schema = pa.schema([f for f in input_schema if f.name not in non_flat])
             self.dimensions = self.data_schema.dimensions_for(input_schema)
         return self.dimensions
 
-    def parse(self, batch: pa.RecordBatch | pa.Table, unparseable_input: Sequence[Any] = (), bytes_read: int = 0) -> ParsedBatch:
-        """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse."""
+    def parse(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        unparseable_input: Sequence[Any] = (),
+        bytes_read: int = 0,
+        times: Optional[pa.Array] = None,
+        non_flat_fields: frozenset[str] = frozenset(),
+    ) -> ParsedBatch:
+        """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse; ``times``, when
+        given, are the rows' times (epoch ms), used instead of the ``timestampSpec``; ``non_flat_fields`` are left
+        out of schemaless discovery."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         stats = RowStats(processed_bytes=bytes_read)
         if unparseable_input:
@@ -103,11 +114,11 @@ class RowParser:
                 [(getattr(f, "raw", None), getattr(f, "message", str(f))) for f in unparseable_input[:_SAMPLE_ROWS]],
                 "unparseable",
             )
-        dims = self.resolve_dimensions(table.schema)
+        dims = self.resolve_dimensions(table.schema, non_flat_fields)
         if table.num_rows == 0:
             return ParsedBatch(self.empty_table(dims), stats)
 
-        raw_time = self._timestamps(table)
+        raw_time = self._timestamps(table) if times is None else _combine(times)
         bad_time = pc.is_null(raw_time)
         n_bad = pc.sum(bad_time).as_py() or 0
         if n_bad:

@@ -38,13 +38,29 @@ class RowStats(DruidModel):
         )
 
 
+#: Druidflow's internal thrown-away reasons -> Druid's (``InputRowFilterResult.getReason()``). Druid's batch row filter
+#: is a predicate over the task's intervals, so rows outside them count as ``filtered``, as transformSpec rejects do.
+DRUID_REASONS = {"outsideIntervals": "filtered", "filtered": "filtered", "nullOrEmptyRecord": "null"}
+
+
+def druid_reasons(reasons: dict[str, int]) -> dict[str, int]:
+    """``thrownAwayByReason`` under Druid's reason names (``null``, ``filtered``, ``beforeMinMessageTime``, ...)."""
+    out: dict[str, int] = {}
+    for key, count in reasons.items():
+        name = DRUID_REASONS.get(key, key)
+        out[name] = out.get(name, 0) + count
+    return {k: v for k, v in out.items() if v}
+
+
 class ParseExceptionReport(DruidModel):
-    """One saved parse exception, in the shape of Druid's structured unparseable-event report."""
+    """One saved parse exception, in the shape of Druid's ``ParseExceptionReport`` (``input``, ``errorType``,
+    ``details``, ``timeOfExceptionMillis``), plus ``timestamp``, the same instant as ISO text."""
 
     timestamp: str
     input: Optional[str] = None
     error_type: str  # "unparseable" (whole row dropped) or "processedWithError" (some field failed)
     details: list[str] = Field(default_factory=list)
+    time_of_exception_millis: int = 0
 
 
 class ParseExceptionHandler:
@@ -69,10 +85,17 @@ class ParseExceptionHandler:
             for raw, msg in samples[:10]:
                 self.log.warning("parse exception (%s): %s; input: %s", error_type, msg, (raw or "")[:200])
         if self.keep:
-            stamp = format_instant(now_ms())
+            millis = now_ms()
+            stamp = format_instant(millis)
             for raw, msg in samples[-(self.saved.maxlen or len(samples)) :]:
                 self.saved.append(
-                    ParseExceptionReport(timestamp=stamp, input=(raw or "")[:1024] or None, error_type=error_type, details=[msg])
+                    ParseExceptionReport(
+                        timestamp=stamp,
+                        input=(raw or "")[:1024] or None,
+                        error_type=error_type,
+                        details=[msg],
+                        time_of_exception_millis=millis,
+                    )
                 )
         if self.failures > self.max_parse_exceptions:
             last = samples[-1][1] if samples else "row failed to parse"

@@ -37,14 +37,18 @@ class InputBatch:
     """A batch of parsed rows and the rows of the same stretch of input that failed to parse.
 
     ``data`` may have zero rows (a stretch where every row failed). ``bytes_read`` is the number of input bytes
-    (as stored, i.e. compressed if the file is) consumed for this batch; over all batches of a file they add up to
-    the bytes read from it. ``source`` names the file or URI.
+    consumed for this batch, uncompressed (what the format parsed, as Druid's ``processedBytes`` counts); over all
+    batches of a file they add up to the file's uncompressed size. ``source`` names the file or URI. ``times``, when
+    set, is each row's time already known (epoch ms: re-read segments), used instead of the ``timestampSpec``.
     """
 
     data: pa.RecordBatch
     unparseable: list[ParseFailure] = field(default_factory=list)
     bytes_read: int = 0
     source: str = ""
+    times: Optional[pa.Array] = None
+    #: root fields that schemaless dimension discovery must skip although their Arrow type looks flat
+    non_flat_fields: frozenset[str] = frozenset()
 
     @property
     def num_rows(self) -> int:

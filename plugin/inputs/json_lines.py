@@ -67,6 +67,16 @@ class JsonLinesParser:
 
     def __init__(self) -> None:
         self.hints: dict[str, pa.DataType] = {}
+        # Root fields seen holding a list with objects or lists in it: Arrow can only keep such a list as text
+        # elements, and Druid's schemaless discovery skips it (JSONFlattenerMaker: not a flat list).
+        self.non_flat_fields: set[str] = set()
+
+    def _from_python(self, objs: list[dict]) -> pa.Table:
+        for obj in objs:
+            for name, value in obj.items():
+                if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+                    self.non_flat_fields.add(name)
+        return _table_from_python(objs)
 
     def read(self, stream: Any, uri: str, block_size: int) -> Iterator[Chunk]:
         """Tables (or None when a stretch held no good row) and the broken lines of one stream."""
@@ -147,7 +157,7 @@ class JsonLinesParser:
                 failures.append(ParseFailure(truncate_raw(raw), error, uri, first_line + bad))
                 cur = bad + 1
             elif bad == cur:  # the row disagrees with itself (e.g. a list of numbers and strings)
-                tables.append(_table_from_python([obj]))
+                tables.append(self._from_python([obj]))
                 cur = bad + 1
             else:
                 cur = bad  # a new stretch starts at the row whose kinds changed
@@ -163,7 +173,7 @@ class JsonLinesParser:
             return [], failures
         table = self._vectorised(b"\n".join(r for r, _ in rows))
         if table is None or table.num_rows != len(rows):
-            table = _table_from_python([o for _, o in rows])
+            table = self._from_python([o for _, o in rows])
         return [table], failures
 
     def _vectorised(self, data: bytes | memoryview) -> Optional[pa.Table]:

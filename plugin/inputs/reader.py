@@ -192,7 +192,13 @@ class InputReader:
                     nbytes = counter.count - assigned if counter is not None else 0
                 assigned += nbytes
                 for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
-                    out = InputBatch(batch, failures if i == 0 else [], nbytes if i == 0 else 0, obj.uri)
+                    out = InputBatch(
+                        batch,
+                        failures if i == 0 else [],
+                        nbytes if i == 0 else 0,
+                        obj.uri,
+                        non_flat_fields=frozenset(parser.non_flat_fields),
+                    )
                     if pending is not None:
                         yield pending
                     pending = out

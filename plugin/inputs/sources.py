@@ -41,8 +41,9 @@ _UNSUPPORTED_CODECS = {".zip": "zip", ".sz": "snappy"}
 class CountingStream:
     """A read-only byte stream that counts what passes through it (the bytes read from the source)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, underlying: Any = None) -> None:
         self.raw = raw
+        self.underlying = underlying  # closed too: a decompressor may leave the stream it reads open
         self.count = 0
         self.closed = False
 
@@ -60,9 +61,10 @@ class CountingStream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            close = getattr(self.raw, "close", None)
-            if close is not None:
-                close()
+            for stream in (self.raw, self.underlying):
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
 
     def __enter__(self) -> CountingStream:
         return self
@@ -99,16 +101,21 @@ class InputObject(ABC):
         return None
 
     def open_text_stream(self) -> tuple[Any, CountingStream]:
-        """A decompressed byte stream (for CSV/TSV/JSON) and the counter of stored bytes behind it."""
-        counter = CountingStream(self.open_raw())
+        """A decompressed byte stream (for CSV/TSV/JSON) and its counter of *decompressed* bytes: Druid's
+        ``processedBytes`` counts what its entity's ``open()`` yields, which decompresses gz, bz2, xz, zst, lz4."""
+        raw = self.open_raw()
         codec = self.compression
         if codec is None:
+            counter = CountingStream(raw)
             return counter, counter
         if codec == "xz":
-            return lzma.open(counter, "rb"), counter
-        if codec == "lz4":
-            return _Lz4Stream(counter, self.uri), counter
-        return pa.CompressedInputStream(pa.PythonFile(counter, mode="r"), codec), counter
+            decompressed: Any = lzma.open(raw, "rb")
+        elif codec == "lz4":
+            decompressed = _Lz4Stream(raw, self.uri)
+        else:
+            decompressed = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
+        counter = CountingStream(decompressed, underlying=raw)
+        return counter, counter
 
     @contextmanager
     def seekable_file(self) -> Iterator[Any]:
@@ -124,8 +131,8 @@ class InputObject(ABC):
                     raise
                 except Exception as exc:  # noqa: BLE001 - network libraries and codecs raise many unrelated types
                     raise InputError(f"could not {'decompress' if compressed else 'download'} {self.uri}: {exc}") from exc
-            # The stored size: what processedBytes counts, compressed or not.
-            self.size = counter.count if counter is not None else path.stat().st_size
+            # The decompressed size: what processedBytes counts.
+            self.size = path.stat().st_size
             yield str(path)
 
 

@@ -71,5 +71,5 @@ def format_table(locks: Sequence[TaskLock]) -> str:
         for lk in locks
     ]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [_COLUMNS, *rows]]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [_COLUMNS, *rows]]
     return "\n".join(lines) + "\n"

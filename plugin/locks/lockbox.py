@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import Interval, format_instant, now_ms, parse_instant
 from druidflow.locks.lock import APPEND_VERSION, LockResult, LockType, TaskLock
+from druidflow.locks.lock_rows import LockRows, database_now_ms, group_posses, is_live
 from druidflow.locks.policy import DEFAULT_LOCK_TIMEOUT_SECONDS
 from druidflow.locks.rules import Decision, Posse, Request, decide, supersedes
 from druidflow.metadata.engine import make_engine
@@ -117,6 +118,7 @@ class TaskLockbox:
         self.clock = clock
         self.expired_retention_ms = int(expired_retention_seconds * 1000)
         self.max_poll_seconds = max_poll_seconds
+        self._rows = LockRows(self._dialect)
         self._purged_at: dict[str, int] = {}  # dataSource -> when this lockbox last purged its expired rows
 
     # ------------------------------------------------------------------ schema
@@ -144,7 +146,7 @@ class TaskLockbox:
         """
         request = self._request(task_id, group_id, datasource, interval, lock_type, priority)
         with self._transaction() as conn:
-            last_version = self._take_mutexes(conn, [datasource])[datasource]
+            last_version = self._rows.take_mutexes(conn, [datasource])[datasource]
             now = self.clock()  # read once the mutex is ours: waiting for it may have taken a while
             return self._try_lock_locked(conn, datasource, request, now, last_version)
 
@@ -204,15 +206,15 @@ class TaskLockbox:
         ).mappings().all()
         # The decision below relies on these rows' expiry: record it first (it is final from now on).
         rows = self._record_expiries(conn, rows, now)
-        posses = _posses(rows, now)
+        posses = group_posses(rows, now)
         decision = decide(request, list(posses.values()))
 
         if decision.outcome == "fail":
             blockers = tuple(
-                self._to_lock(r, now)
+                self._rows.to_lock(r, now)
                 for p in decision.blockers
                 for r in rows
-                if r["posse_id"] == p.posse_id and _live(r, now)
+                if r["posse_id"] == p.posse_id and is_live(r, now)
             )
             return LockResult.fail(blockers)
 
@@ -221,7 +223,7 @@ class TaskLockbox:
             assert posse is not None
             mine = next((r for r in rows if r["posse_id"] == posse.posse_id and r["task_id"] == request.task_id), None)
             if posse.revoked:
-                return LockResult.revoked_lock(self._posse_lock(posse, datasource, request.task_id, mine, now))
+                return LockResult.revoked_lock(self._rows.posse_lock(posse, datasource, request.task_id, mine, now))
             if posse.priority != request.priority:
                 raise SpecError(
                     "priority",
@@ -236,36 +238,31 @@ class TaskLockbox:
                     .where(_T.id == mine["id"], _T.lease_expires_ms < lease)
                     .values(lease_expires_ms=lease)
                 )
-                lock = self._posse_lock(posse, datasource, request.task_id, mine, now, lease=max(lease, mine["lease_expires_ms"]))
+                lock = self._rows.posse_lock(posse, datasource, request.task_id, mine, now, lease=max(lease, mine["lease_expires_ms"]))
                 return LockResult.ok(lock)
             if mine is not None:  # the task's lease had run out while its group kept the lock: it rejoins
                 conn.execute(
                     sa.update(task_locks).where(_T.id == mine["id"]).values(lease_expires_ms=lease, expired_at_ms=None)
                 )
+                lock = self._rows.posse_lock(posse, datasource, request.task_id, None, now, lease=lease)
+                self._rows.event(conn, now, "acquire", lock)
             else:
-                self._insert_member(conn, posse, datasource, request.task_id, lease, now)
-            lock = self._posse_lock(posse, datasource, request.task_id, None, now, lease=lease)
-            self._event(conn, now, "acquire", lock)
+                lock = self._rows.acquire(conn, posse, datasource, request.task_id, lease, now, new_version=False)
         else:
             self._revoke(conn, decision, datasource, request, now)
-            version = (
-                APPEND_VERSION
-                if request.type is LockType.APPEND
-                else self._next_version(conn, datasource, last_version, now)
-            )
+            append = request.type is LockType.APPEND
+            version = APPEND_VERSION if append else _next_version(last_version, now)
             posse = Posse(
                 uuid.uuid4().hex, request.group_id, request.interval, request.type, version, request.priority,
                 False, frozenset(),
             )
             lease = now + self.lease_ms
-            self._insert_member(conn, posse, datasource, request.task_id, lease, now)
-            lock = self._posse_lock(posse, datasource, request.task_id, None, now, lease=lease)
-            self._event(conn, now, "acquire", lock)
+            lock = self._rows.acquire(conn, posse, datasource, request.task_id, lease, now, new_version=not append)
 
         # Modern Druid: a task that got an APPEND lock enclosing a smaller APPEND lock of its group leaves the latter.
         for old in posses.values():
             if request.task_id in old.tasks and old.posse_id != posse.posse_id and supersedes(posse, old):
-                self._delete_rows(
+                self._rows.delete_rows(
                     conn, [r for r in rows if r["posse_id"] == old.posse_id and r["task_id"] == request.task_id],
                     "release", now, detail=f"superseded by {lock.interval}",
                 )
@@ -286,38 +283,7 @@ class TaskLockbox:
             f"asking {request.type.value} on {request.interval}"
         )
         for row in sorted(revoked, key=lambda r: r["id"]):
-            self._event(conn, now, "revoke", self._to_lock(row, now), actor=request.task_id, detail=detail)
-
-    def _insert_member(
-        self, conn: Connection, posse: Posse, datasource: str, task_id: str, lease: int, now: int
-    ) -> None:
-        conn.execute(
-            sa.insert(task_locks).values(
-                posse_id=posse.posse_id,
-                task_id=task_id,
-                group_id=posse.group_id,
-                dataSource=datasource,
-                interval=str(posse.interval),
-                start_ms=posse.interval.start,
-                end_ms=posse.interval.end,
-                type=posse.type.value,
-                version=posse.version,
-                priority=posse.priority,
-                revoked=posse.revoked,
-                lease_expires_ms=lease,
-                expired_at_ms=None,
-                created_date=format_instant(now),
-            )
-        )
-
-    def _next_version(self, conn: Connection, datasource: str, last: str, now: int) -> str:
-        """``now`` as an ISO version, or 1 ms after the last version of the dataSource if the clock is behind it."""
-        ms = now if not last else max(now, parse_instant(last) + 1)
-        version = format_instant(ms)
-        conn.execute(
-            sa.update(lock_datasources).where(lock_datasources.c.dataSource == datasource).values(last_version=version)
-        )
-        return version
+            self._rows.event(conn, now, "revoke", self._rows.to_lock(row, now), actor=request.task_id, detail=detail)
 
     # ------------------------------------------------------------------ leases
 
@@ -328,16 +294,16 @@ class TaskLockbox:
         leases were extended), so that a heartbeating step can stop work that can never be published.
         """
         with self._transaction() as conn:
-            datasources = self._task_datasources(conn, task_id)
+            datasources = self._rows.task_datasources(conn, task_id)
             if not datasources:
                 return 0
-            self._take_mutexes(conn, datasources)
+            self._rows.take_mutexes(conn, datasources)
             now = self.clock()
-            rows = self._record_expiries(conn, self._task_rows(conn, task_id, datasources), now)
+            rows = self._record_expiries(conn, self._rows.task_rows(conn, task_id, datasources), now)
             extended = self._extend(conn, task_id, datasources, now)
         revoked = [r for r in rows if r["revoked"]]
         if raise_revoked and revoked:
-            lock = self._to_lock(revoked[0], now)
+            lock = self._rows.to_lock(revoked[0], now)
             raise LockRevokedError(
                 f"task {task_id}: its {lock.type.value} lock on {lock.datasource} {lock.interval} was revoked by a "
                 "higher-priority task; nothing of it can be published"
@@ -409,8 +375,8 @@ class TaskLockbox:
             return list(rows)
         conn.execute(sa.update(task_locks).where(_T.id.in_([r["id"] for r in lapsed])).values(expired_at_ms=now))
         for row in lapsed:
-            self._event(
-                conn, now, "expire", self._to_lock(row, now),
+            self._rows.event(
+                conn, now, "expire", self._rows.to_lock(row, now),
                 detail=f"lease ran out at {format_instant(row['lease_expires_ms'])}",
             )
         ids = {r["id"] for r in lapsed}
@@ -449,16 +415,16 @@ class TaskLockbox:
             raise SpecError("intervals", intervals, "a critical section needs at least one interval")
         with self._transaction() as conn:
             if datasource is None:
-                held = self._task_datasources(conn, task_id)
+                held = self._rows.task_datasources(conn, task_id)
                 if not held:
                     raise LockNotHeldError(f"task {task_id} holds no lock")
                 if len(held) > 1:
                     raise SpecError("datasource", None, f"task {task_id} holds locks on {', '.join(held)}; name one")
                 datasource = held[0]
-            self._take_mutexes(conn, [datasource])
+            self._rows.take_mutexes(conn, [datasource])
             now = self.clock()
-            rows = self._record_expiries(conn, self._task_rows(conn, task_id, [datasource]), now)
-            locks = [self._to_lock(r, now) for r in rows]
+            rows = self._record_expiries(conn, self._rows.task_rows(conn, task_id, [datasource]), now)
+            locks = [self._rows.to_lock(r, now) for r in rows]
             valid: dict[str, TaskLock] = {}
             revoked: list[str] = []
             missing: list[str] = []
@@ -492,7 +458,7 @@ class TaskLockbox:
         if not datasource:
             raise SpecError("datasource", datasource, "a mutex needs a dataSource")
         with self._transaction() as conn:
-            self._take_mutexes(conn, [datasource])
+            self._rows.take_mutexes(conn, [datasource])
             yield conn, database_now_ms(conn)
 
     # ------------------------------------------------------------------ releasing
@@ -529,35 +495,16 @@ class TaskLockbox:
         detail: str | None = None,
     ) -> int:
         with self._transaction() as conn:
-            datasources = [datasource] if datasource else self._task_datasources(conn, task_id, where)
+            datasources = [datasource] if datasource else self._rows.task_datasources(conn, task_id, where)
             if not datasources:
                 return 0
-            self._take_mutexes(conn, datasources)
+            self._rows.take_mutexes(conn, datasources)
             now = self.clock()
             removed = 0
             for ds in datasources:
                 self._purge_expired(conn, ds, now)
-                rows = conn.execute(
-                    sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource == ds, *where).order_by(_T.id)
-                ).mappings().all()
-                removed += self._delete_rows(conn, rows, event, now, actor=actor, detail=detail)
+                removed += self._rows.delete_task_rows(conn, task_id, ds, where, event, now, actor=actor, detail=detail)
             return removed
-
-    def _delete_rows(
-        self,
-        conn: Connection,
-        rows: Sequence[Any],
-        event: str,
-        now: int,
-        actor: str | None = None,
-        detail: str | None = None,
-    ) -> int:
-        if not rows:
-            return 0
-        conn.execute(sa.delete(task_locks).where(_T.id.in_([r["id"] for r in rows])))
-        for row in rows:
-            self._event(conn, now, event, self._to_lock(row, now), actor=actor, detail=detail)
-        return len(rows)
 
     # ------------------------------------------------------------------ reading
 
@@ -570,7 +517,7 @@ class TaskLockbox:
             query = query.where(_T.task_id == task_id)
         with self._connection() as conn:
             now = self.clock()
-            return [self._to_lock(r, now) for r in conn.execute(query).mappings()]
+            return [self._rows.to_lock(r, now) for r in conn.execute(query).mappings()]
 
     def events(
         self, datasource: str | None = None, task_id: str | None = None, limit: int | None = None
@@ -604,129 +551,7 @@ class TaskLockbox:
         with self.engine.connect() as conn:
             yield conn
 
-    def _take_mutexes(self, conn: Connection, datasources: Iterable[str]) -> dict[str, str]:
-        """Lock the dataSources' mutex rows in sorted order (so that transactions never wait on each other in a
-        cycle); returns each dataSource's last lock version."""
-        last_versions = {}
-        for ds in sorted(set(datasources)):
-            query = sa.select(lock_datasources.c.last_version).where(lock_datasources.c.dataSource == ds).with_for_update()
-            last = conn.execute(query).scalar_one_or_none()
-            if last is None:
-                conn.execute(self._insert_ignore(ds))
-                last = conn.execute(query).scalar_one()
-            last_versions[ds] = last
-        return last_versions
 
-    def _insert_ignore(self, datasource: str) -> Any:
-        values = {"dataSource": datasource, "last_version": ""}
-        if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif self._dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # pragma: no cover - only PostgreSQL and SQLite are supported metadata stores
-            raise SpecError("metadata_url", self._dialect, "the lockbox supports PostgreSQL and SQLite")
-        return insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
-
-    def _task_rows(self, conn: Connection, task_id: str, datasources: Sequence[str]) -> list[Any]:
-        query = sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource.in_(list(datasources))).order_by(_T.id)
-        return list(conn.execute(query).mappings())
-
-    def _task_datasources(self, conn: Connection, task_id: str, where: Sequence[Any] = ()) -> list[str]:
-        query = sa.select(_T.dataSource).where(_T.task_id == task_id, *where).distinct()
-        return sorted(conn.execute(query).scalars())
-
-    def _to_lock(self, row: Any, now: int) -> TaskLock:
-        return TaskLock(
-            task_id=row["task_id"],
-            group_id=row["group_id"],
-            datasource=row["dataSource"],
-            interval=Interval(row["start_ms"], row["end_ms"]),
-            type=LockType(row["type"]),
-            version=row["version"],
-            priority=row["priority"],
-            revoked=bool(row["revoked"]),
-            lease_expires_ms=row["lease_expires_ms"],
-            expired=not _live(row, now),
-            posse_id=row["posse_id"],
-        )
-
-    def _posse_lock(
-        self, posse: Posse, datasource: str, task_id: str, row: Any, now: int, lease: int | None = None
-    ) -> TaskLock:
-        lease_ms = lease if lease is not None else (row["lease_expires_ms"] if row is not None else 0)
-        return TaskLock(
-            task_id=task_id,
-            group_id=posse.group_id,
-            datasource=datasource,
-            interval=posse.interval,
-            type=posse.type,
-            version=posse.version,
-            priority=posse.priority,
-            revoked=posse.revoked,
-            lease_expires_ms=lease_ms,
-            expired=lease is None and row is not None and not _live(row, now),
-            posse_id=posse.posse_id,
-        )
-
-    def _event(
-        self,
-        conn: Connection,
-        now: int,
-        event: str,
-        lock: TaskLock,
-        actor: str | None = None,
-        detail: str | None = None,
-    ) -> None:
-        conn.execute(
-            sa.insert(lock_events).values(
-                at=format_instant(now),
-                event=event,
-                task_id=lock.task_id,
-                group_id=lock.group_id,
-                dataSource=lock.datasource,
-                interval=str(lock.interval),
-                type=lock.type.value,
-                version=lock.version,
-                priority=lock.priority,
-                posse_id=lock.posse_id,
-                actor=actor,
-                detail=detail,
-            )
-        )
-
-
-def database_now_ms(conn: Connection) -> int:
-    """The database server's clock, in epoch milliseconds."""
-    if conn.dialect.name == "postgresql":
-        query = sa.text("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
-    else:
-        query = sa.text("SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)")
-    return int(conn.execute(query).scalar_one())
-
-
-def _live(row: Any, now: int) -> bool:
-    return row["expired_at_ms"] is None and row["lease_expires_ms"] > now
-
-
-def _posses(rows: Sequence[Any], now: int) -> dict[str, Posse]:
-    """Group lock rows into the posses that exist (those with a live task), oldest first."""
-    members: dict[str, list[Any]] = {}
-    for row in rows:
-        members.setdefault(row["posse_id"], []).append(row)
-    posses: dict[str, Posse] = {}
-    for posse_id, group in members.items():
-        live = frozenset(r["task_id"] for r in group if _live(r, now))
-        if not live:
-            continue
-        first = group[0]
-        posses[posse_id] = Posse(
-            posse_id=posse_id,
-            group_id=first["group_id"],
-            interval=Interval(first["start_ms"], first["end_ms"]),
-            type=LockType(first["type"]),
-            version=first["version"],
-            priority=first["priority"],
-            revoked=any(bool(r["revoked"]) for r in group),
-            tasks=live,
-        )
-    return posses
+def _next_version(last: str, now: int) -> str:
+    """``now`` as an ISO version, or 1 ms after the last version of the dataSource if the clock is behind it."""
+    return format_instant(now if not last else max(now, parse_instant(last) + 1))

@@ -50,13 +50,18 @@ segments = Table(
     # The physical file(s) the loadSpec points at, so that kill can reference-count shared files.
     Column("load_path", String(1024), nullable=False),
     Column("payload", LargeBinary, nullable=False),
+    # The payload's shardSpec type and core partition count (NULL: unknown, a single/range set that must chain),
+    # so that visibility reads no payload (migration df_narrow).
+    Column("shard_type", String(32), nullable=False),
+    Column("core_partitions", Integer, nullable=True),
     Index(f"ix_{PREFIX}segments_ds_used_start_end", "dataSource", "used", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_ds_start_end", "dataSource", "start_ms", "end_ms"),
     Index(f"ix_{PREFIX}segments_load_path", "load_path"),
     Index(f"ix_{PREFIX}segments_kill_task", "kill_task_id"),
-    # The console's summary and timeline read only this index (migration df_console).
+    # The console's summary and timeline, and visibility's per-set aggregate, read only this index (migrations
+    # df_console, df_narrow).
     Index(f"ix_{PREFIX}segments_console", "dataSource", "used", "start_ms", "end_ms", "version", "partition_num",
-          "size", "num_rows"),
+          "size", "num_rows", "core_partitions"),
 )
 
 pending_segments = Table(

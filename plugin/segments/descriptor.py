@@ -40,6 +40,19 @@ class DataSegment(DruidModel):
     last_compaction_state: Optional[dict[str, Any]] = None
     identifier: Optional[str] = None  # read-only in Druid; accepted on input, always recomputed
 
+    @field_validator("query_granularity", mode="before")
+    @classmethod
+    def _one_granularity_form(cls, v: Any) -> Any:
+        # "hour", "HOUR", {"type": "period", "period": "PT1H"} are one granularity: stored as Druid writes it.
+        if v is None:
+            return v
+        from druidflow.granularity import Granularity
+
+        try:
+            return Granularity.parse(v).to_json()
+        except (ValueError, TypeError):
+            return v
+
     @field_validator("dimensions", "metrics", mode="before")
     @classmethod
     def _join(cls, v: Any) -> Any:

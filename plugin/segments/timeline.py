@@ -16,11 +16,11 @@ set covering it in O(n log n), and runs of equal winners become the timeline ent
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,12 +49,42 @@ class TimelineEntry(NamedTuple):
         return all(s.is_tombstone for s in self.segments)
 
 
+class SetColumns(NamedTuple):
+    """Partition sets described by arrays (one position per set, each ``(start, end, version)`` once): what a
+    database can aggregate from the segments table's narrow columns, so that visibility needs no payload."""
+
+    start: np.ndarray  # int64 epoch ms
+    end: np.ndarray
+    version: Sequence[str]
+    complete: np.ndarray  # bool: the core partitions are all there (see the module docstring)
+    segments: np.ndarray  # int64 segment count
+    size: np.ndarray  # int64 bytes
+    num_rows: np.ndarray  # int64
+
+
+class EntrySummary(NamedTuple):
+    """A timeline entry without its segments: what ``druidflow timeline`` prints (tombstones counted)."""
+
+    interval: Interval
+    version: str
+    true_interval: Interval
+    segments: int
+    rows: int
+    size: int
+
+
+#: Loads the segments of partition sets, given their positions in the :class:`SetColumns` (each set's segments
+#: ordered by partition number).
+SetLoader = Callable[[list[int]], list[Sequence[DataSegment]]]
+
+
 class Timeline:
     """The timeline of one dataSource's segments (normally its *used* segments).
 
     Raises :class:`TimelineConflictError` when two partition sets share a version but have overlapping, unequal
     intervals ("Cannot add overlapping segments with the same version"). Duplicate segments (same interval,
-    version and partition) are kept once.
+    version and partition) are kept once. :meth:`from_sets` builds one from per-set columns, loading a set's
+    segments only when they are handed out.
     """
 
     def __init__(self, segments: Iterable[DataSegment]) -> None:
@@ -74,7 +104,7 @@ class Timeline:
         vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, n)
         specs = list(map(attrgetter("shard_spec"), segs))
         part = np.fromiter(map(attrgetter("partition_num"), specs), np.int64, n)
-        core = np.fromiter(map(attrgetter("core_partitions"), specs), np.int64, n)
+        core = np.fromiter(map(core_partitions_column, specs), np.int64, n)
 
         order = np.lexsort((part, vrank, end, start))
         start, end, vrank, part, core = start[order], end[order], vrank[order], part[order], core[order]
@@ -83,10 +113,8 @@ class Timeline:
             keep[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1]) | (part[1:] != part[:-1])
         order = order[keep]
         start, end, vrank, part, core = start[keep], end[keep], vrank[keep], part[keep], core[keep]
-        self._segments: list[DataSegment] = [segs[i] for i in order.tolist()]
-        n = len(self._segments)
-        types = [specs[i].type for i in order.tolist()]
-        self._tombstone = np.fromiter(map("tombstone".__eq__, types), bool, n)
+        self._given = [segs[i] for i in order.tolist()]
+        n = len(self._given)
 
         # Partition sets: runs of equal (start, end, version) in the sorted order.
         new_set = np.ones(n, dtype=bool)
@@ -94,15 +122,62 @@ class Timeline:
             new_set[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1])
         first = np.flatnonzero(new_set)
         self._offsets = np.append(first, n)
-        self._set_of = np.cumsum(new_set) - 1
-        self._set_start, self._set_end, self._set_vrank = start[first], end[first], vrank[first]
-        self._set_complete = self._completeness(part, core, first, types)
-        self._check_same_version_overlaps()
+        set_of = np.cumsum(new_set) - 1
+        size = np.fromiter((s.size for s in self._given), np.int64, n)
+        rows = np.fromiter((s.num_rows for s in self._given), np.int64, n)
+        self._init_sets(
+            start[first], end[first], vrank[first], self._completeness(part, core, first, set_of),
+            np.diff(self._offsets), _set_sums(size, first), _set_sums(rows, first),
+        )
+        self._load: SetLoader | None = None
+        self._loaded: dict[int, Sequence[DataSegment]] = {}
 
+    @classmethod
+    def from_sets(cls, data_source: str | None, sets: SetColumns, load: SetLoader) -> Timeline:
+        """The timeline of partition sets given as columns; ``load(positions)`` returns the segments of the sets at
+        those positions of ``sets``, and is called only for sets whose segments are handed out."""
+        timeline = cls.__new__(cls)
+        timeline.data_source = data_source
+        versions = list(sets.version)
+        timeline._versions = sorted(set(versions))
+        rank = {v: i for i, v in enumerate(timeline._versions)}
+        vrank = np.fromiter(map(rank.__getitem__, versions), np.int64, len(versions))
+        order = np.lexsort((vrank, sets.end, sets.start))
+        timeline._set_rows = order
+        timeline._init_sets(
+            sets.start[order], sets.end[order], vrank[order], sets.complete[order].astype(bool),
+            sets.segments[order], sets.size[order], sets.num_rows[order],
+        )
+        timeline._given = None
+        timeline._load = load
+        timeline._loaded = {}
+        return timeline
+
+    def _init_sets(
+        self, start: np.ndarray, end: np.ndarray, vrank: np.ndarray, complete: np.ndarray,
+        count: np.ndarray, size: np.ndarray, rows: np.ndarray,
+    ) -> None:
+        self._set_start, self._set_end, self._set_vrank, self._set_complete = start, end, vrank, complete
+        self._set_count, self._set_size, self._set_rows_sum = count, size, rows
+        self._check_same_version_overlaps()
         bounds = np.unique(np.concatenate([self._set_start, self._set_end]))
         self._bounds = bounds
         self._set_lo = np.searchsorted(bounds, self._set_start)
         self._set_hi = np.searchsorted(bounds, self._set_end)
+
+    def _members(self, sets: Sequence[int]) -> list[Sequence[DataSegment]]:
+        """The segments of each of these sets (timeline set indices), ordered by partition number."""
+        if self._given is not None:
+            offsets = self._offsets
+            return [self._given[offsets[k] : offsets[k + 1]] for k in sets]
+        assert self._load is not None
+        missing = [k for k in sets if k not in self._loaded]
+        if missing:
+            self._loaded.update(zip(missing, self._load(self._set_rows[missing].tolist()), strict=True))
+        return [self._loaded[k] for k in sets]
+
+    def _flat(self, sets: Sequence[int]) -> list[DataSegment]:
+        return [s for members in self._members(sets) for s in members]
 
     @classmethod
     def from_segments(cls, segments: Iterable[DataSegment]) -> Timeline:
@@ -114,11 +189,31 @@ class Timeline:
     @property
     def segments(self) -> list[DataSegment]:
         """Every segment given (duplicates removed), ordered by start, end, version, partition number."""
-        return list(self._segments)
+        return self._flat(range(len(self._set_start)))
 
     def visible(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """The timeline entries overlapping ``interval`` (all when None), in time order, trimmed to it."""
         return self._entries(self._complete_view, interval)
+
+    def visible_summary(self, interval: Interval | None = None) -> list[EntrySummary]:
+        """:meth:`visible` without the segments: each entry's segment count, rows and bytes (no segment loaded)."""
+        starts, ends, sets = self._complete_view
+        q = interval or ETERNITY
+        i0, i1 = self._slice(starts, ends, interval)
+        sets = sets[i0:i1]
+        versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
+        out = []
+        qs, qe = q.start, q.end
+        with _gc_paused():
+            for s, e, v, ts, te, n, r, b in zip(
+                starts[i0:i1].tolist(), ends[i0:i1].tolist(), versions,
+                self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
+                self._set_rows_sum[sets].tolist(), self._set_size[sets].tolist(), strict=True,
+            ):
+                true_interval = Interval(ts, te)
+                s, e = max(s, qs), min(e, qe)
+                out.append(EntrySummary(true_interval if (s, e) == (ts, te) else Interval(s, e), v, true_interval, n, r, b))
+        return out
 
     def lookup_with_incomplete(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """Like :meth:`visible`, but incomplete partition sets count too (Druid's "incomplete OK" lookup)."""
@@ -131,17 +226,18 @@ class Timeline:
         """
         starts, ends, sets = self._complete_view
         i0, i1 = self._slice(starts, ends, interval)
-        visible_sets = np.zeros(len(self._set_start), dtype=bool)
-        visible_sets[sets[i0:i1]] = True
-        mask = visible_sets[self._set_of]
-        if not include_tombstones:
-            mask &= ~self._tombstone
-        return [self._segments[i] for i in np.flatnonzero(mask)]
+        segments = self._flat(np.unique(sets[i0:i1]).tolist())
+        return segments if include_tombstones else [s for s in segments if not s.is_tombstone]
 
     def overshadowed(self) -> list[DataSegment]:
         """Every segment whose whole interval is covered, without gaps, by complete sets of strictly higher versions."""
-        mask = self._overshadowed_sets[self._set_of]
-        return [self._segments[i] for i in np.flatnonzero(mask)]
+        return self._flat(np.flatnonzero(self._overshadowed_sets).tolist())
+
+    def overshadowed_sets(self) -> list[tuple[int, int, str]]:
+        """``(start_ms, end_ms, version)`` of every overshadowed partition set (no segment loaded)."""
+        ks = np.flatnonzero(self._overshadowed_sets)
+        versions = [self._versions[v] for v in self._set_vrank[ks].tolist()]
+        return list(zip(self._set_start[ks].tolist(), self._set_end[ks].tolist(), versions, strict=True))
 
     def is_overshadowed(self, segment: DataSegment) -> bool:
         """Whether ``segment`` (in this timeline or not) is overshadowed by this timeline's complete sets.
@@ -162,22 +258,18 @@ class Timeline:
 
     # -- construction helpers -----------------------------------------------------------------------------
 
-    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray, types: list[str]) -> np.ndarray:
+    def _completeness(self, part: np.ndarray, core: np.ndarray, first: np.ndarray, set_of: np.ndarray) -> np.ndarray:
         n_sets = len(first)
         if n_sets == 0:
             return np.zeros(0, dtype=bool)
-        set_core = np.maximum.reduceat(core, first)
-        in_core = (part >= 0) & (part < set_core[self._set_of])
+        unknown = core < 0  # single/range of unknown core size
+        set_core = np.maximum.reduceat(np.where(unknown, 0, core), first)
+        in_core = (part >= 0) & (part < set_core[set_of])
         present = np.add.reduceat(in_core.astype(np.int64), first)
         complete = np.where(set_core == 0, True, present == set_core)
         # single/range sets of unknown core size: complete when their ranges chain from open start to open end.
-        unknown = [
-            i
-            for i, t in enumerate(types)
-            if t in ("single", "range") and self._segments[i].shard_spec.num_core_partitions is None
-        ]
-        for k in np.unique(self._set_of[unknown]).tolist():
-            complete[k] = _chains(self._segments[self._offsets[k] : self._offsets[k + 1]])
+        for k in np.unique(set_of[unknown]).tolist():
+            complete[k] = _chains(self._given[self._offsets[k] : self._offsets[k + 1]])
         return complete
 
     def _check_same_version_overlaps(self) -> None:
@@ -235,16 +327,17 @@ class Timeline:
         q = interval or ETERNITY
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
-        offsets = self._offsets.tolist()
+        members = dict(zip(wanted := np.unique(sets).tolist(), self._members(wanted), strict=True))
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
         with _gc_paused():
-            for s, e, k, v, ts, te in zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends):
+            rows = zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends, strict=True)
+            for s, e, k, v, ts, te in rows:
                 true_interval = Interval(ts, te)
                 s, e = max(s, q.start), min(e, q.end)
                 shown = true_interval if (s, e) == (ts, te) else Interval(s, e)
-                out.append(TimelineEntry(shown, v, tuple(self._segments[offsets[k] : offsets[k + 1]]), true_interval))
+                out.append(TimelineEntry(shown, v, tuple(members[k]), true_interval))
         return out
 
 
@@ -262,6 +355,23 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def core_partitions_column(spec: Any) -> int:
+    """A shard spec's core partition count as the segments table stores it (-1 for NULL: a ``single``/``range``
+    spec without ``numCorePartitions``, whose set is complete only when its ranges chain)."""
+    if spec.type in ("single", "range") and spec.num_core_partitions is None:
+        return -1
+    return int(spec.core_partitions)
+
+
+def partition_set_complete(segments: Sequence[DataSegment]) -> bool:
+    """Whether the segments of one partition set (one interval and version) make a complete set."""
+    return bool(segments) and bool(Timeline(segments)._set_complete.all())
+
+
+def _set_sums(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    return np.add.reduceat(values, first) if len(first) else np.zeros(0, dtype=np.int64)
 
 
 def check_same_version_overlaps(data_source: str | None, sets: Iterable[tuple[int, int, str]]) -> None:
@@ -304,7 +414,7 @@ def _chains(segments: Sequence[DataSegment]) -> bool:
     specs = sorted((s.shard_spec for s in segments), key=lambda spec: spec.partition_num)
     if specs[0].start is not None or specs[-1].end is not None:
         return False
-    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:]))
+    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:], strict=False))
 
 
 def _tree_size(n_leaves: int) -> int:

@@ -4,27 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from druidflow.exceptions import SpecError
 
 
 class DruidModel(BaseModel):
-    """Frozen, camelCase-aliased, typo-rejecting base for Druid JSON.
+    """Frozen, camelCase-aliased base for Druid JSON.
 
     Fields are snake_case in Python and camelCase in JSON (``data_source`` <-> ``dataSource``); both spellings
-    are accepted on input. ``extra="forbid"`` turns a misspelt key into an error instead of a silently ignored
-    setting. Dumps default to Druid's shape: aliases on, ``None`` left out.
+    are accepted on input. An unknown key is kept aside (``model_extra``) and ignored, as Druid ignores unknown
+    properties; :func:`druidflow.specs.unknown_keys.spec_warnings` names each one, and the models of
+    :data:`~druidflow.specs.unknown_keys.STRICT_MODELS` refuse them. Dumps default to Druid's shape: aliases on,
+    ``None`` left out, unknown keys kept (so a dumped spec warns again when parsed).
     """
 
     model_config = ConfigDict(
         frozen=True,
-        extra="forbid",
+        extra="allow",
         populate_by_name=True,
         alias_generator=to_camel,
         arbitrary_types_allowed=True,
     )
+
+    @model_validator(mode="after")
+    def _strict_keys(self) -> Any:
+        if self.model_extra:
+            from druidflow.specs.unknown_keys import unknown_key_error
+
+            error = unknown_key_error(self)
+            if error is not None:
+                raise error
+        return self
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         kwargs.setdefault("by_alias", True)

@@ -163,7 +163,9 @@ class DimensionsSpec(SpecModel):
         aggregator's name. Discovered columns are string dimensions; with ``useSchemaDiscovery`` and a typed
         input (a ``pyarrow.Schema`` or a name -> Arrow type mapping) integers become ``long``, 32-bit floats
         ``float`` and other floats ``double``. Columns made by a transformSpec are not input columns and are
-        not discovered.
+        not discovered. As Druid's flatteners (``JSONFlattenerMaker.discoverRootFields``) do without schema
+        discovery, nested objects and lists holding lists or objects are not discovered (a ``flattenSpec`` field
+        reaches inside them); flat lists are, as multi-value dimensions.
         """
         declared = self.dimension_schemas
         if not self.discovers:
@@ -176,6 +178,8 @@ class DimensionsSpec(SpecModel):
         found = []
         for name in names:
             if name in skip or is_reserved_column(name):  # an input field named like an internal column
+                continue
+            if not self.use_schema_discovery and _is_nested(types.get(name)):
                 continue
             skip.add(name)
             kind = _discovered_type(types.get(name)) if self.use_schema_discovery else "string"
@@ -190,6 +194,20 @@ def _columns_and_types(columns: Any) -> tuple[list[str], dict[str, Any]]:
     if isinstance(columns, Mapping):
         return list(columns), dict(columns)
     return list(columns), {}
+
+
+def _is_nested(arrow_type: Any) -> bool:
+    """An object, or a list that is not a flat list of values (Druid's ``isFlatList``)."""
+    if arrow_type is None:
+        return False
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type) or pa.types.is_map(arrow_type):
+        return True
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        inner = arrow_type.value_type
+        return bool(pa.types.is_nested(inner))
+    return False
 
 
 def _discovered_type(arrow_type: Any) -> str:

@@ -27,7 +27,7 @@ from druidflow.exceptions import SpecError
 from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, condense
 from druidflow.specs.dimensions import TIME_COLUMN, DimensionSchema, DimensionsSpec
-from druidflow.specs.io import Firehose, InputFormat, InputSource
+from druidflow.specs.io import Firehose, InputFormat, InputSource, needs_input_format
 from druidflow.specs.limits import check_column_name
 from druidflow.specs.timestamp import TimestampSpec
 from druidflow.specs.tuning import IndexTuningConfig
@@ -212,7 +212,7 @@ class IndexIOConfig(SpecModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> IndexIOConfig:
-        if self.input_format is None and self.input_source.type != "druid":
+        if self.input_format is None and needs_input_format(self.input_source):
             raise SpecError("inputFormat", None, f"an {self.input_source.type!r} input source needs an inputFormat")
         if self.append_to_existing and self.drop_existing:
             raise SpecError("dropExisting", True, "cannot be combined with appendToExisting=true")
@@ -302,7 +302,7 @@ def normalise_classic(data: Any) -> Any:
         if parser is None:
             raise SpecError("ioConfig.firehose", firehose, "a firehose needs dataSchema.parser to say how to read it")
         io["inputSource"] = validate_as(Firehose, firehose, "ioConfig.firehose").to_input_source()
-        if get_field(io, "inputFormat") is None and io["inputSource"].type != "druid":
+        if get_field(io, "inputFormat") is None and needs_input_format(io["inputSource"]):
             fmt = get_field(get_field(parser, "parseSpec"), "format")
             raise SpecError(
                 "dataSchema.parser.parseSpec.format", fmt, f"timeAndDims only works with the ingestSegment firehose, not {firehose.get('type')!r}"

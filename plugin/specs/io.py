@@ -106,6 +106,14 @@ class FlattenSpec(DruidModel):
     use_field_discovery: bool = True
     fields: list[FlattenField] = Field(default_factory=list)
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _root_shorthand(cls, fields: Any) -> Any:
+        # Druid: "when defining a root-level field, it is possible to define only the field name, as a string".
+        if isinstance(fields, list):
+            return [{"type": "root", "name": f} if isinstance(f, str) else f for f in fields]
+        return fields
+
     @field_validator("fields")
     @classmethod
     def _unique_names(cls, fields: list[FlattenField]) -> list[FlattenField]:
@@ -425,130 +433,38 @@ class DruidInputSource(DruidModel):
         return self
 
 
+class CombiningInputSource(DruidModel):
+    """``{"type": "combining", "delegates": [...]}``: the rows of every delegate input source, one after another
+    (Druid's update tutorial: a dataSource's own segments plus a new file, rolled up together). File delegates are
+    read in the task's ``inputFormat``; ``druid`` delegates re-read segments."""
+
+    type: Literal["combining"] = "combining"
+    delegates: list[InputSource] = Field(min_length=1)
+
+    def flat_delegates(self) -> list[Any]:
+        """The delegates, nested combining sources expanded, in reading order."""
+        out: list[Any] = []
+        for d in self.delegates:
+            out.extend(d.flat_delegates() if isinstance(d, CombiningInputSource) else [d])
+        return out
+
+    @property
+    def needs_format(self) -> bool:
+        return any(d.type != "druid" for d in self.flat_delegates())
+
+
 InputSource = Annotated[
-    Union[LocalInputSource, InlineInputSource, HttpInputSource, S3InputSource, DruidInputSource],
+    Union[LocalInputSource, InlineInputSource, HttpInputSource, S3InputSource, DruidInputSource, CombiningInputSource],
     Field(discriminator="type"),
 ]
-
-# ---------------------------------------------------------------------------------------------------------------
-# Classic firehoses
+CombiningInputSource.model_rebuild()
 
 
-class _PrefetchKnobs(DruidModel):
-    """The cache/prefetch settings of Druid's prefetchable firehoses; accepted and validated (our readers stream,
-    so they have no effect)."""
-
-    max_cache_capacity_bytes: int = Field(default=1 << 30, ge=0)
-    max_fetch_capacity_bytes: int = Field(default=1 << 30, ge=0)
-    prefetch_trigger_bytes: Optional[int] = Field(default=None, ge=0)
-    fetch_timeout: int = Field(default=60_000, ge=0)
-    max_fetch_retry: int = Field(default=3, ge=0)
-
-
-class LocalFirehose(DruidModel):
-    """``{"type": "local", "baseDir", "filter"}`` (both required)."""
-
-    type: Literal["local"] = "local"
-    base_dir: str = Field(min_length=1)
-    filter: str = Field(min_length=1)
-    parser: Optional[dict[str, Any]] = None  # some old specs repeat the parser here; ignored, as Druid does
-
-    def to_input_source(self) -> LocalInputSource:
-        return LocalInputSource(base_dir=self.base_dir, filter=self.filter)
-
-
-class HttpFirehose(_PrefetchKnobs):
-    """``{"type": "http", "uris"}`` plus the prefetch knobs and basic authentication."""
-
-    type: Literal["http"] = "http"
-    uris: list[str] = Field(min_length=1)
-    http_authentication_username: Optional[str] = None
-    http_authentication_password: Optional[PasswordProvider] = None
-
-    @field_validator("uris")
-    @classmethod
-    def _uris(cls, uris: list[str]) -> list[str]:
-        return [_check_uri(u, ("http", "https"), need_path=False) for u in uris]
-
-    def to_input_source(self) -> HttpInputSource:
-        return HttpInputSource(
-            uris=self.uris,
-            http_authentication_username=self.http_authentication_username,
-            http_authentication_password=self.http_authentication_password,
-        )
-
-
-class StaticS3Firehose(_PrefetchKnobs):
-    """``{"type": "static-s3"}`` with ``uris`` or ``prefixes`` (not both) plus the prefetch knobs."""
-
-    type: Literal["static-s3"] = "static-s3"
-    uris: Optional[list[str]] = None
-    prefixes: Optional[list[str]] = None
-
-    @field_validator("uris")
-    @classmethod
-    def _uris(cls, uris: Optional[list[str]]) -> Optional[list[str]]:
-        return None if uris is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=True) for u in uris]
-
-    @field_validator("prefixes")
-    @classmethod
-    def _prefixes(cls, prefixes: Optional[list[str]]) -> Optional[list[str]]:
-        return None if prefixes is None else [_check_uri(u, ("s3", "s3a", "s3n"), need_path=False) for u in prefixes]
-
-    @model_validator(mode="after")
-    def _one(self) -> StaticS3Firehose:
-        if bool(self.uris) == bool(self.prefixes):
-            raise ValueError("exactly one of uris or prefixes must be set")
-        return self
-
-    def to_input_source(self) -> S3InputSource:
-        return S3InputSource(uris=self.uris or None, prefixes=self.prefixes or None)
-
-
-class InlineFirehose(DruidModel):
-    """``{"type": "inline", "data": "..."}``."""
-
-    type: Literal["inline"] = "inline"
-    data: str = Field(min_length=1)
-
-    def to_input_source(self) -> InlineInputSource:
-        return InlineInputSource(data=self.data)
-
-
-class IngestSegmentFirehose(DruidModel):
-    """``{"type": "ingestSegment"}``: re-read Druid segments (``interval`` or ``segments``)."""
-
-    type: Literal["ingestSegment"] = "ingestSegment"
-    data_source: str = Field(min_length=1)
-    interval: Optional[Interval] = None
-    segments: Optional[list[WindowedSegmentId]] = None
-    dimensions: Optional[list[str]] = None
-    metrics: Optional[list[str]] = None
-    filter: Optional[dict[str, Any]] = None
-    max_input_segment_bytes_per_task: Optional[int] = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _interval_or_segments(self) -> IngestSegmentFirehose:
-        if (self.interval is None) == (self.segments is None):
-            raise ValueError("exactly one of interval or segments must be set")
-        return self
-
-    def to_input_source(self) -> DruidInputSource:
-        return DruidInputSource(
-            data_source=self.data_source,
-            interval=self.interval,
-            segments=self.segments,
-            filter=self.filter,
-            dimensions=self.dimensions,
-            metrics=self.metrics,
-        )
-
-
-Firehose = Annotated[
-    Union[LocalFirehose, HttpFirehose, StaticS3Firehose, InlineFirehose, IngestSegmentFirehose],
-    Field(discriminator="type"),
-]
-
+def needs_input_format(source: Any) -> bool:
+    """Whether rows of ``source`` are read through an ``inputFormat`` (everything but re-read segments)."""
+    if isinstance(source, CombiningInputSource):
+        return source.needs_format
+    return source.type != "druid"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Parsing the unions
@@ -578,4 +494,28 @@ def parse_input_format(data: Any, path: str = "inputFormat") -> Any:
 
 def parse_firehose(data: Any, path: str = "firehose") -> Any:
     """Validate a classic ``firehose`` object; raises SpecError naming the field path and value."""
+    from druidflow.specs.firehoses import Firehose
+
     return _parse_union(Firehose, data, path)
+
+
+# The classic firehoses live in their own module; re-exported here, where callers have always found them.
+from druidflow.specs.firehoses import (  # noqa: E402
+    CombiningFirehose,
+    Firehose,
+    HttpFirehose,
+    IngestSegmentFirehose,
+    InlineFirehose,
+    LocalFirehose,
+    StaticS3Firehose,
+)
+
+__all__ = [
+    "CombiningFirehose",
+    "Firehose",
+    "HttpFirehose",
+    "IngestSegmentFirehose",
+    "InlineFirehose",
+    "LocalFirehose",
+    "StaticS3Firehose",
+]

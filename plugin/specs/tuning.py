@@ -336,9 +336,10 @@ _PARALLEL_ONLY_FIELDS = (
 class IndexTuningConfig(SpecModel):
     """``spec.tuningConfig`` of an ``index`` task (every field of Druid's table, with its modern default).
 
-    Partitioning is given either by ``partitionsSpec`` or by the deprecated top-level fields
-    (``maxRowsPerSegment``/``targetPartitionSize``, ``maxTotalRows``, ``numShards``, ``partitionDimensions``),
-    never both; :attr:`effective_partitions_spec` folds the latter into the former. Type ``index_parallel``
+    Partitioning is given by ``partitionsSpec`` or by the deprecated top-level fields (``maxRowsPerSegment``/
+    ``targetPartitionSize``, ``maxTotalRows``, ``numShards``, ``partitionDimensions``); with both, as in Druid, the
+    ``partitionsSpec`` wins and the others are ignored (with a warning, :meth:`ignored_fields`).
+    :attr:`effective_partitions_spec` folds the top-level fields into a partitionsSpec. Type ``index_parallel``
     (Druid's parallel task, and modern compaction) is accepted too, with its extra fields.
     """
 
@@ -416,19 +417,8 @@ class IndexTuningConfig(SpecModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> IndexTuningConfig:
-        if self.type == "index":
-            for name in _PARALLEL_ONLY_FIELDS:
-                if getattr(self, name) is not None:
-                    raise SpecError(_camel(name), getattr(self, name), "only applies to tuningConfig type index_parallel")
-        legacy = [n for n in _LEGACY_PARTITION_FIELDS if getattr(self, n) is not None]
         spec = self.partitions_spec
-        if spec is not None and legacy:
-            raise SpecError(
-                _camel(legacy[0]),
-                getattr(self, legacy[0]),
-                "partitioning is given by partitionsSpec; drop this deprecated top-level field or move it into partitionsSpec",
-            )
-        if self.num_shards is not None and self.max_rows_per_segment is not None:
+        if spec is None and self.num_shards is not None and self.max_rows_per_segment is not None:
             raise SpecError("numShards", self.num_shards, f"cannot be combined with maxRowsPerSegment/targetPartitionSize ({self.max_rows_per_segment})")
         if self.force_guaranteed_rollup:
             if spec is not None and not spec.is_perfect_rollup:
@@ -437,8 +427,6 @@ class IndexTuningConfig(SpecModel):
                     spec.type,
                     "forceGuaranteedRollup=true needs a perfect-rollup partitionsSpec (hashed, single_dim or range)",
                 )
-            if self.max_total_rows is not None:
-                raise SpecError("maxTotalRows", self.max_total_rows, "only applies to best-effort rollup (forceGuaranteedRollup=false)")
             if self.force_extendable_shard_specs:
                 raise SpecError(
                     "forceExtendableShardSpecs", True, "cannot be combined with forceGuaranteedRollup=true (perfect rollup publishes in bulk)"
@@ -450,12 +438,31 @@ class IndexTuningConfig(SpecModel):
                     spec.type,
                     "best-effort rollup (forceGuaranteedRollup=false) needs a dynamic partitionsSpec; set forceGuaranteedRollup=true for this one",
                 )
-            for name in ("num_shards", "partition_dimensions"):
-                if getattr(self, name) is not None:
-                    raise SpecError(
-                        _camel(name), getattr(self, name), "only applies to perfect rollup; set forceGuaranteedRollup=true or remove it"
-                    )
         return self
+
+    def ignored_fields(self) -> list[tuple[str, str]]:
+        """The deprecated top-level partitioning fields Druid's precedence rules ignore (``IndexTuningConfig.
+        getPartitionsSpec``): all of them next to a ``partitionsSpec``; ``maxTotalRows`` under perfect rollup;
+        ``numShards``/``partitionDimensions`` under best-effort rollup."""
+        # Druid's ``index`` tuningConfig has no parallel fields: there they are unknown properties, ignored.
+        parallel = [
+            (_camel(n), "only applies to tuningConfig type index_parallel")
+            for n in _PARALLEL_ONLY_FIELDS
+            if self.type == "index" and getattr(self, n) is not None
+        ]
+        return parallel + self._ignored_partitioning()
+
+    def _ignored_partitioning(self) -> list[tuple[str, str]]:
+        given = [n for n in _LEGACY_PARTITION_FIELDS if getattr(self, n) is not None]
+        if self.partitions_spec is not None:
+            return [(_camel(n), "partitionsSpec is given, and Druid then ignores the deprecated top-level field") for n in given]
+        if self.force_guaranteed_rollup:
+            return [(_camel(n), "only applies to best-effort rollup (forceGuaranteedRollup=false)") for n in given if n == "max_total_rows"]
+        return [
+            (_camel(n), "only applies to perfect rollup (forceGuaranteedRollup=true)")
+            for n in given
+            if n in ("num_shards", "partition_dimensions")
+        ]
 
     @property
     def effective_partitions_spec(self) -> Union[DynamicPartitionsSpec, HashedPartitionsSpec, SingleDimensionPartitionsSpec, DimensionRangePartitionsSpec]:

@@ -44,7 +44,6 @@ DEFAULT_ONLY: dict[str, dict[str, str]] = {
         "segment_write_out_medium_factory": _NO_JVM,
         "push_timeout": "pushes to deep storage are not timed out by Druidflow",
         "await_segment_availability_timeout_millis": "there are no historicals to wait for: published segments are queryable at once",
-        "max_num_concurrent_sub_tasks": _PARALLEL_TASK,
         "max_retry": _PARALLEL_TASK,
         "task_status_check_period_ms": _NO_PARALLEL,
         "chat_handler_timeout": _NO_PARALLEL,

@@ -54,6 +54,7 @@ from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_task
 from druidflow.specs.tuning import IndexTuningConfig
+from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
 from druidflow.tasks.compact_schema import OutputSchema, align, infer_schema, is_aligned, target_granularity
@@ -328,7 +329,10 @@ class CompactDefinition(protocol.TaskDefinition):
 
     def report(self, task, plan: CompactionPlan, results, outcome, publish) -> CompactionReport:
         marked = [sid for sid in outcome.marked_unused if sid in set(plan.input_segments)]
-        reports = _compaction_report(index.index_report(plan.task_id, plan.index_plan, results, len(publish.segments)), plan, marked)
+        warnings = spec_warnings(task) if task is not None else []
+        reports = _compaction_report(
+            index.index_report(plan.task_id, plan.index_plan, results, len(publish.segments), warnings=warnings), plan, marked
+        )
         log.info(
             "compact %s published %d segment(s) over %s; %d input segment(s) marked unused (%s)",
             plan.task_id, len(publish.segments), plan.read_interval, len(marked), OVERSHADOWED_BY_COMPACTION,
@@ -435,8 +439,8 @@ def _index_task(task: CompactTask, selection: InputSelection, schema: OutputSche
     }
     if task.transform_spec is not None:
         data_schema["transformSpec"] = task.transform_spec.model_dump()
+    # The tuning keeps its type: an index_parallel one's maxNumConcurrentSubTasks bounds the re-index's build units.
     tuning = (task.tuning_config or IndexTuningConfig()).model_dump()
-    tuning["type"] = "index"
     source: dict[str, Any] = {"type": "druid", "dataSource": task.data_source, "interval": str(selection.read_interval)}
     if task.lock_type == "REPLACE":
         # Under concurrent locks, segments appended after the plan are upgraded at publish, never re-read: the

@@ -45,9 +45,8 @@ from druidflow.ingest.partitioning import (
 )
 from druidflow.ingest.rollup import compact_dictionaries
 from druidflow.ingest.prefetch import prefetched
-from druidflow.ingest.segment_source import SegmentInputReader
+from druidflow.ingest.task_input import druid_sources, file_sources, open_task_input
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler, RowStats
-from druidflow.inputs import open_input
 from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.format import SegmentFileWriter
@@ -55,9 +54,10 @@ from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec, with_core_partitions
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import IndexTask
+from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import protocol
-from druidflow.tasks.report import ingestion_report
+from druidflow.tasks.report import ingestion_report, no_valid_rows_message
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -136,18 +136,19 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
 
 def _check_local_input(task: IndexTask) -> None:
     """A local input that names no readable file fails here, once, not in every build that would read it."""
-    source = task.spec.io_config.input_source
-    if source.type == "local":
-        from druidflow.inputs.sources import list_objects
+    from druidflow.inputs.sources import list_objects
 
-        list_objects(source)
+    for source in file_sources(task.spec.io_config.input_source):
+        if source.type == "local":
+            list_objects(source)
 
 
 def _check_writable(task: IndexTask, refuse: bool = True) -> None:
     if refuse:
         refuse_non_defaults(task)
-    source = task.spec.io_config.input_source
-    if task.lock_type == "REPLACE" and source.type == "druid" and source.segments is None:
+    own = [s for s in druid_sources(task.spec.io_config.input_source) if s.data_source == task.data_source]
+    source = next((s for s in own if s.segments is None), None)
+    if task.lock_type == "REPLACE" and source is not None:
         # Rows appended concurrently would be both re-read and upgraded into the new version: counted twice.
         raise SpecError(
             "spec.ioConfig.inputSource.interval",
@@ -200,7 +201,8 @@ def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
     pieces = [p.model_copy(update={"shards": [sh]}) for p in plans for sh in p.shards] if any(p.shards for p in plans) else plans
     all_chunks = [p.interval for p in plans]
     units = [
-        BuildUnit(task_id=task.task_id, chunks=[piece], all_chunks=all_chunks, primary=i == 0) for i, piece in enumerate(pieces)
+        BuildUnit(task_id=task.task_id, chunks=group, all_chunks=all_chunks, primary=i == 0)
+        for i, group in enumerate(_group_pieces(pieces, _max_concurrent_builds(task)))
     ]
     return IndexPlan(
         task_id=task.task_id,
@@ -211,6 +213,26 @@ def determine_partitions(task: IndexTask, rt: Runtime) -> IndexPlan:
         row_stats=stats,
         unparseable_events=events,
     )
+
+
+def _max_concurrent_builds(task: IndexTask) -> Optional[int]:
+    tuning = task.spec.tuning_config
+    return tuning.max_num_concurrent_sub_tasks if tuning.type == "index_parallel" else None
+
+
+def _group_pieces(pieces: list[ChunkPlan], limit: Optional[int]) -> list[list[ChunkPlan]]:
+    """One build unit per piece, or, with ``maxNumConcurrentSubTasks``, at most that many units of consecutive
+    pieces (as Druid spreads the work over that many sub-tasks; 1 is its sequential mode): never more builds at
+    once than the spec allows, in-process or as mapped Airflow tasks."""
+    if limit is None or len(pieces) <= limit:
+        return [[p] for p in pieces]
+    size, extra = divmod(len(pieces), limit)
+    groups, start = [], 0
+    for i in range(limit):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(pieces[start:end])
+        start = end
+    return groups
 
 
 def _chunk_versions(task: IndexTask, rt: Runtime, chunks: Sequence[Interval]) -> dict[Interval, str]:
@@ -244,10 +266,15 @@ def _reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = ()):
     A ``druid`` input source re-reads this deployment's own segments (compaction, re-indexing).
     """
     io = task.spec.io_config
-    if io.input_source.type == "druid":
-        return SegmentInputReader(io.input_source, rt.store, rt.storage)
     dictionary = pa.dictionary(pa.int32(), pa.string())
-    return open_input(io.input_source, io.input_format, column_types={d: dictionary for d in dimensions})
+    return open_task_input(
+        io.input_source,
+        io.input_format,
+        store=rt.store,
+        storage=rt.storage,
+        timestamp_column=task.spec.data_schema.timestamp_spec.column,
+        column_types={d: dictionary for d in dimensions},
+    )
 
 
 def _string_dimensions(task: IndexTask) -> list[str]:
@@ -270,7 +297,7 @@ def _determine(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval]]):
     ranged = partitions.type in ("single_dim", "range")
     hashed = partitions.type == "hashed" and partitions.num_shards is None
     for batch in _reader(task, rt, _string_dimensions(task)).batches():
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:
@@ -348,7 +375,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         for batch in prefetched(_reader(task, rt, _string_dimensions(task)).batches()):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
             stats = stats.plus(parsed.stats)
             if index is None:
                 index = IncrementalIndex(
@@ -409,6 +436,10 @@ class _BucketAssigner:
         # Per chunk start: the hash buckets that got a row, in the order their first row arrived. Every build unit
         # hashes every row of its chunks, so all units agree on it whichever buckets they build.
         self.arrival: dict[int, dict[int, int]] = {}
+        dynamic = sorted((start, wanted[0][1]) for start, wanted in self.by_chunk.items() if wanted[0][0] is None)
+        self.all_dynamic = len(dynamic) == len(self.by_chunk)
+        self.dynamic_starts = np.array([s for s, _ in dynamic], dtype=np.int64)
+        self.dynamic_buckets = np.array([b for _, b in dynamic], dtype=np.int64)
 
     def partition_num(self, chunk_start: int, bucket_id: int) -> int:
         """Druid's ``partitionNum`` of a non-empty hash bucket: its rank by first arrival in the chunk."""
@@ -416,6 +447,10 @@ class _BucketAssigner:
 
     def __call__(self, table: pa.Table) -> np.ndarray:
         chunks = table.column(CHUNK).to_numpy()
+        if self.all_dynamic:
+            # A dynamic bucket is its whole chunk: one lookup per row, no per-chunk copies of the table.
+            pos = np.minimum(np.searchsorted(self.dynamic_starts, chunks), len(self.dynamic_starts) - 1)
+            return np.where(self.dynamic_starts[pos] == chunks, self.dynamic_buckets[pos], -1)
         out = np.full(table.num_rows, -1, dtype=np.int64)
         for start in np.unique(chunks):
             wanted = self.by_chunk.get(int(start))
@@ -652,6 +687,12 @@ def index_report(task_id: str, plan: IndexPlan, results: Sequence[BuildResult], 
     for r in results:
         build_stats = build_stats.plus(r.row_stats)
         events.extend(r.unparseable_events)
+    # Without intervals and without any valid row, no chunk was found and the rows were only counted while determining.
+    read = build_stats.processed + build_stats.processed_with_error + build_stats.unparseable + build_stats.thrown_away
+    message = no_valid_rows_message(build_stats if read else plan.row_stats, published)
+    if message is not None:
+        log.warning("task %s: %s", task_id, message)
+        extra.setdefault("error", message)
     return ingestion_report(
         task_id,
         state="COMPLETED",
@@ -704,7 +745,7 @@ class IndexDefinition(protocol.TaskDefinition):
         return record is not None and record.status == "SUCCESS"
 
     def report(self, task, plan, results, outcome, publish) -> IndexReport:
-        reports = index_report(task.task_id, plan, results, len(publish.segments))
+        reports = index_report(task.task_id, plan, results, len(publish.segments), warnings=spec_warnings(task))
         return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
 
 

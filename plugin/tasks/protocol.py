@@ -42,6 +42,7 @@ from druidflow.intervals import Interval, condense
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import parse_task
+from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.tasks.publisher import (  # noqa: F401 - the publish plan is part of the protocol a task type speaks
     ChunkVersion,
     Precondition,
@@ -214,6 +215,8 @@ def submit(spec: Any, rt: Runtime, definition: Optional[TaskDefinition] = None) 
     definition = definition or definition_for(task)
     task = definition.parse_task(task)
     definition.check(task, rt)
+    for warning in spec_warnings(task):
+        log.warning("task %s: %s", task.task_id, warning)
     if not rt.store.insert_task(task.task_id, task.task_type, task.data_source, task.group_id, task.model_dump()):
         rt.store.set_task_status(task.task_id, "RUNNING")
     return task
@@ -300,7 +303,8 @@ def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, defin
     def record(conn: Any, outcome: PublishOutcome) -> None:
         report = definition.report(task, the_plan, results, outcome, publish_plan.model_copy(update={"segments": outcome.segments}))
         reports = report.reports if hasattr(report, "reports") else report.druid_report()
-        rt.store.set_task_status(publish_plan.task_id, "SUCCESS", report=reports, conn=conn)
+        message = (reports.get("ingestionStatsAndErrors") or {}).get("payload", {}).get("errorMsg") if isinstance(reports, dict) else None
+        rt.store.set_task_status(publish_plan.task_id, "SUCCESS", report=reports, error_msg=message, conn=conn)
         reported.append(report)
 
     if task is not None and definition.published_before(task, rt):

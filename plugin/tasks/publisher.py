@@ -20,7 +20,6 @@ from druidflow.intervals import Interval, condense
 from druidflow.locks.lock import LockType
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.shardspec import TombstoneShardSpec
-from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.tasks.runtime import Runtime
 
@@ -40,9 +39,10 @@ class SegmentsUnchanged(DruidModel):
     upgraded_into: Optional[str] = None
 
     def check(self, store: Any, data_source: str, conn: Any) -> None:
-        segments = store.used_segments(data_source, self.interval, conn=conn)
-        if self.scope == "visible":
-            segments = Timeline(segments).visible_segments(self.interval)
+        if self.scope == "visible":  # the timeline from narrow columns: only the visible sets' payloads are read
+            segments = store.timeline(data_source, self.interval, conn=conn).visible_segments(self.interval)
+        else:
+            segments = store.used_segments(data_source, self.interval, conn=conn)
         tolerated: set[str] = set()
         if self.upgraded_into is not None:
             pending = store.pending_upgrades(data_source, conn=conn)
@@ -177,7 +177,7 @@ def _tombstones(store: Any, plan: PublishPlan, conn: Any) -> list[DataSegment]:
     with_output = {s.interval for s in plan.segments}
     out = []
     for chunk in plan.drop_existing_chunks:
-        if chunk.interval in with_output or not store.used_segments(plan.data_source, chunk.interval, conn=conn):
+        if chunk.interval in with_output or store.used_span(plan.data_source, chunk.interval, conn=conn) is None:
             continue
         out.append(tombstone(plan.data_source, chunk.interval, chunk.version))
     return out
@@ -199,12 +199,12 @@ def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], 
     among = set(plan.overshadowed_among) if plan.overshadowed_among is not None else None
     out: set[str] = set()
     for interval in intervals:
-        candidates = store.used_segments(plan.data_source, interval, conn=conn)
-        if not candidates:
+        # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover. The timeline
+        # comes from narrow columns; only overshadowed sets' payloads are read (for their ids).
+        span = store.used_span(plan.data_source, interval, conn=conn)
+        if span is None:
             continue
-        # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover.
-        span = Interval(min(s.interval.start for s in candidates), max(s.interval.end for s in candidates))
-        for s in Timeline(store.used_segments(plan.data_source, span, conn=conn)).overshadowed():
+        for s in store.timeline(plan.data_source, span, conn=conn).overshadowed():
             if s.interval.overlaps(interval) and (among is None or s.id in among):
                 out.add(s.id)
     return sorted(out)

@@ -66,7 +66,7 @@ def test_create_bitmap_index_false_and_task_resources_are_refused(rt):
         index.submit(spec(resource={"availabilityGroup": None, "requiredCapacity": 3}), rt)
 
 
-def test_a_compaction_asking_for_parallel_sub_tasks_is_refused(rt):
+def test_a_compaction_bounding_its_parallel_sub_tasks_runs(rt):
     index.run(spec(), rt)
     compact_spec = {
         "type": "compact",
@@ -74,8 +74,8 @@ def test_a_compaction_asking_for_parallel_sub_tasks_is_refused(rt):
         "ioConfig": {"type": "compact", "inputSpec": {"type": "interval", "interval": "2024-01-01/2024-01-02"}},
         "tuningConfig": {"type": "index_parallel", "maxNumConcurrentSubTasks": 4},
     }
-    with pytest.raises(SpecError, match="tuningConfig.maxNumConcurrentSubTasks"):
-        compact.submit(compact_spec, rt)
+    report = compact.run(compact_spec, rt)  # honoured: at most 4 build units (here one chunk, one unit)
+    assert report.status == "SUCCESS"
 
 
 def test_max_total_rows_cuts_segments_at_exactly_that_many_rows(rt):

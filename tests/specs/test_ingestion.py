@@ -412,7 +412,6 @@ def test_granularity_spec_errors(granularity_spec, path, value):
         ({"spec__dataSchema__timestampSpec": None}, f"{D}.timestampSpec", None),
         ({"spec__dataSchema__timestampSpec": {"column": "ts", "format": "QQ"}}, f"{D}.timestampSpec.format", "QQ"),
         ({"spec__dataSchema__dimensionsSpec": {"dimensions": ["__time"]}}, f"{D}.dimensionsSpec.dimensions[0]", "__time"),
-        ({"spec__dataSchema__dimensonsSpec": {}}, f"{D}.dimensonsSpec", {}),
     ],
 )
 def test_data_schema_errors(change, path, value):

@@ -280,7 +280,6 @@ def _no_interval(spec):
         ({**COMPACT, "tuningConfig": {"awaitSegmentAvailabilityTimeoutMillis": 10}}, "tuningConfig.awaitSegmentAvailabilityTimeoutMillis", 10),
         ({**COMPACT, "tuningConfig": {"partitionsSpec": {"type": "hashed"}}}, "tuningConfig.partitionsSpec.type", "hashed"),
         ({**COMPACT, "dataSource": "a/b"}, "dataSource", "a/b"),
-        ({**COMPACT, "keepSegmentGranularity": True}, "keepSegmentGranularity", True),
     ],
 )
 def test_compact_errors(spec, path, value):

@@ -142,7 +142,6 @@ P = "spec.dataSchema.dimensionsSpec"
         ({"dimensions": [7]}, f"{P}.dimensions[0]", 7),
         ({"dimensions": ["a"], "dimensionExclusions": ["a"]}, f"{P}.dimensions[0]", "a"),
         ({"spatialDimensions": [{"dimName": "c", "dims": ["x", "y"]}]}, f"{P}.spatialDimensions", [{"dimName": "c", "dims": ["x", "y"]}]),
-        ({"dimension": ["a"]}, f"{P}.dimension", ["a"]),
     ],
 )
 def test_dimensions_errors(data, path, value):

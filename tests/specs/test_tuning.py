@@ -13,6 +13,7 @@ from druidflow.specs.tuning import (
     IndexTuningConfig,
     SingleDimensionPartitionsSpec,
 )
+from druidflow.specs.unknown_keys import spec_warnings
 from tests.specs.helpers import assert_spec_error
 
 P = "spec.tuningConfig"
@@ -264,16 +265,29 @@ def test_guaranteed_rollup_with_extendable_shard_specs_is_an_error():
     )
 
 
-def test_partitions_spec_with_legacy_fields_is_an_error():
-    assert_spec_error(
-        lambda: parse({"maxRowsPerSegment": 10, "partitionsSpec": {"type": "dynamic"}}), f"{P}.maxRowsPerSegment", 10, "partitionsSpec"
-    )
+def test_partitions_spec_wins_over_legacy_fields_which_are_ignored_with_a_warning():
+    # Druid's IndexTuningConfig.getPartitionsSpec: a given partitionsSpec is used as is, the top-level fields ignored.
+    t = parse({"maxRowsPerSegment": 10, "partitionsSpec": {"type": "dynamic"}})
+    assert t.effective_partitions_spec == DynamicPartitionsSpec()
+    assert spec_warnings(t, P) == [f"{P}.maxRowsPerSegment: ignored: partitionsSpec is given, and Druid then ignores the deprecated top-level field"]
+    t = parse({"forceGuaranteedRollup": True, "maxRowsPerSegment": 5000000, "partitionsSpec": {"type": "hashed", "numShards": 1}})
+    assert t.effective_partitions_spec.num_shards == 1 and t.effective_partitions_spec.target_rows_per_segment is None
 
 
-def test_perfect_rollup_only_fields_need_guaranteed_rollup():
-    assert_spec_error(lambda: parse({"numShards": 3}), f"{P}.numShards", 3, "forceGuaranteedRollup")
-    assert_spec_error(lambda: parse({"partitionDimensions": ["a"]}), f"{P}.partitionDimensions", ["a"])
-    assert_spec_error(lambda: parse({"forceGuaranteedRollup": True, "maxTotalRows": 9}), f"{P}.maxTotalRows", 9)
+def test_perfect_rollup_only_fields_are_ignored_under_best_effort_and_max_total_rows_under_perfect():
+    assert parse({"numShards": 3}).effective_partitions_spec == DynamicPartitionsSpec()
+    assert [w.split(":")[0] for w in spec_warnings(parse({"numShards": 3, "partitionDimensions": ["a"]}), P)] == [
+        f"{P}.numShards", f"{P}.partitionDimensions"
+    ]
+    t = parse({"forceGuaranteedRollup": True, "maxTotalRows": 9})
+    assert t.effective_partitions_spec.type == "hashed"
+    assert spec_warnings(t, P) == [f"{P}.maxTotalRows: ignored: only applies to best-effort rollup (forceGuaranteedRollup=false)"]
+
+
+def test_unknown_tuning_key_is_ignored_with_a_warning():
+    t = parse({"maxRowInMemory": 5})
+    assert t.max_rows_in_memory == parse({}).max_rows_in_memory
+    assert spec_warnings(t, P) == [f"{P}.maxRowInMemory: unknown key, ignored (as Druid ignores unknown properties)"]
 
 
 def test_report_parse_exceptions_forces_fail_fast():
@@ -288,11 +302,13 @@ def test_parallel_only_fields():
     t = parse({"type": "index_parallel", "maxNumConcurrentSubTasks": 4, "maxRetry": 1, "splitHintSpec": {"type": "maxSize"}})
     assert t.max_num_concurrent_sub_tasks == 4
     assert parse({"type": "index_parallel", "maxNumSubTasks": 2}).max_num_concurrent_sub_tasks == 2
-    assert_spec_error(lambda: parse({"maxNumConcurrentSubTasks": 4}), f"{P}.maxNumConcurrentSubTasks", 4, "index_parallel")
+    # Druid's "index" tuningConfig does not know the parallel fields: unknown properties there, ignored with a warning.
+    assert spec_warnings(parse({"maxNumConcurrentSubTasks": 4}), P) == [
+        f"{P}.maxNumConcurrentSubTasks: ignored: only applies to tuningConfig type index_parallel"
+    ]
 
 
-def test_unknown_field_and_bad_type():
-    assert_spec_error(lambda: parse({"maxRowInMemory": 5}), f"{P}.maxRowInMemory", 5)
+def test_bad_type():
     assert_spec_error(lambda: parse({"type": "hadoop"}), f"{P}.type", "hadoop")
     assert_spec_error(lambda: parse({"segmentWriteOutMediumFactory": {"type": "disk"}}), f"{P}.segmentWriteOutMediumFactory.type", "disk")
     assert_spec_error(lambda: parse({"appendableIndexSpec": {"type": "offheap"}}), f"{P}.appendableIndexSpec.type", "offheap")
