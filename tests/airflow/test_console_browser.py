@@ -1,7 +1,7 @@
 """The console in a real browser (Debian's chromium driven by playwright) against a real Airflow: log in through
 Airflow's login page, find the console in Airflow's navigation, open each view, click from a chunk to its segments
 and on to the task that wrote them and its report, watch a page refresh while a task runs, preview a kill and
-confirm it (which runs ``druidflow_kill``). Saves a screenshot of each view under ``docs/console/``.
+confirm it (which runs ``druidflow_kill``). Saves a screenshot of each view (to a scratch directory; see SHOTS).
 
 Data: a real ``druidflow_index`` run of the wikipedia sample, a dry-run ``druidflow_auto_compaction`` plan, and the
 ``wiki`` dataSource of ``console_seed`` (every timeline state, locks active and revoked, a failed task).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,8 +27,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "wikipedia-sample.json"
-# The README shows these; DRUIDFLOW_CONSOLE_SCREENSHOTS=<dir> writes them elsewhere (e.g. to keep a CI checkout clean).
-SHOTS = Path(os.environ.get("DRUIDFLOW_CONSOLE_SCREENSHOTS") or REPO / "docs" / "console")
+# The README shows the pictures in docs/console/; a test run writes its screenshots to a scratch directory so the
+# checkout stays clean. DRUIDFLOW_CONSOLE_SCREENSHOTS=docs/console refreshes the README's pictures.
+SHOTS = Path(os.environ.get("DRUIDFLOW_CONSOLE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "druidflow-console-shots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
