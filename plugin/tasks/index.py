@@ -39,6 +39,7 @@ from druidflow.tasks.index_determine import chunk_versions, determine_partitions
 from druidflow.tasks.index_input import list_delimiter, parse_handler, string_dimensions
 from druidflow.tasks.index_plan import BuildResult, BuildUnit, ChunkPlan, IndexPlan, IndexReport
 from druidflow.tasks.report import ingestion_report, no_valid_rows_message
+from druidflow.tasks.publisher import ChunkVersion, PublishOutcome, PublishPlan
 from druidflow.tasks.runtime import Runtime
 from druidflow.tasks.segment_sink import LOCK_CHECK_SECONDS, SEGMENT_FILE, SegmentSink, push_key
 
@@ -147,7 +148,7 @@ def publish(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt
     return protocol.publish(task, plan, results, rt, DEFINITION)
 
 
-def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
+def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult]) -> PublishPlan:
     """The segments of every build with their chunks' core partition counts; overwriting marks what they
     overshadow unused (``overshadowed-by-reindex``), so that kill can find it; ``dropExisting`` asks for tombstones."""
     segments = [s for r in results for s in r.segments]
@@ -163,8 +164,8 @@ def publish_plan(task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult
             else s
             for s in segments
         ]
-    drop = [protocol.ChunkVersion(interval=c.interval, version=c.version) for c in plan.chunks] if task.spec.io_config.drop_existing else []
-    return protocol.PublishPlan(
+    drop = [ChunkVersion(interval=c.interval, version=c.version) for c in plan.chunks] if task.spec.io_config.drop_existing else []
+    return PublishPlan(
         task_id=task.task_id,
         data_source=task.data_source,
         lock_intervals=condense([c.interval for c in plan.chunks]) if plan.chunks else [],
@@ -228,7 +229,7 @@ class IndexDefinition(protocol.TaskDefinition):
     def build_all(self, task: IndexTask, plan: IndexPlan, rt: Runtime) -> list[BuildResult]:
         return [build_units(task, plan.build_units, rt)]  # one pass over the input for every unit
 
-    def publish_plan(self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
+    def publish_plan(self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], rt: Runtime) -> PublishPlan:
         return publish_plan(task, plan, results)
 
     def published_before(self, task: IndexTask, rt: Runtime) -> bool:
@@ -238,7 +239,9 @@ class IndexDefinition(protocol.TaskDefinition):
         record = rt.store.get_task(task.task_id)
         return record is not None and record.status == "SUCCESS"
 
-    def report(self, task, plan, results, outcome, publish) -> IndexReport:
+    def report(
+        self, task: IndexTask, plan: IndexPlan, results: Sequence[BuildResult], outcome: PublishOutcome, publish: PublishPlan
+    ) -> IndexReport:
         reports = index_report(task.task_id, plan, results, len(publish.segments), warnings=spec_warnings(task))
         return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
 

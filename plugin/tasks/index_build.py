@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
+from druidflow.ingest.partitioning import ShardPlan
 from druidflow.ingest.prefetch import prefetched
 from druidflow.ingest.stats import RowStats
 from druidflow.segments.shardspec import with_core_partitions
@@ -16,7 +17,7 @@ from druidflow.specs.tasks import IndexTask
 from druidflow.specs.tuning import HashedPartitionsSpec
 from druidflow.tasks.bucket_assigner import BucketAssigner
 from druidflow.tasks.index_input import list_delimiter, parse_handler, string_dimensions, task_reader
-from druidflow.tasks.index_plan import BuildResult, BuildUnit
+from druidflow.tasks.index_plan import BuildResult, BuildUnit, ChunkPlan
 from druidflow.tasks.runtime import Runtime
 from druidflow.tasks.segment_sink import SegmentSink
 
@@ -30,7 +31,7 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
     """Build several units in one pass over the input (what ``run`` does with all of them)."""
     schema = task.spec.data_schema
     tuning = task.spec.tuning_config
-    buckets = [(c, sh) for u in units for c in u.chunks for sh in (c.shards or [None])]
+    buckets = output_buckets(units)
     if not buckets:
         return BuildResult(task_id=task.task_id, segments=[])
     all_chunks = sorted({iv for u in units for iv in (u.all_chunks or [c.interval for c in u.chunks])})
@@ -98,6 +99,16 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def output_buckets(units: Sequence[BuildUnit]) -> list[tuple[ChunkPlan, Optional[ShardPlan]]]:
+    """One output bucket per (chunk, shard) the units build; a chunk without shards (dynamic) is one bucket."""
+    buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]] = []
+    for unit in units:
+        for chunk in unit.chunks:
+            shards: list[Optional[ShardPlan]] = [*chunk.shards] or [None]
+            buckets.extend((chunk, shard) for shard in shards)
+    return buckets
 
 
 def fixed_step(granularity: Any) -> Optional[int]:

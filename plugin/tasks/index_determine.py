@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from druidflow.exceptions import LockRevokedError, LockUnavailableError
+from druidflow.granularity import Granularity
 from druidflow.ingest.parse import RowParser
 from druidflow.ingest.partitioning import HyperLogLog, ShardPlan, hashed_shards, range_keys, range_shards, row_hashes
 from druidflow.ingest.stats import RowStats
@@ -142,7 +143,7 @@ def scan_partitions(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval
     seg = schema.granularity_spec.segment_granularity
     starts = sorted(seen)
     by_start = {c.start: c for c in chunks} if chunks else {}
-    found = [by_start.get(st) or seg.bucket(st) for st in starts]
+    found = [_chunk_at(st, by_start, seg) for st in starts]
     shards: dict[Interval, list[ShardPlan]] = {}
     for st, chunk_interval in zip(starts, found):
         if hashed and isinstance(partitions, HashedPartitionsSpec):
@@ -160,3 +161,11 @@ def scan_partitions(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval
                 partitions.effective_max_rows_per_segment,
             )
     return found, shards, stats, parser.handler.saved_reports()
+
+
+def _chunk_at(start: int, given: dict[int, Interval], granularity: Optional[Granularity]) -> Interval:
+    """The chunk a row's ``__chunk`` start stands for: a given interval, else the segment bucket there (an
+    arbitrary granularitySpec has no segment granularity, but always gives its intervals)."""
+    if start in given or granularity is None:
+        return given[start]
+    return granularity.bucket(start)
