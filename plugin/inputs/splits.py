@@ -20,7 +20,7 @@ from pydantic import Field
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.delimited import has_quote
-from druidflow.inputs.sources import InputObject, LocalFile, list_objects
+from druidflow.inputs.sources import InputObject, LocalFile, ReadOnlyStream, list_objects
 from druidflow.specs.base import DruidModel
 from druidflow.specs.io import (
     CsvInputFormat,
@@ -212,7 +212,7 @@ class RangedFile(InputObject):
         return stream, stream
 
 
-class _RangeStream:
+class _RangeStream(ReadOnlyStream):
     """A read-only stream of a byte range cut at line boundaries (see :class:`RangedFile`)."""
 
     def __init__(self, raw: BinaryIO, start: int, end: int, preamble: int) -> None:
@@ -279,22 +279,8 @@ class _RangeStream:
             rest += block
         return bytes(rest)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.raw.close()
-
-    def __enter__(self) -> _RangeStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _close_underlying(self) -> None:
+        self.raw.close()
 
 
 def _first_lines(raw: BinaryIO, lines: int) -> bytes:
