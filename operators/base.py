@@ -139,7 +139,7 @@ class DruidflowStepOperator(BaseOperator):
     # -- the Druid task this step belongs to -------------------------------------------------------------------
 
     def _task_dict(self) -> dict[str, Any]:
-        return as_dict(getattr(self, "index_task"), "index_task")
+        return as_dict(self.index_task, "index_task")
 
     def _druid_task_id(self) -> str | None:
         try:
@@ -216,7 +216,7 @@ class DruidflowStepOperator(BaseOperator):
             from druidflow.tasks.protocol import fail
 
             fail(druid_task_id, message, self.runtime)
-        except Exception:  # noqa: BLE001 - the step's own error is what the user must see
+        except Exception:
             self.log.exception("Could not mark Druid task %s as failed", druid_task_id)
 
     def on_kill(self) -> None:
@@ -229,7 +229,7 @@ class DruidflowStepOperator(BaseOperator):
 
             release(druid_task_id, self.runtime)
             self.log.info("Released the locks of Druid task %s", druid_task_id)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.log.exception("Could not release the locks of Druid task %s", druid_task_id)
 
 

@@ -108,7 +108,8 @@ def cmd_segments(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     rows = [
-        [r.segment.id, str(r.segment.interval), r.segment.version, r.segment.partition_num, r.segment.num_rows, r.segment.size, "yes" if r.used else f"no ({r.unused_reason or '-'})"]
+        [r.segment.id, str(r.segment.interval), r.segment.version, r.segment.partition_num, r.segment.num_rows, r.segment.size,
+         "yes" if r.used else f"no ({r.unused_reason or '-'})"]
         for r in records
     ]
     _table(["id", "interval", "version", "partition", "rows", "bytes", "used"], rows)
@@ -318,9 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
-    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.push.cli import register as register_push
     from druidflow.sql_cli import register as register_query
+    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
@@ -370,7 +371,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a database error Druidflow did not foresee still prints one line
+    except Exception as exc:
         import sqlalchemy as sa
 
         if not isinstance(exc, sa.exc.SQLAlchemyError):

@@ -30,8 +30,9 @@ Matching rules (Druid's SQL-compatible mode):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 import pyarrow as pa

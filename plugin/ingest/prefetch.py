@@ -27,7 +27,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 if stop.is_set():
                     return
                 q.put((item, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as exc:
             q.put((_DONE, exc))
             return
         q.put((_DONE, None))

@@ -15,8 +15,9 @@ rank columns does the same job more slowly. No Python loop runs per row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import pyarrow as pa

@@ -11,7 +11,6 @@ multi-character TSV delimiter, Jackson parser features that relax JSON syntax) i
 from __future__ import annotations
 
 import os
-import re
 from typing import Annotated, Any, Literal, Optional, Union
 from urllib.parse import urlparse
 
@@ -83,7 +82,7 @@ class FlattenField(DruidModel):
         if self.type in ("path", "jq"):
             if not self.expr:
                 raise ValueError(f"flatten field {self.name!r}: a {self.type!r} field needs 'expr'")
-            self.path
+            self.path  # noqa: B018 - compiles the path now, so a bad one fails the spec, not the first row
         if self.type == "tree" and not self.nodes:
             raise ValueError(f"flatten field {self.name!r}: a 'tree' field needs 'nodes'")
         return self
