@@ -37,6 +37,7 @@ from druidflow.exceptions import (
     SpecError,
     TerminalError,
 )
+from druidflow.process_tuning import owned_process
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -158,14 +159,16 @@ class DruidflowStepOperator(BaseOperator):
         """Run one engine step with the lease heartbeat on, mapping Druidflow errors to Airflow's."""
         druid_task_id = self._druid_task_id()
         try:
+            # An Airflow task runs in a process of its own, so the engine may tune its allocator for the step.
             if not (self._heartbeat and druid_task_id):
-                return fn()
+                with owned_process():
+                    return fn()
             from druidflow.tasks.protocol import heartbeat
 
             rt = self.runtime
             with LeaseHeartbeat(
                 lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
-            ) as beat:
+            ) as beat, owned_process():
                 result = fn()
             beat.check()  # a lock revoked mid-step makes the step's output worthless
             return result

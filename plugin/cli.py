@@ -34,6 +34,7 @@ from druidflow import settings
 from druidflow.cli_diagnostics import datasource_summary, require_datasource
 from druidflow.exceptions import DruidflowError, MetadataConfigError, MetadataUnavailableError
 from druidflow.intervals import Interval, format_instant
+from druidflow.process_tuning import owned_process
 
 DEMO_SPEC = Path("examples") / "wikipedia-index.json"
 
@@ -358,7 +359,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.metadata_url is None:
             args.metadata_url = settings.metadata_url()
-        return int(args.func(args) or 0)
+        # The CLI owns its process: the engine may tune glibc's allocator for the run (see process_tuning).
+        with owned_process():
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader went away (e.g. `druidflow read ... | head`): not an error.
         sys.stderr.close()

@@ -30,46 +30,11 @@ import pyarrow.ipc as ipc
 
 from druidflow.ingest.parse import CHUNK, TIME
 from druidflow.ingest.rollup import MetricColumn, compact_dictionaries, rollup
+from druidflow.process_tuning import trim_allocator
+from druidflow.process_tuning import tune_allocator as tune_allocator  # re-exported for the index tasks
 
 # Small enough that a merge slice reads little beyond its time range from each persist, however many there are.
 SPILL_BATCH_ROWS = 16 * 1024
-
-
-def _libc() -> Any:
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-_M_MMAP_THRESHOLD = -3
-_allocator_tuned = False
-
-
-def tune_allocator() -> None:
-    """Serve every C allocation over 1 MiB from its own mapping (glibc only; once per process).
-
-    Batches, numpy temporaries and read buffers are megabytes each. By default glibc raises its mmap threshold
-    as such blocks are freed, after which they come from the heap, whose freed holes stay resident: over a long
-    build the resident size then creeps up with the input although live data stays bounded. Mapped blocks go
-    back to the OS the moment they are freed.
-    """
-    global _allocator_tuned
-    if _allocator_tuned or _LIBC is None:
-        return
-    try:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    except AttributeError:
-        pass
-    _allocator_tuned = True
-
-
-def _trim() -> None:
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
 
 
 def release_free_memory() -> None:
@@ -80,7 +45,7 @@ def release_free_memory() -> None:
     would grow with the input. Trimming after each persist keeps it flat.
     """
     pa.default_memory_pool().release_unused()
-    _trim()
+    trim_allocator()
 
 
 def persist_codec(index_spec: Any) -> Optional[str]:
