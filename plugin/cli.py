@@ -28,7 +28,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from druidflow import settings
 from druidflow.cli_diagnostics import datasource_summary, require_datasource
@@ -36,16 +36,19 @@ from druidflow.exceptions import DruidflowError, MetadataConfigError, MetadataUn
 from druidflow.intervals import Interval, format_instant
 from druidflow.process_tuning import owned_process
 
+if TYPE_CHECKING:
+    from druidflow.tasks.runtime import Runtime
+
 DEMO_SPEC = Path("examples") / "wikipedia-index.json"
 
 
-def _runtime(args: argparse.Namespace):
+def _runtime(args: argparse.Namespace) -> Runtime:
     from druidflow.tasks.runtime import Runtime
 
     return Runtime.from_urls(args.metadata_url, getattr(args, "deep_storage", None))
 
 
-def _existing(args: argparse.Namespace):
+def _existing(args: argparse.Namespace) -> Runtime:
     """The runtime, after checking the interval and that ``args.datasource`` exists."""
     _interval(getattr(args, "interval", None))
     rt = _runtime(args)

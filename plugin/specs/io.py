@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from typing_extensions import Self
 
 from druidflow.exceptions import InputError
 from druidflow.intervals import Interval
@@ -216,7 +217,7 @@ class _DelimitedInputFormat(DruidModel):
         return self.list_delimiter if self.list_delimiter is not None else DEFAULT_LIST_DELIMITER
 
     @model_validator(mode="after")
-    def _delimiters(self):
+    def _delimiters(self) -> Self:
         delim = self.delimiter_char
         if self.list_delimiter == delim:
             raise ValueError(f"listDelimiter cannot be the same as the delimiter {delim!r}")
