@@ -134,7 +134,7 @@ class BaseTask(SpecModel):
         return data
 
     @classmethod
-    def _raw_data_source(cls, data: dict) -> Any:
+    def _raw_data_source(cls, data: dict[str, Any]) -> Any:
         return get_field(data, "dataSource")
 
     @classmethod

@@ -13,10 +13,10 @@ import signal
 import time
 
 import pytest
-from tests.locks.lockbox_workers import hold_forever
 
 from druidflow.intervals import now_ms, parse_instant
 from druidflow.locks import TaskLockbox
+from tests.locks.lockbox_workers import hold_forever
 
 LEASE = 2.0
 LEASE_MS = int(LEASE * 1000)
