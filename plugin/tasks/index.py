@@ -38,8 +38,8 @@ from druidflow.tasks.index_build import build, build_units, fixed_step
 from druidflow.tasks.index_determine import chunk_versions, determine_partitions
 from druidflow.tasks.index_input import list_delimiter, parse_handler, string_dimensions
 from druidflow.tasks.index_plan import BuildResult, BuildUnit, ChunkPlan, IndexPlan, IndexReport
-from druidflow.tasks.report import ingestion_report, no_valid_rows_message
 from druidflow.tasks.publisher import ChunkVersion, PublishOutcome, PublishPlan
+from druidflow.tasks.report import ingestion_report, no_valid_rows_message
 from druidflow.tasks.runtime import Runtime
 from druidflow.tasks.segment_sink import LOCK_CHECK_SECONDS, SEGMENT_FILE, SegmentSink, push_key
 
