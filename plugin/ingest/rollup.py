@@ -109,9 +109,14 @@ def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Arra
         unified = dictionaries[0]
         remaps = [None]
     else:
-        unified = pc.unique(pa.chunked_array(dictionaries))
-        unified = unified.combine_chunks() if isinstance(unified, pa.ChunkedArray) else unified
-        remaps = [pc.index_in(d, value_set=unified).to_numpy(zero_copy_only=False).astype(np.int32) for d in dictionaries]
+        # One hash pass over all the dictionaries' entries: each entry's position in the unified dictionary (in order
+        # of first appearance, a null entry a value of its own). Looking each dictionary up in the unified one
+        # would hash the whole unified dictionary once per dictionary.
+        encoded = pc.dictionary_encode(pa.concat_arrays(dictionaries), null_encoding="encode")
+        unified = encoded.dictionary
+        positions = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        bounds = np.cumsum([0] + [len(d) for d in dictionaries])
+        remaps = [positions[bounds[i] : bounds[i + 1]] for i in range(len(dictionaries))]
     parts = []
     for c, o in zip(chunks, owner):
         idx = _indices(c)
