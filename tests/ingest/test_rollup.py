@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from unittest.mock import patch
 
 from druidflow.ingest import rollup as rollup_module
 from druidflow.ingest.rollup import MetricColumn, compact_dictionaries, rollup
