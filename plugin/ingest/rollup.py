@@ -110,9 +110,14 @@ def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Arra
         unified = dictionaries[0]
         remaps = [None]
     else:
-        unified = pc.unique(pa.chunked_array(dictionaries))
-        unified = unified.combine_chunks() if isinstance(unified, pa.ChunkedArray) else unified
-        remaps = [pc.index_in(d, value_set=unified).to_numpy(zero_copy_only=False).astype(np.int32) for d in dictionaries]
+        # One hash pass over all the dictionaries' entries: each entry's position in the unified dictionary (in order
+        # of first appearance, a null entry a value of its own). Looking each dictionary up in the unified one
+        # would hash the whole unified dictionary once per dictionary.
+        encoded = pc.dictionary_encode(pa.concat_arrays(dictionaries), null_encoding="encode")
+        unified = encoded.dictionary
+        positions = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        bounds = np.cumsum([0] + [len(d) for d in dictionaries])
+        remaps = [positions[bounds[i] : bounds[i + 1]] for i in range(len(dictionaries))]
     parts = []
     for c, o in zip(chunks, owner):
         idx = _indices(c)
@@ -299,6 +304,11 @@ def rollup(
     n = table.num_rows
     if n == 0:
         return table
+    if combine and _few_groups(table, [*leading, TIME, *dimensions], metrics):
+        # Many rows per group: Arrow's hash aggregation folds the rows into their groups in one pass, and the few
+        # groups left are ordered and encoded below like any rolled-up rows (each its own group there).
+        table = _hash_aggregate(table, [*leading, TIME, *dimensions], metrics)
+        n = table.num_rows
     lead = [_time_key(table.column(c), None) for c in leading]
     keys = lead + [_time_key(table.column(TIME), time_step)] + [_dimension_key(table.column(d)) for d in dimensions]
     groups = _group(keys, n, sort_rows=not combine, sorted_runs=sorted_runs)
@@ -328,6 +338,58 @@ def rollup(
         else:
             columns.update(_ordered(m, table, keys, n))
     return pa.table(columns)
+
+
+#: Rows from which the hash path is considered, the rows it samples to decide, and the fewest input rows per group
+#: (in that sample) for which it is taken: below that, the sort or dense path, which groups and orders in one go,
+#: costs less than a hash pass followed by ordering nearly as many groups.
+HASH_MIN_ROWS = 1 << 16
+HASH_SAMPLE_ROWS = 1 << 16
+HASH_ROWS_PER_GROUP = 8
+
+
+def _hashable(table: pa.Table, keys: Sequence[str], metrics: Sequence[MetricColumn]) -> bool:
+    """Whether Arrow's hash aggregation gives exactly what the numpy paths give: sums of longs and doubles and the
+    min/max of longs (floats' NaN and float32 accumulation would differ), keyed by strings and numbers."""
+    for m in metrics:
+        t = table.schema.field(m.name).type
+        if m.kind == "sum" and (pa.types.is_integer(t) or pa.types.is_float64(t)):
+            continue
+        if m.kind in ("min", "max") and pa.types.is_integer(t):
+            continue
+        return False
+    for k in keys:
+        t = table.schema.field(k).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if not (pa.types.is_string(t) or pa.types.is_integer(t) or pa.types.is_floating(t)):
+            return False
+    return True
+
+
+def _few_groups(table: pa.Table, keys: Sequence[str], metrics: Sequence[MetricColumn]) -> bool:
+    """Whether the rows fold into few groups, judged on a sample: the table's first rows."""
+    n = table.num_rows
+    if n < HASH_MIN_ROWS or not _hashable(table, keys, metrics):
+        return False
+    sample = table.slice(0, HASH_SAMPLE_ROWS).select(list(keys)).unify_dictionaries()
+    groups = sample.group_by(list(keys), use_threads=False).aggregate([]).num_rows
+    return groups * HASH_ROWS_PER_GROUP <= sample.num_rows
+
+
+def _hash_aggregate(table: pa.Table, keys: Sequence[str], metrics: Sequence[MetricColumn]) -> pa.Table:
+    """One row per distinct key with every metric combined (single-threaded: float sums add in row order)."""
+    columns = list(keys) + [m.name for m in metrics]
+    grouped = (
+        table.select(columns)
+        .unify_dictionaries()
+        .group_by(list(keys), use_threads=False)
+        .aggregate([(m.name, m.kind) for m in metrics])
+    )
+    out = {k: grouped.column(k) for k in keys}
+    for m in metrics:
+        out[m.name] = grouped.column(f"{m.name}_{m.kind}").cast(table.schema.field(m.name).type)
+    return pa.table(out)
 
 
 def _sketches(m: MetricColumn, col: pa.Array, groups: _Groups, combine: bool) -> pa.Array:

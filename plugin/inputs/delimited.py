@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Union
 
@@ -143,8 +145,7 @@ def _valid_text_rows(batch: pa.RecordBatch, uri: str, quoted: bool) -> tuple[pa.
         except pa.ArrowInvalid:
             broken = _invalid_utf8(col)
         if quoted:
-            text = col.dictionary if pa.types.is_dictionary(t) else col
-            if broken is None and pc.any(pc.match_substring(text, "\n")).as_py():
+            if broken is None and _holds_byte(col, _NEWLINE):
                 broken = np.zeros(len(col), dtype=bool)
             if broken is not None:
                 broken |= _holds_newline(col)
@@ -164,6 +165,32 @@ def _valid_text_rows(batch: pa.RecordBatch, uri: str, quoted: bool) -> tuple[pa.
         for col in kept.columns
     ]  # a dictionary would still hold the removed rows' bad text
     return pa.RecordBatch.from_arrays(arrays, schema=kept.schema), failures
+
+
+_NEWLINE, _QUOTE = 10, 34
+
+
+def _text_bytes(col: pa.Array) -> np.ndarray:
+    """The UTF-8 bytes of a string column's values (a dictionary column's dictionary), as a view."""
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary
+    if len(col) == 0:
+        return np.zeros(0, np.uint8)
+    _, offsets_buf, data_buf = col.buffers()[:3]
+    if data_buf is None:
+        return np.zeros(0, np.uint8)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(col) + 1, offset=col.offset * 4)
+    return np.frombuffer(data_buf, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+
+
+def _holds_byte(col: pa.Array, byte: int) -> bool:
+    """Whether any value of a string column holds ``byte`` (one vectorised pass over the column's bytes)."""
+    data = _text_bytes(col)
+    return bool(len(data)) and bool(np.any(data == byte))
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))
 
 
 def _binary_values(col: pa.Array) -> list[Optional[bytes]]:
@@ -251,12 +278,17 @@ def read_delimited(
     block_size: int,
     column_types: Optional[Mapping[str, pa.DataType]] = None,
     native: Any = None,
+    may_hold_quotes: bool = False,
 ) -> Iterator[Chunk]:
     """Batches of one CSV/TSV stream, each with the malformed rows met while parsing it.
 
     ``native`` (a pyarrow ``NativeFile`` over the same bytes, for uncompressed local files) lets Arrow read the file
     itself, without calling back into Python for every block: the preamble is then read from ``stream`` (a second,
-    plain handle) and skipped by Arrow.
+    plain handle) and skipped by Arrow. With ``may_hold_quotes`` (a CSV file holding a quote somewhere) Arrow still
+    reads it natively, but speculatively: only a line with an odd number of quotes can leave a quote or a newline in
+    a value or in a skipped row, so while no batch holds one, Arrow's rows are exactly the quote guard's. At the
+    first batch that does, the file is read again through the guard from its start, without the rows and malformed
+    rows already handed out.
     """
     preamble_lines = fmt.skip_header_rows + (1 if fmt.uses_header else 0)
     preamble, rest, complete = _read_preamble(stream, preamble_lines)
@@ -267,15 +299,18 @@ def read_delimited(
         raise InputError(f"{uri}: the header row names no columns")
 
     failures: list[ParseFailure] = []
-    line_offset = preamble_lines
+    suspect = threading.Event()
 
     def on_invalid_row(row: Any) -> str:
+        if suspect_quotes and '"' in row.text:
+            suspect.set()  # perhaps an unterminated quote swallowing lines: the guard decides
+            return "skip"
         failures.append(
             ParseFailure(
                 raw=truncate_raw(row.text),
                 message=f"expected {row.expected_columns} fields, found {row.actual_columns}",
                 source=uri,
-                line=None if row.number is None else row.number + line_offset,
+                line=None if row.number is None else row.number + preamble_lines,
             )
         )
         return "skip"
@@ -285,48 +320,97 @@ def read_delimited(
         wanted = (column_types or {}).get(name)
         types[name] = wanted if wanted is not None and is_string_like(wanted) else pa.string()
     tsv = isinstance(fmt, TsvInputFormat)
-    read_options = pacsv.ReadOptions(
-        use_threads=True, block_size=block_size, column_names=names, skip_rows=preamble_lines if native is not None else 0
-    )
-    parse_options = pacsv.ParseOptions(
-        delimiter=fmt.delimiter_char,
-        quote_char=False if tsv else '"',
-        double_quote=not tsv,
-        escape_char=False,
-        newlines_in_values=False,
-        ignore_empty_lines=True,
-        invalid_row_handler=on_invalid_row,
-    )
-    convert_options = pacsv.ConvertOptions(
-        check_utf8=False,  # checked per batch below, so that a row with bad bytes is counted, not fatal
-        column_types=types,
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-    )
-    guard = None
-    if native is None:
-        source: Any = _Prefixed(rest, stream)
-        if not tsv:
-            guard = source = _QuoteGuard(source, uri, preamble_lines + 1, failures)
-    try:
-        reader = pacsv.open_csv(
-            native if native is not None else source,
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=convert_options,
+
+    def open_reader(source: Any, skip_rows: int) -> Any:
+        read_options = pacsv.ReadOptions(use_threads=True, block_size=block_size, column_names=names, skip_rows=skip_rows)
+        parse_options = pacsv.ParseOptions(
+            delimiter=fmt.delimiter_char,
+            quote_char=False if tsv else '"',
+            double_quote=not tsv,
+            escape_char=False,
+            newlines_in_values=False,
+            ignore_empty_lines=True,
+            invalid_row_handler=on_invalid_row,
         )
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):
-            if failures:
-                yield None, _drain(failures), None
-            return
-        raise
+        convert_options = pacsv.ConvertOptions(
+            check_utf8=False,  # checked per batch below, so that a row with bad bytes is counted, not fatal
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+        try:
+            return pacsv.open_csv(source, read_options=read_options, parse_options=parse_options, convert_options=convert_options)
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return None
+            raise
+
+    handed_rows = 0
+    handed_failures: Counter[tuple[str, str]] = Counter()
+    suspect_quotes = native is not None and may_hold_quotes and not tsv
+    if native is not None:
+        reader = None
+        try:
+            reader = open_reader(native, preamble_lines)
+            for batch in reader if reader is not None else ():
+                if suspect_quotes and (suspect.is_set() or _holds_quote_or_newline(batch)):
+                    break
+                checked, bad_rows = _valid_text_rows(batch, uri, False)
+                out = _drain(failures)
+                handed_rows += batch.num_rows
+                handed_failures.update((f.raw, f.message) for f in out)
+                yield checked, out + bad_rows, None
+            else:
+                if not suspect.is_set():
+                    if failures:
+                        yield None, _drain(failures), None
+                    return
+        except pa.ArrowInvalid:
+            if not suspect_quotes:
+                raise
+        # Something only an odd number of quotes on a line can cause: the quote guard reads the file again.
+        if reader is not None:
+            reader.close()
+        native.seek(0, 2)  # the bytes count as read; the guard's reading is not counted twice
+        failures.clear()
+        suspect_quotes = False
+
+    source: Any = _Prefixed(rest, stream)
+    guard = None
+    if not tsv:
+        guard = source = _QuoteGuard(source, uri, preamble_lines + 1, failures)
+    reader = open_reader(source, 0)
+    if reader is None:
+        if failures:
+            yield None, _unseen(_drain(failures), handed_failures), None
+        return
     for batch in reader:
+        if handed_rows:
+            skipped = min(handed_rows, batch.num_rows)
+            batch, handed_rows = batch.slice(skipped), handed_rows - skipped
         batch, bad_rows = _valid_text_rows(batch, uri, guard is not None and guard.quoted)
-        yield batch, _drain(failures) + bad_rows, None
+        yield batch, _unseen(_drain(failures), handed_failures) + bad_rows, None
     if failures:
-        yield None, _drain(failures), None
+        yield None, _unseen(_drain(failures), handed_failures), None
+
+
+def _holds_quote_or_newline(batch: pa.RecordBatch) -> bool:
+    return any(_is_text(c.type) and (_holds_byte(c, _QUOTE) or _holds_byte(c, _NEWLINE)) for c in batch.columns)
+
+
+def _unseen(failures: list[ParseFailure], handed: Counter[tuple[str, str]]) -> list[ParseFailure]:
+    """``failures`` without those already handed out (by raw text and message, each once)."""
+    if not handed:
+        return failures
+    out = []
+    for f in failures:
+        key = (f.raw, f.message)
+        if handed[key] > 0:
+            handed[key] -= 1
+        else:
+            out.append(f)
+    return out
 
 
 def _drain(failures: list[ParseFailure]) -> list[ParseFailure]:

@@ -97,22 +97,26 @@ class JsonLinesParser:
                     return
                 data, end = carry, len(carry)
                 block, carry = memoryview(data), b""
-            tables, failures = self.parse_block(block, uri, line)
+            newlines = _count_newlines(block)
+            tables, failures = self.parse_block(block, uri, line, newlines)
             for i, table in enumerate(tables):
                 yield table, failures if i == 0 else [], None
             if not tables and failures:
                 yield None, failures, None
-            line += data.count(b"\n", 0, end)
+            line += newlines
             if not chunk:
                 return
 
-    def parse_block(self, block: bytes | memoryview, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
-        """The tables of one block of whole lines (usually one), and its broken lines."""
+    def parse_block(
+        self, block: bytes | memoryview, uri: str, first_line: int, newlines: Optional[int] = None
+    ) -> tuple[list[pa.Table], list[ParseFailure]]:
+        """The tables of one block of whole lines (usually one), and its broken lines (``newlines``: how many newline
+        characters the block holds, when the caller has counted them)."""
         # pyarrow's JSON parser passes invalid UTF-8 through into string columns; only valid text goes to it.
         if _is_valid_utf8(block):
             table = self._vectorised(block)
             if table is not None:
-                if _one_row_per_line(block, table.num_rows):
+                if _one_row_per_line(block, table.num_rows, newlines):
                     return [table], []
                 # Several objects on one line: pyarrow reads them as rows, Druid's line reader as one bad line.
                 tables, failures = self._by_lines(bytes(block), uri, first_line)
@@ -322,10 +326,18 @@ def _type_depth(t: pa.DataType) -> int:
     return deepest
 
 
-def _one_row_per_line(block: bytes | memoryview, rows: int) -> bool:
+_COUNT_STEP = 1 << 18  # counted a cache-sized piece at a time: no block-sized temporary
+
+
+def _count_newlines(block: bytes | memoryview) -> int:
+    arr = np.frombuffer(block, dtype=np.uint8)
+    return sum(int(np.count_nonzero(arr[i : i + _COUNT_STEP] == 10)) for i in range(0, len(arr), _COUNT_STEP))
+
+
+def _one_row_per_line(block: bytes | memoryview, rows: int, newlines: Optional[int] = None) -> bool:
     """Whether ``rows`` parsed rows can be one per line: never more rows than lines that are not blank."""
     arr = np.frombuffer(block, dtype=np.uint8)
-    lines = int(np.count_nonzero(arr == 10)) + (1 if len(arr) and arr[-1] != 10 else 0)
+    lines = (newlines if newlines is not None else _count_newlines(block)) + (1 if len(arr) and arr[-1] != 10 else 0)
     if rows == lines:
         return True
     if rows > lines:
@@ -334,6 +346,9 @@ def _one_row_per_line(block: bytes | memoryview, rows: int) -> bool:
 
 
 def _is_valid_utf8(data: bytes | memoryview) -> bool:
+    whole = data.obj if isinstance(data, memoryview) else data
+    if isinstance(whole, bytes) and whole.isascii():
+        return True  # ASCII (a view's whole buffer, hence the view): no decoded copy needed
     try:
         codecs.utf_8_decode(data, "strict", True)  # C speed; the decoded text is thrown away
         return True

@@ -157,19 +157,21 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
-        if (
-            not isinstance(fmt, JsonInputFormat)
-            and isinstance(obj, LocalFile)
-            and obj.compression is None
-            and (isinstance(fmt, TsvInputFormat) or not has_quote(obj.path))
-        ):
+        if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
             # A plain local file: Arrow reads it natively (no Python call per block, so no GIL contention with
-            # the work done on the batches); a second handle serves the header. A CSV file with quotes goes through
-            # Python, which keeps an unbalanced quote from swallowing the lines after it.
+            # the work done on the batches); a second handle serves the header. A CSV file with quotes is read so
+            # speculatively: at a sign of an unbalanced quote it is read again through Python, which keeps such a
+            # quote from swallowing the lines after it.
             native = pa.OSFile(str(obj.path))
             header = open(obj.path, "rb")
             chunks = read_delimited(
-                header, fmt, obj.uri, block_size=self.block_size, column_types=self.column_types, native=native
+                header,
+                fmt,
+                obj.uri,
+                block_size=self.block_size,
+                column_types=self.column_types,
+                native=native,
+                may_hold_quotes=isinstance(fmt, CsvInputFormat) and has_quote(obj.path),
             )
             return chunks, _Closing(header, native), _NativeCount(native)
         stream, counter = obj.open_text_stream()

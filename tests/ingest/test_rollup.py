@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -174,3 +177,69 @@ def test_compact_dictionaries_keeps_values_and_drops_unused_entries():
     part = compact_dictionaries(rolled.slice(1, 1))
     col = part.column("a").combine_chunks()
     assert col.to_pylist() == ["q"] and len(col.dictionary) == 1
+
+
+def _heavy_table(rows: int, seed: int = 3) -> pa.Table:
+    """Many rows per (chunk, time, dims) key, in batches with their own dictionaries, with nulls in a dimension and
+    in the metrics."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for lo in range(0, rows, 20_000):
+        m = min(20_000, rows - lo)
+        hour = rng.integers(0, 48, m)
+        region = np.array(["b", "a", "c", None], dtype=object)[rng.integers(0, 4, m)]
+        units = rng.integers(-5, 1000, m)
+        amount = rng.random(m) * 100
+        batches.append(
+            pa.table(
+                {
+                    "__chunk": pa.array(hour // 24 * 86_400_000, pa.int64()),
+                    "__time": pa.array(hour * 3_600_000, pa.int64()),
+                    "region": pc.dictionary_encode(pa.array(region, pa.string())),
+                    "device": pc.dictionary_encode(pa.array(np.array(["x", "y"])[rng.integers(0, 2, m)])),
+                    "count": pa.array(np.ones(m, np.int64)),
+                    "units": pa.array(units, mask=rng.random(m) < 0.1),
+                    "amount": pa.array(amount, mask=rng.random(m) < 0.1),
+                    "low": pa.array(units, pa.int64()),
+                }
+            )
+        )
+    return pa.concat_tables(batches)
+
+
+def test_heavy_rollup_takes_the_hash_path_and_gives_what_the_dense_path_gives(monkeypatch):
+    table = _heavy_table(200_000)
+    metrics = [
+        MetricColumn("count", "sum", pa.int64()),
+        MetricColumn("units", "sum", pa.int64()),
+        MetricColumn("amount", "sum", pa.float64()),
+        MetricColumn("low", "min", pa.int64()),
+    ]
+    calls = []
+    hash_aggregate = rollup_module._hash_aggregate
+    monkeypatch.setattr(rollup_module, "_hash_aggregate", lambda *a: calls.append(1) or hash_aggregate(*a))
+    hashed = rollup(table, ["region", "device"], metrics, time_step=3_600_000, leading=["__chunk"])
+    assert calls, "few groups: the hash path is taken"
+    monkeypatch.setattr(rollup_module, "HASH_MIN_ROWS", 10**12)
+    dense = rollup(table, ["region", "device"], metrics, time_step=3_600_000, leading=["__chunk"])
+    assert hashed.num_rows == dense.num_rows == 48 * 4 * 2
+    for name in ["__chunk", "__time", "region", "device", "count", "units", "low"]:
+        assert hashed.column(name).to_pylist() == dense.column(name).to_pylist(), name
+    assert hashed.column("region").type == dense.column("region").type
+    assert np.allclose(hashed.column("amount").to_numpy(), dense.column("amount").to_numpy(), rtol=1e-12)
+    assert hashed.column("region").to_pylist()[:4] == [None, None, "a", "a"]  # Druid's order: nulls first
+
+
+def test_many_groups_keep_the_sort_path(monkeypatch):
+    rng = np.random.default_rng(5)
+    n = 100_000
+    table = pa.table(
+        {
+            "__time": pa.array(np.sort(rng.integers(0, 10**9, n)), pa.int64()),
+            "page": pc.dictionary_encode(pa.array([f"p{i}" for i in rng.integers(0, 50_000, n)])),
+            "count": pa.array(np.ones(n, np.int64)),
+        }
+    )
+    monkeypatch.setattr(rollup_module, "_hash_aggregate", lambda *a: pytest.fail("many groups: no hash pass"))
+    out = rollup(table, ["page"], [MetricColumn("count", "sum", pa.int64())])
+    assert pc.sum(out.column("count")).as_py() == n
