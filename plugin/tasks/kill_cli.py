@@ -140,7 +140,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
         lock_timeout_s=args.lock_timeout,
     )
     if args.json:
-        print(json.dumps(report.model_dump(), indent=2))
+        print(json.dumps(report.druid_report(), indent=2))
         return 0
     sys.stdout.write(format_kill_report(report))
     return 0
@@ -257,7 +257,7 @@ def cmd_orphans(args: argparse.Namespace) -> int:
 
     report = sweep_orphans(_runtime(args), args.datasource, delete=args.delete)
     if args.json:
-        print(json.dumps(report.model_dump(), indent=2))
+        print(json.dumps(report.druid_report(), indent=2))
         return 0
     for o in report.orphans:
         note = f" (locked by {', '.join(o.locked_by)})" if o.locked_by else ""
