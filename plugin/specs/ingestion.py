@@ -26,13 +26,13 @@ from druidflow.aggregators import Aggregator
 from druidflow.exceptions import SpecError
 from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, condense
+from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import TIME_COLUMN, DimensionSchema, DimensionsSpec
 from druidflow.specs.io import Firehose, InputFormat, InputSource, needs_input_format
-from druidflow.specs.base import DruidModel
 from druidflow.specs.limits import check_column_name
 from druidflow.specs.timestamp import TimestampSpec
-from druidflow.specs.unknown_keys import UNKNOWN_KEY, spec_warnings
 from druidflow.specs.tuning import IndexTuningConfig
+from druidflow.specs.unknown_keys import UNKNOWN_KEY, spec_warnings
 from druidflow.specs.validation import (
     SpecModel,
     check_druid_id,

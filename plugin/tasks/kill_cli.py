@@ -257,7 +257,7 @@ def cmd_orphans(args: argparse.Namespace) -> int:
 
     report = sweep_orphans(_runtime(args), args.datasource, delete=args.delete)
     if args.json:
-        print(json.dumps(report.druid_report(), indent=2))
+        print(json.dumps(report.model_dump(), indent=2))
         return 0
     for o in report.orphans:
         note = f" (locked by {', '.join(o.locked_by)})" if o.locked_by else ""
