@@ -339,7 +339,7 @@ def normalise_classic(data: Any) -> Any:
                 "dataSchema.parser.parseSpec.format", fmt, f"timeAndDims only works with the ingestSegment firehose, not {firehose.get('type')!r}"
             )
     out = dict(data)
-    out[ds_key], out[io_key] = ds, io  # type: ignore[index]
+    out[ds_key], out[io_key] = ds, io
     if warnings or any(spec_warnings(model) for model in moved_models):
         # Only then: a clean classic spec gives exactly the model (and the dump) of its modern form.
         out["druidflowClassicForm"] = ClassicForm(warnings=tuple(warnings), moved=moved)
