@@ -165,7 +165,7 @@ class DruidKillOperator(DruidflowStepOperator):
         self.log.info("%s", format_kill_report(report).rstrip())
         if report.dry_run and from_form:
             self.log.info("This was a dry run: trigger again with 'confirm' ticked to delete what is listed.")
-        return report.model_dump()
+        return report.druid_report()  # Druid's killUnusedSegments report; Druidflow's detail under druidflowDetails
 
     def _airflow_error(self, exc: DruidflowError, context: Context, druid_task_id: str | None) -> AirflowException:
         if not isinstance(exc, LockRevokedError):

@@ -91,7 +91,7 @@ def _run_kill(spec: dict[str, Any], rt: Any, args: argparse.Namespace) -> int:
     report = kill.run(spec, rt, dry_run=not args.confirm)
     if report.dry_run:
         print("DRY RUN: nothing was deleted; re-run with --confirm to delete. " + report.summary(), file=sys.stderr)
-    print(json.dumps(report.model_dump(), indent=2, default=str))
+    print(json.dumps(report.druid_report(), indent=2, default=str))
     return 0
 
 

@@ -245,3 +245,15 @@ def test_plan_compact_plan_again_does_not_pick_a_compacted_chunk_twice(rt):
     index.run(_index_spec(9), rt)
     with pytest.raises(Exception, match="sha256OfSortedSegmentIds"):
         compact.run(stale, rt)
+
+
+def test_max_input_segment_bytes_per_task_is_refused_naming_what_druid_meant():
+    # Druid's key is the segments split hint's (SegmentsSplitHintSpec, apache/druid
+    # core/src/main/java/org/apache/druid/data/input/SegmentsSplitHintSpec.java); the compaction config's own size
+    # limit is inputSegmentSizeBytes (apache/druid#6407). docs/compaction.md has the history.
+    from druidflow.compaction.config import DataSourceCompactionConfig
+
+    with pytest.raises(SpecError) as info:
+        DataSourceCompactionConfig.parse({"dataSource": "wikipedia", "maxInputSegmentBytesPerTask": 500000000})
+    assert info.value.path == "maxInputSegmentBytesPerTask" and info.value.value == 500000000
+    assert "inputSegmentSizeBytes" in info.value.reason and "splitHintSpec" in info.value.reason

@@ -37,6 +37,13 @@ from druidflow.transforms import TransformSpec
 
 #: Druid's default ``inputSegmentSizeBytes`` since May 2022 (effectively no limit).
 DEFAULT_INPUT_SEGMENT_SIZE_BYTES = 100_000_000_000_000
+#: Why ``maxInputSegmentBytesPerTask`` is refused (docs/compaction.md has the history).
+MAX_INPUT_SEGMENT_BYTES_PER_TASK = (
+    "not a field of Druid's compaction config: in Druid it is the size of the input each parallel sub-task reads "
+    "(tuningConfig.splitHintSpec {\"type\": \"segments\"}, or the deprecated ingestSegment firehose field), which "
+    "Druidflow cannot honour (it reads a dataSource's segments as one split); to skip time chunks whose segments are "
+    "larger than this many bytes, use inputSegmentSizeBytes"
+)
 #: Druid's default ``taskPriority`` (``Tasks.DEFAULT_MERGE_TASK_PRIORITY``).
 DEFAULT_TASK_PRIORITY = 25
 DEFAULT_MAX_COMPACTION_TASK_SLOTS = 4
@@ -75,6 +82,8 @@ class DataSourceCompactionConfig(SpecModel):
         if not isinstance(data, dict):
             return data
         data = drop_nulls(dict(data))
+        if get_field(data, "maxInputSegmentBytesPerTask") is not None:
+            raise SpecError("maxInputSegmentBytesPerTask", get_field(data, "maxInputSegmentBytesPerTask"), MAX_INPUT_SEGMENT_BYTES_PER_TASK)
         max_rows = pop_field(data, "maxRowsPerSegment")
         if max_rows is not None:
             tuning = dict(get_field(data, "tuningConfig") or {})

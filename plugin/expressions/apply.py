@@ -28,6 +28,7 @@ from druidflow.expressions.values import (
     NULL,
     STRING,
     Val,
+    is_nested,
     merge_kinds,
     null_of,
     truth,
@@ -61,13 +62,17 @@ def _lambda(call: Call) -> Lambda:
     return lam
 
 
+#: functions whose lambda may give an array: each element maps to an array, the result is an array of arrays
+ARRAY_VALUED_LAMBDAS = frozenset({"map", "cartesian_map"})
+
+
 def _body(call: Call, ctx: Ctx, rows: np.ndarray, elements: list[Val], extra: Optional[Val] = None) -> Val:
     """The lambda's body over elements (one per parameter, ``extra`` for the last one), as a full array."""
     lam = _lambda(call)
     args = elements + ([extra] if extra is not None else [])
     child = LambdaCtx(ctx, rows, dict(zip(lam.params, args)))
     out = lam.body.evaluate(child)
-    if out.kind in ELEMENT_OF and extra is None:
+    if out.kind in ELEMENT_OF and extra is None and (is_nested(out.kind) or call.name not in ARRAY_VALUED_LAMBDAS):
         raise ctx.error(call, f"the lambda of {call.name!r} must give a scalar, not {out.kind}")
     kind = out.kind if out.kind != NULL else STRING
     return Val(ctx_array(out, kind, len(rows)), kind)

@@ -28,6 +28,7 @@ from druidflow.expressions.registry import function, literal_check
 from druidflow.expressions.strings import check_regex
 from druidflow.expressions.tree import Call, Ctx
 from druidflow.expressions.values import (
+    ARRAY_OF,
     ARROW_TYPE,
     ELEMENT_OF,
     NULL,
@@ -36,6 +37,8 @@ from druidflow.expressions.values import (
     Val,
     as_long,
     as_string,
+    is_nested,
+    merge_kinds,
     null_of,
 )
 
@@ -57,11 +60,28 @@ def _longs(v: Val, n: int) -> tuple[np.ndarray, np.ndarray]:
 @function("array", 1, None)
 def _array(call: Call, ctx: Ctx) -> Val:
     values = [a.evaluate(ctx) for a in call.args]
-    for v in values:
-        if v.kind in ELEMENT_OF:
-            raise ScalarExpected(v.kind)  # arrays of arrays have no place in a Druid dimension
+    if any(v.kind in ELEMENT_OF for v in values):
+        return _array_of_arrays(values, ctx.n)
     element = values[0].kind if values[0].kind != NULL else STRING
     return concat_rows([singletons(v, ctx.n, element) for v in values]).to_val()
+
+
+def _array_of_arrays(values: list[Val], n: int) -> Val:
+    """``array(array(1, 2), [3])``: each row an array of the arguments' arrays, their elements cast to the least
+    restrictive element kind (Druid's FunctionTest: ``array(a, b)`` of a STRING and a LONG array gives
+    ARRAY<ARRAY<STRING>>). A null argument is a null element."""
+    for v in values:
+        if v.kind != NULL and (v.kind not in ELEMENT_OF or is_nested(v.kind)):
+            raise ScalarExpected(v.kind)  # arrays and scalars do not mix; arrays nest two levels at most
+    element = merge_kinds([ELEMENT_OF[v.kind] for v in values if v.kind != NULL])
+    inner = ARRAY_OF[element]
+    columns = [pa.nulls(n, ARROW_TYPE[inner]) if v.kind == NULL else lists(v, n).cast(element).to_val().data for v in values]
+    k = len(columns)
+    # row r holds argument j's row r: element r * k + j of the result is row r of column j
+    take = (np.arange(n, dtype=np.int64)[:, None] + n * np.arange(k, dtype=np.int64)[None, :]).ravel()
+    children = pa.concat_arrays(columns).take(pa.array(take))
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int64).astype(np.int32))
+    return Val(pa.ListArray.from_arrays(offsets, children), ARRAY_OF[inner])
 
 
 @function("array_length", 1)

@@ -11,7 +11,7 @@ from druidflow.exceptions import SpecError
 from druidflow.expressions.columns import Batch
 from druidflow.expressions.parser import Syntax
 from druidflow.expressions.tree import Ctx, Node
-from druidflow.expressions.values import ScalarExpected, Val, is_array, truth
+from druidflow.expressions.values import ScalarExpected, Val, is_array, is_nested, truth
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,13 @@ class Expression:
         """The expression's value for every row: int64, float64 or string (all-null string if untyped), or a list
         of those for an array."""
         ctx = Ctx(batch, self)
-        return ctx.array(self._value(ctx))
+        v = self._value(ctx)
+        if is_nested(v.kind):
+            # Druid evaluates arrays of arrays inside an expression, but a column (a dimension, a metric's input)
+            # holds a scalar or one level of values.
+            raise ctx.error(None, f"gives {v.kind}: an array of arrays cannot be a column value; take one array of it "
+                                  "(array_offset(), array_ordinal()) or fold it to a scalar")
+        return ctx.array(v)
 
     def evaluate_truth(self, batch: Batch) -> pa.Array:
         """The value as Druid's truth (numbers > 0, strings equal to 'true'); null where the value is null."""

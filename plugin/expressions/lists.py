@@ -23,8 +23,10 @@ from druidflow.expressions.values import (
     LONG,
     NULL,
     STRING,
+    ScalarExpected,
     Val,
     as_kind,
+    kind_of_arrow,
 )
 
 
@@ -118,6 +120,8 @@ def concat_rows(parts: list[Lists]) -> Lists:
 def codes(*arrays: pa.Array) -> list[np.ndarray]:
     """Integer codes of the values of arrays of one type, equal where the values are equal; null is 0."""
     joined = pa.concat_arrays(list(arrays)) if len(arrays) > 1 else arrays[0]
+    if pa.types.is_list(joined.type):
+        raise ScalarExpected(ARRAY_OF[kind_of_arrow(joined.type)])  # elements that are arrays cannot be compared here
     distinct = pc.unique(joined.drop_null()) if joined.null_count else pc.unique(joined)
     out = []
     for a in arrays:

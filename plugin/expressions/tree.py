@@ -238,6 +238,9 @@ class Call(Node):
             return FUNCTIONS[self.name].impl(self, ctx)
         except ScalarExpected as exc:
             raise ctx.error(self, f"function {self.name!r} does not accept {exc.kind} arguments") from None
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            # e.g. a set or sort over elements that are themselves arrays
+            raise ctx.error(self, f"function {self.name!r} does not support these argument types ({exc})") from None
 
     def literal(self, i: int) -> Any:
         node = self.args[i]

@@ -24,6 +24,12 @@ ARRAY_OF = {LONG: LONG_ARRAY, DOUBLE: DOUBLE_ARRAY, STRING: STRING_ARRAY}
 ELEMENT_OF = {v: k for k, v in ARRAY_OF.items()}
 ARROW_TYPE = {LONG: pa.int64(), DOUBLE: pa.float64(), STRING: pa.string(), NULL: pa.null()}
 ARROW_TYPE.update({ARRAY_OF[k]: pa.list_(ARROW_TYPE[k]) for k in (LONG, DOUBLE, STRING)})
+# Arrays of arrays (ARRAY<ARRAY<LONG>>, ...) live only inside an expression, as in Druid: array(array(1, 2), [3]),
+# map() with an array-valued lambda. No column holds one (see Expression.evaluate).
+NESTED_OF = {ARRAY_OF[k]: f"ARRAY<{ARRAY_OF[k]}>" for k in (LONG, DOUBLE, STRING)}
+ARRAY_OF.update(NESTED_OF)
+ELEMENT_OF.update({v: k for k, v in NESTED_OF.items()})
+ARROW_TYPE.update({v: pa.list_(ARROW_TYPE[k]) for k, v in NESTED_OF.items()})
 Data = Union[pa.Array, pa.Scalar]
 
 
@@ -37,6 +43,19 @@ class ScalarExpected(Exception):
 
 def is_array(kind: str) -> bool:
     return kind in ELEMENT_OF
+
+
+def is_nested(kind: str) -> bool:
+    """An array whose elements are arrays."""
+    return kind in ELEMENT_OF and ELEMENT_OF[kind] in ELEMENT_OF
+
+
+def kind_of_arrow(t: pa.DataType) -> str:
+    """The expression kind of an Arrow type built from :data:`ARROW_TYPE` (STRING for anything else)."""
+    for kind, arrow in ARROW_TYPE.items():
+        if arrow == t and kind != NULL:
+            return kind
+    return STRING
 
 
 @dataclass(frozen=True)

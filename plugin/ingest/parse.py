@@ -202,17 +202,42 @@ class RowParser:
         spec = self.transform_spec
         if spec is None:
             return table, RowStats()
+        original = table
+        table, split = self._multi_value_view(table, getattr(spec, "required_columns", frozenset()))
         if getattr(spec, "transforms", None):
             table = spec.apply(table) if not hasattr(spec, "apply_transforms") else spec.apply_transforms(table)
             if table.column(TIME).type != pa.int64():
                 table = _set(table, TIME, parse_timestamps(table.column(TIME), "auto"))
+        # Columns split only for the transforms go on as read (the dimension step splits them itself).
+        written = set(getattr(spec, "output_columns", ()))
+        for name in split - written:
+            table = _set(table, name, original.column(name))
         if getattr(spec, "filter", None) is None:
             return table, RowStats()
-        mask = pc.fill_null(spec.filter_mask(table), False)
+        view, _ = self._multi_value_view(table, spec.filter.required_columns) if split else (table, set())
+        mask = pc.fill_null(spec.filter_mask(view), False)
         dropped = table.num_rows - (pc.sum(mask).as_py() or 0)
         if not dropped:
             return table, RowStats()
         return table.filter(mask), RowStats(thrown_away=dropped, thrown_away_by_reason={"filtered": dropped})
+
+    def _multi_value_view(self, table: pa.Table, names: Any) -> tuple[pa.Table, set[str]]:
+        """``table`` with each string column in ``names`` that holds the list delimiter split into a list column,
+        and the names split: Druid's CSV/TSV parser turns such a value into a multi-value list before the
+        transforms run, so ``array_length(tags)`` sees an array (a batch's column is split as a whole, as the
+        dimension step does)."""
+        delim = self.list_delimiter
+        split: set[str] = set()
+        if not delim:
+            return table, split
+        for name in sorted(n for n in names if n in table.column_names and n != TIME):
+            col = _combine(table.column(name))
+            if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+                col = col.cast(col.type.value_type)
+            if pa.types.is_string(col.type) and pc.any(pc.match_substring(col, delim)).as_py():
+                table = _set(table, name, pc.split_pattern(col, delim))
+                split.add(name)
+        return table, split
 
     def _route(self, raw_time: pa.Array) -> tuple[pa.Array, Optional[pa.Array]]:
         """Each row's chunk start, and (when the chunks are fixed) which rows fall inside one."""

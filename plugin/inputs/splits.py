@@ -54,7 +54,12 @@ def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningCon
         raise SpecError(path, data, "must be an object such as {\"type\": \"maxSize\", \"maxSplitSize\": \"512MiB\"}")
     kind = data.get("type")
     if kind != "maxSize":
-        raise SpecError(f"{path}.type", kind, "Druidflow splits files only: use maxSize (segments applies to the druid input source)")
+        raise SpecError(
+            f"{path}.type",
+            kind,
+            "Druidflow splits files only: use maxSize (Druid's segments hint and its maxInputSegmentBytesPerTask split "
+            "a druid input source by segments, which Druidflow reads as one split)",
+        )
     unknown = sorted(set(data) - {"type", "maxSplitSize", "maxNumFiles"})
     if unknown:
         raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], "is not a field of the maxSize split hint")

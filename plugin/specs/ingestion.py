@@ -26,12 +26,14 @@ from druidflow.aggregators import Aggregator
 from druidflow.exceptions import SpecError
 from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, condense
+from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import TIME_COLUMN, DimensionSchema, DimensionsSpec
 from druidflow.specs.firehoses import Firehose
 from druidflow.specs.io import InputFormat, InputSource, needs_input_format
 from druidflow.specs.limits import check_column_name
 from druidflow.specs.timestamp import TimestampSpec
 from druidflow.specs.tuning import IndexTuningConfig
+from druidflow.specs.unknown_keys import UNKNOWN_KEY, spec_warnings
 from druidflow.specs.validation import (
     SpecModel,
     check_druid_id,
@@ -226,12 +228,30 @@ class IndexIOConfig(SpecModel):
         return IngestionMode.REPLACE if self.drop_existing else IngestionMode.REPLACE_LEGACY
 
 
+class ClassicForm(DruidModel):
+    """What the classic ``parser`` held that the modern shape has no place for, kept so that warnings (and a
+    dumped, re-parsed task's warnings) name the user's own paths."""
+
+    warnings: tuple[str, ...] = ()
+    """One line per key of the parser, parseSpec and firehose that Druid ignores, by path relative to ``spec``."""
+    moved: dict[str, str] = Field(default_factory=dict)
+    """Modern path -> the classic path the user wrote it at (``dataSchema.timestampSpec`` ->
+    ``dataSchema.parser.parseSpec.timestampSpec``)."""
+
+
 class IndexIngestionSpec(SpecModel):
     """The ``spec`` object of an ``index`` task; classic specs are normalised into the modern shape here."""
 
     data_schema: DataSchema
     io_config: IndexIOConfig
     tuning_config: IndexTuningConfig = Field(default_factory=IndexTuningConfig)
+    classic_form: Optional[ClassicForm] = Field(default=None, alias="druidflowClassicForm")
+
+    def classic_warnings(self) -> tuple[str, ...]:
+        return self.classic_form.warnings if self.classic_form else ()
+
+    def warning_path_moves(self) -> dict[str, str]:
+        return dict(self.classic_form.moved) if self.classic_form else {}
 
     @model_validator(mode="before")
     @classmethod
@@ -281,6 +301,9 @@ def normalise_classic(data: Any) -> Any:
         return data
     ds, io = dict(ds), dict(io)
     parser, firehose = pop_field(ds, "parser"), pop_field(io, "firehose")
+    warnings: list[str] = []
+    moved: dict[str, str] = {}
+    moved_models: list[Any] = []
     if parser is not None:
         if get_field(io, "inputSource") is not None:
             raise SpecError(
@@ -291,18 +314,26 @@ def normalise_classic(data: Any) -> Any:
                 raise SpecError(f"dataSchema.{name}", get_field(ds, name), "given both here and in dataSchema.parser.parseSpec; use one form")
         if firehose is None:
             raise SpecError("dataSchema.parser", parser, "the classic parser needs ioConfig.firehose (or use inputSource + inputFormat)")
-        timestamp_spec, dimensions_spec, input_format = _from_parser(parser, "dataSchema.parser")
+        ignored: list[str] = []
+        timestamp_spec, dimensions_spec, input_format = _from_parser(parser, "dataSchema.parser", ignored)
         ds["timestampSpec"], ds["dimensionsSpec"] = timestamp_spec, dimensions_spec
+        moved["dataSchema.timestampSpec"] = "dataSchema.parser.parseSpec.timestampSpec"
+        moved["dataSchema.dimensionsSpec"] = "dataSchema.parser.parseSpec.dimensionsSpec"
+        moved_models += [timestamp_spec, dimensions_spec, input_format]
         if input_format is not None:
             if get_field(io, "inputFormat") is not None:
                 raise SpecError("ioConfig.inputFormat", get_field(io, "inputFormat"), "cannot be combined with dataSchema.parser; use one form")
             io["inputFormat"] = input_format
+            moved["ioConfig.inputFormat"] = "dataSchema.parser.parseSpec"
+        warnings.extend(f"{key}: {UNKNOWN_KEY}" for key in ignored)
     if firehose is not None:
         if get_field(io, "inputSource") is not None:
             raise SpecError("ioConfig.firehose", firehose, "give ioConfig.firehose or ioConfig.inputSource, not both")
         if parser is None:
             raise SpecError("ioConfig.firehose", firehose, "a firehose needs dataSchema.parser to say how to read it")
-        io["inputSource"] = validate_as(Firehose, firehose, "ioConfig.firehose").to_input_source()
+        given = validate_as(Firehose, firehose, "ioConfig.firehose")
+        warnings.extend(spec_warnings(given, "ioConfig.firehose"))  # its input source does not keep them
+        io["inputSource"] = given.to_input_source()
         if get_field(io, "inputFormat") is None and needs_input_format(io["inputSource"]):
             fmt = get_field(get_field(parser, "parseSpec"), "format")
             raise SpecError(
@@ -310,20 +341,40 @@ def normalise_classic(data: Any) -> Any:
             )
     out = dict(data)
     out[ds_key], out[io_key] = ds, io
+    if warnings or any(spec_warnings(model) for model in moved_models):
+        # Only then: a clean classic spec gives exactly the model (and the dump) of its modern form.
+        out["druidflowClassicForm"] = ClassicForm(warnings=tuple(warnings), moved=moved)
     return out
 
 
-def _from_parser(parser: Any, path: str) -> tuple[TimestampSpec, DimensionsSpec, Any]:
+_UTF8 = ("utf-8", "utf8")
+
+
+def _from_parser(parser: Any, path: str, ignored: Optional[list[str]] = None) -> tuple[TimestampSpec, DimensionsSpec, Any]:
+    """The timestampSpec, dimensionsSpec and input format (None for timeAndDims) of a classic ``parser``.
+
+    A key the parser or its parseSpec does not know is refused, unless ``ignored`` is given: then it is ignored,
+    as Druid ignores it, and its path is appended there (the caller warns).
+    """
+
+    def unknown(key_path: str, value: Any, reason: str) -> None:
+        if ignored is None:
+            raise SpecError(key_path, value, reason)
+        ignored.append(key_path)
+
     if not isinstance(parser, dict):
         raise SpecError(path, parser, "expected a parser object")
     parser = drop_nulls(parser)
     kind = parser.get("type", "string")
     if kind not in _PARSER_TYPES:
         raise SpecError(f"{path}.type", kind, f"unsupported parser type; supported: {', '.join(_PARSER_TYPES)}")
-    allowed = {"type", "parseSpec"} | ({"binaryAsString"} if kind == "parquet" else set())
+    allowed = {"type", "parseSpec"} | {"parquet": {"binaryAsString"}, "string": {"encoding"}}.get(kind, set())
+    encoding = parser.get("encoding", "UTF-8")
+    if kind == "string" and (not isinstance(encoding, str) or encoding.lower() not in _UTF8):
+        raise SpecError(f"{path}.encoding", encoding, "only UTF-8 input is read (Druid's default charset); re-encode the data as UTF-8")
     for key in parser:
         if key not in allowed:
-            raise SpecError(f"{path}.{key}", parser[key], f"unknown field of a {kind!r} parser")
+            unknown(f"{path}.{key}", parser[key], f"unknown field of a {kind!r} parser")
     spec = parser.get("parseSpec")
     if not isinstance(spec, dict):
         raise SpecError(f"{path}.parseSpec", spec, "the parser needs a parseSpec object")
@@ -342,7 +393,7 @@ def _from_parser(parser: Any, path: str) -> tuple[TimestampSpec, DimensionsSpec,
     own = _PARSE_SPEC_KEYS[fmt]
     for key in spec:
         if key not in ("format", "timestampSpec", "dimensionsSpec") and key not in own:
-            raise SpecError(f"{spec_path}.{key}", spec[key], f"unknown field of a {spec.get('format', fmt)!r} parseSpec")
+            unknown(f"{spec_path}.{key}", spec[key], f"unknown field of a {spec.get('format', fmt)!r} parseSpec")
     if "timestampSpec" not in spec:
         raise SpecError(f"{spec_path}.timestampSpec", None, "field required")
     timestamp_spec = validate_as(TimestampSpec, spec["timestampSpec"], f"{spec_path}.timestampSpec")

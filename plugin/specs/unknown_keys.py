@@ -78,13 +78,31 @@ def spec_warnings(model: Any, path: str = "") -> list[str]:
     if not isinstance(model, BaseModel):
         return out
     for key in model.model_extra or {}:
-        out.append(f"{_join(path, key)}: unknown key, ignored (as Druid ignores unknown properties)")
+        out.append(f"{_join(path, key)}: {UNKNOWN_KEY}")
+    # A model rewritten from another form (the classic parser) names the keys that form dropped, and where the
+    # user wrote what now sits at a modern path, so each warning names the user's own path.
+    classic = getattr(model, "classic_warnings", None)
+    if callable(classic):
+        out.extend(_join(path, line) for line in classic())
     hook = getattr(model, "ignored_fields", None)
     if callable(hook):
         out.extend(f"{_join(path, key)}: ignored: {why}" for key, why in hook())
+    moves_hook = getattr(model, "warning_path_moves", None)
+    moves: dict[str, str] = moves_hook() if callable(moves_hook) else {}
     for name, info in type(model).model_fields.items():
-        out.extend(_walk(getattr(model, name, None), _join(path, info.alias or name)))
+        lines = _walk(getattr(model, name, None), info.alias or name)
+        out.extend(_join(path, _moved(line, moves)) for line in lines)
     return out
+
+
+UNKNOWN_KEY = "unknown key, ignored (as Druid ignores unknown properties)"
+
+
+def _moved(line: str, moves: dict[str, str]) -> str:
+    for modern, classic in moves.items():
+        if line.startswith(modern) and line[len(modern) : len(modern) + 1] in (".", "[", ":"):
+            return classic + line[len(modern) :]
+    return line
 
 
 def ignored_keys(model: Any, path: str = "") -> list[str]:

@@ -123,13 +123,13 @@ def run_scheduled_kills(
             failed: dict[str, Any] = {"dataSource": ds, "status": "FAILED", "error": str(exc)}
             partial = getattr(exc, "report", None)
             if partial is not None:
-                failed["report"] = partial.model_dump()
+                failed["report"] = partial.druid_report()
             results.append(failed)
             continue
         if report is None:
             continue
         log.info("%s", report.summary())
-        results.append({"dataSource": ds, "status": report.status, "report": report.model_dump()})
+        results.append({"dataSource": ds, "status": report.status, "report": report.druid_report()})
     if errors:
         raise errors[0]
     return results

@@ -143,7 +143,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
         lock_timeout_s=args.lock_timeout,
     )
     if args.json:
-        print(json.dumps(report.model_dump(), indent=2))
+        print(json.dumps(report.druid_report(), indent=2))
         return 0
     sys.stdout.write(format_kill_report(report))
     return 0

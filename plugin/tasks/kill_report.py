@@ -10,6 +10,11 @@ from pydantic import Field
 from druidflow.intervals import Interval
 from druidflow.specs.base import DruidModel
 
+#: Druid's ``KillTaskReport.REPORT_KEY``, also its JSON type name.
+REPORT_KEY = "killUnusedSegments"
+#: Where the kill report keeps what Druid's payload has no field for.
+DETAILS_KEY = "druidflowDetails"
+
 #: At most this many segment ids and file paths are listed in a report (the counts are always exact).
 MAX_LISTED = 10_000
 
@@ -82,8 +87,20 @@ class KillReport(DruidModel):
         return data
 
     def druid_report(self) -> dict[str, Any]:
-        """Druid's kill task report shape, ``{"killUnusedSegments": {"type", "taskId", "payload"}}``."""
-        return {"killUnusedSegments": {"type": "killUnusedSegments", "taskId": self.task_id, "payload": self.model_dump()}}
+        """Druid's kill task report (``KillTaskReport``): ``{"killUnusedSegments": {"type", "taskId", "payload"}}``
+        with the payload Druid's ``KillTaskReport.Stats`` — ``numSegmentsKilled``, ``numBatchesProcessed``,
+        ``numSegmentsMarkedAsUnused``, counting what was done (all 0 for a dry run, which deletes nothing).
+        Everything else Druidflow reports (bytes, files, the lists, skip reasons, a dry run's would-be counts)
+        is under :data:`DETAILS_KEY` beside the payload, a key Druid's JSON reader ignores."""
+        done = not self.dry_run
+        payload = {
+            "numSegmentsKilled": self.num_segments_killed if done else 0,
+            "numBatchesProcessed": self.num_batches_processed if done else 0,
+            "numSegmentsMarkedAsUnused": self.num_segments_marked_as_unused if done else 0,
+        }
+        return {
+            REPORT_KEY: {"type": REPORT_KEY, "taskId": self.task_id, "payload": payload, DETAILS_KEY: self.model_dump()}
+        }
 
     def summary(self) -> str:
         """One line for logs and the CLI."""

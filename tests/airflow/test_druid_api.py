@@ -319,3 +319,21 @@ def test_shutdown_of_a_task_without_a_run_releases_its_locks_and_records_it_fail
     assert r.json() == {"dataSource": "wiki"}
     assert seeded.get_task("index_wiki_3").status == "FAILED"
     assert client.get("/druid/indexer/v1/tasks", headers=admin, params={"state": "running"}).json() == []
+
+
+def test_a_kill_tasks_reports_are_druids_kill_task_report(client, admin, seeded, db_url, tmp_path):
+    # Druid's KillTaskReport (apache/druid processing/src/main/java/org/apache/druid/indexer/report/KillTaskReport.java):
+    # {"killUnusedSegments": {"type": "killUnusedSegments", "taskId", "payload": {"numSegmentsKilled", ...}}}
+    from druidflow.tasks import kill
+    from druidflow.tasks.runtime import Runtime
+
+    rt = Runtime.from_urls(db_url, str(tmp_path / "deep"), tmp_path / "work")
+    spec = {"type": "kill", "id": "kill_wiki_1", "dataSource": "wiki", "interval": "2024-01-03/2024-01-04"}
+    kill.run(spec, rt, dry_run=False)
+    reports = client.get("/druid/indexer/v1/task/kill_wiki_1/reports", headers=admin).json()
+    entry = reports["killUnusedSegments"]
+    assert (entry["type"], entry["taskId"]) == ("killUnusedSegments", "kill_wiki_1")
+    assert entry["payload"] == {"numSegmentsKilled": 1, "numBatchesProcessed": 1, "numSegmentsMarkedAsUnused": 0}
+    assert set(entry) == {"type", "taskId", "payload", "druidflowDetails"}
+    (killed,) = entry["druidflowDetails"]["segments"]
+    assert killed.startswith("wiki_2024-01-03")

@@ -33,7 +33,7 @@ from druidflow.operators.kill import (
 )
 from druidflow.tasks.runtime import Runtime
 from tests.airflow.conftest import DAGS_FOLDER, airflow_env
-from tests.tasks.test_kill import DS, V2, day, files, rows, seed, unuse
+from tests.tasks.test_kill import DS, V2, day, details, files, rows, seed, unuse
 
 OPERATORS = [
     DruidKillOperator, MarkSegmentsUnusedOperator, MarkSegmentsUsedOperator, ApplyRetentionRulesOperator, ScheduledKillOperator,
@@ -86,16 +86,16 @@ def test_the_trigger_form_gives_a_dry_run_until_confirm_is_ticked(env):
     segments = seed(env, [day(1), day(2)])
     unuse(env, segments)
     form = {"data_source": DS, "interval": "2024-01-01/2024-02-01", "batch_size": 100, "versions": [], "confirm": False}
-    plan = DruidKillOperator(task_id="kill").execute(context(form))
+    plan = details(DruidKillOperator(task_id="kill").execute(context(form)))
     assert plan["dryRun"] is True and set(plan["segments"]) == {s.id for s in segments}
     assert len(plan["files"]) == 2 and len(rows(env)) == 2 and len(files(env)) == 2
 
     # a whole spec pasted into the form is still a dry run without confirm
     whole = {"spec": {"type": "kill", "dataSource": DS, "interval": "2024-01-01/2024-02-01"}, "confirm": False}
-    assert DruidKillOperator(task_id="kill").execute(context(whole, run_id="manual__2"))["dryRun"] is True
+    assert details(DruidKillOperator(task_id="kill").execute(context(whole, run_id="manual__2")))["dryRun"] is True
     assert len(rows(env)) == 2
 
-    done = DruidKillOperator(task_id="kill").execute(context({**form, "confirm": True}, run_id="manual__3"))
+    done = details(DruidKillOperator(task_id="kill").execute(context({**form, "confirm": True}, run_id="manual__3")))
     assert done["dryRun"] is False and done["segments"] == plan["segments"] and done["files"] == plan["files"]
     assert rows(env) == {} and files(env) == set()
     assert env.store.get_task(done["taskId"]).status == "SUCCESS"
@@ -105,11 +105,11 @@ def test_a_spec_given_by_the_dag_author_runs_as_written(env):
     segments = seed(env, [day(1), day(2)])
     unuse(env, segments)
     spec = {"type": "kill", "dataSource": DS, "interval": "2024-01-01/2024-02-01", "context": {"dryRun": True}}
-    assert DruidKillOperator(task_id="kill", spec=spec).execute(context())["dryRun"] is True
+    assert details(DruidKillOperator(task_id="kill", spec=spec).execute(context()))["dryRun"] is True
     assert len(rows(env)) == 2
-    report = DruidKillOperator(task_id="kill", data_source=DS, interval="2024-01-01/2024-01-02").execute(context())
+    report = details(DruidKillOperator(task_id="kill", data_source=DS, interval="2024-01-01/2024-01-02").execute(context()))
     assert report["segments"] == [segments[0].id] and set(rows(env)) == {segments[1].id}
-    report = DruidKillOperator(task_id="kill", spec=json.dumps({**spec, "context": {}})).execute(context(run_id="r2"))
+    report = details(DruidKillOperator(task_id="kill", spec=json.dumps({**spec, "context": {}})).execute(context(run_id="r2")))
     assert report["segments"] == [segments[1].id] and rows(env) == {}
 
 
@@ -126,15 +126,15 @@ def test_a_spec_given_by_the_dag_author_runs_as_written(env):
 )
 def test_trigger_form_errors_name_the_form_field(env, form, field):
     with pytest.raises(AirflowFailException, match=f"'{field}'"):
-        DruidKillOperator(task_id="kill").execute(context(form))
+        details(DruidKillOperator(task_id="kill").execute(context(form)))
     assert env.store.list_tasks() == [] or all(t.status == "FAILED" for t in env.store.list_tasks())
 
 
 def test_the_druid_task_id_is_stable_across_airflow_retries(env):
     form = {"data_source": DS, "interval": "2024-01-01/2024-02-01", "confirm": True}
-    first = DruidKillOperator(task_id="kill").execute(context(form, try_number=1))
-    again = DruidKillOperator(task_id="kill").execute(context(form, try_number=2))
-    other = DruidKillOperator(task_id="kill").execute(context(form, run_id="manual__other"))
+    first = details(DruidKillOperator(task_id="kill").execute(context(form, try_number=1)))
+    again = details(DruidKillOperator(task_id="kill").execute(context(form, try_number=2)))
+    other = details(DruidKillOperator(task_id="kill").execute(context(form, run_id="manual__other")))
     assert first["taskId"] == again["taskId"] != other["taskId"]
     assert first["taskId"].startswith(f"kill_{DS}_")
 
@@ -214,14 +214,14 @@ def test_retention_operators_apply_rules_and_kill_only_where_enabled(env):
     assert ScheduledKillOperator(task_id="kill", config=None).load_config().kill.enabled is False
     config = {"kill": {"dataSources": {DS: {"enabled": True}}}}
     (result,) = ScheduledKillOperator(task_id="kill", config=config).execute(context())
-    assert result["report"]["numSegmentsKilled"] == 0
-    assert result["report"]["skipped"]["withinBufferPeriod"]["segments"] == 2
+    assert details(result["report"])["numSegmentsKilled"] == 0
+    assert details(result["report"])["skipped"]["withinBufferPeriod"]["segments"] == 2
 
     _age(env, old + other_old, 31)
     plan = ScheduledKillOperator(task_id="kill", config=config, dry_run=True).execute(context())
-    assert plan[0]["report"]["dryRun"] is True and len(rows(env)) == 3
+    assert details(plan[0]["report"])["dryRun"] is True and len(rows(env)) == 3
     (result,) = ScheduledKillOperator(task_id="kill", config=json.dumps(config)).execute(context())
-    assert set(result["report"]["segments"]) == {s.id for s in old}
+    assert set(details(result["report"])["segments"]) == {s.id for s in old}
     assert set(rows(env)) == {recent[0].id}
     assert set(rows(env, "other")) == {other_old[0].id}  # not enabled for "other"
 
@@ -325,14 +325,14 @@ def test_druidflow_kill_under_a_real_scheduler_dry_runs_then_deletes_when_confir
 
     run_id = cluster.trigger("druidflow_kill", conf)
     assert cluster.wait_for_run("druidflow_kill", run_id) == "success", cluster.task_logs("druidflow_kill", run_id)
-    plan = cluster.xcom("druidflow_kill", run_id, "kill")
+    plan = details(cluster.xcom("druidflow_kill", run_id, "kill"))
     assert plan["dryRun"] is True and set(plan["segments"]) == {s.id for s in segments}
     assert len(rows(rt, ds)) == 3 and len(files(rt, ds)) == 3
     assert "DRY RUN" in cluster.task_logs("druidflow_kill", run_id)
 
     run_id = cluster.trigger("druidflow_kill", {**conf, "confirm": True})
     assert cluster.wait_for_run("druidflow_kill", run_id) == "success", cluster.task_logs("druidflow_kill", run_id)
-    report = cluster.xcom("druidflow_kill", run_id, "kill")
+    report = details(cluster.xcom("druidflow_kill", run_id, "kill"))
     assert report["dryRun"] is False and report["segments"] == plan["segments"] and report["files"] == plan["files"]
     assert set(rows(rt, ds)) == {used.id} and files(rt, ds) == {rt.storage.load_path(used.load_spec)}
     assert rt.store.get_task(report["taskId"]).report["killUnusedSegments"]["payload"]["numSegmentsKilled"] == 2
@@ -371,8 +371,8 @@ def test_druidflow_retention_under_a_real_scheduler_applies_rules_and_kills_wher
     applied = cluster.xcom("druidflow_retention", run_id, "apply_rules")
     assert {r["dataSource"]: r["markedUnused"] for r in applied} == {"e2e_wiki": 1}
     killed = cluster.xcom("druidflow_retention", run_id, "kill_unused")
-    assert [(k["dataSource"], k["report"]["segments"]) for k in killed] == [("e2e_wiki", [long_unused[0].id])]
-    assert killed[0]["report"]["skipped"]["withinBufferPeriod"]["examples"] == [dropped[0].id]
+    assert [(k["dataSource"], details(k["report"])["segments"]) for k in killed] == [("e2e_wiki", [long_unused[0].id])]
+    assert details(killed[0]["report"])["skipped"]["withinBufferPeriod"]["examples"] == [dropped[0].id]
     left = rows(rt, "e2e_wiki")
     assert set(left) == {kept[0].id, dropped[0].id} and left[kept[0].id]["used"] and not left[dropped[0].id]["used"]
     assert set(rows(rt, "e2e_other")) == {not_enabled[0].id}

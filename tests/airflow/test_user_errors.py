@@ -13,7 +13,7 @@ from druidflow.operators.kill import DruidKillOperator
 from tests.airflow.test_kill_dags import context as kill_context
 from tests.airflow.test_kill_dags import env as kill_env  # noqa: F401 - fixture
 from tests.airflow.test_operators import context, env, spec_for  # noqa: F401 - env is a fixture
-from tests.tasks.test_kill import DS, day, rows, seed, unuse
+from tests.tasks.test_kill import DS, day, details, rows, seed, unuse
 
 
 def _one_traceback(exc: BaseException) -> str:
@@ -58,9 +58,13 @@ def test_the_dry_run_kill_xcom_does_not_count_what_was_not_killed(kill_env):
     segments = seed(kill_env, [day(1), day(2)])
     unuse(kill_env, segments)
     form = {"data_source": DS, "interval": "2024-01-01/2024-02-01", "batch_size": 100, "versions": [], "confirm": False}
-    plan = json.loads(json.dumps(DruidKillOperator(task_id="kill").execute(kill_context(form))))
+    xcom = json.loads(json.dumps(DruidKillOperator(task_id="kill").execute(kill_context(form))))
+    # Druid's payload counts what was done: nothing, in a dry run
+    assert xcom["killUnusedSegments"]["payload"] == {"numSegmentsKilled": 0, "numBatchesProcessed": 0, "numSegmentsMarkedAsUnused": 0}
+    plan = details(xcom)
     assert plan["dryRun"] is True and plan["numSegmentsToKill"] == 2 and plan["numFilesToDelete"] == 2
     assert not {"numSegmentsKilled", "bytesKilled", "numFilesDeleted", "numBatchesProcessed"} & set(plan)
     assert len(rows(kill_env)) == 2
     done = DruidKillOperator(task_id="kill").execute(kill_context({**form, "confirm": True}, run_id="manual__3"))
-    assert done["numSegmentsKilled"] == 2 and "numSegmentsToKill" not in done
+    assert done["killUnusedSegments"]["payload"]["numSegmentsKilled"] == 2
+    assert details(done)["numSegmentsKilled"] == 2 and "numSegmentsToKill" not in details(done)

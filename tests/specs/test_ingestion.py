@@ -275,7 +275,6 @@ PS = "spec.dataSchema.parser.parseSpec"
     [
         (_parse_spec(format="jsonLowercase"), f"{PS}.format", "jsonLowercase"),
         (_parse_spec(format="regex"), f"{PS}.format", "regex"),
-        (_parse_spec(format="json", columns=["a"]), f"{PS}.columns", ["a"]),
         (_parse_spec(format="csv"), f"{PS}.columns", None),  # csv needs columns (or a header row)
         (_parse_spec(format="tsv", columns=["a", "b"], delimiter="::"), f"{PS}.delimiter", "::"),
         (classic(spec__dataSchema__parser__parseSpec={"format": "json"}), f"{PS}.timestampSpec", None),
@@ -285,7 +284,7 @@ PS = "spec.dataSchema.parser.parseSpec"
          f"{PS}.dimensionsSpec.dimensions[1]", "a"),
         (classic(spec__dataSchema__parser={"type": "avro_stream", "parseSpec": {}}), f"{D}.parser.type", "avro_stream"),
         (classic(spec__dataSchema__parser={"type": "string"}), f"{D}.parser.parseSpec", None),
-        (classic(spec__dataSchema__parser={"type": "string", "parseSpec": {"timestampSpec": {}}, "encoding": "utf8"}), f"{D}.parser.encoding", "utf8"),
+        (classic(spec__dataSchema__parser={"type": "string", "parseSpec": {"timestampSpec": {}}, "encoding": "ISO-8859-1"}), f"{D}.parser.encoding", "ISO-8859-1"),
         (classic(spec__ioConfig__firehose={"type": "local", "baseDir": "x"}), "spec.ioConfig.firehose.filter", None),
         (classic(spec__ioConfig__firehose={"type": "kafka"}), "spec.ioConfig.firehose.type", "kafka"),
         (classic(spec__dataSchema__timestampSpec={"column": "t"}), f"{D}.timestampSpec", {"column": "t"}),

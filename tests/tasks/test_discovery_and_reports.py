@@ -109,7 +109,7 @@ def test_schemaless_discovery_skips_maps_and_non_flat_lists_as_druid_does(rt, tm
     assert "metrica" not in dims and "path-metric" not in dims  # read by aggregators
     assert "ignore_me" in dims  # the page's "dimensionsExclusions" is not a Druid key: ignored, with a warning
     assert report.reports["ingestionStatsAndErrors"]["payload"]["warnings"] == [
-        "spec.dataSchema.dimensionsSpec.dimensionsExclusions: unknown key, ignored (as Druid ignores unknown properties)"
+        "spec.dataSchema.parser.parseSpec.dimensionsSpec.dimensionsExclusions: unknown key, ignored (as Druid ignores unknown properties)"
     ]
     row = next(visible_rows(rt.store, rt.storage, "flatten", None)).to_pylist()[0]
     assert (row["foo.bar"], row["root-foo.bar"], row["first-food"], row["path-metric-sum"]) == ("abc", "def", "sandwich", 42)

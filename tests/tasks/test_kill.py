@@ -68,6 +68,19 @@ def day(n: int) -> Interval:
     return Interval(start, start + MS_DAY)
 
 
+def details(report: dict) -> dict:
+    """Druidflow's detail of a kill report in Druid's shape (``KillTaskReport``, apache/druid
+    processing/src/main/java/org/apache/druid/indexer/report/KillTaskReport.java: ``{"killUnusedSegments": {"type",
+    "taskId", "payload": Stats}}``), after checking that shape."""
+    (key,) = report
+    entry = report[key]
+    assert key == entry["type"] == "killUnusedSegments"
+    assert set(entry) == {"type", "taskId", "payload", "druidflowDetails"}
+    assert set(entry["payload"]) == {"numSegmentsKilled", "numBatchesProcessed", "numSegmentsMarkedAsUnused"}
+    assert entry["taskId"] == entry["druidflowDetails"]["taskId"]
+    return entry["druidflowDetails"]
+
+
 def seed(rt: Runtime, intervals, *, version=V1, partitions=1, ds=DS, load_spec=None, payload=b"segment") -> list[DataSegment]:
     """Push one small file per segment and publish the segments (used)."""
     out = []
@@ -572,7 +585,8 @@ def test_druidflow_kill_is_a_dry_run_until_confirmed(local_rt, db_url, tmp_path)
     assert out.startswith("DRY RUN") and len(rows(local_rt)) == 2  # a person typed it: still a dry run
 
     code, out = _cli("kill", DS, "2024-01-01/2024-02-01", "--confirm", "--json", url=db_url, deep=deep)
-    report = json.loads(out)
+    assert json.loads(out)["killUnusedSegments"]["payload"]["numSegmentsKilled"] == 1
+    report = details(json.loads(out))
     assert code == 0 and report["segments"] == [segments[0].id] and report["dryRun"] is False
     assert set(rows(local_rt)) == {segments[1].id}
 
@@ -588,10 +602,11 @@ def test_druidflow_run_of_a_kill_spec_is_a_dry_run_unless_confirmed(local_rt, db
     spec = tmp_path / "kill.json"
     spec.write_text(json.dumps(kill_spec(context={"dryRun": False})))
     code, out = _cli("run", str(spec), url=db_url, deep=local_rt.storage.uri)
-    plan = json.loads(out)
+    assert json.loads(out)["killUnusedSegments"]["payload"] == {"numSegmentsKilled": 0, "numBatchesProcessed": 0, "numSegmentsMarkedAsUnused": 0}
+    plan = details(json.loads(out))
     assert code == 0 and plan["dryRun"] is True and plan["numSegmentsToKill"] == 1 and set(rows(local_rt)) == {segments[0].id}
     code, out = _cli("run", str(spec), "--confirm", url=db_url, deep=local_rt.storage.uri)
-    assert code == 0 and json.loads(out)["numSegmentsKilled"] == 1 and rows(local_rt) == {}
+    assert code == 0 and json.loads(out)["killUnusedSegments"]["payload"]["numSegmentsKilled"] == 1 and rows(local_rt) == {}
 
 
 @pytest.mark.parametrize(("context", "lock_type"), [({}, "EXCLUSIVE"), ({"useConcurrentLocks": True}, "REPLACE")])
