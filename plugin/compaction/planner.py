@@ -42,7 +42,7 @@ from druidflow.compaction.state import needs_compaction
 from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, format_instant, now_ms
 from druidflow.segments.descriptor import DataSegment
-from druidflow.segments.timeline import Timeline
+from druidflow.segments.timeline import Timeline, gc_paused
 from druidflow.specs.base import DruidModel
 from druidflow.specs.tasks import generate_task_id
 from druidflow.tasks.compact import sha256_of_segment_ids
@@ -118,6 +118,19 @@ def plan_auto_compaction(
     task_id_prefix: str = TASK_ID_PREFIX,
 ) -> AutoCompactionPlan:
     """Plan one scheduler run over every configured dataSource (or only ``data_sources``)."""
+    # A plan builds hundreds of thousands of acyclic objects next to the timeline's segments: the cyclic
+    # collector's full passes would rescan all of them, again and again, for nothing.
+    with gc_paused():
+        return _plan(settings, store, lockbox, data_sources, task_id_prefix)
+
+
+def _plan(
+    settings: AutoCompactionSettings,
+    store: Any,
+    lockbox: Any,
+    data_sources: Optional[Iterable[str]],
+    task_id_prefix: str,
+) -> AutoCompactionPlan:
     wanted = None if data_sources is None else set(data_sources)
     configs = [c for c in settings.compaction_configs if wanted is None or c.data_source in wanted]
     locks = {c.data_source: [lk for lk in lockbox.locks(datasource=c.data_source) if lk.active] for c in configs}
