@@ -208,8 +208,12 @@ def _plan_data_source(
         interval, segments, blocking = candidates[k], grouped[k], blocking_locks[k]
         n_segments, n_bytes, n_rows, n_small = stats[k]
 
-        def verdict(category: Category, reason: str) -> ChunkVerdict:
+        def verdict(
+            category: Category, reason: str, interval: Interval = interval,
+            counts: tuple[int, int, int, int] = stats[k],
+        ) -> ChunkVerdict:
             # Built from values computed here, not parsed input: no validation to pay 160k times per run.
+            n_segments, n_bytes, n_rows, n_small = counts
             return ChunkVerdict.model_construct(
                 data_source=ds, interval=interval, category=category, reason=reason, segments=n_segments,
                 bytes=n_bytes, rows=n_rows, small_segments=n_small,
