@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from operator import attrgetter
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any, Literal, Optional
 
 import numpy as np

@@ -183,7 +183,7 @@ class FastPath:
         for _, conn in mine:
             try:
                 conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection has nothing left to do
+            except Exception:
                 pass
         self._local = threading.local()
 
@@ -213,7 +213,7 @@ class FastPath:
         # A connection from the pool, detached from it: ours until close(); never one inherited across a fork.
         proxy = self._engine.raw_connection()
         proxy.detach()
-        conn = proxy.dbapi_connection
+        conn: Any = proxy.dbapi_connection  # a psycopg2 connection (FastPath is made for that driver only)
         conn.autocommit = True
         with conn.cursor() as cur:
             # The mutex argument needs READ COMMITTED (a fresh snapshot per statement of the function).
@@ -229,5 +229,5 @@ class FastPath:
             self._all = [(pid, c) for pid, c in self._all if c is not conn]
         try:
             conn.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from tests.locks.conftest import LEASE_S, FakeClock, day
 
 from druidflow.locks import TaskLockbox
 from druidflow.locks.fast_path import ACQUIRE_FUNCTION
 from druidflow.metadata.tables import lock_datasources, lock_events, metadata, task_locks
+from tests.locks.conftest import LEASE_S, FakeClock, day
 
 pytestmark = pytest.mark.postgres
 
