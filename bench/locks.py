@@ -81,7 +81,7 @@ def _contender(url: str, worker: int, barrier, results) -> None:
     distinct = _pairs_for(box, CONTENTION_SECONDS, f"d{worker}", own)
     barrier.wait(120)
     same = _pairs_for(box, CONTENTION_SECONDS, f"s{worker}", shared)
-    box.engine.dispose()
+    box.close()
     results.put((distinct, same))
 
 
@@ -93,7 +93,7 @@ def _own_datasource(url: str, worker: int, barrier, results) -> None:
     box.release_all(f"warmup-{worker}")
     barrier.wait(120)
     pairs = _pairs_for(box, CONTENTION_SECONDS, f"o{worker}", iv, ds)
-    box.engine.dispose()
+    box.close()
     results.put(pairs)
 
 
@@ -137,7 +137,7 @@ def run(url: str) -> dict:
         _pairs_for(box, 0.2, "warmup", Interval(DAY0, DAY0 + MS_DAY))
         single, _ = _pairs_for(box, SINGLE_SECONDS, "single", Interval(DAY0, DAY0 + MS_DAY))
         floor = _write_transactions_for(box, FLOOR_SECONDS)
-        box.engine.dispose()
+        box.close()
 
         reports = _spawn(_contender, db_url, PROCESSES)
         own = _spawn(_own_datasource, db_url, DISTINCT_DATASOURCE_PROCESSES)

@@ -27,7 +27,7 @@ ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 #: The newest revision: a new migration chains on it and takes its place here. ``upgrade()`` compares the
 #: database with it in one plain query, so that a database already at head costs no Alembic import or script
 #: scan; a test keeps it equal to Alembic's own head.
-HEAD_REVISION = "df_narrow"
+HEAD_REVISION = "df_lockfast"
 
 # Any constant will do: PostgreSQL advisory-lock key that serialises concurrent migrate() calls.
 _PG_MIGRATION_LOCK = 0x6472756964666C6F  # "druidflo"

@@ -208,7 +208,7 @@ class Timeline:
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         out = []
         qs, qe = q.start, q.end
-        with _gc_paused():
+        with gc_paused():
             for s, e, v, ts, te, n, r, b in zip(
                 starts[i0:i1].tolist(), ends[i0:i1].tolist(), versions,
                 self._set_start[sets].tolist(), self._set_end[sets].tolist(), self._set_count[sets].tolist(),
@@ -337,7 +337,7 @@ class Timeline:
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
-        with _gc_paused():
+        with gc_paused():
             rows = zip(starts[i0:i1].tolist(), ends[i0:i1].tolist(), sets.tolist(), versions, true_starts, true_ends, strict=True)
             for s, e, k, v, ts, te in rows:
                 true_interval = Interval(ts, te)
@@ -348,7 +348,7 @@ class Timeline:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building many objects at once.
 
     Allocating hundreds of thousands of objects triggers full collections that rescan every live object (a
