@@ -530,8 +530,7 @@ Filter = Annotated[
     Field(discriminator="type"),
 ]
 
-for _model in (AndFilter, OrFilter, NotFilter):
-    _model.model_rebuild()
+# The recursive reference above resolves when the model is first used (DruidModel defers building).
 
 FILTER_TYPES: tuple[str, ...] = ("selector", "in", "bound", "like", "regex", "interval", "expression", "true",
                                  "false", "and", "or", "not")

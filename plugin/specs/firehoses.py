@@ -150,6 +150,6 @@ Firehose = Annotated[
     Union[LocalFirehose, HttpFirehose, StaticS3Firehose, InlineFirehose, IngestSegmentFirehose, CombiningFirehose],
     Field(discriminator="type"),
 ]
-CombiningFirehose.model_rebuild()
+# The recursive reference above resolves when the model is first used (DruidModel defers building).
 
 

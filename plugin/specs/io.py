@@ -457,7 +457,7 @@ InputSource = Annotated[
     Union[LocalInputSource, InlineInputSource, HttpInputSource, S3InputSource, DruidInputSource, CombiningInputSource],
     Field(discriminator="type"),
 ]
-CombiningInputSource.model_rebuild()
+# The recursive reference above resolves when the model is first used (DruidModel defers building).
 
 
 def needs_input_format(source: Any) -> bool:

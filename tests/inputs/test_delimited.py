@@ -5,12 +5,14 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
 
 import pyarrow as pa
 import pytest
 
 from druidflow.exceptions import InputError
 from druidflow.inputs import open_input
+from druidflow.inputs.delimited import has_quote
 from druidflow.specs.io import CsvInputFormat, InlineInputSource, LocalInputSource, TsvInputFormat
 
 from .helpers import read_all
@@ -230,3 +232,33 @@ def test_a_quoted_local_file_without_odd_lines_reads_natively_with_its_quoted_va
     assert len(rows) == 5000 and rows[1] == {"id": "1", "s": "v1", "n": "1"}
     assert [(f.raw, f.message) for f in failures] == [("1,2", "expected 3 fields, found 2")]
     assert sum(b.bytes_read for b in batches) == len(data)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux's resettable VmHWM")
+def test_quote_scan_does_not_make_the_file_resident(tmp_path):
+    """Choosing the native CSV path scans the whole file for a quote; it must not map the file into the process,
+    whose every touched page would count towards the build's peak memory (a 50M-row CSV: 3.7 GB)."""
+    path = tmp_path / "big.csv"
+    line = b"2024-01-01T00:00:00Z,Main_Page,en,12\n"
+    block = line * ((1 << 20) // len(line))
+    with open(path, "wb") as f:
+        for _ in range(96):  # 96 MiB, no quote
+            f.write(block)
+    size_kib = path.stat().st_size // 1024
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # VmHWM := VmRSS
+    before = _status_kib("VmRSS")
+    assert has_quote(path) is False
+    grew = _status_kib("VmHWM") - before
+    assert grew < size_kib // 4, f"the scan raised peak RSS by {grew} KiB for a {size_kib} KiB file"
+    with open(path, "ab") as f:
+        f.write(b'2024-01-01T00:00:00Z,"Quoted, page",en,1\n')
+    assert has_quote(path) is True
