@@ -176,7 +176,7 @@ def _run(spark: Any, task: IndexTask, conf: dict[str, str], rt: Runtime, *, comb
             partials.where(f"chunk <> {_META}")
             .select("chunk", "part", "payload")
             .groupBy("chunk", "part")
-            .applyInArrow(bind(_merge_group, merge_job), "segments string")
+            .applyInArrow(_merger(merge_job), "segments string")
             .collect()
         )
     finally:
@@ -190,6 +190,15 @@ def _segment_dicts(text: str) -> list[dict[str, Any]]:
     import json
 
     return list(json.loads(text))
+
+
+def _merger(job_json: str) -> Any:
+    """The grouped function with the type hints Spark reads its kind from (a ``partial`` has none)."""
+
+    def merge(table: pa.Table) -> pa.Table:
+        return _merge_group(job_json, table)
+
+    return merge
 
 
 def _key(unit: MergeUnit) -> str:

@@ -109,6 +109,7 @@ def index_spec(ds, directory, partitions, intervals=True):
 def sorted_rows(rt, ds) -> pa.Table:
     table = rows_of(rt, ds)
     table = table.select(sorted(table.column_names))
+    table = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for n, c in zip(table.column_names, table.columns)})
     return table.sort_by([(c, "ascending") for c in table.column_names])
 
 
