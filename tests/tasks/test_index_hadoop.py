@@ -141,7 +141,7 @@ def test_the_same_data_through_index_and_index_hadoop_gives_identical_rows(spark
     payload = report.reports["ingestionStatsAndErrors"]["payload"]
     assert payload["rowStats"]["buildSegments"]["processed"] == len(rows)
     segments = rt.store.used_segments("hd")
-    assert {s.shard_spec.type for s in segments} == {"numbered" if reference["type"] == "dynamic" else reference["type"]}
+    assert {s.shard_spec.type for s in segments} == {{"dynamic": "numbered", "single_dim": "single"}.get(reference["type"], reference["type"])}
     if case == "dynamic-static":
         assert max(s.num_rows for s in segments) <= 700 and len(segments) > 2  # maxRowsPerSegment cut the chunks
     if case == "hashed-numShards-static":
