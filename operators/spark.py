@@ -120,6 +120,21 @@ class SparkIndexOperator(BaseOperator):
         cmd += [spark_submit.__file__, spec_path, "--metadata-url", metadata_url, "--deep-storage", deep_storage]
         return cmd
 
+    def submit_env(self) -> dict[str, str]:
+        """The environment of spark-submit: this Python for the driver and the workers, and pyspark's own Spark
+        home unless ``SPARK_HOME`` names another installation."""
+        env = {**os.environ, **self.env_vars}
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
+        env.setdefault("PYSPARK_DRIVER_PYTHON", env["PYSPARK_PYTHON"])
+        if "SPARK_HOME" not in env:
+            try:
+                import pyspark
+
+                env["SPARK_HOME"] = os.path.dirname(pyspark.__file__)
+            except ImportError:
+                pass
+        return env
+
     def execute(self, context: Context) -> dict[str, Any]:
         metadata_url = DruidflowMetadataHook(metadata_conn_id=self.metadata_conn_id).sqlalchemy_url()
         deep_storage = DeepStorageHook(deep_storage_conn_id=self.deep_storage_conn_id).uri
@@ -129,8 +144,7 @@ class SparkIndexOperator(BaseOperator):
         try:
             cmd = self.build_command(spec_path, metadata_url, deep_storage, self._connection())
             self.log.info("submitting: %s", " ".join(cmd[:-2] + ["--deep-storage", deep_storage]))
-            env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable), **self.env_vars}
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=self.submit_env(), check=False)
             for line in done.stderr.splitlines()[-50:]:
                 self.log.info("spark-submit: %s", line)
             if done.returncode == 2:
