@@ -252,3 +252,12 @@ def test_the_default_partitioning_is_druids_hashed_with_a_target():
 
 def test_without_pyspark_the_error_names_the_extra():
     assert "pip install 'druidflow[spark]'" in missing_pyspark_message() and "pyspark" in missing_pyspark_message()
+
+
+def test_the_overlord_api_and_the_registry_serve_index_hadoop():
+    from druidflow.airflow.druid_api.task_dags import task_dag
+    from druidflow.tasks.registry import definition, spec_model
+
+    assert task_dag("index_hadoop").dag_id == "druidflow_index_hadoop"
+    assert definition("index_hadoop") is hadoop.DEFINITION and spec_model("index_hadoop").__name__ == "HadoopIndexTask"
+    assert parse_task(hadoop_spec("ds", dict(STATIC))).priority == 50  # Druid's batch default
