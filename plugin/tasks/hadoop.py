@@ -20,6 +20,7 @@ from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
 from druidflow.specs.hadoop_task import HadoopIndexTask
 from druidflow.specs.unknown_keys import spec_warnings
+from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
 from druidflow.tasks.hadoop_paths import resolve_input
 from druidflow.tasks.index import BuildResult, IndexReport
@@ -61,6 +62,7 @@ class HadoopDefinition(protocol.TaskDefinition):
     report_model = IndexReport
 
     def check(self, task: HadoopIndexTask, rt: Runtime) -> None:
+        refuse_non_defaults(task)  # resource, indexSpec, dimension schemas: what Druidflow cannot honour
         itask = as_index_task(task)  # a path that matches nothing fails here, before any lock
         index._check_writable(itask, refuse=False)
 

@@ -200,6 +200,15 @@ def test_spec_errors_name_the_field_and_value(mutate, field, value):
     assert field in error.path and error.value == value, str(error)
 
 
+def test_fields_druidflow_cannot_honour_are_refused_before_any_lock(rt, tmp_path):
+    (tmp_path / "a.json").write_text("{}\n")
+    spec = hadoop_spec("res", {"type": "static", "paths": str(tmp_path)})
+    spec["resource"] = {"availabilityGroup": "g", "requiredCapacity": 2}
+    with pytest.raises(SpecError, match="requiredCapacity|availabilityGroup"):
+        protocol.submit(parse_task(spec), rt, hadoop.DEFINITION)
+    assert not rt.lockbox.locks(datasource="res")
+
+
 def test_a_granularity_input_spec_needs_intervals():
     spec = hadoop_spec("ds", {"type": "granularity", "dataGranularity": "hour", "inputPath": "/x", "filePattern": ".*"}, intervals=False)
     assert "intervals" in error_of(spec).path
