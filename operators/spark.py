@@ -19,9 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from druidflow.airflow.hooks import DeepStorageHook, DruidflowMetadataHook
 from druidflow.operators.base import as_dict

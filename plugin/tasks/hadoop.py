@@ -87,7 +87,7 @@ class HadoopDefinition(protocol.TaskDefinition):
 
     def publish_plan(self, task: HadoopIndexTask, plan: Any, results: Sequence[HadoopBuildResult], rt: Runtime) -> protocol.PublishPlan:
         final = _final(task, results)
-        return index.publish_plan(as_index_task_cached(task, final), final, [_build_result(r) for r in results])
+        return index.publish_plan(_publish_task(task), final, [_build_result(r) for r in results])
 
     def report(self, task, plan, results, outcome, publish) -> IndexReport:  # type: ignore[no-untyped-def]
         final = _final(task, results)
@@ -112,9 +112,9 @@ def _final(task: HadoopIndexTask, results: Sequence[HadoopBuildResult]) -> Final
     return results[0].final_plan
 
 
-def as_index_task_cached(task: HadoopIndexTask, final: FinalPlan) -> Any:
+def _publish_task(task: HadoopIndexTask) -> Any:
     """The index task for the publish: its input source does not matter any more (the files were read), so the
-    listing is not repeated; its ioConfig and partitioning decide the publish plan."""
+    paths are not listed again; its ioConfig and partitioning decide the publish plan."""
     from druidflow.specs.io import InlineInputSource
 
     return task.index_task(InlineInputSource(data="-"))

@@ -14,7 +14,6 @@ Executors rebuild the :class:`Runtime` from its URLs (same metadata DB and deep 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -41,8 +40,6 @@ from druidflow.tasks import index, parallel
 from druidflow.tasks.index import BuildResult
 from druidflow.tasks.parallel import FinalPlan, MergeUnit, ParallelPlan, PartialFile, PartialResult, SplitScan
 from druidflow.tasks.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 SPARK_EXTRA = "pip install 'druidflow[spark]'"
 DEFAULT_MASTER = "local[*]"
