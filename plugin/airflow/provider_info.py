@@ -34,7 +34,16 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": ["druidflow.operators.druid_task", "druidflow.operators.index", "druidflow.operators.kill", "druidflow.operators.compact", "druidflow.operators.spark"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "druidflow.operators.druid_task",
+                    "druidflow.operators.index",
+                    "druidflow.operators.kill",
+                    "druidflow.operators.compact",
+                    "druidflow.operators.spark",
+                ],
+            }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["druidflow.airflow.hooks"]}],
         "connection-types": [
