@@ -135,7 +135,7 @@ class SparkIndexOperator(BaseOperator):
         return env
 
     def execute(self, context: Context) -> dict[str, Any]:
-        metadata_url = DruidflowMetadataHook(metadata_conn_id=self.metadata_conn_id).sqlalchemy_url()
+        metadata_url = DruidflowMetadataHook(metadata_conn_id=self.metadata_conn_id).sqlalchemy_url
         deep_storage = DeepStorageHook(deep_storage_conn_id=self.deep_storage_conn_id).uri
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(as_dict(self.spec, "spec"), f)

@@ -162,7 +162,7 @@ class HadoopIOConfig(SpecModel):
             hint = " (dataSource and multi re-read segments: use a compact task or index with a druid inputSource)"
             raise SpecError("inputSpec.type", spec_type, f"unsupported inputSpec type; supported: static, granularity{hint}")
         data = dict(data)
-        data[field_key(data, "inputSpec")] = validate_as(_PATH_SPECS[spec_type], spec, "inputSpec")  # type: ignore[index]
+        data[field_key(data, "inputSpec")] = validate_as(_PATH_SPECS[spec_type], spec, "inputSpec")
         for name in ("segmentOutputPath", "metadataUpdateSpec"):
             if get_field(data, name) is not None:
                 raise SpecError(name, get_field(data, name), "only the command-line Hadoop indexer takes it; it must be null in a task")
@@ -353,7 +353,7 @@ class HadoopIngestionSpec(SpecModel):
         elif fmt_type == "parquet":
             raise SpecError("ioConfig.inputSpec.inputFormat", None, "a parquet parser needs Druid's DruidParquetInputFormat")
         out = dict(data)
-        out[ds_key], out[io_key] = ds, io  # type: ignore[index]
+        out[ds_key], out[io_key] = ds, io
         return out
 
     @model_validator(mode="after")
@@ -397,7 +397,7 @@ class HadoopIndexTask(BaseTask):
         return data
 
     @classmethod
-    def _raw_data_source(cls, data: dict) -> Any:
+    def _raw_data_source(cls, data: dict[str, Any]) -> Any:
         return get_field(get_field(get_field(data, "spec"), "dataSchema"), "dataSource")
 
     @property
@@ -454,7 +454,9 @@ def split_paths(paths: Union[str, list[str]]) -> list[str]:
     the glob's alternatives, not the list."""
     if isinstance(paths, list):
         return [p.strip() for item in paths for p in split_paths(item)]
-    out, depth, current = [], 0, []
+    out: list[str] = []
+    current: list[str] = []
+    depth = 0
     for c in paths:
         if c == "{":
             depth += 1

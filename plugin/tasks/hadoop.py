@@ -25,6 +25,7 @@ from druidflow.tasks import index, protocol
 from druidflow.tasks.hadoop_paths import resolve_input
 from druidflow.tasks.index import BuildResult, IndexReport
 from druidflow.tasks.parallel import FinalPlan
+from druidflow.tasks.publisher import delete_unpublished
 from druidflow.tasks.runtime import Runtime
 
 
@@ -83,7 +84,7 @@ class HadoopDefinition(protocol.TaskDefinition):
         return HadoopBuildResult(task_id=task.task_id, segments=[s for r in results for s in r.segments], final_plan=final)
 
     def discard(self, results: Sequence[Any], rt: Runtime) -> None:
-        protocol.delete_unpublished([s for r in results for s in _segments(r)], rt)
+        delete_unpublished([s for r in results for s in _segments(r)], rt)
 
     def publish_plan(self, task: HadoopIndexTask, plan: Any, results: Sequence[HadoopBuildResult], rt: Runtime) -> protocol.PublishPlan:
         final = _final(task, results)

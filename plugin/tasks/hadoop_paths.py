@@ -123,5 +123,8 @@ def _granularity_source(task: HadoopIndexTask, spec: GranularityPathSpec, where:
                 if pattern.fullmatch(full) or pattern.fullmatch(f"file:{full}"):
                     files.append(full)
     if not files:
-        raise InputError(f"{where}: no file under {spec.input_path} for the intervals matches filePattern {spec.file_pattern!r} (looked in {len(dirs)} directories)")
+        raise InputError(
+            f"{where}: no file under {spec.input_path} for the intervals matches filePattern {spec.file_pattern!r} "
+            f"(looked in {len(dirs)} directories)"
+        )
     return LocalInputSource(files=sorted(files))

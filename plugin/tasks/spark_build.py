@@ -154,7 +154,7 @@ def _run(spark: Any, task: IndexTask, conf: dict[str, str], rt: Runtime, *, comb
         task=task.model_dump(),
         plan={},
         metadata_url=rt.store.engine.url.render_as_string(hide_password=False),
-        deep_storage=rt.storage.uri,  # type: ignore[attr-defined]
+        deep_storage=rt.storage.uri,
         work_dir=str(rt.work_dir),
     )
     if the_plan.scan:

@@ -11,8 +11,8 @@ from airflow.models.connection import Connection
 from airflow.sdk.exceptions import AirflowFailException
 
 from druidflow.operators.spark import SparkIndexOperator
-from druidflow.tasks.runtime import Runtime
 from druidflow.tasks import spark_submit
+from druidflow.tasks.runtime import Runtime
 from tests.tasks.test_index_hadoop import hadoop_spec, write_static
 from tests.tasks.test_index_partitioning import dup_heavy_rows
 

@@ -226,7 +226,8 @@ def test_static_paths_are_hadoop_globs_directories_and_comma_lists(tmp_path):
         (tmp_path / name).write_text("{}\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.json").write_text("{}\n")
-    resolve = lambda paths: sorted(p.rsplit("/", 1)[1] for p in resolve_input(parse_task(hadoop_spec("ds", {"type": "static", "paths": paths}))).files)
+    def resolve(paths):
+        return sorted(p.rsplit("/", 1)[1] for p in resolve_input(parse_task(hadoop_spec("ds", {"type": "static", "paths": paths}))).files)
     assert resolve(str(tmp_path)) == ["a.json", "b.json", "c.csv"]  # a directory: its visible files, not recursively
     assert resolve(f"{tmp_path}/*.json") == ["a.json", "b.json"]  # * stays within one level
     assert resolve(f"{tmp_path}/{{a,c}}.*,file:{tmp_path}/sub/d.json") == ["a.json", "c.csv", "d.json"]
