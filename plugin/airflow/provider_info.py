@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                     "druidflow.operators.index",
                     "druidflow.operators.kill",
                     "druidflow.operators.compact",
+                    "druidflow.operators.spark",
                 ],
             }
         ],

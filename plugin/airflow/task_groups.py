@@ -24,6 +24,7 @@ _FORMS = {
     "same_interval_merge": "druidflow.airflow.merge_form:SAME_INTERVAL_MERGE_FORM",
     "convert_segment": "druidflow.airflow.convert_form:CONVERT_FORM",
     "index_parallel": "druidflow.airflow.parallel_form:PARALLEL_FORM",
+    "index_hadoop": "druidflow.airflow.hadoop_form:HADOOP_FORM",
 }
 _PLAN_STEP = {"index": "determine_partitions"}
 

@@ -14,7 +14,7 @@ from druidflow.intervals import Interval, format_instant, now_ms
 from druidflow.specs.limits import LONG_MAX, check_java_int
 from druidflow.specs.validation import SpecModel, check_druid_id, drop_nulls, get_field
 
-DEFAULT_PRIORITIES = {"index": 50, "index_parallel": 50, "compact": 25, "merge": 25, "append": 25, "same_interval_merge": 25}
+DEFAULT_PRIORITIES = {"index": 50, "index_parallel": 50, "index_hadoop": 50, "compact": 25, "merge": 25, "append": 25, "same_interval_merge": 25}
 """Default lock priority per task type (Druid's ``Tasks.DEFAULT_*_PRIORITY``); every other type gets 0."""
 
 DEFAULT_LOCK_TIMEOUT_MS = 300_000

@@ -30,6 +30,7 @@ from druidflow.specs.compact_task import (
     SpecificSegmentsSpec,
     segment_id_interval,
 )
+from druidflow.specs.hadoop_task import HadoopIndexTask
 from druidflow.specs.ingestion import IndexIngestionSpec, IngestionMode
 from druidflow.specs.limits import check_spec_shape
 from druidflow.specs.segment_tasks import AppendTask, ConvertSegmentTask, MergeTask, SameIntervalMergeTask
@@ -49,7 +50,7 @@ from druidflow.specs.validation import get_field, load_json
 # The task models are defined by concept in the modules imported above; this module is where callers get them.
 __all__ = [
     "CONVERTED_VERSION_SUFFIX", "DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_PRIORITIES", "LOCK_TYPES", "TASK_TYPES",
-    "AppendTask", "BaseTask", "CompactTask", "CompactionGranularitySpec", "CompactionIOConfig", "CompactionInputSpec",
+    "AppendTask", "BaseTask", "CompactTask", "HadoopIndexTask", "CompactionGranularitySpec", "CompactionIOConfig", "CompactionInputSpec",
     "CompactionIntervalSpec", "ConvertSegmentTask", "IndexTask", "KillTask", "MergeTask", "SameIntervalMergeTask",
     "SpecificSegmentsSpec", "Task", "TaskResource", "TaskType", "generate_task_id", "parse_task", "random_id_part",
     "segment_id_interval",
@@ -170,12 +171,13 @@ class KillTask(IntervalTask):
 
 # --------------------------------------------------------------------------------------------------- parsing
 
-Task = Union[IndexTask, CompactTask, KillTask, MergeTask, AppendTask, SameIntervalMergeTask, ConvertSegmentTask]
+Task = Union[IndexTask, HadoopIndexTask, CompactTask, KillTask, MergeTask, AppendTask, SameIntervalMergeTask, ConvertSegmentTask]
 """Any task Druidflow accepts."""
 
 TASK_TYPES: dict[str, type[DruidModel]] = {
     "index": IndexTask,
     "index_parallel": IndexTask,
+    "index_hadoop": HadoopIndexTask,
     "compact": CompactTask,
     "kill": KillTask,
     "merge": MergeTask,

@@ -40,6 +40,7 @@ TASK_TYPES: dict[str, TaskType] = {
     for t in (
         TaskType("index", f"{_SPECS}:IndexTask", "druidflow.tasks.index", "druidflow_index"),
         TaskType("index_parallel", f"{_SPECS}:IndexTask", "druidflow.tasks.parallel", "druidflow_index_parallel"),
+        TaskType("index_hadoop", f"{_SPECS}:HadoopIndexTask", "druidflow.tasks.hadoop", "druidflow_index_hadoop"),
         TaskType("compact", f"{_SPECS}:CompactTask", "druidflow.tasks.compact", "druidflow_compact"),
         TaskType("kill", f"{_SPECS}:KillTask", "druidflow.tasks.kill", "druidflow_kill"),
         TaskType("append", f"{_SPECS}:AppendTask", "druidflow.tasks.merge", "druidflow_append"),

@@ -119,7 +119,7 @@ def test_every_registered_task_type_has_its_dag(parsed):
 
 
 @pytest.mark.parametrize("dag_id", ["druidflow_index", "druidflow_compact", "druidflow_append", "druidflow_merge",
-                                    "druidflow_same_interval_merge", "druidflow_convert"])
+                                    "druidflow_same_interval_merge", "druidflow_convert", "druidflow_index_hadoop"])
 def test_protocol_dags_label_mapped_builds_keep_retries_and_fail_a_stopped_run(parsed, dag_id):
     assert parsed["build_retries"][dag_id] == [2]  # not the 0 that .partial() would leave
     assert parsed["labels"][dag_id] == ["{{ task.build_unit_label }}"]
