@@ -196,6 +196,27 @@ def test_parallel_equals_index_and_rolls_up_perfectly_across_splits(rt, tmp_path
     assert rt.lockbox.locks(datasource="pp") == [] or all(not lk.active for lk in rt.lockbox.locks(datasource="pp"))
 
 
+def test_hashed_numbering_is_the_index_tasks_first_arrival_order(rt, tmp_path):
+    """index numbers a chunk's non-empty hash buckets 0..N-1 in the order their first row arrives (Druid's
+    CachingLocalSegmentAllocator); index_parallel over many splits must give every bucket the same partitionNum."""
+    rows = dup_heavy_rows(6000)
+    d = write_files(tmp_path, rows, n_files=3)
+    spec = parallel_spec(d, {"type": "hashed", "numShards": 8}, split={"type": "maxSize", "maxSplitSize": 30_000})
+    assert len(splits_of(spec)) > 3
+    got = parallel.run(spec, rt).segments
+    want = index.run(as_index(spec), rt).segments
+
+    def numbering(segments):
+        return {(s.interval, s.shard_spec.bucket_id): (s.shard_spec.partition_num, s.shard_spec.partitions) for s in segments}
+
+    assert numbering(got) == numbering(want)
+    by_bucket = sorted(numbering(want).items())
+    assert any(a[1][0] > b[1][0] for a, b in zip(by_bucket, by_bucket[1:]) if a[0][0] == b[0][0])  # not bucket order
+    rows_of_got = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in got}
+    rows_of_want = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in want}
+    assert rows_of_got == rows_of_want
+
+
 def test_without_intervals_the_chunks_are_found_and_locked(rt, tmp_path):
     rows = dup_heavy_rows(2000)
     d = write_files(tmp_path, rows, n_files=2, fmt="csv")
