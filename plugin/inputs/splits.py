@@ -22,6 +22,7 @@ from pydantic import Field
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.delimited import has_quote
 from druidflow.inputs.sources import InputObject, LocalFile, S3InputObject, list_objects
+from druidflow.intervals import Interval
 from druidflow.specs.base import DruidModel
 from druidflow.specs.io import (
     CsvInputFormat,
@@ -47,23 +48,36 @@ class MaxSizeSplitHint(DruidModel):
     max_num_files: int = DEFAULT_MAX_NUM_FILES
 
 
-def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningConfig.splitHintSpec") -> MaxSizeSplitHint:
-    """The split hint of a tuningConfig; ``maxSplitSize`` takes Druid's human-readable bytes (``"512MiB"``)."""
+class SegmentsSplitHint(DruidModel):
+    """``splitHintSpec`` ``{"type": "segments", "maxInputSegmentBytesPerTask": ..., "maxNumSegments": ...}``: the
+    ``druid`` input source's segments grouped into splits (Druid's defaults 1GiB, 1000)."""
+
+    type: str = "segments"
+    max_input_segment_bytes_per_task: int = DEFAULT_MAX_SPLIT_SIZE
+    max_num_segments: int = DEFAULT_MAX_NUM_FILES
+
+
+def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningConfig.splitHintSpec") -> MaxSizeSplitHint | SegmentsSplitHint:
+    """The split hint of a tuningConfig; the byte sizes take Druid's human-readable bytes (``"512MiB"``)."""
     if data is None:
         return MaxSizeSplitHint()
     if not isinstance(data, dict):
         raise SpecError(path, data, "must be an object such as {\"type\": \"maxSize\", \"maxSplitSize\": \"512MiB\"}")
     kind = data.get("type")
-    if kind != "maxSize":
-        raise SpecError(f"{path}.type", kind, "Druidflow splits files only: use maxSize (segments applies to the druid input source)")
-    unknown = sorted(set(data) - {"type", "maxSplitSize", "maxNumFiles"})
+    fields = {"maxSize": ("maxSplitSize", "maxNumFiles"), "segments": ("maxInputSegmentBytesPerTask", "maxNumSegments")}
+    if kind not in fields:
+        raise SpecError(f"{path}.type", kind, "must be maxSize (files or segments) or segments (the druid input source)")
+    size_field, count_field = fields[kind]
+    unknown = sorted(set(data) - {"type", size_field, count_field})
     if unknown:
-        raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], "is not a field of the maxSize split hint")
-    size = _bytes(data.get("maxSplitSize", DEFAULT_MAX_SPLIT_SIZE), f"{path}.maxSplitSize")
-    files = data.get("maxNumFiles", DEFAULT_MAX_NUM_FILES)
-    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
-        raise SpecError(f"{path}.maxNumFiles", files, "must be a positive integer")
-    return MaxSizeSplitHint(max_split_size=size, max_num_files=files)
+        raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], f"is not a field of the {kind} split hint")
+    size = _bytes(data.get(size_field, DEFAULT_MAX_SPLIT_SIZE), f"{path}.{size_field}")
+    count = data.get(count_field, DEFAULT_MAX_NUM_FILES)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise SpecError(f"{path}.{count_field}", count, "must be a positive integer")
+    if kind == "segments":
+        return SegmentsSplitHint(max_input_segment_bytes_per_task=size, max_num_segments=count)
+    return MaxSizeSplitHint(max_split_size=size, max_num_files=count)
 
 
 def _bytes(value: Any, path: str) -> int:
@@ -83,10 +97,11 @@ def _bytes(value: Any, path: str) -> int:
 class SplitPiece(DruidModel):
     """One object of a split, whole (``end`` None) or the lines starting in ``[start, end)``."""
 
-    uri: str
+    uri: str  # a file's URI, or a segment id (the druid input source)
     size: int = 0
     start: int = 0
     end: Optional[int] = None
+    windows: list[Interval] = Field(default_factory=list)  # a segment's intervals to read
 
 
 class InputSplit(DruidModel):

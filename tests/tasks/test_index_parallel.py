@@ -22,6 +22,7 @@ from druidflow.inputs import open_input
 from druidflow.inputs.splits import MaxSizeSplitHint, parse_split_hint, plan_splits, split_objects, narrowed_source
 from druidflow.specs.io import parse_input_format, parse_input_source
 from druidflow.tasks import index, parallel
+from druidflow.tasks.parallel.segment_splits import segment_splits
 from druidflow.tasks.runtime import Runtime
 from tests.tasks.test_index import rows_of
 from tests.tasks.test_index_partitioning import dup_heavy_rows, segment_rows
@@ -208,8 +209,10 @@ def test_files_group_into_splits_by_size_and_count(tmp_path):
 def test_the_split_hint_is_parsed_as_druid_writes_it():
     assert parse_split_hint({"type": "maxSize", "maxSplitSize": "512MiB", "maxNumFiles": 3}).max_split_size == 512 * 1024**2
     assert parse_split_hint(None).max_split_size == 1024**3
+    segments = parse_split_hint({"type": "segments", "maxInputSegmentBytesPerTask": "1MiB", "maxNumSegments": 4})
+    assert (segments.max_input_segment_bytes_per_task, segments.max_num_segments) == (1024**2, 4)
     with pytest.raises(SpecError, match=r"splitHintSpec\.type"):
-        parse_split_hint({"type": "segments"})
+        parse_split_hint({"type": "hashed"})
     with pytest.raises(SpecError, match=r"splitHintSpec\.maxSplitSize"):
         parse_split_hint({"type": "maxSize", "maxSplitSize": "lots"})
 
@@ -265,6 +268,56 @@ def test_hashed_numbering_is_the_index_tasks_first_arrival_order(rt, tmp_path):
     rows_of_got = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in got}
     rows_of_want = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in want}
     assert rows_of_got == rows_of_want
+
+
+def reindex_spec(spec, source_ds, partitions, split=None):
+    """``spec`` re-reading ``source_ds``'s segments (Druid's druid input source) instead of its files."""
+    spec = copy.deepcopy(spec)
+    schema = spec["spec"]["dataSchema"]
+    schema["timestampSpec"] = {"column": "__time", "format": "millis"}
+    schema["metricsSpec"] = [{"type": "longSum", "name": "count", "fieldName": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}]
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "druid", "dataSource": source_ds, "interval": "2024-01-01/2024-01-03"}
+    spec["spec"]["ioConfig"].pop("inputFormat")
+    tuning = spec["spec"]["tuningConfig"]
+    tuning.update({"partitionsSpec": partitions, "forceGuaranteedRollup": partitions["type"] != "dynamic", "maxNumConcurrentSubTasks": 3})
+    tuning.pop("splitHintSpec", None)
+    if split is not None:
+        tuning["splitHintSpec"] = split
+    return spec
+
+
+@pytest.mark.parametrize(
+    "partitions", [{"type": "hashed", "numShards": 4}, {"type": "dynamic", "maxRowsPerSegment": 400}], ids=lambda p: p["type"]
+)
+def test_parallel_over_a_druid_input_source_equals_index_over_it(rt, tmp_path, partitions):
+    """Re-indexing existing segments: split by segment (Druid's druid input source splits), every split reading its
+    segments' visible rows; the result equals the index task's over the same source, row for row and shard for shard."""
+    rows = dup_heavy_rows(6000)
+    d = write_files(tmp_path, rows, n_files=3)
+    source = parallel_spec(d, {"type": "dynamic", "maxRowsPerSegment": 300}, ds="src")
+    source["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "MINUTE"
+    parallel.run(source, rt)
+    source_segments = rt.store.used_segments("src")
+    assert len(source_segments) > 6
+    spec = reindex_spec(parallel_spec(d, partitions), "src", partitions, split={"type": "segments", "maxNumSegments": 2})
+    task = parallel.DEFINITION.parse_task(spec, "")
+    hint = parse_split_hint(task.spec.tuning_config.split_hint_spec)
+    splits = segment_splits(task.spec.io_config.input_source, hint, 3, rt)
+    assert len(splits) == (len(source_segments) + 1) // 2
+    assert sorted(p.uri for s in splits for p in s.pieces) == sorted(s.id for s in source_segments)  # each once
+    got = parallel.run(spec, rt)
+    want = index.run(as_index(spec), rt)
+    assert visible(rt, "pp") == visible(rt, "ref")
+    assert sum(r["count"] for r in visible(rt, "pp")) == len(rows)
+    if partitions["type"] == "hashed":
+        assert_perfect_rollup(rt, got.segments)
+
+        def shards(segments):
+            return sorted((s.interval, s.shard_spec.bucket_id, s.shard_spec.partition_num, s.num_rows) for s in segments)
+
+        assert shards(got.segments) == shards(want.segments)
+    stats = got.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]
+    assert stats["processed"] == want.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"]
 
 
 def test_without_intervals_the_chunks_are_found_and_locked(rt, tmp_path):

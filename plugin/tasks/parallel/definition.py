@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from druidflow.exceptions import RetryableError, SpecError
-from druidflow.inputs.splits import parse_split_hint
+from druidflow.inputs.splits import SegmentsSplitHint, parse_split_hint
 from druidflow.specs.tasks import IndexTask
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
@@ -37,11 +37,14 @@ class ParallelDefinition(index.IndexDefinition):
         refuse_non_defaults(task, allowed=HONOURED)
         index._check_writable(task, refuse=False)
         index._check_local_input(task)
-        if task.spec.io_config.input_source.type == "druid":
-            raise SpecError("spec.ioConfig.inputSource.type", "druid", "index_parallel reads files; re-index segments with a compact or index task")
+        source = task.spec.io_config.input_source
+        if source.type not in ("druid", "local", "s3", "http", "inline"):
+            raise SpecError("spec.ioConfig.inputSource.type", source.type, "index_parallel reads files or one dataSource's segments (druid)")
         if task.spec.tuning_config.type != "index_parallel":
             raise SpecError("spec.tuningConfig.type", task.spec.tuning_config.type, "an index_parallel task takes tuningConfig type index_parallel")
-        parse_split_hint(task.spec.tuning_config.split_hint_spec)
+        hint = parse_split_hint(task.spec.tuning_config.split_hint_spec)
+        if isinstance(hint, SegmentsSplitHint) and source.type != "druid":
+            raise SpecError("spec.tuningConfig.splitHintSpec.type", "segments", "splits a druid input source; files take maxSize")
 
     def plan(self, task: IndexTask, rt: Runtime) -> ParallelPlan:
         return plan(task, rt)

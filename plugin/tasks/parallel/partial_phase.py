@@ -120,8 +120,8 @@ def partial(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runt
     try:
         built: Optional[IncrementalIndex] = None
         stats = RowStats()
-        for batch in split_batches(task, split):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
+        for batch in split_batches(task, split, rt):
+            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
             stats = stats.plus(parsed.stats)
             if built is None:
                 built = incremental_index(task, parser, scratch / "persists", sink, lambda groups: None, max_total_rows=None)
