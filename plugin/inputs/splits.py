@@ -2,9 +2,9 @@
 
 Druid's ``maxSize`` split hint groups whole files into splits of at most ``maxSplitSize`` bytes and ``maxNumFiles``
 files (a file larger than that is a split of its own). Druidflow also cuts a file into byte ranges where the format
-allows it — uncompressed JSON lines, and CSV/TSV without a quote character (a quoted field may hold a
-newline), local files (a seek) or S3 objects (a ranged GET) — at line boundaries: a range owns every line whose first byte lies in ``[start, end)``, so the ranges of a
-file cover each line exactly once. Files are cut so that there are at least ``maxNumConcurrentSubTasks`` splits
+allows it — uncompressed JSON lines, and CSV/TSV without a quote character (a quoted field may hold a newline),
+local files (a seek) or S3 objects (a ranged GET) — at line boundaries: a range owns every line whose first byte
+lies in ``[start, end)``, so the ranges of a file cover each line exactly once. Files are cut so that there are at least ``maxNumConcurrentSubTasks`` splits
 where the input allows: one big file still feeds every worker. A CSV/TSV range after the first repeats the file's
 header lines (``skipHeaderRows`` plus the header row), which the reader then skips or reads as column names.
 """
@@ -12,8 +12,8 @@ header lines (``skipHeaderRows`` plus the header row), which the reader then ski
 from __future__ import annotations
 
 import math
-from contextlib import closing
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -136,7 +136,7 @@ def _sized(obj: InputObject) -> InputObject:
 
         try:
             obj.size = int(obj.client.head_object(Bucket=obj.bucket, Key=obj.key)["ContentLength"])
-        except Exception as exc:  # noqa: BLE001 - botocore errors have no useful common base
+        except Exception as exc:
             if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise InputError(f"S3 object {obj.uri} does not exist") from None
             raise InputError(f"cannot read the size of {obj.uri}: {exc}") from exc
@@ -236,7 +236,7 @@ def _open_at(obj: LocalFile | S3InputObject, offset: int) -> BinaryIO:
 
     try:
         response = obj.client.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={offset}-")
-    except Exception as exc:  # noqa: BLE001 - botocore errors have no useful common base
+    except Exception as exc:
         code = error_code(exc)
         if code in ("NoSuchKey", "404", "NotFound"):
             raise InputError(f"S3 object {obj.uri} does not exist") from None

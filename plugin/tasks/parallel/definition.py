@@ -18,6 +18,7 @@ from druidflow.tasks.parallel.handoffs import HONOURED, FinalPlan, MergeUnit, Pa
 from druidflow.tasks.parallel.merge_phase import cleanup, final_plan, merge, merges
 from druidflow.tasks.parallel.partial_phase import partial
 from druidflow.tasks.parallel.split_planning import decide, plan, scan
+from druidflow.tasks.publisher import PublishPlan
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,14 @@ T = TypeVar("T")
 
 
 class ParallelDefinition(index.IndexDefinition):
-    """``index_parallel`` on the task protocol: the publish plan, report and locks of ``index``; its own phases."""
+    """``index_parallel`` on the task protocol: the publish plan, report and locks of ``index``; its own phases.
 
-    task_types = ("index_parallel",)
+    The protocol dispatches on ``plan_model``/``unit_model``, so the hooks below take this task's own models where
+    ``index``'s take its plan and build units (hence the override ignores)."""
+
+    task_types = ("index_parallel",)  # type: ignore[assignment]
     plan_model = FinalPlan
-    unit_model = MergeUnit
+    unit_model = MergeUnit  # type: ignore[assignment]
     result_model = BuildResult
     report_model = IndexReport
 
@@ -46,16 +50,18 @@ class ParallelDefinition(index.IndexDefinition):
         if isinstance(hint, SegmentsSplitHint) and source.type != "druid":
             raise SpecError("spec.tuningConfig.splitHintSpec.type", "segments", "splits a druid input source; files take maxSize")
 
-    def plan(self, task: IndexTask, rt: Runtime) -> ParallelPlan:
+    def plan(self, task: IndexTask, rt: Runtime) -> ParallelPlan:  # type: ignore[override]
         return plan(task, rt)
 
-    def build(self, task: IndexTask, the_plan: Any, unit: MergeUnit, rt: Runtime) -> BuildResult:
+    def build(self, task: IndexTask, the_plan: Any, unit: MergeUnit, rt: Runtime) -> BuildResult:  # type: ignore[override]
         return merge(task, unit, rt)
 
     def unit_label(self, unit: Any) -> str:
         return unit.label
 
-    def publish_plan(self, task: IndexTask, the_plan: FinalPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
+    def publish_plan(  # type: ignore[override]
+        self, task: IndexTask, the_plan: FinalPlan, results: Sequence[BuildResult], rt: Runtime
+    ) -> PublishPlan:
         return index.publish_plan(task, the_plan, results)
 
     def report(self, task, the_plan, results, outcome, publish) -> IndexReport:  # type: ignore[no-untyped-def]

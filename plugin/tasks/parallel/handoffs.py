@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
+from druidflow.exceptions import SpecError
+from druidflow.granularity import Granularity
 from druidflow.ingest.stats import RowStats
 from druidflow.inputs.splits import InputSplit
 from druidflow.specs.base import DruidModel
@@ -100,6 +102,15 @@ class FinalPlan(IndexPlan):
 
 def partitions_spec(task: IndexTask) -> Any:
     return task.spec.tuning_config.effective_partitions_spec
+
+
+def segment_granularity(task: IndexTask) -> Granularity:
+    """The segment granularity that buckets chunks found in the data (an arbitrary granularitySpec has none, and
+    needs intervals, so its chunks are never found from the data)."""
+    gran = task.spec.data_schema.granularity_spec.segment_granularity
+    if gran is None:
+        raise SpecError("spec.dataSchema.granularitySpec.intervals", None, "an arbitrary granularitySpec needs intervals")
+    return gran
 
 
 def concurrency(task: IndexTask) -> int:

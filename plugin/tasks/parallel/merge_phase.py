@@ -32,6 +32,7 @@ from druidflow.tasks.parallel.handoffs import (
     capped_events,
     partial_prefix,
     partitions_spec,
+    segment_granularity,
 )
 from druidflow.tasks.parallel.partial_phase import incremental_index
 from druidflow.tasks.runtime import Runtime
@@ -45,7 +46,7 @@ def merges(task: IndexTask, the_plan: ParallelPlan, results: Sequence[PartialRes
     dims, multi = _union_dimensions(results)
     chunks = list(the_plan.chunks)
     if not the_plan.chunks_known:
-        seg = task.spec.data_schema.granularity_spec.segment_granularity
+        seg = segment_granularity(task)
         found = [seg.bucket(st) for st in sorted({f.chunk_start for f in files})]
         if found:
             index.acquire_locks(task, rt, found)
@@ -154,8 +155,8 @@ def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[d
     tune_allocator()
     try:
         sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser, _Numbering(unit.numbering))  # type: ignore[arg-type]
-        partitions = partitions_spec(task)
-        built = incremental_index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=getattr(partitions, "max_total_rows", None))
+        max_total_rows = getattr(partitions_spec(task), "max_total_rows", None)
+        built = incremental_index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=max_total_rows)
         template = parser.empty_table(parser.dimensions).drop_columns([CHUNK])
         for load_spec in files:
             with rt.storage.open_local(load_spec) as path:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np

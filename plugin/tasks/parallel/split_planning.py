@@ -13,20 +13,33 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from druidflow.exceptions import SpecError
 from druidflow.ingest.parse import CHUNK, RowParser
 from druidflow.ingest.partitioning import HyperLogLog, ShardPlan, hashed_shards, range_keys, range_shards, row_hashes
 from druidflow.ingest.stats import RowStats
 from druidflow.inputs import open_input
 from druidflow.inputs.batch import InputBatch
-from druidflow.inputs.splits import InputSplit, MaxSizeSplitHint, narrowed_source, parse_split_hint, plan_splits, split_objects
+from druidflow.inputs.splits import (
+    InputSplit,
+    MaxSizeSplitHint,
+    narrowed_source,
+    parse_split_hint,
+    plan_splits,
+    split_objects,
+)
 from druidflow.intervals import Interval
 from druidflow.specs.io import DruidInputSource
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
 from druidflow.tasks.index import ChunkPlan
+from druidflow.tasks.parallel.handoffs import (
+    ParallelPlan,
+    SplitScan,
+    capped_events,
+    concurrency,
+    partitions_spec,
+    segment_granularity,
+)
 from druidflow.tasks.parallel.segment_splits import segment_batches, segment_splits
-from druidflow.tasks.parallel.handoffs import ParallelPlan, SplitScan, capped_events, concurrency, partitions_spec
 from druidflow.tasks.runtime import Runtime
 
 
@@ -96,7 +109,7 @@ def decide(task: IndexTask, the_plan: ParallelPlan, scans: Sequence[SplitScan], 
     chunks = gran.bucket_intervals()
     if chunks is None and not the_plan.scan:
         return the_plan  # dynamic or hashed numShards without intervals: the partials find the chunks
-    seg = gran.segment_granularity
+    seg = segment_granularity(task)
     starts = sorted({c for s in scans for c in s.chunks})
     if chunks is None:
         chunks = [seg.bucket(st) for st in starts]
