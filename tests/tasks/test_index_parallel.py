@@ -19,7 +19,7 @@ import pytest
 
 from druidflow.exceptions import SpecError
 from druidflow.inputs import open_input
-from druidflow.inputs.splits import MaxSizeSplitHint, parse_split_hint, plan_splits, split_objects, narrowed_source
+from druidflow.inputs.splits import MaxSizeSplitHint, narrowed_source, parse_split_hint, plan_splits, split_objects
 from druidflow.specs.io import parse_input_format, parse_input_source
 from druidflow.tasks import index, parallel
 from druidflow.tasks.parallel.segment_splits import segment_splits
