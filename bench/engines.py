@@ -178,12 +178,12 @@ def run_engine(engine: str, input_path: Path, input_format: str, out_dir: Path, 
         rss_before = peak_rss_bytes()
     except EngineUnavailable as exc:
         return {"status": "unavailable", "reason": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - report any failure to the parent, which decides
+    except Exception as exc:
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     started = time.perf_counter()
     try:
         extra = job()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return {
             "status": "failed",
             "wall_s": time.perf_counter() - started,

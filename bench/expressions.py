@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -62,9 +64,9 @@ def main() -> None:
         theirs = [None if expression.startswith("filter") and r == [] else r for r in theirs]
         if ours != theirs:
             raise SystemExit(f"{expression}: Druidflow and DuckDB disagree")
-        t_ours = _best(lambda: compiled.evaluate(table), args.repeat)
-        t_duck = _best(lambda: con.sql(sql).to_arrow_table(), args.repeat)
-        t_polars = _best(lambda: polars_fn(pl, df), args.repeat)
+        t_ours = _best(partial(compiled.evaluate, table), args.repeat)
+        t_duck = _best(lambda sql=sql: con.sql(sql).to_arrow_table(), args.repeat)
+        t_polars = _best(partial(polars_fn, pl, df), args.repeat)
         print(f"{expression:34s} druidflow {t_ours * 1000:7.1f} ms | duckdb {t_duck * 1000:7.1f} ms "
               f"({t_ours / t_duck:4.1f}x) | polars {t_polars * 1000:7.1f} ms ({t_ours / t_polars:4.1f}x)")
 

@@ -101,9 +101,8 @@ def druid_spec(path: Path, fmt: str) -> dict:
 
 def _job(engine: str, path: Path, fmt: str, out: Path):
     if engine == "druidflow":
-        from druidflow.tasks.index import run_local
-
         from bench.engines import prepare_metadata
+        from druidflow.tasks.index import run_local
 
         spec = druid_spec(path, fmt)
         metadata_url = f"sqlite:///{out / 'metadata.db'}"

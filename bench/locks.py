@@ -71,7 +71,7 @@ def _write_transactions_for(box: TaskLockbox, seconds: float) -> int:
     return done
 
 
-def _contender(url: str, worker: int, barrier, results) -> None:  # noqa: ANN001 - multiprocessing objects
+def _contender(url: str, worker: int, barrier, results) -> None:
     box = TaskLockbox(url)
     own = Interval(DAY0 + (10 + worker) * MS_DAY, DAY0 + (11 + worker) * MS_DAY)
     shared = Interval(DAY0, DAY0 + MS_DAY)
@@ -85,7 +85,7 @@ def _contender(url: str, worker: int, barrier, results) -> None:  # noqa: ANN001
     results.put((distinct, same))
 
 
-def _own_datasource(url: str, worker: int, barrier, results) -> None:  # noqa: ANN001 - multiprocessing objects
+def _own_datasource(url: str, worker: int, barrier, results) -> None:
     box = TaskLockbox(url)
     iv = Interval(DAY0, DAY0 + MS_DAY)
     ds = f"bench-{worker}"
@@ -97,7 +97,7 @@ def _own_datasource(url: str, worker: int, barrier, results) -> None:  # noqa: A
     results.put(pairs)
 
 
-def _spawn(target, db_url: str, processes: int) -> list:  # noqa: ANN001
+def _spawn(target, db_url: str, processes: int) -> list:
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     procs = [ctx.Process(target=target, args=(db_url, w, barrier, results)) for w in range(processes)]

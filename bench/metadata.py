@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache, partial
 
 from druidflow.intervals import MS_HOUR, Interval, parse_instant
 from druidflow.metadata.store import MetadataStore
@@ -74,14 +74,14 @@ def _timed(fn):
     return result, round(time.perf_counter() - started, 3)
 
 
-@lru_cache(maxsize=None)
+@cache
 def timeline_figures() -> tuple[tuple[str, float], ...]:
     """In-memory timeline figures; the same on every backend, so computed once per process."""
     figures: list[tuple[str, float]] = []
     for count in TIMELINE_COUNTS:
         label = f"{count // 1000}k" if count < 1_000_000 else f"{count // 1_000_000}M"
         segments = make_segments(count)
-        timeline, build_s = _timed(lambda: Timeline(segments))
+        timeline, build_s = _timed(partial(Timeline, segments))
         entries, visible_s = _timed(timeline.visible)
         visible, segments_s = _timed(timeline.visible_segments)
         shadowed, overshadowed_s = _timed(timeline.overshadowed)

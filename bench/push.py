@@ -140,7 +140,7 @@ def run(metadata_url: str, deep_storage: str, *, seconds: float, clients: int, b
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"push-server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else ''}")
+                    raise RuntimeError(f"push-server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else ''}") from None
                 time.sleep(0.2)
         results = [measure(url, clients=clients, batch=b, seconds=seconds, max_events=max_events) for b in batches]
     finally:

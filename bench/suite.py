@@ -26,8 +26,9 @@ import inspect
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import heavy_rollup, overhead
 from bench import run as harness
@@ -123,7 +124,9 @@ def heavy_builds(sizes: Sizes, args: argparse.Namespace, problems: list[str]) ->
                 medians[engine] = statistics.median(r["wall_s"] for r in ok) if ok else None
                 if len(ok) < len(results):
                     problems.append(f"heavy {shape} {fmt}: {engine} failed")
-                totals.update({engine: (r["rows_out"], r["count"], r["units"], r["amount"]) for r in ok[-1:]})
+                if ok:
+                    last = ok[-1]
+                    totals[engine] = (last["rows_out"], last["count"], last["units"], last["amount"])
             if len(set(totals.values())) > 1:
                 problems.append(f"heavy {shape} {fmt}: totals disagree {totals}")
             if totals.get("druidflow", (None, 0))[1] != rows:
@@ -259,7 +262,7 @@ def run_suite(args: argparse.Namespace, quick: bool) -> tuple[dict, bool]:
             continue
         try:
             figures += step()
-        except Exception as exc:  # noqa: BLE001 - one broken figure is reported; the others still run
+        except Exception as exc:
             problems.append(f"{name}: {type(exc).__name__}: {exc}")
             print(f"  {name} failed: {type(exc).__name__}: {exc}", flush=True)
     metadata: dict = {"status": "skipped"}

@@ -37,6 +37,7 @@ from druidflow.exceptions import (
     SpecError,
     TerminalError,
 )
+from druidflow.process_tuning import owned_process
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -139,7 +140,7 @@ class DruidflowStepOperator(BaseOperator):
     # -- the Druid task this step belongs to -------------------------------------------------------------------
 
     def _task_dict(self) -> dict[str, Any]:
-        return as_dict(getattr(self, "index_task"), "index_task")
+        return as_dict(self.index_task, "index_task")
 
     def _druid_task_id(self) -> str | None:
         try:
@@ -158,14 +159,16 @@ class DruidflowStepOperator(BaseOperator):
         """Run one engine step with the lease heartbeat on, mapping Druidflow errors to Airflow's."""
         druid_task_id = self._druid_task_id()
         try:
+            # An Airflow task runs in a process of its own, so the engine may tune its allocator for the step.
             if not (self._heartbeat and druid_task_id):
-                return fn()
+                with owned_process():
+                    return fn()
             from druidflow.tasks.protocol import heartbeat
 
             rt = self.runtime
             with LeaseHeartbeat(
                 lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
-            ) as beat:
+            ) as beat, owned_process():
                 result = fn()
             beat.check()  # a lock revoked mid-step makes the step's output worthless
             return result
@@ -216,7 +219,7 @@ class DruidflowStepOperator(BaseOperator):
             from druidflow.tasks.protocol import fail
 
             fail(druid_task_id, message, self.runtime)
-        except Exception:  # noqa: BLE001 - the step's own error is what the user must see
+        except Exception:
             self.log.exception("Could not mark Druid task %s as failed", druid_task_id)
 
     def on_kill(self) -> None:
@@ -229,7 +232,7 @@ class DruidflowStepOperator(BaseOperator):
 
             release(druid_task_id, self.runtime)
             self.log.info("Released the locks of Druid task %s", druid_task_id)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.log.exception("Could not release the locks of Druid task %s", druid_task_id)
 
 

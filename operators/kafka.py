@@ -90,7 +90,7 @@ class KafkaTaskOperator(DruidflowStepOperator):
         if task_id:
             try:
                 self.runtime.lockbox.release_all(task_id)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.log.exception("Could not release the locks of Kafka task %s", task_id)
 
 

@@ -97,7 +97,7 @@ class _SplitStep(_ParallelStep):
     def split_label(self) -> str:
         try:
             return self._split().label
-        except Exception:  # noqa: BLE001 - a label must never fail the task
+        except Exception:
             return ""
 
 

@@ -42,7 +42,13 @@ class PushHandoffOperator(DruidflowStepOperator):
         self.drain = drain
 
     def _registry(self) -> PushRegistry:
-        from druidflow.push.registry import PushRegistry, VARIABLE_KEY, spec_dir_from_env, specs_from_dir, specs_from_document
+        from druidflow.push.registry import (
+            VARIABLE_KEY,
+            PushRegistry,
+            spec_dir_from_env,
+            specs_from_dir,
+            specs_from_document,
+        )
 
         if self.specs:
             items = self.specs if isinstance(self.specs, list) else [self.specs]

@@ -74,7 +74,7 @@ class _Aggregator(SpecModel):
             return "long"
         for vt in ("long", "double", "float", "string"):
             if self.type.startswith(vt):
-                return vt  # type: ignore[return-value]
+                return vt
         raise AssertionError(self.type)
 
     @property

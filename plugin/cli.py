@@ -28,23 +28,27 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from druidflow import settings
 from druidflow.cli_diagnostics import datasource_summary, require_datasource
 from druidflow.exceptions import DruidflowError, MetadataConfigError, MetadataUnavailableError
 from druidflow.intervals import Interval, format_instant
+from druidflow.process_tuning import owned_process
+
+if TYPE_CHECKING:
+    from druidflow.tasks.runtime import Runtime
 
 DEMO_SPEC = Path("examples") / "wikipedia-index.json"
 
 
-def _runtime(args: argparse.Namespace):
+def _runtime(args: argparse.Namespace) -> Runtime:
     from druidflow.tasks.runtime import Runtime
 
     return Runtime.from_urls(args.metadata_url, getattr(args, "deep_storage", None))
 
 
-def _existing(args: argparse.Namespace):
+def _existing(args: argparse.Namespace) -> Runtime:
     """The runtime, after checking the interval and that ``args.datasource`` exists."""
     _interval(getattr(args, "interval", None))
     rt = _runtime(args)
@@ -108,7 +112,8 @@ def cmd_segments(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     rows = [
-        [r.segment.id, str(r.segment.interval), r.segment.version, r.segment.partition_num, r.segment.num_rows, r.segment.size, "yes" if r.used else f"no ({r.unused_reason or '-'})"]
+        [r.segment.id, str(r.segment.interval), r.segment.version, r.segment.partition_num, r.segment.num_rows, r.segment.size,
+         "yes" if r.used else f"no ({r.unused_reason or '-'})"]
         for r in records
     ]
     _table(["id", "interval", "version", "partition", "rows", "bytes", "used"], rows)
@@ -318,9 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from druidflow.locks.cli import register as register_locks
-    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.push.cli import register as register_push
     from druidflow.sql_cli import register as register_query
+    from druidflow.streaming.kafka_cli import register as register_kafka
     from druidflow.tasks.kill_cli import register as register_kill
 
     register_locks(sub)
@@ -357,7 +362,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.metadata_url is None:
             args.metadata_url = settings.metadata_url()
-        return int(args.func(args) or 0)
+        # The CLI owns its process: the engine may tune glibc's allocator for the run (see process_tuning).
+        with owned_process():
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader went away (e.g. `druidflow read ... | head`): not an error.
         sys.stderr.close()
@@ -370,7 +377,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a database error Druidflow did not foresee still prints one line
+    except Exception as exc:
         import sqlalchemy as sa
 
         if not isinstance(exc, sa.exc.SQLAlchemyError):

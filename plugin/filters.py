@@ -30,8 +30,9 @@ Matching rules (Druid's SQL-compatible mode):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +42,7 @@ from pydantic import Field, field_validator, model_validator
 from druidflow.exceptions import SpecError
 from druidflow.expressions import (
     Batch,
+    Expression,
     check_regex,
     compile_expression,
     epoch_millis,
@@ -424,7 +426,7 @@ class IntervalFilter(_DimensionFilter):
             for iv in self.intervals:
                 part = pc.and_kleene(pc.greater_equal(ms, iv.start), pc.less(ms, iv.end))
                 out = part if out is None else pc.or_kleene(out, part)
-            return out  # type: ignore[return-value]
+            return out
 
         return _per_value(self._column(batch), batch.num_rows, predicate)
 
@@ -443,7 +445,7 @@ class ExpressionFilter(_Filter):
         return v
 
     @cached_property
-    def compiled(self):
+    def compiled(self) -> Expression:
         return compile_expression(self.expression, "filter.expression")
 
     @property

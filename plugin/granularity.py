@@ -140,7 +140,7 @@ class Granularity:
         raise SpecError(path, value, "expected a granularity name such as 'DAY' or an object with a 'type'")
 
     @classmethod
-    def _parse_object(cls, value: dict, path: str) -> Granularity:
+    def _parse_object(cls, value: dict[str, Any], path: str) -> Granularity:
         kind = value.get("type")
         kind_l = kind.lower() if isinstance(kind, str) else kind
         allowed = {"none": {"type"}, "all": {"type"}, "period": {"type", "period", "timeZone", "origin"},

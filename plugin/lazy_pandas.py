@@ -11,10 +11,11 @@ import it again when called.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from types import FrameType, ModuleType
-from typing import Optional, Sequence
+from typing import Optional
 
 _SKIPPED_PREFIXES = ("<frozen importlib", "<frozen zipimport")
 

@@ -77,7 +77,7 @@ class LoadForever(_Load):
 
     type: Literal["loadForever"] = "loadForever"
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return np.ones(len(starts), dtype=bool)
 
 
@@ -88,7 +88,7 @@ class LoadByPeriod(_Load):
     period: PeriodText
     include_future: bool = True
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         begin = _ago(now, self.period)
         if self.include_future:
             return begin < ends
@@ -101,7 +101,7 @@ class LoadByInterval(_Load):
     type: Literal["loadByInterval"] = "loadByInterval"
     interval: Interval
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return (starts < self.interval.end) & (self.interval.start < ends)
 
 
@@ -123,7 +123,7 @@ class DropForever(_Rule):
     type: Literal["dropForever"] = "dropForever"
     drops: ClassVar[bool] = True
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return np.ones(len(starts), dtype=bool)
 
 
@@ -135,7 +135,7 @@ class DropByPeriod(_Rule):
     include_future: bool = True
     drops: ClassVar[bool] = True
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         begin = _ago(now, self.period)
         if self.include_future:
             return begin <= starts
@@ -149,7 +149,7 @@ class DropBeforeByPeriod(_Rule):
     period: PeriodText
     drops: ClassVar[bool] = True
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return ends <= _ago(now, self.period)
 
 
@@ -160,7 +160,7 @@ class DropByInterval(_Rule):
     interval: Interval
     drops: ClassVar[bool] = True
 
-    def applies(self, starts, ends, now):
+    def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return (self.interval.start <= starts) & (ends <= self.interval.end)
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field, field_validator, model_validator
+
 from druidflow.aggregators import _Aggregator
 from druidflow.exceptions import SpecError
 from druidflow.sketches import HYPER_UNIQUE_LG_K, SketchSpec, library
-from pydantic import Field, field_validator, model_validator
 
 SKETCH_TYPES = ("thetaSketch", "HLLSketchBuild", "HLLSketchMerge", "quantilesDoublesSketch", "hyperUnique", "cardinality")
 

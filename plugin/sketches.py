@@ -7,7 +7,8 @@ it) and a compact quantiles DoublesSketch (``quantilesDoublesSketch``).
 
 Building works on whole columns: the rows are taken in group order (the rollup's sort), cut into per-group runs,
 and each run is fed to the library with ``deque(map(sketch.update, run))`` (theta and HLL have no batch update; the
-loop runs inside C, calling only the library) or one ``update(ndarray)`` call (quantiles). A group whose column already holds exactly one sketch keeps its bytes as they are, so re-rolling
+loop runs inside C, calling only the library) or one ``update(ndarray)`` call (quantiles).
+A group whose column already holds exactly one sketch keeps its bytes as they are, so re-rolling
 rolled-up data (compaction, merge, the final merge of persists) changes nothing that need not change.
 
 The library is the optional ``sketches`` extra; :func:`library` names it when it is missing.
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from druidflow.exceptions import SpecError
 
 Family = Literal["theta", "hll", "quantiles"]

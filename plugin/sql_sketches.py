@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+
 from druidflow import sketches
 from druidflow.exceptions import SpecError
 

@@ -94,7 +94,9 @@ class TimeZone:
         # timedelta arithmetic instead of fromtimestamp: exact for every year 1..9999 on every platform.
         utc = (_EPOCH + _dt.timedelta(milliseconds=ms)).replace(tzinfo=self._zoneinfo)
         local = self._zoneinfo.fromutc(utc)
-        return int(local.utcoffset() // _dt.timedelta(milliseconds=1))
+        offset = local.utcoffset()
+        assert offset is not None  # a ZoneInfo always has an offset
+        return int(offset // _dt.timedelta(milliseconds=1))
 
     def offsets(self, ms: np.ndarray) -> np.ndarray:
         """The UTC offset (ms) in force at each instant of an int64 array, vectorised.

@@ -31,7 +31,7 @@ def pg_server() -> str:
     try:
         with _pg_admin_engine().connect() as conn:
             conn.execute(sa.text("select 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the same thing here
+    except Exception as exc:
         pytest.fail(
             f"PostgreSQL is required for this test and is not reachable at {PG_URL}: {exc}. "
             "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) "

@@ -12,6 +12,7 @@ import datasketches as ds
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from druidflow import sketches
 from druidflow.aggregators import parse_aggregator, parse_metrics_spec
 from druidflow.exceptions import SpecError

@@ -16,7 +16,6 @@ from druidflow.segments.timeline import Timeline
 from tests.segments.test_timeline_properties import segment_sets
 
 
-
 def _scaled(segments):
     """The property suite's grid is in milliseconds; stretch it to hours so DAY alignment has something to merge."""
     return [s.model_copy(update={"interval": Interval(s.interval.start * MS_HOUR, s.interval.end * MS_HOUR)}) for s in segments]

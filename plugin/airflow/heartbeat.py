@@ -72,7 +72,7 @@ class LeaseHeartbeat:
                 if self._stop_work and isinstance(exc, LockRevokedError):
                     self._interrupt_worker()
                 return
-            except Exception:  # noqa: BLE001 - a transient DB error must not kill the step; the next beat retries
+            except Exception:
                 log.warning("Lock heartbeat failed; retrying in %.0fs", self._interval_s, exc_info=True)
 
     def _interrupt_worker(self) -> None:

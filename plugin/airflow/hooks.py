@@ -161,7 +161,7 @@ class DruidflowMetadataHook(BaseHook):
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.select(sa.func.count()).select_from(tasks))
-        except Exception as exc:  # noqa: BLE001 - any failure is reported to the user as text
+        except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}. Did `airflow db migrate` run with the druidflow provider?"
         return True, "Connected; Druidflow tables present"
 
@@ -233,7 +233,7 @@ class DeepStorageHook(BaseHook):
         """Check that the location can be resolved (for the UI's Test button)."""
         try:
             self.storage  # noqa: B018 - building it validates the URI and options
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Deep storage at {self.uri}"
 

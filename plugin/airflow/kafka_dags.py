@@ -4,7 +4,8 @@ A run is one supervisor cycle. The schedule is the spec's ``ioConfig.period`` (D
 one run at a time, no catch-up: each run plans from the offsets the previous one committed. Suspending the
 supervisor (``druidflow supervisor suspend ID``) makes the runs skip.
 
-``DRUIDFLOW_KAFKA_CONTINUOUS=1`` makes the DAG file schedule them continuously instead. Specs come from the Airflow Variable ``druidflow_kafka_supervisors`` (a JSON list of supervisor specs, or an object
+``DRUIDFLOW_KAFKA_CONTINUOUS=1`` makes the DAG file schedule them continuously instead.
+Specs come from the Airflow Variable ``druidflow_kafka_supervisors`` (a JSON list of supervisor specs, or an object
 of them), from the supervisors stored in ``druidflow_supervisors`` (``POST /druid/indexer/v1/supervisor``,
 ``druidflow supervise``) and from the ``*.json`` files of the folder ``DRUIDFLOW_KAFKA_SPEC_DIR``.
 """
@@ -73,7 +74,7 @@ def _stored_specs() -> list[Any]:
         finally:
             engine.dispose()
         return [json.loads(r.payload) for r in rows]
-    except Exception as exc:  # noqa: BLE001 - no Connection or no table yet: only the Variable and the folder count
+    except Exception as exc:
         log.debug("stored Kafka supervisors not read: %s", exc)
         return []
 
@@ -86,7 +87,7 @@ def configured_specs() -> list[Any]:
         from airflow.sdk import Variable
 
         raw = Variable.get(VARIABLE, default=None)
-    except Exception:  # noqa: BLE001 - no Variable backend reachable while parsing: only the folder counts
+    except Exception:
         raw = None
     if raw:
         value = json.loads(raw) if isinstance(raw, str) else raw

@@ -26,11 +26,10 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
-
-from airflow.plugins_manager import AirflowPlugin
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def _engine_from_config() -> Engine:
     conn_id = conf.get("druidflow", "metadata_conn_id", fallback=DruidflowMetadataHook.default_conn_name)
     try:
         return DruidflowMetadataHook(metadata_conn_id=conn_id).engine
-    except Exception as exc:  # noqa: BLE001 - no such Connection: the tables live in Airflow's DB (db-manager)
+    except Exception as exc:
         log.info("Druidflow plugin: Connection %r not usable (%s); reading Airflow's metadata DB", conn_id, exc)
         from airflow import settings
 
@@ -213,7 +212,8 @@ def druid_api_app() -> dict[str, Any]:
 
 
 def _console_app() -> dict[str, Any]:
-    from druidflow.airflow.console.app import URL_PREFIX as CONSOLE_PREFIX, create_console_app
+    from druidflow.airflow.console.app import URL_PREFIX as CONSOLE_PREFIX
+    from druidflow.airflow.console.app import create_console_app
 
     return {"app": create_console_app(), "url_prefix": CONSOLE_PREFIX, "name": "Druidflow console"}
 

@@ -34,7 +34,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [
-            {"integration-name": _INTEGRATION, "python-modules": ["druidflow.operators.druid_task", "druidflow.operators.index", "druidflow.operators.kill", "druidflow.operators.compact"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "druidflow.operators.druid_task",
+                    "druidflow.operators.index",
+                    "druidflow.operators.kill",
+                    "druidflow.operators.compact",
+                ],
+            }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["druidflow.airflow.hooks"]}],
         "connection-types": [

@@ -21,7 +21,14 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.engine import Engine
 
 from druidflow.push.http import FIREHOSE_PREFIX, TRANQUILITY_PREFIX, PushService, create_push_apps
-from druidflow.push.registry import VARIABLE_KEY, CachedRegistry, PushRegistry, spec_dir_from_env, specs_from_dir, specs_from_document
+from druidflow.push.registry import (
+    VARIABLE_KEY,
+    CachedRegistry,
+    PushRegistry,
+    spec_dir_from_env,
+    specs_from_dir,
+    specs_from_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ def _airflow_registry() -> PushRegistry:
         from airflow.models import Variable
 
         specs.extend(specs_from_document(Variable.get(VARIABLE_KEY, default_var=None)))
-    except Exception as exc:  # noqa: BLE001 - the Variable store unreachable: the folder alone decides
+    except Exception as exc:
         log.warning("push specs: Variable %s not readable: %s", VARIABLE_KEY, exc)
     return PushRegistry.of(specs)
 

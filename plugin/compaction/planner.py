@@ -196,7 +196,9 @@ def _plan_data_source(
             "small_segments": sum(1 for s in segments if s.num_rows < wanted.target_rows_per_segment),
         }
 
-        def verdict(category: Category, reason: str) -> ChunkVerdict:
+        def verdict(
+            category: Category, reason: str, interval: Interval = interval, stats: dict[str, int] = stats
+        ) -> ChunkVerdict:
             return ChunkVerdict(data_source=ds, interval=interval, category=category, reason=reason, **stats)
 
         if interval.end > horizon:

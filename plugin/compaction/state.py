@@ -209,7 +209,7 @@ def state_difference(stored: dict[str, Any], wanted: WantedState, segments: Sequ
             diff = _first_difference("transformSpec", _transform(stored.get("transformSpec")), _transform(wanted.transform_spec))
             if diff:
                 return diff
-    except Exception as exc:  # noqa: BLE001 - an unreadable stored state simply means "compact again"
+    except Exception as exc:
         return f"the stored compaction state cannot be read ({exc})"
     return None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from druidflow.exceptions import SpecError
 from druidflow.expressions.tree import FUNCTIONS, Call, Ctx, Lambda, Literal

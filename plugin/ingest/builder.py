@@ -30,46 +30,11 @@ import pyarrow.ipc as ipc
 
 from druidflow.ingest.parse import CHUNK, TIME
 from druidflow.ingest.rollup import MetricColumn, compact_dictionaries, rollup
+from druidflow.process_tuning import trim_allocator
+from druidflow.process_tuning import tune_allocator as tune_allocator  # re-exported for the index tasks
 
 # Small enough that a merge slice reads little beyond its time range from each persist, however many there are.
 SPILL_BATCH_ROWS = 16 * 1024
-
-
-def _libc() -> Any:
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-_M_MMAP_THRESHOLD = -3
-_allocator_tuned = False
-
-
-def tune_allocator() -> None:
-    """Serve every C allocation over 1 MiB from its own mapping (glibc only; once per process).
-
-    Batches, numpy temporaries and read buffers are megabytes each. By default glibc raises its mmap threshold
-    as such blocks are freed, after which they come from the heap, whose freed holes stay resident: over a long
-    build the resident size then creeps up with the input although live data stays bounded. Mapped blocks go
-    back to the OS the moment they are freed.
-    """
-    global _allocator_tuned
-    if _allocator_tuned or _LIBC is None:
-        return
-    try:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    except AttributeError:
-        pass
-    _allocator_tuned = True
-
-
-def _trim() -> None:
-    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)
 
 
 def release_free_memory() -> None:
@@ -80,7 +45,7 @@ def release_free_memory() -> None:
     would grow with the input. Trimming after each persist keeps it flat.
     """
     pa.default_memory_pool().release_unused()
-    _trim()
+    trim_allocator()
 
 
 def persist_codec(index_spec: Any) -> Optional[str]:
@@ -227,7 +192,7 @@ class IncrementalIndex:
 
     def flush(self) -> list[int]:
         """Merge everything pending into the sink; returns the chunk starts that received rows."""
-        pending: dict[int, list] = {}
+        pending: dict[int, list[Any]] = {}
         memory = self._combine(self._buffer) if self._buffer else None
         if memory is not None:
             for chunk in pc.unique(memory.column(self.group_column)).to_pylist():
@@ -251,8 +216,8 @@ class IncrementalIndex:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="druidflow-merge") as pool:
                 for future in [pool.submit(merge, chunk) for chunk in sorted(pending)]:
                     future.result()
-        for sb in {s.path for s in self._spills}:
-            sb.unlink(missing_ok=True)
+        for spill_path in {s.path for s in self._spills}:
+            spill_path.unlink(missing_ok=True)
         self._buffer, self._buffer_rows, self._buffer_bytes = [], 0, 0
         self._spills, self._spilled_rows = [], 0
         self.merge_rounds += 1
@@ -260,7 +225,8 @@ class IncrementalIndex:
         self.flush_done(chunks)
         return chunks
 
-    def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers, budget: int) -> None:
+    def _merge_chunk(self, chunk: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch], readers: dict[Path, Any], budget: int
+    ) -> None:
         if not spills:
             if in_memory is not None and in_memory.num_rows:
                 self.sink(chunk, compact_dictionaries(in_memory.drop_columns([self.group_column])))
@@ -279,7 +245,10 @@ class IncrementalIndex:
             est += in_memory.num_rows  # already in memory; counted whole to stay conservative
         return est
 
-    def _merge_slice(self, chunk: int, a: int, b: int, in_memory, spills, readers, budget: int) -> None:
+    def _merge_slice(
+        self, chunk: int, a: int, b: int, in_memory: Optional[pa.Table], spills: list[_SpillBatch],
+        readers: dict[Path, Any], budget: int,
+    ) -> None:
         """Merge the chunk's rows with time in [a, b), halving the range while it holds more than ``budget`` rows
         (this merge thread's share of maxRowsInMemory) beyond those already in memory."""
         if b - a > 1 and self._estimate(spills, in_memory, a, b) > budget + (in_memory.num_rows if in_memory is not None else 0):
@@ -288,7 +257,7 @@ class IncrementalIndex:
             self._merge_slice(chunk, mid, b, in_memory, spills, readers, budget)
             return
         pieces = []
-        sources = set()
+        sources: set[Optional[Path]] = set()
         if in_memory is not None and in_memory.num_rows:
             t = in_memory.column(TIME)
             piece = in_memory.filter(pc.and_(pc.greater_equal(t, a), pc.less(t, b)))

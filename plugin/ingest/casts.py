@@ -203,6 +203,6 @@ def _parse_iso_slow(arr: pa.Array) -> pa.Array:
             continue
         try:
             out.append(parse_instant(v))
-        except Exception:  # noqa: BLE001 - any failure means "unparseable timestamp"
+        except Exception:
             out.append(None)
     return pa.array(out, pa.int64())

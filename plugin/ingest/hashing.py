@@ -33,7 +33,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
 _NULL_TEXT = "null"

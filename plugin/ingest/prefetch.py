@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -18,7 +18,7 @@ _DONE = object()
 
 def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Iterate ``items`` with up to ``depth`` of them produced ahead on a daemon thread; errors are re-raised here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -27,7 +27,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 if stop.is_set():
                     return
                 q.put((item, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as exc:
             q.put((_DONE, exc))
             return
         q.put((_DONE, None))

@@ -15,8 +15,9 @@ rank columns does the same job more slowly. No Python loop runs per row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +53,7 @@ class MetricColumn:
 _VALUE_TYPES = {"long": pa.int64(), "double": pa.float64(), "float": pa.float32(), "string": pa.string()}
 
 
-def metric_columns(aggregators: Sequence) -> list[MetricColumn]:
+def metric_columns(aggregators: Sequence[Any]) -> list[MetricColumn]:
     """Metric columns for aggregator specs (objects with ``name``, ``kind`` and ``value_type``)."""
     out = []
     for agg in aggregators:
@@ -94,7 +95,7 @@ def _indices(arr: pa.DictionaryArray) -> np.ndarray:
 def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Array]:
     """Unify the dictionaries of many chunks that mostly share a few dictionaries (the batches of one persist
     all point at that persist's dictionary): each distinct dictionary is hashed once, not once per chunk."""
-    distinct: dict[tuple, int] = {}
+    distinct: dict[tuple[Any, ...], int] = {}
     dictionaries: list[pa.Array] = []
     owner = []
     for c in chunks:

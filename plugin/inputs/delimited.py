@@ -133,7 +133,7 @@ class _QuoteGuard:
 def _valid_text_rows(batch: pa.RecordBatch, uri: str, quoted: bool) -> tuple[pa.RecordBatch, list[ParseFailure]]:
     """The batch without its rows that hold invalid UTF-8 (or, after a quote, a value spanning lines)."""
     bad: Optional[np.ndarray] = None
-    for i, col in enumerate(batch.columns):
+    for col in batch.columns:
         t = col.type
         if not (pa.types.is_string(t) or (pa.types.is_dictionary(t) and pa.types.is_string(t.value_type))):
             continue

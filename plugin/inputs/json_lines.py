@@ -71,7 +71,7 @@ class JsonLinesParser:
         # elements, and Druid's schemaless discovery skips it (JSONFlattenerMaker: not a flat list).
         self.non_flat_fields: set[str] = set()
 
-    def _from_python(self, objs: list[dict]) -> pa.Table:
+    def _from_python(self, objs: list[dict[str, Any]]) -> pa.Table:
         for obj in objs:
             for name, value in obj.items():
                 if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
@@ -341,9 +341,9 @@ def _is_valid_utf8(data: bytes | memoryview) -> bool:
         return False
 
 
-def _split_lines(block: bytes, uri: str, first_line: int) -> tuple[list[tuple[bytes, dict]], list[ParseFailure]]:
+def _split_lines(block: bytes, uri: str, first_line: int) -> tuple[list[tuple[bytes, dict[str, Any]]], list[ParseFailure]]:
     """The good lines (raw and parsed) of a stretch, and a failure for each broken one (Python's json)."""
-    rows: list[tuple[bytes, dict]] = []
+    rows: list[tuple[bytes, dict[str, Any]]] = []
     failures: list[ParseFailure] = []
     for offset, raw in enumerate(block.split(b"\n")):
         text = raw.strip()
@@ -357,7 +357,7 @@ def _split_lines(block: bytes, uri: str, first_line: int) -> tuple[list[tuple[by
     return rows, failures
 
 
-def _table_from_python(objs: list[dict]) -> pa.Table:
+def _table_from_python(objs: list[dict[str, Any]]) -> pa.Table:
     """A table from parsed rows whose values disagree on their kind somewhere; each disagreeing field (at any
     depth) becomes a string field, everything else keeps its type."""
     columns = _normalise(objs)

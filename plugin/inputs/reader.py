@@ -211,7 +211,7 @@ class InputReader:
                 if s is not None and hasattr(s, "close"):
                     try:
                         s.close()
-                    except Exception:  # noqa: BLE001 - closing must not hide the real error
+                    except Exception:
                         pass
         if pending is not None:
             total = counter.count if counter is not None else (obj.size or assigned)

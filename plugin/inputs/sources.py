@@ -129,7 +129,7 @@ class InputObject(ABC):
                     shutil.copyfileobj(stream, out, 8 << 20)
                 except InputError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - network libraries and codecs raise many unrelated types
+                except Exception as exc:
                     raise InputError(f"could not {'decompress' if compressed else 'download'} {self.uri}: {exc}") from exc
             # The decompressed size: what processedBytes counts.
             self.size = path.stat().st_size
@@ -276,7 +276,7 @@ class HttpObject(InputObject):
         request = urllib.request.Request(self.uri, headers=self.headers)
         for attempt in range(self.RETRIES + 1):
             try:
-                response = urllib.request.urlopen(request, timeout=60)  # noqa: S310 - scheme checked in the spec
+                response = urllib.request.urlopen(request, timeout=60)
             except urllib.error.HTTPError as exc:
                 exc.close()
                 if exc.code >= 500 and attempt < self.RETRIES:
@@ -368,7 +368,7 @@ class S3InputObject(InputObject):
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self.key)
-        except Exception as exc:  # noqa: BLE001 - botocore errors have no useful common base
+        except Exception as exc:
             code = error_code(exc)
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise InputError(f"S3 object {self.uri} does not exist") from None
@@ -437,7 +437,7 @@ def list_s3(source: S3InputSource) -> list[InputObject]:
                         if obj["Key"].endswith("/") or int(obj["Size"]) == 0:
                             continue  # directory markers and empty objects are skipped when listing by prefix
                         objects.append(S3InputObject(client, bucket, obj["Key"], int(obj["Size"])))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if error_code(exc) == "NoSuchBucket":
                     raise InputError(f"S3 bucket {bucket!r} of prefix {prefix_uri} does not exist") from None
                 raise InputError(f"cannot list {prefix_uri}: {exc}") from exc

@@ -18,7 +18,7 @@ from druidflow.metadata.tables import task_locks
 _COLUMNS = ("DATASOURCE", "INTERVAL", "TYPE", "PRIORITY", "STATE", "GROUP", "TASK", "VERSION", "LEASE_EXPIRES")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``locks`` subcommand; its handler is :func:`run` (set as ``func`` and ``handler``)."""
     parser = subparsers.add_parser(
         "locks",

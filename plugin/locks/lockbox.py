@@ -356,7 +356,7 @@ class TaskLockbox:
                 except LockRevokedError:
                     log.error("task %s: a lock was revoked; its heartbeat stops (the publish will refuse)", task_id)
                     return
-                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack for it
+                except Exception:
                     log.warning("heartbeat of task %s failed", task_id, exc_info=True)
 
         thread = threading.Thread(target=beat, name=f"druidflow-heartbeat-{task_id}", daemon=True)

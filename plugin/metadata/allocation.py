@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -143,7 +143,7 @@ def _find_existing(
     sequence_name: str,
     previous_segment_id: str,
     skip_lineage_check: bool,
-) -> Sequence[sa.Row]:
+) -> Sequence[sa.Row[Any]]:
     where = [P.c.dataSource == data_source, P.c.sequence_name == sequence_name]
     if skip_lineage_check:
         where += [P.c.start_ms == interval.start, P.c.end_ms == interval.end]

@@ -64,7 +64,7 @@ class SkipCount:
     examples: tuple[str, ...]
 
 
-def _rows(conn: Connection, query: sa.Select) -> list[KillRow]:
+def _rows(conn: Connection, query: sa.Select[Any]) -> list[KillRow]:
     return [KillRow(*r) for r in conn.execute(query)]
 
 

@@ -9,13 +9,16 @@ revision in its own version table, ``druidflow_alembic_version`` (never ``alembi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from druidflow.metadata.engine import make_engine
 from druidflow.metadata.tables import PREFIX
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 VERSION_TABLE = f"{PREFIX}alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -30,7 +33,7 @@ HEAD_REVISION = "df_narrow"
 _PG_MIGRATION_LOCK = 0x6472756964666C6F  # "druidflo"
 
 
-def alembic_config(url: Optional[str] = None, connection: Optional[Connection] = None):
+def alembic_config(url: Optional[str] = None, connection: Optional[Connection] = None) -> Config:
     """An Alembic ``Config`` for Druidflow's migrations, bound to ``connection`` or to ``url``."""
     from alembic.config import Config
 
@@ -97,6 +100,6 @@ def head_revision() -> str:
     return head
 
 
-def include_name(name: Optional[str], type_: str, parent_names: dict) -> bool:
+def include_name(name: Optional[str], type_: str, parent_names: dict[str, Any]) -> bool:
     """Autogenerate filter: only Druidflow's tables, whatever else shares the database (Airflow's tables)."""
     return type_ != "table" or bool(name and name.startswith(PREFIX))

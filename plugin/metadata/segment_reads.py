@@ -4,7 +4,7 @@ payload is parsed only for a segment handed out in full)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -147,7 +147,7 @@ class SegmentReads(StoreBase):
         records = self._records(sa.select(S.c.payload, *SEGMENT_STATE).where(S.c.id == segment_id), conn)
         return records[0] if records else None
 
-    def _records(self, query: sa.Select, conn: Optional[Connection], limit: Optional[int] = None) -> list[SegmentRecord]:
+    def _records(self, query: sa.Select[Any], conn: Optional[Connection], limit: Optional[int] = None) -> list[SegmentRecord]:
         query = ordered(query)
         if limit is not None:
             query = query.limit(limit)

@@ -126,7 +126,7 @@ def where(data_source: str, interval: Optional[Interval], contained: bool) -> li
     return clauses
 
 
-def ordered(query: sa.Select) -> sa.Select:
+def ordered(query: sa.Select[Any]) -> sa.Select[Any]:
     return query.order_by(S.c.start_ms, S.c.end_ms, S.c.version, S.c.partition_num)
 
 

@@ -108,7 +108,7 @@ class TasksAndRules(StoreBase):
             return self._tasks(c, query)
 
     @staticmethod
-    def _tasks(conn: Connection, query: sa.Select) -> list[TaskRecord]:
+    def _tasks(conn: Connection, query: sa.Select[Any]) -> list[TaskRecord]:
         return [
             TaskRecord(
                 id=r.id,

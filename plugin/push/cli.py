@@ -16,12 +16,15 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from druidflow.exceptions import DruidflowError
 
+if TYPE_CHECKING:
+    from druidflow.tasks.runtime import Runtime
 
-def _runtime(args: argparse.Namespace):
+
+def _runtime(args: argparse.Namespace) -> Runtime:
     from druidflow.tasks.runtime import Runtime
 
     return Runtime.from_urls(args.metadata_url, args.deep_storage)

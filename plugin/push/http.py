@@ -53,7 +53,8 @@ class PushService:
     def counter(self, data_source: str) -> PushCounters:
         return self.counters.setdefault(data_source, PushCounters())
 
-    async def push(self, lookup: Callable[[PushRegistry], Optional[RealtimeTask]], name: str, kind: str, request: Request):
+    async def push(self, lookup: Callable[[PushRegistry], Optional[RealtimeTask]], name: str, kind: str, request: Request
+    ) -> Any:  # the receiver's counts, or a JSONResponse refusing the push
         # The registry may re-read its specs (files, a Variable in the DB): not on the event loop.
         task = await run_in_threadpool(lambda: lookup(self.registry()))
         if task is None:

@@ -16,7 +16,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +67,7 @@ class PushCounters:
             self.sent += result.sent
             self.requests += 1
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"received": self.received, "sent": self.sent, "thrownAway": self.received - self.sent,
                 "requests": self.requests, "refusedSpoolFull": self.refused_full}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
@@ -58,7 +58,7 @@ class DataSegment(DruidModel):
     def _join(cls, v: Any) -> Any:
         return ",".join(v) if isinstance(v, (list, tuple)) else v
 
-    def model_copy(self, *, update: Optional[Mapping[str, Any]] = None, deep: bool = False) -> "DataSegment":
+    def model_copy(self, *, update: Optional[Mapping[str, Any]] = None, deep: bool = False) -> DataSegment:
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("id", None)  # the cached id belongs to the original's interval/version/partition
         return copy
@@ -66,11 +66,6 @@ class DataSegment(DruidModel):
     @cached_property
     def id(self) -> str:
         return segment_id(self.data_source, self.interval, self.version, self.partition_num)
-
-    def model_copy(self, *, update: Optional[dict[str, Any]] = None, deep: bool = False) -> DataSegment:
-        copy = super().model_copy(update=update, deep=deep)
-        copy.__dict__.pop("id", None)  # the cached id is of the original (a new version or shard has another)
-        return copy
 
     @property
     def partition_num(self) -> int:

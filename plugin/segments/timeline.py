@@ -27,6 +27,7 @@ import numpy as np
 from druidflow.exceptions import TimelineConflictError
 from druidflow.intervals import ETERNITY, Interval
 from druidflow.segments.descriptor import DataSegment
+from druidflow.segments.shardspec import DimensionRangeShardSpec, SingleDimensionShardSpec
 
 _NONE = -1
 
@@ -87,6 +88,9 @@ class Timeline:
     segments only when they are handed out.
     """
 
+    # from_sets only: the metadata row of each timeline set, for the loader
+    _set_rows: np.ndarray
+
     def __init__(self, segments: Iterable[DataSegment]) -> None:
         segs = list(segments)
         data_sources = {s.data_source for s in segs}
@@ -113,7 +117,7 @@ class Timeline:
             keep[1:] = (start[1:] != start[:-1]) | (end[1:] != end[:-1]) | (vrank[1:] != vrank[:-1]) | (part[1:] != part[:-1])
         order = order[keep]
         start, end, vrank, part, core = start[keep], end[keep], vrank[keep], part[keep], core[keep]
-        self._given = [segs[i] for i in order.tolist()]
+        self._given: list[DataSegment] | None = [segs[i] for i in order.tolist()]
         n = len(self._given)
 
         # Partition sets: runs of equal (start, end, version) in the sorted order.
@@ -268,8 +272,10 @@ class Timeline:
         present = np.add.reduceat(in_core.astype(np.int64), first)
         complete = np.where(set_core == 0, True, present == set_core)
         # single/range sets of unknown core size: complete when their ranges chain from open start to open end.
+        given = self._given
+        assert given is not None  # completeness is computed from the segments only when they are given
         for k in np.unique(set_of[unknown]).tolist():
-            complete[k] = _chains(self._given[self._offsets[k] : self._offsets[k + 1]])
+            complete[k] = _chains(given[self._offsets[k] : self._offsets[k + 1]])
         return complete
 
     def _check_same_version_overlaps(self) -> None:
@@ -412,9 +418,12 @@ def _chains(segments: Sequence[DataSegment]) -> bool:
     and the last must end open.
     """
     specs = sorted((s.shard_spec for s in segments), key=lambda spec: spec.partition_num)
-    if specs[0].start is not None or specs[-1].end is not None:
+    ranges = [spec for spec in specs if isinstance(spec, (SingleDimensionShardSpec, DimensionRangeShardSpec))]
+    if len(ranges) != len(specs):  # only range-partitioned sets chain
         return False
-    return all(a.end is not None and a.end == b.start for a, b in zip(specs, specs[1:], strict=False))
+    if ranges[0].start is not None or ranges[-1].end is not None:
+        return False
+    return all(a.end is not None and a.end == b.start for a, b in zip(ranges, ranges[1:], strict=False))
 
 
 def _tree_size(n_leaves: int) -> int:

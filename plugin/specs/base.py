@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from typing_extensions import Self
 
 from druidflow.exceptions import SpecError
 
@@ -38,19 +39,19 @@ class DruidModel(BaseModel):
                 raise error
         return self
 
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("by_alias", True)
         kwargs.setdefault("exclude_none", True)
         kwargs.setdefault("mode", "json")
         return super().model_dump(**kwargs)
 
-    def model_dump_json(self, **kwargs: Any) -> str:  # type: ignore[override]
+    def model_dump_json(self, **kwargs: Any) -> str:
         kwargs.setdefault("by_alias", True)
         kwargs.setdefault("exclude_none", True)
         return super().model_dump_json(**kwargs)
 
     @classmethod
-    def parse(cls, data: Any, path: str = ""):
+    def parse(cls, data: Any, path: str = "") -> Self:
         """Validate ``data`` (a dict or JSON text), raising :class:`SpecError` that names the field path and value."""
         try:
             if isinstance(data, (str, bytes)):

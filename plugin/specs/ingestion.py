@@ -308,7 +308,7 @@ def normalise_classic(data: Any) -> Any:
                 "dataSchema.parser.parseSpec.format", fmt, f"timeAndDims only works with the ingestSegment firehose, not {firehose.get('type')!r}"
             )
     out = dict(data)
-    out[ds_key], out[io_key] = ds, io  # type: ignore[index]
+    out[ds_key], out[io_key] = ds, io
     return out
 
 

@@ -11,11 +11,11 @@ multi-character TSV delimiter, Jackson parser features that relax JSON syntax) i
 from __future__ import annotations
 
 import os
-import re
 from typing import Annotated, Any, Literal, Optional, Union
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from typing_extensions import Self
 
 from druidflow.exceptions import InputError
 from druidflow.intervals import Interval
@@ -83,7 +83,7 @@ class FlattenField(DruidModel):
         if self.type in ("path", "jq"):
             if not self.expr:
                 raise ValueError(f"flatten field {self.name!r}: a {self.type!r} field needs 'expr'")
-            self.path
+            self.path  # noqa: B018 - compiles the path now, so a bad one fails the spec, not the first row
         if self.type == "tree" and not self.nodes:
             raise ValueError(f"flatten field {self.name!r}: a 'tree' field needs 'nodes'")
         return self
@@ -217,7 +217,7 @@ class _DelimitedInputFormat(DruidModel):
         return self.list_delimiter if self.list_delimiter is not None else DEFAULT_LIST_DELIMITER
 
     @model_validator(mode="after")
-    def _delimiters(self):
+    def _delimiters(self) -> Self:
         delim = self.delimiter_char
         if self.list_delimiter == delim:
             raise ValueError(f"listDelimiter cannot be the same as the delimiter {delim!r}")

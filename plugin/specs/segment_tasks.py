@@ -99,7 +99,7 @@ class SameIntervalMergeTask(BaseTask):
     segment_write_out_medium_factory: Optional[SegmentWriteOutMediumFactory] = None
 
     @classmethod
-    def _raw_id_interval(cls, data: dict) -> Optional[Interval]:
+    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
         return raw_interval(get_field(data, "interval"))
 
     @field_validator("data_source")
@@ -147,7 +147,7 @@ class ConvertSegmentTask(BaseTask):
         return data
 
     @classmethod
-    def _raw_id_interval(cls, data: dict) -> Optional[Interval]:
+    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
         return raw_interval(get_field(data, "interval") or get_field(get_field(data, "segment"), "interval"))
 
     @classmethod

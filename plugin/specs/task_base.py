@@ -134,11 +134,11 @@ class BaseTask(SpecModel):
         return data
 
     @classmethod
-    def _raw_data_source(cls, data: dict) -> Any:
+    def _raw_data_source(cls, data: dict[str, Any]) -> Any:
         return get_field(data, "dataSource")
 
     @classmethod
-    def _raw_id_interval(cls, data: dict) -> Optional[Interval]:
+    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
         return None
 
     @classmethod

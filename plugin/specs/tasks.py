@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
 from druidflow.intervals import Interval, parse_instant
+from druidflow.specs.base import DruidModel
 from druidflow.specs.compact_task import (
     CompactionGranularitySpec,
     CompactionInputSpec,
@@ -82,7 +83,7 @@ class IndexTask(BaseTask):
         return data
 
     @classmethod
-    def _raw_data_source(cls, data: dict) -> Any:
+    def _raw_data_source(cls, data: dict[str, Any]) -> Any:
         return get_field(get_field(get_field(data, "spec"), "dataSchema"), "dataSource")
 
     @property
@@ -126,7 +127,7 @@ class KillTask(BaseTask):
     mark_as_unused: bool = False
 
     @classmethod
-    def _raw_id_interval(cls, data: dict) -> Optional[Interval]:
+    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
         return raw_interval(get_field(data, "interval"))
 
     @field_validator("data_source")
@@ -189,7 +190,7 @@ class KillTask(BaseTask):
 Task = Union[IndexTask, CompactTask, KillTask, MergeTask, AppendTask, SameIntervalMergeTask, ConvertSegmentTask]
 """Any task Druidflow accepts."""
 
-TASK_TYPES: dict[str, type] = {
+TASK_TYPES: dict[str, type[DruidModel]] = {
     "index": IndexTask,
     "index_parallel": IndexTask,
     "compact": CompactTask,

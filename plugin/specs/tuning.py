@@ -202,7 +202,7 @@ def _check_partitions_type(value: Any) -> Any:
         kind = value.get("type")
         if kind not in PARTITIONS_SPEC_TYPES:
             raise SpecError(
-                "type", kind, f"unsupported partitionsSpec type; supported: dynamic, hashed, single_dim (alias dimension), range"
+                "type", kind, "unsupported partitionsSpec type; supported: dynamic, hashed, single_dim (alias dimension), range"
             )
     return value
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
+from typing_extensions import Self
 
 from druidflow.exceptions import SpecError
 from druidflow.specs.base import DruidModel
@@ -121,10 +122,10 @@ def validate_as(tp: Any, data: Any, path: str = "") -> Any:
         raise spec_error_from_validation(exc, data, path) from None
 
 
-_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any]]] = {}
 
 
-def _adapter(tp: Any) -> TypeAdapter:
+def _adapter(tp: Any) -> TypeAdapter[Any]:
     """A cached TypeAdapter; pass module-level type objects (the cache keeps them alive, keyed by identity)."""
     cached = _ADAPTERS.get(id(tp))
     if cached is None or cached[0] is not tp:
@@ -132,7 +133,7 @@ def _adapter(tp: Any) -> TypeAdapter:
     return cached[1]
 
 
-def field_key(data: dict, field: str) -> Optional[str]:
+def field_key(data: dict[str, Any], field: str) -> Optional[str]:
     """The key under which ``data`` holds ``field`` (given in either spelling), or None."""
     for k in (field, to_camel(field), to_snake(field)):
         if k in data:
@@ -148,13 +149,13 @@ def get_field(data: Any, field: str, default: Any = None) -> Any:
     return data[k] if k is not None else default
 
 
-def pop_field(data: dict, field: str) -> Any:
+def pop_field(data: dict[str, Any], field: str) -> Any:
     """Remove and return ``field`` (either spelling) from ``data``; None when absent."""
     k = field_key(data, field)
     return data.pop(k) if k is not None else None
 
 
-def fold_alias(data: dict, target: str, *aliases: str) -> None:
+def fold_alias(data: dict[str, Any], target: str, *aliases: str) -> None:
     """Move deprecated ``aliases`` of ``target`` onto it; two different values are an error."""
     for alias in aliases:
         k = field_key(data, alias)
@@ -200,7 +201,7 @@ class SpecModel(DruidModel):
     """DruidModel whose :meth:`parse` reports nested SpecErrors and union members by the user's own path."""
 
     @classmethod
-    def parse(cls, data: Any, path: str = ""):
+    def parse(cls, data: Any, path: str = "") -> Self:
         """Validate ``data`` (a dict or JSON text), raising :class:`SpecError` that names the field path and value."""
         data = load_json(data, path)
         try:

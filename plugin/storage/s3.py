@@ -98,7 +98,7 @@ class S3DeepStorage(DeepStorage):
                 self.client.upload_file(str(local_file), self.bucket, full_key)
         except SegmentFileExistsError:
             raise
-        except Exception as exc:  # noqa: BLE001 - botocore/boto3 transfer errors have no common base
+        except Exception as exc:
             if _status(exc) == 412 or _error_code(exc) == "PreconditionFailed":
                 raise exists from None
             raise StorageError(f"could not push {local_file} to s3://{self.bucket}/{full_key}: {exc}") from exc
@@ -117,7 +117,7 @@ class S3DeepStorage(DeepStorage):
             path = tmp_dir / (key.rsplit("/", 1)[-1] or "object")
             try:
                 self.client.download_file(bucket, key, str(path))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if is_not_found(exc) or _is_404(exc):
                     raise SegmentNotFoundError(f"segment file s3://{bucket}/{key} does not exist") from exc
                 raise StorageError(f"could not download s3://{bucket}/{key}: {exc}") from exc
@@ -130,7 +130,7 @@ class S3DeepStorage(DeepStorage):
         try:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if is_not_found(exc) or _is_404(exc):
                 return False
             raise StorageError(f"could not check s3://{bucket}/{key}: {exc}") from exc
@@ -139,7 +139,7 @@ class S3DeepStorage(DeepStorage):
         bucket, key = self._location(load_spec)
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if is_not_found(exc) or _is_404(exc):
                 return None
             raise StorageError(f"could not check s3://{bucket}/{key}: {exc}") from exc
@@ -162,7 +162,7 @@ class S3DeepStorage(DeepStorage):
                     yield full_key[len(base) :], int(obj["Size"]), {"type": "s3", "bucket": self.bucket, "key": full_key}
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(f"could not list s3://{self.bucket}/{base}{prefix}: {exc}") from exc
 
     # -- deleting ---------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class S3DeepStorage(DeepStorage):
         bucket, key = self._location(load_spec)
         try:
             self.client.delete_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(f"could not delete s3://{bucket}/{key}: {exc}") from exc
         return True
 

@@ -203,9 +203,9 @@ def _discard(ds: str, task_id: str, segments: list[DataSegment], rt: Runtime) ->
     for s in segments:
         try:
             rt.storage.delete(s.load_spec)
-        except Exception:  # noqa: BLE001 - an orphan file is swept later; never hide the task's own error
+        except Exception:
             log.warning("could not delete unpublished segment file of %s", s.id, exc_info=True)
     try:
         rt.store.delete_pending_segments(ds, task_id)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.warning("could not delete the pending segments of task %s", task_id, exc_info=True)

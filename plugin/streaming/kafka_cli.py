@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from druidflow.exceptions import DruidflowError
 
+if TYPE_CHECKING:
+    from druidflow.tasks.runtime import Runtime
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "supervise",
         help="run a Kafka supervisor spec in the foreground",
@@ -38,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_supervisor)
 
 
-def _runtime(args: argparse.Namespace):
+def _runtime(args: argparse.Namespace) -> Runtime:
     from druidflow.tasks.runtime import Runtime
 
     return Runtime.from_urls(args.metadata_url, args.deep_storage)
@@ -61,7 +65,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         url = rt.store.engine.url.render_as_string(hide_password=False)
         runner = supervisor.process_runner(url, _deep_storage(args), timeout, work_dir=str(rt.work_dir))
 
-    def report(cycle) -> None:
+    def report(cycle: Any) -> None:
         for r in cycle.reports:
             span = ", ".join(f"{p}:{r.start[p]}-{r.end[p]}" for p in sorted(r.start))
             line = f"{r.task_id} {r.status} messages={r.messages} segments={len(r.segments)} offsets[{span}]"

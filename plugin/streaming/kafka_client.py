@@ -61,7 +61,7 @@ def watermarks(cons: Any, topic: str, parts: list[int]) -> dict[int, tuple[int, 
             out[p] = tuple(cons.get_watermark_offsets(TopicPartition(topic, p), timeout=_METADATA_TIMEOUT_S))
         except KafkaException as exc:
             raise InputError(f"Kafka topic {topic!r} partition {p}: cannot list its offsets: {exc}") from None
-    return out  # type: ignore[return-value]
+    return out
 
 
 @dataclass

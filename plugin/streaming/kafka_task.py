@@ -164,7 +164,7 @@ def _after_failed_commit(
     try:
         stored = offsets.committed(rt.store.engine, task.data_source)
         present = [rt.store.get_segment(s.id) is not None for s in segments]
-    except Exception:  # noqa: BLE001 - cannot tell: the caller must keep the files
+    except Exception:
         raise PublishStateUnknownError(
             f"task {task.task_id}: the publish commit failed ({exc}) and its outcome cannot be read; segment files kept"
         ) from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -62,7 +63,7 @@ def _parse(payload: str, updated: Optional[str]) -> StreamOffsets:
     return StreamOffsets(partitions["stream"], offsets, updated)
 
 
-def _conn(bind: Union[Engine, Connection]):
+def _conn(bind: Union[Engine, Connection]) -> AbstractContextManager[Connection]:
     return bind.begin() if isinstance(bind, Engine) else _Same(bind)
 
 

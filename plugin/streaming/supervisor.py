@@ -31,7 +31,8 @@ from druidflow.exceptions import DruidflowError, InputError, SpecError
 from druidflow.intervals import format_instant, now_ms, parse_instant
 from druidflow.metadata.tables import supervisors as SV
 from druidflow.streaming import kafka_client, offsets
-from druidflow.streaming.kafka_spec import KafkaSupervisorSpec, parse_supervisor_spec
+from druidflow.streaming.kafka_spec import KafkaSupervisorSpec
+from druidflow.streaming.kafka_spec import parse_supervisor_spec as parse_supervisor_spec
 from druidflow.streaming.kafka_task import KafkaTaskReport, KafkaTaskSpec, new_task, run
 from druidflow.tasks.runtime import Runtime
 

@@ -327,7 +327,10 @@ class CompactDefinition(protocol.TaskDefinition):
     def publish_plan(self, task: Any, plan: CompactionPlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
         return publish_plan(plan, results)
 
-    def report(self, task, plan: CompactionPlan, results, outcome, publish) -> CompactionReport:
+    def report(
+        self, task: Any, plan: CompactionPlan, results: Sequence[BuildResult], outcome: protocol.PublishOutcome,
+        publish: protocol.PublishPlan,
+    ) -> CompactionReport:
         marked = [sid for sid in outcome.marked_unused if sid in set(plan.input_segments)]
         warnings = spec_warnings(task) if task is not None else []
         reports = _compaction_report(

@@ -245,7 +245,10 @@ class ConvertDefinition(protocol.TaskDefinition):
     def publish_plan(self, task: Any, plan: ConvertPlan, results: Sequence[ConvertResult], rt: Runtime) -> protocol.PublishPlan:
         return publish_plan(plan, results)
 
-    def report(self, task, plan: ConvertPlan, results, outcome, publish) -> protocol.TaskReport:
+    def report(
+        self, task: Any, plan: ConvertPlan, results: Sequence[ConvertResult], outcome: protocol.PublishOutcome,
+        publish: protocol.PublishPlan,
+    ) -> protocol.TaskReport:
         reports = ingestion_report(plan.task_id, state="COMPLETED", segments_published=len(publish.segments),
                                    segments_read=len(plan.build_units))
         reports["convert"] = {

@@ -552,7 +552,7 @@ class _Kill:
         report = self._report(status, error=error)
         try:
             self.rt.store.set_task_status(self.task_id, status, report=report.druid_report(), error_msg=error)
-        except Exception:  # noqa: BLE001 - the kill's own outcome is what the caller must see
+        except Exception:
             log.exception("kill %s: could not record its %s report", self.task_id, status)
         return report
 

@@ -20,14 +20,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from druidflow.cli_diagnostics import datasource_exists, has_rules, require_datasource, why_nothing_marked
 from druidflow.exceptions import SpecError
 from druidflow.intervals import Interval
 
+if TYPE_CHECKING:
+    from druidflow.tasks.runtime import Runtime
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the deletion subcommands to the ``druidflow`` parser."""
     p = subparsers.add_parser(
         "kill",
@@ -84,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_orphans)
 
 
-def _runtime(args: argparse.Namespace):
+def _runtime(args: argparse.Namespace) -> Runtime:
     from druidflow.tasks.runtime import Runtime
 
     return Runtime.from_urls(args.metadata_url, getattr(args, "deep_storage", None))

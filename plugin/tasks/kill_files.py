@@ -91,7 +91,7 @@ def _delete_s3_objects(storage: Any, bucket: str, keys: list[str]) -> None:
         response = storage.client.delete_objects(
             Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
         )
-    except Exception as exc:  # noqa: BLE001 - botocore errors have no common base worth naming
+    except Exception as exc:
         raise StorageError(f"could not delete {len(keys)} object(s) from s3://{bucket}: {exc}") from exc
     errors = [e for e in response.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
     if errors:

@@ -74,7 +74,7 @@ class KillReport(DruidModel):
     blocked_by: list[str] = Field(default_factory=list)
     error: Optional[str] = None
 
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         """As JSON; a dry run names its counts for what it would do (``numSegmentsToKill``, not ...Killed)."""
         data = super().model_dump(**kwargs)
         if self.dry_run and kwargs.get("by_alias", True):

@@ -37,7 +37,7 @@ from druidflow.intervals import Interval, format_instant, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
 from druidflow.specs.dimensions import DimensionsSpec
-from druidflow.specs.tasks import AppendTask, MergeTask, SameIntervalMergeTask, parse_task
+from druidflow.specs.tasks import AppendTask, MergeTask, SameIntervalMergeTask, Task, parse_task
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
 from druidflow.tasks.compact import held_lock_version
@@ -194,7 +194,7 @@ def _metrics(task: MergeLike, segments: Sequence[DataSegment]) -> list[Any]:
     return merge_aggregators([[stored_form(a) for a in s.aggregators] for s in segments], "aggregations")
 
 
-def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metrics: list[Any], rollup: bool):
+def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metrics: list[Any], rollup: bool) -> Task:
     tuning: dict[str, Any] = {
         "type": "index",
         "partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": _ONE_SEGMENT, "maxTotalRows": _ONE_SEGMENT},
@@ -274,7 +274,10 @@ class MergeDefinition(protocol.TaskDefinition):
     def publish_plan(self, task: Any, plan: MergePlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
         return publish_plan(plan, results)
 
-    def report(self, task, plan: MergePlan, results, outcome, publish) -> protocol.TaskReport:
+    def report(
+        self, task: Any, plan: MergePlan, results: Sequence[BuildResult], outcome: protocol.PublishOutcome,
+        publish: protocol.PublishPlan,
+    ) -> protocol.TaskReport:
         reports = index.index_report(plan.task_id, plan.index_plan, results, len(publish.segments), segments_read=len(plan.input_segments))
         return protocol.TaskReport(
             task_id=plan.task_id,

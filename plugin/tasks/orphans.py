@@ -163,5 +163,5 @@ def _layout(key: str) -> tuple[str, Optional[Interval]]:
         return "", None
     try:
         return ds, Interval(parse_instant(start), parse_instant(end))
-    except Exception:  # noqa: BLE001 - anything unparseable is simply not our layout
+    except Exception:
         return "", None

@@ -46,12 +46,20 @@ from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.tasks.publisher import (  # noqa: F401 - the publish plan is part of the protocol a task type speaks
     ChunkVersion,
     Precondition,
-    PublishOutcome,
-    PublishPlan,
-    SegmentsUnchanged,
     delete_unpublished,
     execute_publish,
-    tombstone,
+)
+from druidflow.tasks.publisher import (
+    PublishOutcome as PublishOutcome,
+)
+from druidflow.tasks.publisher import (
+    PublishPlan as PublishPlan,
+)
+from druidflow.tasks.publisher import (
+    SegmentsUnchanged as SegmentsUnchanged,
+)
+from druidflow.tasks.publisher import (
+    tombstone as tombstone,
 )
 from druidflow.tasks.report import ingestion_report
 from druidflow.tasks.runtime import Runtime

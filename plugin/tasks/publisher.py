@@ -226,7 +226,7 @@ def delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
     try:
         with rt.store.engine.connect() as conn:
             referenced = kill_queries.referenced_paths(conn, list(files))
-    except Exception:  # noqa: BLE001 - when in doubt, keep the files (the orphan sweep finds them later)
+    except Exception:
         log.warning("could not check which pushed files are published; leaving them", exc_info=True)
         return
     for path, load_spec in files.items():
@@ -234,5 +234,5 @@ def delete_unpublished(segments: Sequence[DataSegment], rt: Runtime) -> None:
             continue
         try:
             rt.storage.delete(load_spec)
-        except Exception:  # noqa: BLE001 - the publish failure is what matters; an orphan file is harmless
+        except Exception:
             log.warning("could not delete the unpublished segment file %s", path, exc_info=True)

@@ -103,7 +103,7 @@ class AirflowCluster:
         raise TimeoutError(f"the API server did not answer within {timeout}s\n{self.tail_logs()}")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        out = open(self.home / "component-logs" / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        out = open(self.home / "component-logs" / f"{name}.log", "w")
         self.procs[name] = subprocess.Popen(
             [str(AIRFLOW_BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -220,7 +220,7 @@ class _SlowInput(BaseHTTPRequestHandler):
     started = threading.Event()
     stop = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

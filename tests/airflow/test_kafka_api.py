@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from druidflow.metadata.engine import make_engine
 from druidflow.metadata.store import MetadataStore
-
 from tests.streaming.conftest import kafka_broker, kafka_spec  # noqa: F401 (kafka_broker is a fixture)
 from tests.streaming.helpers import messages
 
@@ -27,7 +26,7 @@ def client(sqlite_url):
     return TestClient(app)
 
 
-def test_post_list_get_suspend_resume_status_reset_terminate(client, kafka_broker, sqlite_url, tmp_path):  # noqa: F811
+def test_post_list_get_suspend_resume_status_reset_terminate(client, kafka_broker, sqlite_url, tmp_path):
     from druidflow.streaming import offsets, supervisor
     from druidflow.tasks.runtime import Runtime
 

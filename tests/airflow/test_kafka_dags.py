@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-
 from tests.streaming.conftest import kafka_broker, kafka_spec  # noqa: F401 (kafka_broker is a fixture)
 
 
@@ -45,7 +44,6 @@ def test_plan_then_mapped_tasks_publish_exactly_once_and_a_retry_publishes_nothi
     from druidflow.operators.kafka import KafkaSupervisorPlanOperator, KafkaTaskOperator
     from druidflow.streaming import offsets
     from druidflow.tasks.runtime import Runtime
-
     from tests.streaming.helpers import messages, visible_ids
 
     MetadataStore(sqlite_url).migrate()

@@ -17,7 +17,7 @@ from tests.streaming.helpers import messages, visible_ids
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_supervisor_dag_publishes_every_message_once(kafka_broker, tmp_path):  # noqa: F811
+def test_supervisor_dag_publishes_every_message_once(kafka_broker, tmp_path):
     from druidflow.streaming import offsets
     from druidflow.tasks.runtime import Runtime
 

@@ -19,8 +19,8 @@ from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from druidflow.locks import TaskLockbox
 from druidflow.exceptions import LockRevokedError, LockUnavailableError, SpecError, StorageError
+from druidflow.locks import TaskLockbox
 from druidflow.operators.index import (
     IndexAcquireLocksOperator,
     IndexBuildSegmentsOperator,

@@ -54,7 +54,7 @@ def test_a_bad_spec_shows_one_traceback_and_keeps_the_engine_error_reachable(env
     assert isinstance(druidflow_cause(caught.value), SpecError)
 
 
-def test_the_dry_run_kill_xcom_does_not_count_what_was_not_killed(kill_env):  # noqa: F811
+def test_the_dry_run_kill_xcom_does_not_count_what_was_not_killed(kill_env):
     segments = seed(kill_env, [day(1), day(2)])
     unuse(kill_env, segments)
     form = {"data_source": DS, "interval": "2024-01-01/2024-02-01", "batch_size": 100, "versions": [], "confirm": False}

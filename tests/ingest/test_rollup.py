@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from unittest.mock import patch
 
 from druidflow.ingest import rollup as rollup_module
 from druidflow.ingest.rollup import MetricColumn, compact_dictionaries, rollup

@@ -29,7 +29,7 @@ class HttpServer:
 class _Handler(http.server.SimpleHTTPRequestHandler):
     server_info: HttpServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.server_info.requests.append(self.path)
         if self.server_info.fail_next > 0:
             self.server_info.fail_next -= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from druidflow.exceptions import InputError, SpecError
+from druidflow.specs.field_paths import parse_json_path
 from druidflow.specs.io import (
     CsvInputFormat,
     DruidInputSource,
@@ -25,7 +26,6 @@ from druidflow.specs.io import (
     parse_input_source,
     resolve_password,
 )
-from druidflow.specs.field_paths import parse_json_path
 
 
 def spec_error(parse, data) -> SpecError:

@@ -82,7 +82,7 @@ def test_repair_is_confined_to_the_broken_block_and_stays_vectorised(monkeypatch
 
 def test_many_broken_lines_in_one_block(monkeypatch):
     python_lines = _count_calls(monkeypatch, "_split_lines")
-    objs = [("{oops %d" % i) if i % 50 == 7 else {"i": i} for i in range(5000)]
+    objs = [f"{{oops {i}" if i % 50 == 7 else {"i": i} for i in range(5000)]
     rows, failures, _ = read_all(InlineInputSource(data=lines(*objs)), JsonInputFormat())
     assert python_lines["n"] == 0
     assert [r["i"] for r in rows] == [i for i in range(5000) if i % 50 != 7]

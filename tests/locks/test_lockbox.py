@@ -7,11 +7,11 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from tests.locks.conftest import LEASE_S, T0, day
 
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import Interval, format_instant, parse_instant
 from druidflow.locks import APPEND_VERSION, LockType, TaskLockbox
+from tests.locks.conftest import LEASE_S, T0, day
 
 E, S, R, A = LockType.EXCLUSIVE, LockType.SHARED, LockType.REPLACE, LockType.APPEND
 LEASE_MS = LEASE_S * 1000

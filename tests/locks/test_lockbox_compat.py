@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.locks.conftest import day
 
 from druidflow.locks import LockType
+from tests.locks.conftest import day
 
 E, S, R, A = LockType.EXCLUSIVE, LockType.SHARED, LockType.REPLACE, LockType.APPEND
 

@@ -15,11 +15,11 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from tests.locks.lockbox_workers import hammer, published
-from tests.locks.test_lockbox_stateful import coexist, contains, overlaps
 
 from druidflow.intervals import Interval
 from druidflow.locks import TaskLockbox
+from tests.locks.lockbox_workers import hammer, published
+from tests.locks.test_lockbox_stateful import coexist, contains, overlaps
 
 WORKERS = 8
 SECONDS = 5.0

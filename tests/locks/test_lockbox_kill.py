@@ -8,9 +8,9 @@ import signal
 import time
 
 import pytest
-from tests.locks.lockbox_workers import hold_forever
 
 from druidflow.locks import TaskLockbox
+from tests.locks.lockbox_workers import hold_forever
 
 LEASE = 1.0
 INTERVAL = "2024-01-01/2024-01-02"

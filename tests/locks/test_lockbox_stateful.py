@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
-from tests.locks.conftest import DAY0, T0, FakeClock
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -24,6 +23,7 @@ from druidflow.intervals import MS_DAY, Interval, format_instant
 from druidflow.locks import TaskLockbox
 from druidflow.metadata.engine import make_engine
 from druidflow.metadata.tables import lock_datasources, lock_events, task_locks
+from tests.locks.conftest import DAY0, T0, FakeClock
 
 E, S, R, A = "EXCLUSIVE", "SHARED", "REPLACE", "APPEND"
 LEASE_MS = 10_000

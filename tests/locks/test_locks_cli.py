@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from tests.locks.conftest import day
-
 from druidflow.locks import TaskLockbox
 from druidflow.locks.cli import register
+from tests.locks.conftest import day
 
 
 def parse(argv, metadata_url):

@@ -8,7 +8,6 @@ from druidflow.exceptions import SegmentAllocationError
 from druidflow.intervals import Interval
 from druidflow.metadata.allocation import sequence_key
 from druidflow.segments.shardspec import NoneShardSpec
-
 from tests.metadata.metadata_helpers import make_segment
 
 LOCK, NEWER = "2024-05-01T00:00:00.000Z", "2024-06-01T00:00:00.000Z"

@@ -7,7 +7,6 @@ import threading
 from druidflow.exceptions import PublishConflictError
 from druidflow.intervals import Interval
 from druidflow.metadata.store import MetadataStore
-
 from tests.metadata.metadata_helpers import make_segment
 
 V1 = "2024-02-01T00:00:00.000Z"
@@ -20,7 +19,7 @@ def _run_all(targets) -> list[BaseException]:
         def run():
             try:
                 fn()
-            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            except BaseException as exc:
                 errors.append(exc)
 
         return run

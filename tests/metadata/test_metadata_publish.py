@@ -17,7 +17,6 @@ from druidflow.exceptions import (
 from druidflow.intervals import Interval
 from druidflow.metadata.tables import segments as S
 from druidflow.segments.shardspec import NoneShardSpec
-
 from tests.metadata.metadata_helpers import make_segment
 
 V1, V2 = "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"

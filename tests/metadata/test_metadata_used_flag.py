@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from druidflow.exceptions import SegmentBeingKilledError, SpecError
 from druidflow.intervals import Interval
 from druidflow.metadata.tables import segments as S
-
 from tests.metadata.metadata_helpers import make_segment
 
 V1, V2, V3, V4 = (f"2024-0{m}-01T00:00:00.000Z" for m in (2, 3, 4, 5))

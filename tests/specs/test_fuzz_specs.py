@@ -92,7 +92,7 @@ def test_mutated_specs_fail_only_with_field_named_errors_and_failed_runs_change_
             except DruidflowError:
                 outcomes["refused"] += 1
                 continue
-            except Exception as exc:  # noqa: BLE001 - the point: nothing else may escape
+            except Exception as exc:
                 pytest.fail(f"{name} #{i}: {type(exc).__name__} escaped parsing: {exc}\nspec: {json.dumps(spec, default=str)[:2000]}")
             outcomes["parsed"] += 1
             to_run.append((name, i, spec))
@@ -105,7 +105,7 @@ def test_mutated_specs_fail_only_with_field_named_errors_and_failed_runs_change_
         except DruidflowError:
             outcomes["failed"] += 1
             assert _visible(rt) == before, f"{name} #{i}: a failed task changed the published data"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             pytest.fail(f"{name} #{i}: {type(exc).__name__} escaped the run: {exc}\nspec: {json.dumps(spec, default=str)[:2000]}")
         assert rt.lockbox.locks() == [], f"{name} #{i}: a lock outlived the task"
         if not rt.store.used_segments("t"):

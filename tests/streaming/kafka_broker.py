@@ -95,7 +95,7 @@ def start_broker(log_path: Path) -> Broker:
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"tansu did not listen on {port} within 30 s; see {log_path}")
+                raise RuntimeError(f"tansu did not listen on {port} within 30 s; see {log_path}") from None
             time.sleep(0.05)
     return Broker(f"127.0.0.1:{port}", proc)
 

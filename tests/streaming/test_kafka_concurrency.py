@@ -22,7 +22,6 @@ from druidflow.locks import APPEND_VERSION
 from druidflow.segments.timeline import Timeline
 from druidflow.streaming import supervisor
 from druidflow.tasks.dispatch import run_task
-
 from tests.streaming.conftest import kafka_spec
 from tests.streaming.helpers import BASE_MS, messages, visible_ids
 
@@ -80,7 +79,7 @@ def test_batch_index_and_compaction_while_streaming_lose_no_streaming_row(kafka_
             for first in range(0, total, 200):
                 kafka_broker.produce(topic, messages(first, 200), partitions=2)
                 time.sleep(0.05)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     def stream() -> None:
@@ -88,7 +87,7 @@ def test_batch_index_and_compaction_while_streaming_lose_no_streaming_row(kafka_
             supervisor.supervise(spec, runtime, max_cycles=10_000, on_cycle=lambda c: stop.is_set() and _halt())
         except _Halt:
             pass
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     producer, streamer = threading.Thread(target=produce), threading.Thread(target=stream)

@@ -13,7 +13,6 @@ import pytest
 
 from druidflow.streaming import kafka_task, offsets, supervisor
 from druidflow.streaming.kafka_spec import parse_supervisor_spec
-
 from tests.streaming.conftest import kafka_spec
 from tests.streaming.helpers import messages, visible_ids
 

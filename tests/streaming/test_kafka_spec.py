@@ -8,7 +8,6 @@ import pytest
 
 from druidflow.exceptions import SpecError
 from druidflow.streaming.kafka_spec import KAFKA_TASK_PRIORITY, parse_supervisor_spec
-
 from tests.streaming.conftest import kafka_spec
 
 SPEC = kafka_spec("127.0.0.1:9092", "events-topic")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from druidflow.streaming import offsets, supervisor
-
 from tests.streaming.conftest import kafka_spec
 from tests.streaming.helpers import messages, visible_ids
 

@@ -8,7 +8,6 @@ from druidflow.intervals import now_ms
 from druidflow.streaming import kafka_build, kafka_task, offsets, supervisor
 from druidflow.streaming.kafka_spec import parse_supervisor_spec
 from druidflow.tasks.runtime import Runtime
-
 from tests.streaming.conftest import kafka_spec
 from tests.streaming.helpers import messages, visible_ids
 

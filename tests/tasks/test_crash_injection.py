@@ -32,7 +32,7 @@ from druidflow.tasks.orphans import find_orphans, sweep_orphans
 from druidflow.tasks.runtime import Runtime
 
 sys.path.insert(0, str(Path(__file__).parent))
-from crash_workers import work  # noqa: E402
+from crash_workers import work
 
 DS = "crash"
 INTERVAL = "2024-01-01/2024-01-04"

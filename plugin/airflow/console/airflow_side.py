@@ -29,7 +29,7 @@ def _xcom_value(row: Any) -> Any:
 
     try:
         return XComModel.deserialize_value(row)
-    except Exception:  # noqa: BLE001 - a value another DAG stored in a shape we cannot read is not ours
+    except Exception:
         return None
 
 
@@ -68,7 +68,7 @@ def compaction_state_by_datasource() -> dict[str, dict[str, int]]:
     """Per dataSource: how many chunks got each verdict in the last auto-compaction plan."""
     try:
         plan = last_compaction_plan().get("plan")
-    except Exception as exc:  # noqa: BLE001 - the dataSources page must show even if Airflow's DB is unhappy
+    except Exception as exc:
         log.warning("Druidflow console: cannot read the last auto-compaction plan: %s", exc)
         return {}
     out: dict[str, dict[str, int]] = {}
@@ -117,7 +117,7 @@ def airflow_run_of(task_id: str, created: str) -> Optional[dict[str, Any]]:
                 .where(XComModel.dag_run_id.in_(run_ids), XComModel.key == "return_value")
                 .limit(RUN_SEARCH_ROWS)
             ).all() if run_ids else []
-    except Exception as exc:  # noqa: BLE001 - the task page shows without the link rather than fail
+    except Exception as exc:
         log.warning("Druidflow console: cannot search XComs for %s: %s", task_id, exc)
         return None
     rank = {run_id: i for i, run_id in enumerate(run_ids)}
@@ -139,13 +139,12 @@ def links(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[s
 
 def trigger_kill(dag_id: str, conf: dict[str, Any], user_name: str) -> dict[str, Any]:
     """Trigger a manual run of the kill DAG with ``conf`` as ``user_name`` (permission already checked)."""
-    from fastapi import HTTPException
-
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
+    from fastapi import HTTPException
 
     try:
         with create_session() as session:

@@ -179,7 +179,7 @@ def create_console_app() -> FastAPI:
     def kill_confirm(
         form: dict[str, Any] = Body(...),
         x_requested_by: Optional[str] = Header(None, alias="X-Druidflow-Console"),
-        user: Any = Depends(_user_dependency()),
+        user: Any = Depends(_user_dependency()),  # noqa: B008 - builds the dependency once, as FastAPI expects
     ) -> dict[str, Any]:
         """Trigger ``druidflow_kill`` with ``confirm`` ticked for the form's dataSource and interval."""
         from druidflow.airflow.console import airflow_side
@@ -239,12 +239,11 @@ class _NoStorage:
 
 def _kill_dry_run(form: dict[str, Any], engine: Engine) -> dict[str, Any]:
     from druidflow.exceptions import DruidflowError
+    from druidflow.intervals import format_instant, now_ms
     from druidflow.locks import TaskLockbox
     from druidflow.metadata.store import MetadataStore
     from druidflow.tasks import kill
     from druidflow.tasks.runtime import Runtime
-
-    from druidflow.intervals import format_instant, now_ms
 
     previewed_at = format_instant(now_ms())
     spec, _ = _kill_spec(form)

@@ -33,9 +33,8 @@ async def druid_user(request: Request) -> Any:
     if scheme.lower() == "basic":
         username, password = _decode_basic(credentials.strip())
         return await run_in_threadpool(_basic_user, username, password)
-    from fastapi.security import HTTPAuthorizationCredentials
-
     from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
 
     bearer = None
     if scheme.lower() == "bearer" and credentials.strip():
@@ -70,9 +69,8 @@ def _basic_user(username: str, password: str) -> Any:
 
 def _authenticate(username: str, password: str) -> Any:
     """The auth manager's user for these credentials, checked by the auth manager's own login logic."""
-    from fastapi import HTTPException
-
     from airflow.api_fastapi.app import get_auth_manager
+    from fastapi import HTTPException
 
     manager = get_auth_manager()
     try:
@@ -80,7 +78,6 @@ def _authenticate(username: str, password: str) -> Any:
 
         if isinstance(manager, SimpleAuthManager):
             import anyio
-
             from airflow.api_fastapi.auth.managers.simple.datamodels.login import LoginBody
             from airflow.api_fastapi.auth.managers.simple.services.login import SimpleAuthManagerLogin
 
@@ -93,9 +90,11 @@ def _authenticate(username: str, password: str) -> Any:
                 return user
             raise DruidApiError(401, "invalid username or password")
     except HTTPException as exc:
-        raise DruidApiError(401, "invalid username or password" if exc.status_code in (400, 401) else str(exc.detail))
+        raise DruidApiError(
+            401, "invalid username or password" if exc.status_code in (400, 401) else str(exc.detail)
+        ) from exc
     except ValueError as exc:
-        raise DruidApiError(401, f"invalid credentials: {exc}")
+        raise DruidApiError(401, f"invalid credentials: {exc}") from exc
     raise DruidApiError(
         401,
         f"the auth manager {type(manager).__name__} does not accept HTTP Basic credentials; send "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
@@ -226,10 +226,9 @@ async def set_rules(
 ) -> Response:
     """Replace the dataSource's rules (a JSON list, first match wins), validated first."""
     _can_write(user)
+    from druidflow.exceptions import SpecError
     from druidflow.retention import parse_rules
     from druidflow.specs.validation import check_druid_id
-
-    from druidflow.exceptions import SpecError
 
     try:
         check_druid_id(data_source, "dataSourceName")

@@ -193,8 +193,8 @@ def shutdown_all_tasks(data_source: str, user: Any = Depends(druid_user), engine
 def list_tasks(
     state: Optional[str] = Query(None, description="running, complete, waiting or pending"),
     datasource: Optional[str] = Query(None),
-    max: Optional[int] = Query(None, ge=0, description="at most this many complete tasks"),  # noqa: A002 - Druid's name
-    type: Optional[str] = Query(None, description="only tasks of this type"),  # noqa: A002
+    max: Optional[int] = Query(None, ge=0, description="at most this many complete tasks"),
+    type: Optional[str] = Query(None, description="only tasks of this type"),
     created_time_interval: Optional[str] = Query(None, alias="createdTimeInterval"),
     user: Any = Depends(druid_user),
     engine: Engine = Depends(get_engine),

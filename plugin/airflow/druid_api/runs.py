@@ -48,7 +48,6 @@ def _info(run: Any) -> RunInfo:
 def find_run(task_id: str, dag_id: Optional[str] = None) -> Optional[RunInfo]:
     """The run carrying Druid task ``task_id`` (on ``dag_id``, else on any DAG of the task table), or None."""
     import sqlalchemy as sa
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
@@ -65,7 +64,6 @@ def find_run(task_id: str, dag_id: Optional[str] = None) -> Optional[RunInfo]:
 def active_runs() -> list[RunInfo]:
     """Queued and running runs of the task table's DAGs (tasks not recorded yet are among them)."""
     import sqlalchemy as sa
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
@@ -121,7 +119,6 @@ def fail_run(run: RunInfo) -> None:
     is skipped here: the run would end "success". A shut-down task's run ends failed, so its state is set here;
     the caller releases the task's locks itself (the teardown's job)."""
     import sqlalchemy as sa
-
     from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
@@ -143,7 +140,6 @@ def fail_run(run: RunInfo) -> None:
 def publish_outputs(run: RunInfo) -> Iterable[Any]:
     """The ``return_value`` XComs of the run's steps (publish's holds the segments it published)."""
     import sqlalchemy as sa
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -156,5 +152,5 @@ def publish_outputs(run: RunInfo) -> Iterable[Any]:
     for row in rows:
         try:
             yield XComModel.deserialize_value(row)
-        except Exception:  # noqa: BLE001 - an XCom we cannot read is not one of ours
+        except Exception:
             continue
