@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Optional, TypeVar
 
 import pyarrow as pa
 
@@ -38,19 +38,17 @@ _ARROW_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", 
 _UNSUPPORTED_CODECS = {".zip": "zip", ".sz": "snappy"}
 
 
-class CountingStream:
-    """A read-only byte stream that counts what passes through it (the bytes read from the source)."""
+_Stream = TypeVar("_Stream", bound="ReadOnlyStream")
 
-    def __init__(self, raw: Any, underlying: Any = None) -> None:
-        self.raw = raw
-        self.underlying = underlying  # closed too: a decompressor may leave the stream it reads open
-        self.count = 0
-        self.closed = False
+
+class ReadOnlyStream:
+    """A forward-only byte stream (``read`` only, never ``seek``) over an underlying one, which ``close`` closes:
+    what the readers get from a counter, a decompressor or a byte range."""
+
+    closed = False
 
     def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n) if n is not None and n >= 0 else self.raw.read()
-        self.count += len(data)
-        return data
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -61,16 +59,36 @@ class CountingStream:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            for stream in (self.raw, self.underlying):
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+            self._close_underlying()
 
-    def __enter__(self) -> CountingStream:
+    def _close_underlying(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Stream) -> _Stream:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CountingStream(ReadOnlyStream):
+    """A read-only byte stream that counts what passes through it (the bytes read from the source)."""
+
+    def __init__(self, raw: Any, underlying: Any = None) -> None:
+        self.raw = raw
+        self.underlying = underlying  # closed too: a decompressor may leave the stream it reads open
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.raw.read(n) if n is not None and n >= 0 else self.raw.read()
+        self.count += len(data)
+        return data
+
+    def _close_underlying(self) -> None:
+        for stream in (self.raw, self.underlying):
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
 
 class InputObject(ABC):
@@ -136,7 +154,7 @@ class InputObject(ABC):
             yield str(path)
 
 
-class _Lz4Stream:
+class _Lz4Stream(ReadOnlyStream):
     """An LZ4-frame (``.lz4``, as Druid and the ``lz4`` tool write it) decompressing reader over a byte stream."""
 
     def __init__(self, raw: Any, uri: str) -> None:
@@ -144,30 +162,16 @@ class _Lz4Stream:
 
         self._file = lz4.frame.LZ4FrameFile(raw, "rb")
         self._uri = uri
-        self.closed = False
 
     def read(self, n: int = -1) -> bytes:
         try:
-            return self._file.read(n)
+            data: bytes = self._file.read(n)
         except RuntimeError as exc:  # lz4 reports corrupt or non-frame data as RuntimeError
             raise InputError(f"{self._uri} is not a valid LZ4 frame file: {exc}") from None
+        return data
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._file.close()
-
-    def __enter__(self) -> _Lz4Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _close_underlying(self) -> None:
+        self._file.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------

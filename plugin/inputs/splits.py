@@ -21,7 +21,7 @@ from pydantic import Field
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.delimited import has_quote
-from druidflow.inputs.sources import InputObject, LocalFile, S3InputObject, list_objects
+from druidflow.inputs.sources import InputObject, LocalFile, ReadOnlyStream, S3InputObject, list_objects
 from druidflow.intervals import Interval
 from druidflow.specs.base import DruidModel
 from druidflow.specs.io import (
@@ -270,7 +270,7 @@ class RangedObject(InputObject):
         return stream, stream
 
 
-class _RangeStream:
+class _RangeStream(ReadOnlyStream):
     """A forward-only stream of a byte range cut at line boundaries (see :class:`RangedObject`): it opens the
     object one byte before the range, drops the line that byte belongs to (it started in an earlier range), and
     after the range's end reads on only to finish the line that started inside it."""
@@ -352,22 +352,8 @@ class _RangeStream:
             rest += block
         return bytes(rest)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.raw.close()
-
-    def __enter__(self) -> _RangeStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _close_underlying(self) -> None:
+        self.raw.close()
 
 
 def _first_lines(obj: LocalFile | S3InputObject, lines: int) -> bytes:

@@ -14,7 +14,7 @@ from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, parse_instant, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.dimensions import DimensionsSpec
-from druidflow.specs.task_base import BaseTask, check_data_source, valid_id
+from druidflow.specs.task_base import DataSourceTask, valid_id
 from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.specs.validation import SpecModel, drop_nulls, field_key, get_field, pop_field, validate_as
 from druidflow.transforms import TransformSpec
@@ -93,7 +93,7 @@ def segment_id_interval(data_source: str, segment_id: str) -> Interval:
         raise ValueError(f"a segment id is <dataSource>_<start>_<end>_<version>[_<partitionNum>]: {exc.reason}") from None
 
 
-class CompactTask(BaseTask):
+class CompactTask(DataSourceTask):
     """A ``compact`` task (Druid §3.1), normalised: the input is always ``ioConfig.inputSpec``.
 
     The deprecated top-level ``interval`` and ``segments`` (full segment objects or ids) become an ``interval``
@@ -103,7 +103,6 @@ class CompactTask(BaseTask):
     """
 
     type: Literal["compact"] = "compact"
-    data_source: str
     io_config: CompactionIOConfig
     dimensions_spec: Optional[DimensionsSpec] = None
     metrics_spec: Optional[list[Aggregator]] = None
@@ -156,11 +155,6 @@ class CompactTask(BaseTask):
             data.pop(field_key(data, "granularitySpec") or "granularitySpec", None)
             data["granularitySpec"] = gran
         return data
-
-    @field_validator("data_source")
-    @classmethod
-    def _ds(cls, v: str) -> str:
-        return check_data_source(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> CompactTask:

@@ -27,7 +27,8 @@ from druidflow.exceptions import SpecError
 from druidflow.granularity import Granularity
 from druidflow.intervals import Interval, condense
 from druidflow.specs.dimensions import TIME_COLUMN, DimensionSchema, DimensionsSpec
-from druidflow.specs.io import Firehose, InputFormat, InputSource, needs_input_format
+from druidflow.specs.firehoses import Firehose
+from druidflow.specs.io import InputFormat, InputSource, needs_input_format
 from druidflow.specs.limits import check_column_name
 from druidflow.specs.timestamp import TimestampSpec
 from druidflow.specs.tuning import IndexTuningConfig

@@ -497,25 +497,3 @@ def parse_firehose(data: Any, path: str = "firehose") -> Any:
     from druidflow.specs.firehoses import Firehose
 
     return _parse_union(Firehose, data, path)
-
-
-# The classic firehoses live in their own module; re-exported here, where callers have always found them.
-from druidflow.specs.firehoses import (  # noqa: E402
-    CombiningFirehose,
-    Firehose,
-    HttpFirehose,
-    IngestSegmentFirehose,
-    InlineFirehose,
-    LocalFirehose,
-    StaticS3Firehose,
-)
-
-__all__ = [
-    "CombiningFirehose",
-    "Firehose",
-    "HttpFirehose",
-    "IngestSegmentFirehose",
-    "InlineFirehose",
-    "LocalFirehose",
-    "StaticS3Firehose",
-]

@@ -11,7 +11,7 @@ from druidflow.aggregators import Aggregator
 from druidflow.exceptions import SpecError
 from druidflow.intervals import Interval, umbrella
 from druidflow.segments.descriptor import DataSegment
-from druidflow.specs.task_base import CONVERTED_VERSION_SUFFIX, BaseTask, check_data_source, raw_interval
+from druidflow.specs.task_base import CONVERTED_VERSION_SUFFIX, DataSourceTask, IntervalTask, raw_interval
 from druidflow.specs.tuning import IndexSpec, SegmentWriteOutMediumFactory
 from druidflow.specs.validation import get_field
 
@@ -33,18 +33,12 @@ def _is_unsharded(segment: DataSegment) -> bool:
     return spec.partition_num == 0 and spec.core_partitions <= 1
 
 
-class _SegmentListTask(BaseTask):
+class _SegmentListTask(DataSourceTask):
     """``merge`` and ``append``: a list of full segment objects of one dataSource, merged into one segment."""
 
-    data_source: str
     segments: list[DataSegment] = Field(min_length=1)
     index_spec: Optional[IndexSpec] = None
     segment_write_out_medium_factory: Optional[SegmentWriteOutMediumFactory] = None
-
-    @field_validator("data_source")
-    @classmethod
-    def _ds(cls, v: str) -> str:
-        return check_data_source(v)
 
     @model_validator(mode="after")
     def _segments_fit(self) -> _SegmentListTask:
@@ -87,32 +81,14 @@ class AppendTask(_SegmentListTask):
     aggregations: Optional[list[Aggregator]] = None
 
 
-class SameIntervalMergeTask(BaseTask):
+class SameIntervalMergeTask(IntervalTask):
     """``same_interval_merge``: merge every used segment of ``interval`` into one."""
 
     type: Literal["same_interval_merge"] = "same_interval_merge"
-    data_source: str
-    interval: Interval
     aggregations: list[Aggregator]
     rollup: bool = True
     index_spec: Optional[IndexSpec] = None
     segment_write_out_medium_factory: Optional[SegmentWriteOutMediumFactory] = None
-
-    @classmethod
-    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
-        return raw_interval(get_field(data, "interval"))
-
-    @field_validator("data_source")
-    @classmethod
-    def _ds(cls, v: str) -> str:
-        return check_data_source(v)
-
-    @field_validator("interval")
-    @classmethod
-    def _non_empty(cls, v: Interval) -> Interval:
-        if v.is_empty():
-            raise SpecError("", str(v), "the interval must not be empty")
-        return v
 
     @model_validator(mode="after")
     def _names(self) -> SameIntervalMergeTask:
@@ -120,7 +96,7 @@ class SameIntervalMergeTask(BaseTask):
         return self
 
 
-class ConvertSegmentTask(BaseTask):
+class ConvertSegmentTask(IntervalTask):
     """``convert_segment``: rewrite the used segments of ``interval`` (or just ``segment``) with ``indexSpec``.
 
     Converted segments keep interval and partition; their version gets ``_converted`` appended (as the Druid
@@ -129,8 +105,6 @@ class ConvertSegmentTask(BaseTask):
     """
 
     type: Literal["convert_segment", "version_converter"] = "convert_segment"
-    data_source: str
-    interval: Interval
     segment: Optional[DataSegment] = None
     index_spec: IndexSpec
     force: bool = False
@@ -158,18 +132,6 @@ class ConvertSegmentTask(BaseTask):
     @classmethod
     def _canonical(cls, v: str) -> str:
         return "convert_segment"
-
-    @field_validator("data_source")
-    @classmethod
-    def _ds(cls, v: str) -> str:
-        return check_data_source(v)
-
-    @field_validator("interval")
-    @classmethod
-    def _non_empty(cls, v: Interval) -> Interval:
-        if v.is_empty():
-            raise SpecError("", str(v), "the interval must not be empty")
-        return v
 
     @model_validator(mode="after")
     def _segment_fits(self) -> ConvertSegmentTask:

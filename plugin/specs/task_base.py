@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -209,3 +209,34 @@ class BaseTask(SpecModel):
 
 def check_data_source(v: str) -> str:
     return check_druid_id(v, "dataSource")
+
+
+class DataSourceTask(BaseTask):
+    """A task naming its one dataSource at the top level (``dataSource``)."""
+
+    data_source: str
+
+    @field_validator("data_source")
+    @classmethod
+    def _data_source(cls, v: str) -> str:
+        return check_data_source(v)
+
+
+class IntervalTask(DataSourceTask):
+    """A task on one non-empty ``interval`` of its dataSource; the interval is part of its generated id."""
+
+    interval: Interval
+
+    #: How the error for an empty interval names it.
+    interval_role: ClassVar[str] = "the interval"
+
+    @classmethod
+    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
+        return raw_interval(get_field(data, "interval"))
+
+    @field_validator("interval")
+    @classmethod
+    def _non_empty(cls, v: Interval) -> Interval:
+        if v.is_empty():
+            raise SpecError("", str(v), f"{cls.interval_role} must not be empty")
+        return v

@@ -14,12 +14,12 @@ time into one shape, as the index task's classic form is (see :mod:`druidflow.sp
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
-from druidflow.intervals import Interval, parse_instant
+from druidflow.intervals import parse_instant
 from druidflow.specs.base import DruidModel
 from druidflow.specs.compact_task import (
     CompactionGranularitySpec,
@@ -39,11 +39,10 @@ from druidflow.specs.task_base import (
     DEFAULT_PRIORITIES,
     LOCK_TYPES,
     BaseTask,
+    IntervalTask,
     TaskResource,
-    check_data_source,
     generate_task_id,
     random_id_part,
-    raw_interval,
 )
 from druidflow.specs.validation import get_field, load_json
 
@@ -110,7 +109,7 @@ class IndexTask(BaseTask):
 # ------------------------------------------------------------------------------------------------------ kill
 
 
-class KillTask(BaseTask):
+class KillTask(IntervalTask):
     """A ``kill`` task (Druid §4): permanently delete the *unused* segments lying entirely inside ``interval``.
 
     ``markAsUnused`` (Druid 0.22 until 2024) first marks the used segments of the interval unused; it cannot be
@@ -118,29 +117,13 @@ class KillTask(BaseTask):
     """
 
     type: Literal["kill"] = "kill"
-    data_source: str
-    interval: Interval
     versions: Optional[list[str]] = None
     batch_size: int = Field(default=100, gt=0)
     limit: Optional[int] = Field(default=None, gt=0)
     max_used_status_last_updated_time: Optional[str] = None
     mark_as_unused: bool = False
 
-    @classmethod
-    def _raw_id_interval(cls, data: dict[str, Any]) -> Optional[Interval]:
-        return raw_interval(get_field(data, "interval"))
-
-    @field_validator("data_source")
-    @classmethod
-    def _ds(cls, v: str) -> str:
-        return check_data_source(v)
-
-    @field_validator("interval")
-    @classmethod
-    def _non_empty(cls, v: Interval) -> Interval:
-        if v.is_empty():
-            raise SpecError("", str(v), "the kill interval must not be empty")
-        return v
+    interval_role: ClassVar[str] = "the kill interval"
 
     @field_validator("versions")
     @classmethod

@@ -53,6 +53,7 @@ STRICT_MODULES: dict[str, str] = {
     "druidflow.streaming.kafka_task": "it is a record Druidflow writes itself",
     "druidflow.push.spec": "a realtime spec runs unattended; Druid's JVM-only realtime fields are refused",
     "druidflow.tasks.index": "it is a record Druidflow writes itself",
+    "druidflow.tasks.index_plan": "it is a record Druidflow writes itself",
     "druidflow.tasks.protocol": "it is a record Druidflow writes itself",
 }
 

@@ -20,6 +20,7 @@ from druidflow.locks.lock import APPEND_VERSION, LockType
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
+from druidflow.tasks.index_determine import scan_partitions
 from druidflow.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def group_id(data_source: str) -> str:
 
 def lock_requests(index_task: IndexTask, rt: Runtime) -> tuple[list[Interval], RowStats, list[dict[str, Any]]]:
     """The time chunks the spooled messages fall in (one pass of the index task's determine step)."""
-    chunks, _, stats, events = index._determine(index_task, rt, None)
+    chunks, _, stats, events = scan_partitions(index_task, rt, None)
     return sorted(chunks), stats, events
 
 

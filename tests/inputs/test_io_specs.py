@@ -6,20 +6,22 @@ import pytest
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.specs.field_paths import parse_json_path
+from druidflow.specs.firehoses import (
+    HttpFirehose,
+    IngestSegmentFirehose,
+    InlineFirehose,
+    LocalFirehose,
+    StaticS3Firehose,
+)
 from druidflow.specs.io import (
     CsvInputFormat,
     DruidInputSource,
-    HttpFirehose,
     HttpInputSource,
-    IngestSegmentFirehose,
-    InlineFirehose,
     InlineInputSource,
     JsonInputFormat,
-    LocalFirehose,
     LocalInputSource,
     ParquetInputFormat,
     S3InputSource,
-    StaticS3Firehose,
     TsvInputFormat,
     parse_firehose,
     parse_input_format,

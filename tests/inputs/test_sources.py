@@ -12,13 +12,13 @@ import pytest
 from druidflow.exceptions import InputError
 from druidflow.inputs import open_input
 from druidflow.inputs.sources import commons_io_wildcard, java_glob
+from druidflow.specs.firehoses import LocalFirehose
 from druidflow.specs.io import (
     CsvInputFormat,
     DruidInputSource,
     HttpInputSource,
     InlineInputSource,
     JsonInputFormat,
-    LocalFirehose,
     LocalInputSource,
     ParquetInputFormat,
     S3InputSource,

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
-from druidflow.intervals import Interval, format_instant, parse_instant
+from druidflow.intervals import Interval, format_instant, now_ms, parse_instant
 from druidflow.locks import APPEND_VERSION, LockType, TaskLockbox
 from tests.locks.conftest import LEASE_S, T0, day
 
@@ -249,15 +249,28 @@ def test_long_expired_rows_are_forgotten_after_the_retention(db_url, clock):
     box.engine.dispose()
 
 
+def wait_until_past(instant_ms: int, deadline_s: float = 60.0) -> None:
+    """Sleep until the wall clock is past ``instant_ms`` (a lease the lockbox stamped), however slow the machine."""
+    deadline = time.monotonic() + deadline_s
+    while now_ms() <= instant_ms and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert now_ms() > instant_ms, f"the clock never passed {format_instant(instant_ms)}"
+
+
 def test_keep_alive_heartbeats_in_the_background(db_url):
-    box = TaskLockbox(db_url, lease_seconds=0.6)
+    lease_s = 1.5  # a heartbeat every lease/5: a beat may run 1.2 s late on a loaded machine before the lease lapses
+    box = TaskLockbox(db_url, lease_seconds=lease_s)
     box.create_tables()
-    assert box.try_lock("t", "t", "wiki", day(1, 2), E, priority=50).acquired
-    with box.keep_alive("t", every=0.1):
-        time.sleep(1.0)
-        assert [lk.state for lk in box.locks()] == ["active"]
-    time.sleep(0.7)
-    assert [lk.state for lk in box.locks()] == ["expired"]
+    granted = box.try_lock("t", "t", "wiki", day(1, 2), E, priority=50)
+    assert granted.acquired
+    with box.keep_alive("t", every=lease_s / 5):
+        wait_until_past(granted.lock.lease_expires_ms + 250)  # past the lease it was granted with
+        [lock] = box.locks()
+        assert lock.state == "active" and lock.lease_expires_ms > granted.lock.lease_expires_ms
+    [beaten] = box.locks()  # the block has joined the heartbeat thread: this lease is the last one
+    wait_until_past(beaten.lease_expires_ms)
+    [lock] = box.locks()
+    assert lock.state == "expired" and lock.lease_expires_ms == beaten.lease_expires_ms
     box.engine.dispose()
 
 

@@ -2,7 +2,7 @@
 where ignoring a typo would be dangerous (docs/unknown-keys.md).
 
 The base spec is Druid's ``examples/quickstart/tutorial/updates-overwrite-index.json`` (apache/druid, commit
-0c111a6), retyped; the typo ``patitionsSpec`` is the one issue 21 reports in one of Druid's integration-test specs.
+0c111a6), retyped in :mod:`tests.druid_tutorial_specs`; the typo ``patitionsSpec`` is the one issue 21 reports in one of Druid's integration-test specs.
 """
 
 from __future__ import annotations
@@ -16,32 +16,7 @@ from druidflow.specs.tasks import parse_task
 from druidflow.specs.unknown_keys import STRICT_MODELS, ignored_keys, spec_warnings
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
-
-UPDATES_OVERWRITE_INDEX = """{
-  "type" : "index_parallel",
-  "spec" : {
-    "dataSchema" : {
-      "dataSource" : "updates-tutorial",
-      "timestampSpec": {"column": "timestamp", "format": "iso"},
-      "dimensionsSpec" : {"dimensions" : ["animal"]},
-      "metricsSpec" : [
-        { "type" : "count", "name" : "count" },
-        { "type" : "longSum", "name" : "number", "fieldName" : "number" }
-      ],
-      "granularitySpec" : {
-        "type" : "uniform", "segmentGranularity" : "day", "queryGranularity" : "minute",
-        "intervals" : ["2018-01-01/2018-01-03"], "rollup" : true
-      }
-    },
-    "ioConfig" : {
-      "type" : "index_parallel",
-      "inputSource" : {"type" : "local", "baseDir" : "quickstart/tutorial", "filter" : "updates-data2.json"},
-      "inputFormat" : {"type" : "json"},
-      "appendToExisting" : false
-    },
-    "tuningConfig" : {"type" : "index_parallel", "maxRowsPerSegment" : 5000000, "maxRowsInMemory" : 25000}
-  }
-}"""
+from tests.druid_tutorial_specs import UPDATES_OVERWRITE_INDEX
 
 
 def spec() -> dict:

@@ -7,7 +7,7 @@ retyped: its event, its parseSpec and its metricsSpec, and its documented result
 ``dimensionsExclusions``, a key Druid ignores; so does Druidflow, with a warning, and ``ignore_me`` stays a dimension.
 
 The report tests run Druid's tutorial spec ``examples/quickstart/tutorial/updates-init-index.json`` (apache/druid,
-commit 34a783f) over ``updates-data.json`` plus rows that exercise each counter.
+commit 34a783f; retyped in :mod:`tests.druid_tutorial_specs`) over ``updates-data.json`` plus rows that exercise each counter.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from druidflow.query import visible_rows
 from druidflow.segments.descriptor import DataSegment
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
+from tests.druid_tutorial_specs import DATA, UPDATES_INIT_INDEX
 
 FLATTEN_EVENT = {
     "timestamp": "2015-09-12T12:10:53.155Z",
@@ -71,39 +72,6 @@ FLATTEN_METRICS = """[
 {"type" : "doubleSum", "name" : "hello-0-sum", "fieldName" : "hello-0"},
 {"type" : "longSum", "name" : "metrica-sum", "fieldName" : "metrica"}
 ]"""
-
-UPDATES_INIT_INDEX = """{
-  "type" : "index_parallel",
-  "spec" : {
-    "dataSchema" : {
-      "dataSource" : "updates-tutorial",
-      "timestampSpec": {"column": "timestamp", "format": "iso"},
-      "dimensionsSpec" : {"dimensions" : ["animal"]},
-      "metricsSpec" : [
-        { "type" : "count", "name" : "count" },
-        { "type" : "longSum", "name" : "number", "fieldName" : "number" }
-      ],
-      "granularitySpec" : {
-        "type" : "uniform", "segmentGranularity" : "day", "queryGranularity" : "minute",
-        "intervals" : ["2018-01-01/2018-01-03"], "rollup" : true
-      }
-    },
-    "ioConfig" : {
-      "type" : "index_parallel",
-      "inputSource" : {"type" : "local", "baseDir" : "quickstart/tutorial", "filter" : "updates-data.json"},
-      "inputFormat" : {"type" : "json"},
-      "appendToExisting" : false
-    },
-    "tuningConfig" : {"type" : "index_parallel", "maxRowsPerSegment" : 5000000, "maxRowsInMemory" : 25000}
-  }
-}"""
-
-UPDATES_DATA = [
-    {"timestamp": "2018-01-01T01:01:35Z", "animal": "tiger", "number": 100},
-    {"timestamp": "2018-01-01T03:01:35Z", "animal": "aardvark", "number": 42},
-    {"timestamp": "2018-01-01T03:01:35Z", "animal": "giraffe", "number": 14124},
-]
-
 
 @pytest.fixture
 def rt(sqlite_url, tmp_path, monkeypatch) -> Runtime:
@@ -159,7 +127,7 @@ def _write_tutorial_input(tmp_path, rows: list[str], compress: bool) -> int:
 
 
 def test_report_counters_in_druids_shape(rt, tmp_path):
-    rows = [json.dumps(r) for r in UPDATES_DATA] + [
+    rows = [json.dumps(r) for r in DATA["updates-data.json"]] + [
         json.dumps({"timestamp": "2019-06-01T00:00:00Z", "animal": "late", "number": 1}),  # outside the intervals
         json.dumps({"timestamp": "not a time", "animal": "broken", "number": 1}),  # unparseable timestamp
         '{"timestamp": "2018-01-01T05:00:00Z", "animal": ',  # not JSON
@@ -185,7 +153,7 @@ def test_report_counters_in_druids_shape(rt, tmp_path):
 
 
 def test_transform_filter_rejects_are_filtered(rt, tmp_path):
-    _write_tutorial_input(tmp_path, [json.dumps(r) for r in UPDATES_DATA], compress=False)
+    _write_tutorial_input(tmp_path, [json.dumps(r) for r in DATA["updates-data.json"]], compress=False)
     spec = json.loads(UPDATES_INIT_INDEX)
     spec["spec"]["dataSchema"]["transformSpec"] = {"filter": {"type": "selector", "dimension": "animal", "value": "tiger"}}
     stats = index.run(spec, rt).reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]
@@ -207,7 +175,7 @@ def test_transform_filter_rejects_are_filtered(rt, tmp_path):
 def test_query_granularity_is_stored_in_one_form(rt, tmp_path, given, stored):
     """Druid's serializers: standard periods by name (PeriodGranularity.serialize), none/all as objects, other
     periods as objects with a (null) origin. Every spelling of one granularity gives the same segment JSON."""
-    _write_tutorial_input(tmp_path, [json.dumps(r) for r in UPDATES_DATA], compress=False)
+    _write_tutorial_input(tmp_path, [json.dumps(r) for r in DATA["updates-data.json"]], compress=False)
     spec = json.loads(UPDATES_INIT_INDEX)
     spec["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = given
     report = index.run(spec, rt)
