@@ -6,8 +6,10 @@ DB, which also holds Druidflow's tables).
 ``parallel`` (this module's command line): the same job as an ``index_parallel`` task on ``druidflow_index_parallel``
 under the CeleryExecutor — Redis as the broker, PostgreSQL as the Airflow DB, a shared local deep storage — with one
 Celery worker and then two (each of concurrency 1, so two workers can do twice the work at once), against the job
-run in-process (``index`` and ``index_parallel``, the same machine, the same moment). Airflow's own start-up is not
-counted; the scheduling of every step is. Absolute times on a shared machine are noise: read the ratios.
+run in-process (``index`` and ``index_parallel``, the same machine, the same moment). Airflow's own start-up and one
+warm-up run over the input's first lines are not counted; the scheduling of every step is. The workers preload the
+task-side modules (:mod:`druidflow.airflow.worker_preload`), as docker-compose.yaml's do. Each run reports the
+seconds spent inside its task instances per task and the idle time between them. Absolute times on a shared machine are noise: read the ratios.
 
     python -m bench.airflow_e2e [ROWS]            # default 1M rows, generated under bench/data
     python -m bench.airflow_e2e --local FILE.csv  # the LocalExecutor figure of bench.run --airflow
@@ -23,10 +25,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/14"
+#: The workers import the task-side modules once, before forking a process per task instance.
+PRELOAD = json.dumps({"imports": ["druidflow.airflow.worker_preload"]})
 
 
 def run(input_path: str | Path, input_format: str = "csv", *, timeout: float = 3600) -> dict:
@@ -127,6 +132,7 @@ def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tupl
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": PRELOAD,
             **_druidflow_env(home, db_url),
         },
     )
@@ -140,18 +146,23 @@ def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tupl
                 started_workers += 1
                 cluster.start_worker(f"worker-{started_workers}", concurrency=1)
             time.sleep(5)  # let the new worker register with the broker
+            if n == min(workers):
+                results["warm_up_s"] = _warm_up(cluster, input_path, input_format, home, timeout)
             spec = parallel_spec(input_path, input_format, concurrency, f"celery_{n}w")
             started = time.perf_counter()
             run_id = cluster.trigger("druidflow_index_parallel", {"spec": spec})
             state = cluster.wait_for_run("druidflow_index_parallel", run_id, timeout=timeout)
             wall = time.perf_counter() - started
             states = cluster.task_states("druidflow_index_parallel", run_id)
+            timings = _task_timings(cluster, "druidflow_index_parallel", run_id)
             results["celery"][f"{n}_workers"] = {
                 "wall_s": round(wall, 2),
                 "state": state,
                 "ratio_to_in_process_index": round(wall / reference["index_s"], 2),
                 "ratio_to_in_process_index_parallel": round(wall / reference["index_parallel_s"], 2),
                 "mapped": {k.split(".")[-1]: len(v) for k, v in states.items() if len(v) > 1},
+                "task_instances": sum(len(v) for v in states.values()),
+                **timings,
             }
     finally:
         cluster.stop()
@@ -160,6 +171,41 @@ def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tupl
         admin.dispose()
         shutil.rmtree(home, ignore_errors=True)
     return results
+
+
+def _warm_up(cluster: Any, input_path: Path, input_format: str, home: Path, timeout: float) -> float:
+    """One run over the input's first lines, not counted: the first run of a DAG pays its serialization and each
+    worker's first fork, which a running deployment has long paid."""
+    head = home / f"warm-up{input_path.suffix}"
+    with open(input_path, "rb") as src, open(head, "wb") as out:
+        out.writelines(line for _, line in zip(range(1000), src))
+    started = time.perf_counter()
+    run_id = cluster.trigger("druidflow_index_parallel", {"spec": parallel_spec(head, input_format, 1, "warm_up")})
+    cluster.wait_for_run("druidflow_index_parallel", run_id, timeout=timeout)
+    return round(time.perf_counter() - started, 2)
+
+
+def _task_timings(cluster: Any, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Where a run's wall time went: seconds inside task instances (their process included) per task, and the
+    sum of the gaps on the critical path where no task instance ran (scheduling, queueing, worker pick-up)."""
+    from datetime import datetime
+
+    r = cluster.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+    spans = []
+    per_task: dict[str, float] = {}
+    for ti in r.json()["task_instances"]:
+        if not ti.get("start_date") or not ti.get("end_date"):
+            continue
+        start, end = (datetime.fromisoformat(ti[k].replace("Z", "+00:00")).timestamp() for k in ("start_date", "end_date"))
+        spans.append((start, end))
+        name = ti["task_id"].split(".")[-1]
+        per_task[name] = round(per_task.get(name, 0.0) + end - start, 2)
+    spans.sort()
+    idle, covered_to = 0.0, spans[0][0] if spans else 0.0
+    for start, end in spans:
+        idle += max(0.0, start - covered_to)
+        covered_to = max(covered_to, end)
+    return {"seconds_in_tasks": per_task, "idle_between_tasks_s": round(idle, 2)}
 
 
 def main(argv: list[str]) -> int:

@@ -2,9 +2,9 @@
 
 Druid's ``maxSize`` split hint groups whole files into splits of at most ``maxSplitSize`` bytes and ``maxNumFiles``
 files (a file larger than that is a split of its own). Druidflow also cuts a file into byte ranges where the format
-allows it — uncompressed local JSON lines, and CSV/TSV without a quote character (a quoted field may hold a
-newline) — at line boundaries: a range owns every line whose first byte lies in ``[start, end)``, so the ranges of a
-file cover each line exactly once. Files are cut so that there are at least ``maxNumConcurrentSubTasks`` splits
+allows it — uncompressed JSON lines, and CSV/TSV without a quote character (a quoted field may hold a newline),
+local files (a seek) or S3 objects (a ranged GET) — at line boundaries: a range owns every line whose first byte
+lies in ``[start, end)``, so the ranges of a file cover each line exactly once. Files are cut so that there are at least ``maxNumConcurrentSubTasks`` splits
 where the input allows: one big file still feeds every worker. A CSV/TSV range after the first repeats the file's
 header lines (``skipHeaderRows`` plus the header row), which the reader then skips or reads as column names.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -20,7 +21,8 @@ from pydantic import Field
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.delimited import has_quote
-from druidflow.inputs.sources import InputObject, LocalFile, ReadOnlyStream, list_objects
+from druidflow.inputs.sources import InputObject, LocalFile, ReadOnlyStream, S3InputObject, list_objects
+from druidflow.intervals import Interval
 from druidflow.specs.base import DruidModel
 from druidflow.specs.io import (
     CsvInputFormat,
@@ -46,28 +48,36 @@ class MaxSizeSplitHint(DruidModel):
     max_num_files: int = DEFAULT_MAX_NUM_FILES
 
 
-def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningConfig.splitHintSpec") -> MaxSizeSplitHint:
-    """The split hint of a tuningConfig; ``maxSplitSize`` takes Druid's human-readable bytes (``"512MiB"``)."""
+class SegmentsSplitHint(DruidModel):
+    """``splitHintSpec`` ``{"type": "segments", "maxInputSegmentBytesPerTask": ..., "maxNumSegments": ...}``: the
+    ``druid`` input source's segments grouped into splits (Druid's defaults 1GiB, 1000)."""
+
+    type: str = "segments"
+    max_input_segment_bytes_per_task: int = DEFAULT_MAX_SPLIT_SIZE
+    max_num_segments: int = DEFAULT_MAX_NUM_FILES
+
+
+def parse_split_hint(data: Optional[dict[str, Any]], path: str = "spec.tuningConfig.splitHintSpec") -> MaxSizeSplitHint | SegmentsSplitHint:
+    """The split hint of a tuningConfig; the byte sizes take Druid's human-readable bytes (``"512MiB"``)."""
     if data is None:
         return MaxSizeSplitHint()
     if not isinstance(data, dict):
         raise SpecError(path, data, "must be an object such as {\"type\": \"maxSize\", \"maxSplitSize\": \"512MiB\"}")
     kind = data.get("type")
-    if kind != "maxSize":
-        raise SpecError(
-            f"{path}.type",
-            kind,
-            "Druidflow splits files only: use maxSize (Druid's segments hint and its maxInputSegmentBytesPerTask split "
-            "a druid input source by segments, which Druidflow reads as one split)",
-        )
-    unknown = sorted(set(data) - {"type", "maxSplitSize", "maxNumFiles"})
+    fields = {"maxSize": ("maxSplitSize", "maxNumFiles"), "segments": ("maxInputSegmentBytesPerTask", "maxNumSegments")}
+    if kind not in fields:
+        raise SpecError(f"{path}.type", kind, "must be maxSize (files or segments) or segments (the druid input source)")
+    size_field, count_field = fields[kind]
+    unknown = sorted(set(data) - {"type", size_field, count_field})
     if unknown:
-        raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], "is not a field of the maxSize split hint")
-    size = _bytes(data.get("maxSplitSize", DEFAULT_MAX_SPLIT_SIZE), f"{path}.maxSplitSize")
-    files = data.get("maxNumFiles", DEFAULT_MAX_NUM_FILES)
-    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
-        raise SpecError(f"{path}.maxNumFiles", files, "must be a positive integer")
-    return MaxSizeSplitHint(max_split_size=size, max_num_files=files)
+        raise SpecError(f"{path}.{unknown[0]}", data[unknown[0]], f"is not a field of the {kind} split hint")
+    size = _bytes(data.get(size_field, DEFAULT_MAX_SPLIT_SIZE), f"{path}.{size_field}")
+    count = data.get(count_field, DEFAULT_MAX_NUM_FILES)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise SpecError(f"{path}.{count_field}", count, "must be a positive integer")
+    if kind == "segments":
+        return SegmentsSplitHint(max_input_segment_bytes_per_task=size, max_num_segments=count)
+    return MaxSizeSplitHint(max_split_size=size, max_num_files=count)
 
 
 def _bytes(value: Any, path: str) -> int:
@@ -87,10 +97,11 @@ def _bytes(value: Any, path: str) -> int:
 class SplitPiece(DruidModel):
     """One object of a split, whole (``end`` None) or the lines starting in ``[start, end)``."""
 
-    uri: str
+    uri: str  # a file's URI, or a segment id (the druid input source)
     size: int = 0
     start: int = 0
     end: Optional[int] = None
+    windows: list[Interval] = Field(default_factory=list)  # a segment's intervals to read
 
 
 class InputSplit(DruidModel):
@@ -109,14 +120,36 @@ class InputSplit(DruidModel):
 
 
 def _byte_splittable(obj: InputObject, fmt: Any) -> bool:
-    if not isinstance(obj, LocalFile) or obj.compression is not None:
+    if not isinstance(obj, (LocalFile, S3InputObject)) or obj.compression is not None:
         return False
-    if isinstance(fmt, JsonInputFormat):
-        return True
-    if isinstance(fmt, TsvInputFormat):
+    if isinstance(fmt, (JsonInputFormat, TsvInputFormat)):
         return True
     if isinstance(fmt, CsvInputFormat):
-        return not has_quote(obj.path)
+        return not (has_quote(obj.path) if isinstance(obj, LocalFile) else _s3_has_quote(obj))
+    return False
+
+
+def _sized(obj: InputObject) -> InputObject:
+    """An S3 object named by URI has no size from a listing: ask the server (HEAD), so that it can be cut."""
+    if isinstance(obj, S3InputObject) and obj.size is None:
+        from druidflow.storage.s3_client import error_code
+
+        try:
+            obj.size = int(obj.client.head_object(Bucket=obj.bucket, Key=obj.key)["ContentLength"])
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                raise InputError(f"S3 object {obj.uri} does not exist") from None
+            raise InputError(f"cannot read the size of {obj.uri}: {exc}") from exc
+    return obj
+
+
+def _s3_has_quote(obj: S3InputObject) -> bool:
+    """Whether an S3 object holds a double quote: one streamed read at planning, as a quoted CSV field may hold a
+    newline, which a byte range could cut."""
+    with closing(obj.open_raw()) as body:
+        for block in iter(lambda: body.read(8 << 20), b""):
+            if b'"' in block:
+                return True
     return False
 
 
@@ -124,7 +157,7 @@ def plan_splits(source: Any, fmt: Any, hint: MaxSizeSplitHint, concurrency: int 
     """The input's splits, in reading order (see the module docstring)."""
     if not isinstance(source, (LocalInputSource, S3InputSource, HttpInputSource)):
         return [InputSplit(index=0, pieces=[])]  # inline data, or a druid input source: one split, read whole
-    objects = list_objects(source)
+    objects = [_sized(o) for o in list_objects(source)]
     total = sum(o.size or 0 for o in objects)
     target = hint.max_split_size
     if concurrency > 1 and total:
@@ -180,25 +213,45 @@ def split_objects(objects: Sequence[InputObject], split: InputSplit, fmt: Any) -
         if piece.end is None:
             out.append(obj)
             continue
-        if not isinstance(obj, LocalFile) or (obj.size or 0) != piece.size:
-            raise InputError(f"input file {piece.uri} changed size since the task was planned ({piece.size} → {obj.size} bytes)")
-        out.append(RangedFile(obj, piece.start, piece.end, _preamble_lines(fmt)))
+        obj = _sized(obj)
+        if not isinstance(obj, (LocalFile, S3InputObject)) or (obj.size or 0) != piece.size:
+            raise InputError(f"input object {piece.uri} changed size since the task was planned ({piece.size} → {obj.size} bytes)")
+        out.append(RangedObject(obj, piece.start, piece.end, _preamble_lines(fmt)))
     return out
 
 
 def _preamble_lines(fmt: Any) -> int:
     if isinstance(fmt, (CsvInputFormat, TsvInputFormat)):
-        return fmt.skip_header_rows + (1 if fmt.uses_header else 0)
+        return int(fmt.skip_header_rows) + (1 if fmt.uses_header else 0)
     return 0
 
 
-class RangedFile(InputObject):
-    """The lines of a local file that start in ``[start, end)``, after the file's first ``preamble`` lines when
-    ``start`` is past them. ``size`` is the range's share of the file (what processedBytes counts)."""
+def _open_at(obj: LocalFile | S3InputObject, offset: int) -> BinaryIO:
+    """The object's bytes from ``offset`` on: a seek for a local file, a ranged GET for an S3 object."""
+    if isinstance(obj, LocalFile):
+        raw = obj.open_raw()
+        raw.seek(offset)
+        return raw
+    from druidflow.storage.s3_client import error_code
 
-    def __init__(self, inner: LocalFile, start: int, end: int, preamble: int) -> None:
+    try:
+        response = obj.client.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes={offset}-")
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise InputError(f"S3 object {obj.uri} does not exist") from None
+        raise InputError(f"cannot read {obj.uri} from byte {offset}: {exc}") from exc
+    body: BinaryIO = response["Body"]
+    return body
+
+
+class RangedObject(InputObject):
+    """The lines of a local file or S3 object that start in ``[start, end)``, after the object's first
+    ``preamble`` lines when ``start`` is past them. ``size`` is the range's share of the object (what
+    processedBytes counts)."""
+
+    def __init__(self, inner: LocalFile | S3InputObject, start: int, end: int, preamble: int) -> None:
         self.inner = inner
-        self.path = inner.path
         self.uri = inner.uri
         self.start = start
         self.end = end
@@ -210,36 +263,58 @@ class RangedFile(InputObject):
         return None
 
     def open_raw(self) -> BinaryIO:
-        return _RangeStream(self.inner.open_raw(), self.start, self.end, self.preamble)  # type: ignore[return-value]
+        return _RangeStream(self.inner, self.start, self.end, self.preamble)  # type: ignore[return-value]
 
     def open_text_stream(self) -> tuple[Any, Any]:
-        stream = _RangeStream(self.inner.open_raw(), self.start, self.end, self.preamble)
+        stream = _RangeStream(self.inner, self.start, self.end, self.preamble)
         return stream, stream
 
 
 class _RangeStream(ReadOnlyStream):
-    """A read-only stream of a byte range cut at line boundaries (see :class:`RangedFile`)."""
+    """A forward-only stream of a byte range cut at line boundaries (see :class:`RangedObject`): it opens the
+    object one byte before the range, drops the line that byte belongs to (it started in an earlier range), and
+    after the range's end reads on only to finish the line that started inside it."""
 
-    def __init__(self, raw: BinaryIO, start: int, end: int, preamble: int) -> None:
-        self.raw = raw
-        self.closed = False
+    def __init__(self, obj: LocalFile | S3InputObject, start: int, end: int, preamble: int) -> None:
         self.prefix = b""
-        self.pos = 0
-        if start > 0:
-            head = _first_lines(raw, preamble) if preamble else b""
+        if start > 0 and preamble:
+            head = _first_lines(obj, preamble)
             if len(head) >= start:
-                raise InputError(f"the header lines of the file are longer than the byte range starting at {start}")
+                raise InputError(f"the header lines of {obj.uri} are longer than the byte range starting at {start}")
             self.prefix = head
-            raw.seek(start - 1)
-            self.pos = start - 1 + _skip_line(raw)
+        self.pos = max(start - 1, 0)  # the object offset of the next byte of ``pending`` or ``raw``
+        self.raw = _open_at(obj, self.pos)
+        self.closed = False
+        self.pending = b""
         self.end = end
-        self.tail_done = self.pos >= end > 0 and start > 0  # no line starts inside the range
-        self.tail = b""
+        self.last = b"\n"  # the last byte of the range handed out
+        self.done = False
         self.counted = 0  # the range's own bytes returned (the repeated header lines are not counted)
+        if start > 0:
+            self._drop_line()
+            self.done = self.pos >= end  # no line starts inside the range
 
     @property
     def count(self) -> int:
         return self.counted
+
+    def _next(self, n: int) -> bytes:
+        if self.pending:
+            out, self.pending = self.pending[:n], self.pending[n:]
+            return out
+        return self.raw.read(n)
+
+    def _drop_line(self) -> None:
+        while True:
+            block = self._next(1 << 16)
+            if not block:
+                return
+            nl = block.find(b"\n")
+            if nl >= 0:
+                self.pending = block[nl + 1 :] + self.pending
+                self.pos += nl + 1
+                return
+            self.pos += len(block)
 
     def read(self, n: int = -1) -> bytes:
         if self.prefix:
@@ -249,32 +324,25 @@ class _RangeStream(ReadOnlyStream):
         self.counted += len(out)
         return out
 
-    def _read(self, n: int) -> bytes:
-        if self.prefix:
-            out, self.prefix = self.prefix, b""
-            return out
-        if self.tail:
-            out, self.tail = self.tail, b""
-            return out
-        if self.tail_done:
+    def _read(self, n: Optional[int]) -> bytes:
+        if self.done:
             return b""
         want = self.end - self.pos
         if want > 0:
-            block = self.raw.read(want if n is None or n < 0 else min(n, want))
-            self.pos += len(block)
-            if block:
-                return block
-            self.tail_done = True
-            return b""
-        # Past the range's end: finish the line that started inside it.
-        self.tail_done = True
-        if self.end > 0:
-            self.raw.seek(self.end - 1)
-            if self.raw.read(1) == b"\n":
+            block = self._next(want if n is None or n < 0 else min(n, want))
+            if not block:
+                self.done = True
                 return b""
+            self.pos += len(block)
+            self.last = block[-1:]
+            return block
+        # Past the range's end: finish the line that started inside it.
+        self.done = True
+        if self.last == b"\n":
+            return b""
         rest = bytearray()
         while True:
-            block = self.raw.read(1 << 16)
+            block = self._next(1 << 16)
             if not block:
                 break
             nl = block.find(b"\n")
@@ -288,32 +356,18 @@ class _RangeStream(ReadOnlyStream):
         self.raw.close()
 
 
-def _first_lines(raw: BinaryIO, lines: int) -> bytes:
-    raw.seek(0)
-    buf = b""
-    while buf.count(b"\n") < lines:
-        block = raw.read(1 << 16)
-        if not block:
-            return buf
-        buf += block
+def _first_lines(obj: LocalFile | S3InputObject, lines: int) -> bytes:
+    with closing(_open_at(obj, 0)) as raw:
+        buf = b""
+        while buf.count(b"\n") < lines:
+            block = raw.read(1 << 16)
+            if not block:
+                return buf
+            buf += block
     cut = -1
     for _ in range(lines):
         cut = buf.index(b"\n", cut + 1)
     return buf[: cut + 1]
-
-
-def _skip_line(raw: BinaryIO) -> int:
-    """Read up to and including the next newline; the number of bytes read (the line before the range's first)."""
-    skipped = 0
-    while True:
-        block = raw.read(1 << 16)
-        if not block:
-            return skipped
-        nl = block.find(b"\n")
-        if nl >= 0:
-            raw.seek(nl + 1 - len(block), 1)
-            return skipped + nl + 1
-        skipped += len(block)
 
 
 def iter_split_objects(reader: Any, split: InputSplit) -> Iterator[InputObject]:

@@ -22,6 +22,7 @@ from druidflow.inputs import open_input
 from druidflow.inputs.splits import MaxSizeSplitHint, narrowed_source, parse_split_hint, plan_splits, split_objects
 from druidflow.specs.io import parse_input_format, parse_input_source
 from druidflow.tasks import index, parallel
+from druidflow.tasks.parallel.segment_splits import segment_splits
 from druidflow.tasks.runtime import Runtime
 from tests.tasks.test_index import rows_of
 from tests.tasks.test_index_partitioning import dup_heavy_rows, segment_rows
@@ -139,6 +140,56 @@ def test_byte_ranges_cover_every_line_once_with_the_header_repeated(tmp_path):
         assert processed_bytes == size + 0 * header  # repeated header lines are not counted again
 
 
+def test_s3_objects_are_cut_into_byte_ranges_read_by_ranged_gets(tmp_path, s3_server):
+    """An S3 object splits as a local file does: every line once, the CSV header repeated, and each split's
+    reader asks the server only for the bytes from its range on (a ranged GET), stopping after its last line."""
+    bucket, client = s3_server.make_bucket(), s3_server.client()
+    rows = dup_heavy_rows(3000)
+    bodies = {
+        "json": "".join(json.dumps(r) + "\n" for r in rows).encode(),
+        "csv": ("ts,a,b,v\n" + "".join(f"{r['ts']},{r['a']},{r['b']},{r['v']}\n" for r in rows)).encode(),
+    }
+    for fmt, body in bodies.items():
+        client.put_object(Bucket=bucket, Key=f"in/part.{fmt}", Body=body)
+        source = parse_input_source({"type": "s3", "uris": [f"s3://{bucket}/in/part.{fmt}"], **s3_server.input_source_config})
+        input_format = parse_input_format({"type": "json"} if fmt == "json" else {"type": "csv", "findColumnsFromHeader": True})
+        splits = plan_splits(source, input_format, MaxSizeSplitHint(max_split_size=len(body) // 7 + 1))
+        assert len(splits) == 7 and all(s.pieces[0].end is not None for s in splits)
+        got, processed_bytes = [], 0
+        for split in splits:
+            reader = open_input(narrowed_source(source, split), input_format)
+            (obj,) = split_objects(reader.objects(), split, input_format)
+            ranges: list[str] = []
+            obj.inner.client.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: ranges.append(params.get("Range", "")))
+            for batch in reader.read_objects([obj]):
+                got.extend(batch.data.to_pylist())
+                processed_bytes += batch.bytes_read
+            first = split.pieces[0].start
+            assert f"bytes={max(first - 1, 0)}-" in ranges  # the range itself, not the whole object
+            assert all(r for r in ranges)  # no un-ranged GET (a header re-read is a ranged GET from 0)
+        assert [str(r["a"]) for r in got] == [r["a"] for r in rows]  # every row once, in order
+        assert processed_bytes == len(body)  # repeated header lines are not counted again
+    quoted = b'ts,a,b,v\n' + b''.join(f'{r["ts"]},"{r["a"]}",{r["b"]},{r["v"]}\n'.encode() for r in rows)
+    client.put_object(Bucket=bucket, Key="q/quoted.csv", Body=quoted)
+    source = parse_input_source({"type": "s3", "uris": [f"s3://{bucket}/q/quoted.csv"], **s3_server.input_source_config})
+    csv = parse_input_format({"type": "csv", "findColumnsFromHeader": True})
+    assert len(plan_splits(source, csv, MaxSizeSplitHint(max_split_size=len(quoted) // 7 + 1))) == 1  # a quote: never cut
+
+
+def test_parallel_over_s3_ranges_equals_index(rt, tmp_path, s3_server):
+    bucket, client = s3_server.make_bucket(), s3_server.client()
+    rows = dup_heavy_rows(6000)
+    client.put_object(Bucket=bucket, Key="in/all.json", Body="".join(json.dumps(r) + "\n" for r in rows).encode())
+    spec = parallel_spec(tmp_path, {"type": "hashed", "numShards": 3}, split={"type": "maxSize", "maxSplitSize": 50_000})
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "s3", "prefixes": [f"s3://{bucket}/in/"], **s3_server.input_source_config}
+    assert len(splits_of(spec)) > 3
+    report = parallel.run(spec, rt)
+    index.run(as_index(spec), rt)
+    assert visible(rt, "pp") == visible(rt, "ref")
+    assert report.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"] == len(rows)
+    assert_perfect_rollup(rt, report.segments)
+
+
 def test_files_group_into_splits_by_size_and_count(tmp_path):
     d = write_files(tmp_path, dup_heavy_rows(600), n_files=6)
     source = parse_input_source({"type": "local", "baseDir": str(d), "filter": "*.json"})
@@ -158,8 +209,10 @@ def test_files_group_into_splits_by_size_and_count(tmp_path):
 def test_the_split_hint_is_parsed_as_druid_writes_it():
     assert parse_split_hint({"type": "maxSize", "maxSplitSize": "512MiB", "maxNumFiles": 3}).max_split_size == 512 * 1024**2
     assert parse_split_hint(None).max_split_size == 1024**3
+    segments = parse_split_hint({"type": "segments", "maxInputSegmentBytesPerTask": "1MiB", "maxNumSegments": 4})
+    assert (segments.max_input_segment_bytes_per_task, segments.max_num_segments) == (1024**2, 4)
     with pytest.raises(SpecError, match=r"splitHintSpec\.type"):
-        parse_split_hint({"type": "segments"})
+        parse_split_hint({"type": "hashed"})
     with pytest.raises(SpecError, match=r"splitHintSpec\.maxSplitSize"):
         parse_split_hint({"type": "maxSize", "maxSplitSize": "lots"})
 
@@ -194,6 +247,77 @@ def test_parallel_equals_index_and_rolls_up_perfectly_across_splits(rt, tmp_path
     assert stats["processedBytes"] == sum(p.stat().st_size for p in d.iterdir())
     assert partial_files(tmp_path) == []  # the partials went with the task
     assert rt.lockbox.locks(datasource="pp") == [] or all(not lk.active for lk in rt.lockbox.locks(datasource="pp"))
+
+
+def test_hashed_numbering_is_the_index_tasks_first_arrival_order(rt, tmp_path):
+    """index numbers a chunk's non-empty hash buckets 0..N-1 in the order their first row arrives (Druid's
+    CachingLocalSegmentAllocator); index_parallel over many splits must give every bucket the same partitionNum."""
+    rows = dup_heavy_rows(6000)
+    d = write_files(tmp_path, rows, n_files=3)
+    spec = parallel_spec(d, {"type": "hashed", "numShards": 8}, split={"type": "maxSize", "maxSplitSize": 30_000})
+    assert len(splits_of(spec)) > 3
+    got = parallel.run(spec, rt).segments
+    want = index.run(as_index(spec), rt).segments
+
+    def numbering(segments):
+        return {(s.interval, s.shard_spec.bucket_id): (s.shard_spec.partition_num, s.shard_spec.partitions) for s in segments}
+
+    assert numbering(got) == numbering(want)
+    by_bucket = sorted(numbering(want).items())
+    assert any(a[1][0] > b[1][0] for a, b in zip(by_bucket, by_bucket[1:]) if a[0][0] == b[0][0])  # not bucket order
+    rows_of_got = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in got}
+    rows_of_want = {(s.interval, s.shard_spec.partition_num): segment_rows(rt, s) for s in want}
+    assert rows_of_got == rows_of_want
+
+
+def reindex_spec(spec, source_ds, partitions, split=None):
+    """``spec`` re-reading ``source_ds``'s segments (Druid's druid input source) instead of its files."""
+    spec = copy.deepcopy(spec)
+    schema = spec["spec"]["dataSchema"]
+    schema["timestampSpec"] = {"column": "__time", "format": "millis"}
+    schema["metricsSpec"] = [{"type": "longSum", "name": "count", "fieldName": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}]
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "druid", "dataSource": source_ds, "interval": "2024-01-01/2024-01-03"}
+    spec["spec"]["ioConfig"].pop("inputFormat")
+    tuning = spec["spec"]["tuningConfig"]
+    tuning.update({"partitionsSpec": partitions, "forceGuaranteedRollup": partitions["type"] != "dynamic", "maxNumConcurrentSubTasks": 3})
+    tuning.pop("splitHintSpec", None)
+    if split is not None:
+        tuning["splitHintSpec"] = split
+    return spec
+
+
+@pytest.mark.parametrize(
+    "partitions", [{"type": "hashed", "numShards": 4}, {"type": "dynamic", "maxRowsPerSegment": 400}], ids=lambda p: p["type"]
+)
+def test_parallel_over_a_druid_input_source_equals_index_over_it(rt, tmp_path, partitions):
+    """Re-indexing existing segments: split by segment (Druid's druid input source splits), every split reading its
+    segments' visible rows; the result equals the index task's over the same source, row for row and shard for shard."""
+    rows = dup_heavy_rows(6000)
+    d = write_files(tmp_path, rows, n_files=3)
+    source = parallel_spec(d, {"type": "dynamic", "maxRowsPerSegment": 300}, ds="src")
+    source["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "MINUTE"
+    parallel.run(source, rt)
+    source_segments = rt.store.used_segments("src")
+    assert len(source_segments) > 6
+    spec = reindex_spec(parallel_spec(d, partitions), "src", partitions, split={"type": "segments", "maxNumSegments": 2})
+    task = parallel.DEFINITION.parse_task(spec, "")
+    hint = parse_split_hint(task.spec.tuning_config.split_hint_spec)
+    splits = segment_splits(task.spec.io_config.input_source, hint, 3, rt)
+    assert len(splits) == (len(source_segments) + 1) // 2
+    assert sorted(p.uri for s in splits for p in s.pieces) == sorted(s.id for s in source_segments)  # each once
+    got = parallel.run(spec, rt)
+    want = index.run(as_index(spec), rt)
+    assert visible(rt, "pp") == visible(rt, "ref")
+    assert sum(r["count"] for r in visible(rt, "pp")) == len(rows)
+    if partitions["type"] == "hashed":
+        assert_perfect_rollup(rt, got.segments)
+
+        def shards(segments):
+            return sorted((s.interval, s.shard_spec.bucket_id, s.shard_spec.partition_num, s.num_rows) for s in segments)
+
+        assert shards(got.segments) == shards(want.segments)
+    stats = got.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]
+    assert stats["processed"] == want.reports["ingestionStatsAndErrors"]["payload"]["rowStats"]["buildSegments"]["processed"]
 
 
 def test_without_intervals_the_chunks_are_found_and_locked(rt, tmp_path):

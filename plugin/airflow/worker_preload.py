@@ -1,0 +1,50 @@
+"""Imports done once in a Celery worker's main process, so that every task process forked from it starts warm.
+
+Each Airflow task instance runs in a process the worker forks for it; whatever that process imports first — Airflow's
+task runner, the DAG's operators, the engine with pyarrow, numpy, SQLAlchemy and pydantic models — costs seconds
+per task instance, paid again by each of an ``index_parallel`` task's steps. Name this module in Celery's
+``imports`` and the worker imports it before it forks its pool::
+
+    AIRFLOW__CELERY__EXTRA_CELERY_CONFIG='{"imports": ["druidflow.airflow.worker_preload"]}'
+
+Importing starts no thread and opens no connection, so the forked processes inherit nothing but loaded modules.
+A module that cannot be imported (an optional extra not installed) is skipped with a warning: the task that needs
+it will then fail with the real error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger(__name__)
+
+#: Airflow's task-side modules, then Druidflow's operators and the engine modules their steps run.
+MODULES = (
+    "airflow.sdk.execution_time.task_runner",
+    "druidflow.airflow.task_dags",
+    "druidflow.airflow.task_groups",
+    "druidflow.airflow.hooks",
+    "druidflow.operators.druid_task",
+    "druidflow.operators.parallel",
+    "druidflow.tasks.protocol",
+    "druidflow.tasks.index",
+    "druidflow.tasks.parallel",
+    "druidflow.storage",
+)
+
+
+def preload(modules: tuple[str, ...] = MODULES) -> list[str]:
+    """Import ``modules``; returns the names imported."""
+    done = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            log.warning("druidflow worker preload: %s not imported (%s)", name, exc)
+        else:
+            done.append(name)
+    return done
+
+
+LOADED = preload()
