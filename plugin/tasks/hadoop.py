@@ -65,7 +65,7 @@ class HadoopDefinition(protocol.TaskDefinition):
     def check(self, task: HadoopIndexTask, rt: Runtime) -> None:
         refuse_non_defaults(task)  # resource, indexSpec, dimension schemas: what Druidflow cannot honour
         itask = as_index_task(task)  # a path that matches nothing fails here, before any lock
-        index._check_writable(itask, refuse=False)
+        index.check_writable(itask, refuse=False)
 
     def lock_requests(self, task: HadoopIndexTask, rt: Runtime) -> list[protocol.LockRequest]:
         return protocol.lock_requests_for(task, task.spec.data_schema.granularity_spec.bucket_intervals() or [])

@@ -58,31 +58,29 @@ __all__ = [
     "acquire_locks",
     "build",
     "build_units",
+    "check_local_input",
+    "check_writable",
+    "chunk_versions",
     "determine_partitions",
     "fail",
+    "fixed_step",
     "heartbeat",
     "index_report",
+    "list_delimiter",
+    "parse_handler",
     "publish",
     "publish_plan",
     "push_key",
     "release",
     "run",
     "run_local",
+    "string_dimensions",
     "submit",
 ]
 
 log = logging.getLogger(__name__)
 
 OVERSHADOWED_BY_REINDEX = "overshadowed-by-reindex"
-
-# The names these steps had while they lived in this module; druidflow.tasks.parallel still reaches them here.
-_chunk_versions = chunk_versions
-_fixed_step = fixed_step
-_list_delimiter = list_delimiter
-_parse_handler = parse_handler
-_string_dimensions = string_dimensions
-_SegmentSink = SegmentSink
-
 
 # ---------------------------------------------------------------------------------------------------- steps
 
@@ -92,7 +90,7 @@ def submit(spec: Any, rt: Runtime) -> IndexTask:
     return protocol.submit(DEFINITION.parse_task(spec, ""), rt, DEFINITION)
 
 
-def _check_local_input(task: IndexTask) -> None:
+def check_local_input(task: IndexTask) -> None:
     """A local input that names no readable file fails here, once, not in every build that would read it."""
     from druidflow.inputs.sources import list_objects
 
@@ -101,7 +99,7 @@ def _check_local_input(task: IndexTask) -> None:
             list_objects(source)
 
 
-def _check_writable(task: IndexTask, refuse: bool = True) -> None:
+def check_writable(task: IndexTask, refuse: bool = True) -> None:
     if refuse:
         refuse_non_defaults(task)
     own = [s for s in druid_sources(task.spec.io_config.input_source) if s.data_source == task.data_source]
@@ -213,8 +211,8 @@ class IndexDefinition(protocol.TaskDefinition):
     report_model = IndexReport
 
     def check(self, task: IndexTask, rt: Runtime) -> None:
-        _check_writable(task)
-        _check_local_input(task)
+        check_writable(task)
+        check_local_input(task)
 
     def lock_requests(self, task: IndexTask, rt: Runtime) -> list[protocol.LockRequest]:
         # Without intervals the chunks are found (and locked) by determine_partitions.

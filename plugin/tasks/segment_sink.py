@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import pyarrow as pa
 
@@ -20,12 +20,18 @@ from druidflow.segments.format import SegmentFileWriter
 from druidflow.segments.ids import segment_id, storage_dir
 from druidflow.segments.shardspec import NumberedShardSpec
 from druidflow.specs.tasks import IndexTask
-from druidflow.tasks.bucket_assigner import BucketAssigner
 from druidflow.tasks.index_plan import ChunkPlan
 from druidflow.tasks.runtime import Runtime
 
 SEGMENT_FILE = "index.parquet"
 LOCK_CHECK_SECONDS = 1.0
+
+
+class PartitionNumbering(Protocol):
+    """Where a hashed bucket's ``partitionNum`` comes from: the index task's :class:`BucketAssigner` (arrival
+    order) or the merge phase's numbering decided across splits."""
+
+    def partition_num(self, chunk_start: int, bucket_id: int) -> int: ...
 
 
 def push_key(segment: DataSegment) -> str:
@@ -49,7 +55,7 @@ class SegmentSink:
         buckets: list[tuple[ChunkPlan, Optional[ShardPlan]]],
         out_dir: Path,
         parser: RowParser,
-        assigner: BucketAssigner,
+        assigner: PartitionNumbering,
     ) -> None:
         self.task = task
         self.assigner = assigner

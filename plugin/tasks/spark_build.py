@@ -14,6 +14,7 @@ Executors rebuild the :class:`Runtime` from its URLs (same metadata DB and deep 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,24 +22,22 @@ import sys
 from collections.abc import Iterator
 from typing import Any, Optional
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from druidflow import exceptions
 from druidflow.exceptions import MissingExtraError, SpecError
 from druidflow.ingest.builder import tune_allocator
-from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
-from druidflow.ingest.stats import RowStats
 from druidflow.inputs.splits import InputSplit, plan_splits
 from druidflow.segments.descriptor import DataSegment
-from druidflow.segments.shardspec import with_core_partitions
 from druidflow.specs.base import DruidModel
-from druidflow.specs.dimensions import DimensionSchema
 from druidflow.specs.tasks import IndexTask
-from druidflow.tasks import index, parallel
+from druidflow.tasks import parallel
 from druidflow.tasks.index import BuildResult
 from druidflow.tasks.parallel import FinalPlan, MergeUnit, ParallelPlan, PartialFile, PartialResult, SplitScan
+from druidflow.tasks.parallel.merge_phase import merge_tables
+from druidflow.tasks.parallel.partial_phase import PartialBuilder
+from druidflow.tasks.parallel.split_planning import split_batches
 from druidflow.tasks.runtime import Runtime
 
 SPARK_EXTRA = "pip install 'druidflow[spark]'"
@@ -184,8 +183,6 @@ def _run(spark: Any, task: IndexTask, conf: dict[str, str], rt: Runtime, *, comb
 
 
 def _segment_dicts(text: str) -> list[dict[str, Any]]:
-    import json
-
     return list(json.loads(text))
 
 
@@ -259,23 +256,11 @@ def _batch(chunks: list[int], parts: list[int], payloads: list[Optional[bytes]],
 
 
 def _partial_rows(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runtime) -> Iterator[pa.RecordBatch]:
-    """One split's rows bucketed per (chunk, partition) as ``index_parallel``'s partial phase does and rolled up (the
+    """One split's rows bucketed per (chunk, partition) and rolled up by ``index_parallel``'s partial builder (the
     map-side combine), streamed out as IPC payloads; last, one row with the split's counters."""
-    partitions = task.spec.tuning_config.effective_partitions_spec
-    chunks = [c.interval for c in the_plan.chunks] if the_plan.chunks_known else None
-    hashed = list(partitions.partition_dimensions) if partitions.type == "hashed" else None
-    parser = RowParser(
-        task.spec.data_schema, list_delimiter=index._list_delimiter(task), chunks=chunks, handler=index._parse_handler(task),
-        hash_partition_dimensions=hashed,
-    )
-    assigner = parallel._PartialAssigner(task, the_plan, parser)
-    parser.assign = assigner
     out: list[tuple[int, int, bytes]] = []
-    counts: dict[tuple[int, int], int] = {}
 
-    def sink(group: int, table: pa.Table) -> None:
-        start, partition = assigner.keys[group]
-        counts[(start, partition)] = counts.get((start, partition), 0) + table.num_rows
+    def collect(start: int, partition: int, table: pa.Table) -> None:
         stream = pa.BufferOutputStream()
         with ipc.new_stream(stream, table.schema) as writer:
             writer.write_table(table)
@@ -289,28 +274,14 @@ def _partial_rows(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt
     scratch = rt.scratch(f"{task.task_id[:40]}-spark-partial-")
     tune_allocator()
     try:
-        built = None
-        stats = RowStats()
-        for batch in parallel._split_batches(task, split):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read)
-            stats = stats.plus(parsed.stats)
-            if built is None:
-                built = parallel._index(task, parser, scratch / "persists", sink, lambda groups: None, max_total_rows=None)
-            built.add(parsed.table.drop_columns([CHUNK]))
+        builder = PartialBuilder(task, the_plan, scratch, collect)
+        for batch in split_batches(task, split, rt):
+            builder.add(batch)
             yield from drain()
-        if built is not None:
-            built.finish()
+        builder.finish()
         yield from drain()
-        meta = PartialResult(
-            task_id=task.task_id,
-            split=split.index,
-            attempt="spark",
-            files=[PartialFile(chunk_start=s, partition_num=p, load_spec={}, rows=n) for (s, p), n in sorted(counts.items())],
-            dimensions=[d.model_dump() for d in parser.dimensions or []],
-            multi_value=sorted(parser.multi_value_dimensions),
-            row_stats=stats,
-            unparseable_events=parser.handler.saved_reports(),
-        )
+        files = [PartialFile(chunk_start=s, partition_num=p, load_spec={}, rows=n) for (s, p), n in sorted(builder.rows.items())]
+        meta = builder.result(split.index, "spark", files)
         yield _batch([_META], [split.index], [None], [meta.model_dump_json()])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -318,34 +289,9 @@ def _partial_rows(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt
 
 def _merge_group(job_json: str, table: pa.Table) -> pa.Table:
     """One (chunk, partition)'s partial rows rolled up into its final segment(s), pushed to deep storage."""
-    import json
-
     job, task, rt = _unpack(job_json)
     key = f"{table.column('chunk')[0].as_py()}:{table.column('part')[0].as_py()}"
     unit = MergeUnit.parse(job.units[key])
-    chunk = unit.chunks[0]
-    parser = RowParser(task.spec.data_schema, list_delimiter=index._list_delimiter(task))
-    parser.dimensions = [DimensionSchema.parse(d) for d in unit.dimensions]
-    parser.multi_value_dimensions = set(unit.multi_value)
-    shard = chunk.shards[0] if chunk.shards else None
-    scratch = rt.scratch(f"{task.task_id[:40]}-spark-merge-")
-    tune_allocator()
-    try:
-        sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser, parallel._Numbering(unit.numbering))  # type: ignore[arg-type]
-        partitions = task.spec.tuning_config.effective_partitions_spec
-        built = parallel._index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=getattr(partitions, "max_total_rows", None))
-        template = parser.empty_table(parser.dimensions).drop_columns([CHUNK])
-        for payload in table.column("payload").to_pylist():
-            rows = parallel._conform(ipc.open_stream(payload).read_all(), template)
-            built.add(rows.append_column(BUCKET, pa.array(np.zeros(rows.num_rows, dtype=np.int64))))
-        built.finish()
-        sink.close_all()
-        sink.fill_empty_shards()
-        core = len(unit.numbering.get(str(chunk.interval.start), {}))
-        segments = [
-            s.model_copy(update={"shard_spec": with_core_partitions(s.shard_spec, core)}) if s.shard_spec.type == "hashed" else s
-            for s in sink.segments
-        ]
-        return pa.table({"segments": pa.array([json.dumps([s.model_dump() for s in segments])], pa.string())})
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    partials = (ipc.open_stream(payload).read_all() for payload in table.column("payload").to_pylist())
+    built = merge_tables(task, unit, unit.chunks[0], partials, rt)
+    return pa.table({"segments": pa.array([json.dumps([s.model_dump() for s in built.segments])], pa.string())})

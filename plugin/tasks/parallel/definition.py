@@ -39,8 +39,8 @@ class ParallelDefinition(index.IndexDefinition):
 
     def check(self, task: IndexTask, rt: Runtime) -> None:
         refuse_non_defaults(task, allowed=HONOURED)
-        index._check_writable(task, refuse=False)
-        index._check_local_input(task)
+        index.check_writable(task, refuse=False)
+        index.check_local_input(task)
         source = task.spec.io_config.input_source
         if source.type not in ("druid", "local", "s3", "http", "inline"):
             raise SpecError("spec.ioConfig.inputSource.type", source.type, "index_parallel reads files or one dataSource's segments (druid)")

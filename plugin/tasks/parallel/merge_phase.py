@@ -5,7 +5,7 @@ partials into the final segment(s); then the publish plan, and the partials' cle
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -50,7 +50,7 @@ def merges(task: IndexTask, the_plan: ParallelPlan, results: Sequence[PartialRes
         found = [seg.bucket(st) for st in sorted({f.chunk_start for f in files})]
         if found:
             index.acquire_locks(task, rt, found)
-        versions = index._chunk_versions(task, rt, found)
+        versions = index.chunk_versions(task, rt, found)
         partitions = partitions_spec(task)
         shards = hashed_shards(partitions.num_shards, partitions.partition_dimensions) if partitions.type == "hashed" else []
         chunks = [ChunkPlan(interval=c, version=versions[c], shards=shards) for c in found]
@@ -146,21 +146,29 @@ def merge(task: IndexTask, unit: MergeUnit, rt: Runtime) -> BuildResult:
 
 
 def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[dict[str, Any]], rt: Runtime) -> BuildResult:
-    schema = task.spec.data_schema
-    parser = RowParser(schema, list_delimiter=index._list_delimiter(task))
+    def partials() -> Iterator[pa.Table]:
+        for load_spec in files:
+            with rt.storage.open_local(load_spec) as path:
+                yield ipc.open_file(pa.memory_map(str(path))).read_all()
+
+    return merge_tables(task, unit, chunk, partials(), rt)
+
+
+def merge_tables(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, partials: Iterable[pa.Table], rt: Runtime) -> BuildResult:
+    """One (chunk, partition)'s partial tables rolled up again and cut into segments pushed to deep storage; the
+    merge step of ``index_parallel`` (partials from deep storage) and of the Spark build (from its shuffle)."""
+    parser = RowParser(task.spec.data_schema, list_delimiter=index.list_delimiter(task))
     parser.dimensions = [DimensionSchema.parse(d) for d in unit.dimensions]
     parser.multi_value_dimensions = set(unit.multi_value)
     shard = chunk.shards[0] if chunk.shards else None
     scratch = rt.scratch(f"{task.task_id[:40]}-merge-")
     tune_allocator()
     try:
-        sink = index._SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser, _Numbering(unit.numbering))  # type: ignore[arg-type]
+        sink = index.SegmentSink(task, rt, [(chunk, shard)], scratch / "segments", parser, _Numbering(unit.numbering))
         max_total_rows = getattr(partitions_spec(task), "max_total_rows", None)
         built = incremental_index(task, parser, scratch / "persists", sink.write, sink.close_buckets, max_total_rows=max_total_rows)
         template = parser.empty_table(parser.dimensions).drop_columns([CHUNK])
-        for load_spec in files:
-            with rt.storage.open_local(load_spec) as path:
-                table = ipc.open_file(pa.memory_map(str(path))).read_all()
+        for table in partials:
             table = _conform(table, template)
             built.add(table.append_column(BUCKET, pa.array(np.zeros(table.num_rows, dtype=np.int64))))
         built.finish()
@@ -177,7 +185,7 @@ def _merge_one(task: IndexTask, unit: MergeUnit, chunk: ChunkPlan, files: list[d
 
 
 class _Numbering:
-    """The ``partition_num`` lookup :class:`~druidflow.tasks.index._SegmentSink` asks its assigner for."""
+    """The ``partition_num`` lookup :class:`~druidflow.tasks.index.SegmentSink` asks its assigner for."""
 
     def __init__(self, numbering: dict[str, dict[str, int]]) -> None:
         self.numbering = numbering

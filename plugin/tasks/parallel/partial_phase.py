@@ -4,8 +4,12 @@ storage under ``_partials/<task>/split-<n>/<attempt>/``."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -18,6 +22,7 @@ from druidflow.ingest.hashing import buckets_of
 from druidflow.ingest.parse import BUCKET, CHUNK, HASH, RowParser
 from druidflow.ingest.partitioning import hashed_shards, in_range, range_keys
 from druidflow.ingest.stats import RowStats
+from druidflow.inputs.batch import InputBatch
 from druidflow.inputs.splits import InputSplit
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
@@ -84,64 +89,103 @@ class _PartialAssigner:
         return out
 
 
+class PartialBuilder:
+    """One split's partial build: rows parsed, bucketed per (chunk, partition) and rolled up; each rolled-up piece is
+    handed to ``sink(chunk_start, partition_num, table)``. ``index_parallel`` writes pieces to deep storage, the
+    Spark build streams them into its shuffle."""
+
+    def __init__(self, task: IndexTask, the_plan: ParallelPlan, scratch: Path, sink: Callable[[int, int, pa.Table], None]) -> None:
+        chunks = [c.interval for c in the_plan.chunks] if the_plan.chunks_known else None
+        partitions = partitions_spec(task)
+        hashed = list(partitions.partition_dimensions) if partitions.type == "hashed" else None
+        self.task = task
+        self.parser = RowParser(
+            task.spec.data_schema,
+            list_delimiter=index.list_delimiter(task),
+            chunks=chunks,
+            handler=index.parse_handler(task),
+            hash_partition_dimensions=hashed,
+        )
+        self.assigner = _PartialAssigner(task, the_plan)
+        self.parser.assign = self.assigner
+        self.stats = RowStats()
+        self.rows: dict[tuple[int, int], int] = {}
+        self._scratch = scratch
+        self._sink = sink
+        self._built: Optional[IncrementalIndex] = None
+        self._lock = threading.Lock()
+
+    def add(self, batch: InputBatch) -> None:
+        parsed = self.parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+        self.stats = self.stats.plus(parsed.stats)
+        if self._built is None:
+            self._built = incremental_index(self.task, self.parser, self._scratch / "persists", self._piece, lambda groups: None, max_total_rows=None)
+        self._built.add(parsed.table.drop_columns([CHUNK]))
+
+    def finish(self) -> None:
+        if self._built is not None:
+            self._built.finish()
+
+    def result(self, split: int, attempt: str, files: list[PartialFile]) -> PartialResult:
+        return PartialResult(
+            task_id=self.task.task_id,
+            split=split,
+            attempt=attempt,
+            files=files,
+            dimensions=[d.model_dump() for d in self.parser.dimensions or []],
+            multi_value=sorted(self.parser.multi_value_dimensions),
+            arrivals=self.assigner.arrivals(),
+            row_stats=self.stats,
+            unparseable_events=self.parser.handler.saved_reports(),
+        )
+
+    def _piece(self, group: int, table: pa.Table) -> None:
+        key = self.assigner.keys[group]
+        with self._lock:  # the index's final merge calls this from one thread per chunk
+            self.rows[key] = self.rows.get(key, 0) + table.num_rows
+        self._sink(key[0], key[1], table)
+
+
 def partial(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runtime, attempt: Optional[str] = None) -> PartialResult:
     """Druid's partial segment generation for one split: rows bucketed and rolled up per (chunk, partition), pushed
     to the attempt's own directory in deep storage (never where another attempt wrote)."""
-    schema = task.spec.data_schema
-    tuning = task.spec.tuning_config
     attempt = attempt or uuid.uuid4().hex
-    chunks = [c.interval for c in the_plan.chunks] if the_plan.chunks_known else None
-    partitions = partitions_spec(task)
-    hashed = list(partitions.partition_dimensions) if partitions.type == "hashed" else None
-    parser = RowParser(
-        schema, list_delimiter=index._list_delimiter(task), chunks=chunks, handler=index._parse_handler(task), hash_partition_dimensions=hashed
-    )
-    assigner = _PartialAssigner(task, the_plan)
-    parser.assign = assigner
     scratch = rt.scratch(f"{task.task_id[:40]}-partial-")
     prefix = f"{partial_prefix(task.task_id)}/split-{split.index}/{attempt}"
     files: list[PartialFile] = []
-    codec = persist_codec(tuning.effective_index_spec_for_intermediate_persists)
-    seq = [0]
+    codec = persist_codec(task.spec.tuning_config.effective_index_spec_for_intermediate_persists)
 
-    def sink(group: int, table: pa.Table) -> None:
-        start, partition = assigner.keys[group]
-        seq[0] += 1
-        path = scratch / f"{group}-{seq[0]}.arrow"
+    pieces = itertools.count(1)  # the sink may be called from the index's persist threads: names must not clash
+
+    def push(start: int, partition: int, table: pa.Table) -> None:
+        seq = next(pieces)
+        path = scratch / f"{seq}.arrow"
         with pa.OSFile(str(path), "wb") as out, ipc.new_file(out, table.schema, options=ipc.IpcWriteOptions(compression=codec)) as w:
             w.write_table(table)
-        load_spec = rt.storage.push(path, f"{prefix}/{start}-{partition}-{seq[0]}.arrow")
+        load_spec = rt.storage.push(path, f"{prefix}/{start}-{partition}-{seq}.arrow")
         path.unlink(missing_ok=True)
         files.append(PartialFile(chunk_start=start, partition_num=partition, load_spec=dict(load_spec), rows=table.num_rows))
 
     tune_allocator()
     try:
-        built: Optional[IncrementalIndex] = None
-        stats = RowStats()
+        builder = PartialBuilder(task, the_plan, scratch, push)
         for batch in split_batches(task, split, rt):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
-            stats = stats.plus(parsed.stats)
-            if built is None:
-                built = incremental_index(task, parser, scratch / "persists", sink, lambda groups: None, max_total_rows=None)
-            built.add(parsed.table.drop_columns([CHUNK]))
-        if built is not None:
-            built.finish()
-        return PartialResult(
-            task_id=task.task_id,
-            split=split.index,
-            attempt=attempt,
-            files=files,
-            dimensions=[d.model_dump() for d in parser.dimensions or []],
-            multi_value=sorted(parser.multi_value_dimensions),
-            arrivals=assigner.arrivals(),
-            row_stats=stats,
-            unparseable_events=parser.handler.saved_reports(),
-        )
+            builder.add(batch)
+        builder.finish()
+        return builder.result(split.index, attempt, files)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def incremental_index(task: IndexTask, parser: RowParser, work_dir: Any, sink: Any, flush_done: Any, *, max_total_rows: Optional[int]) -> IncrementalIndex:
+def incremental_index(
+    task: IndexTask,
+    parser: RowParser,
+    work_dir: Path,
+    sink: Callable[[int, pa.Table], None],
+    flush_done: Callable[[Any], None],
+    *,
+    max_total_rows: Optional[int],
+) -> IncrementalIndex:
     schema = task.spec.data_schema
     tuning = task.spec.tuning_config
     return IncrementalIndex(
@@ -151,7 +195,7 @@ def incremental_index(task: IndexTask, parser: RowParser, work_dir: Any, sink: A
         sink=sink,
         flush_done=flush_done,
         rollup=schema.rollup,
-        time_step=index._fixed_step(schema.granularity_spec.query_granularity),
+        time_step=index.fixed_step(schema.granularity_spec.query_granularity),
         max_rows_in_memory=tuning.max_rows_in_memory,
         max_bytes_in_memory=tuning.effective_max_bytes_in_memory() or 0,
         max_total_rows=max_total_rows,

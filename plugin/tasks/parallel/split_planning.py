@@ -66,7 +66,7 @@ def scan(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runtime
     schema = task.spec.data_schema
     partitions = partitions_spec(task)
     chunks = schema.granularity_spec.bucket_intervals()
-    parser = RowParser(schema, list_delimiter=index._list_delimiter(task), chunks=chunks, handler=index._parse_handler(task))
+    parser = RowParser(schema, list_delimiter=index.list_delimiter(task), chunks=chunks, handler=index.parse_handler(task))
     ranged = partitions.type in ("single_dim", "range")
     hashed = partitions.type == "hashed"
     sketches: dict[int, HyperLogLog] = {}
@@ -138,7 +138,7 @@ def decide(task: IndexTask, the_plan: ParallelPlan, scans: Sequence[SplitScan], 
                 merged, kind, partitions.partition_dimensions, partitions.effective_target_rows_per_segment,
                 partitions.effective_max_rows_per_segment,
             )
-    versions = index._chunk_versions(task, rt, chunks)
+    versions = index.chunk_versions(task, rt, chunks)
     stats = RowStats()
     events: list[dict[str, Any]] = []
     for s in scans:
@@ -167,6 +167,6 @@ def split_batches(task: IndexTask, split: InputSplit, rt: Runtime) -> Iterator[I
         return segment_batches(io.input_source, split, rt, task.spec.data_schema.timestamp_spec.column)
     dictionary = pa.dictionary(pa.int32(), pa.string())
     reader = open_input(
-        narrowed_source(io.input_source, split), io.input_format, column_types={d: dictionary for d in index._string_dimensions(task)}
+        narrowed_source(io.input_source, split), io.input_format, column_types={d: dictionary for d in index.string_dimensions(task)}
     )
     return reader.read_objects(split_objects(reader.objects(), split, reader.input_format))
