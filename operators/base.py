@@ -139,19 +139,17 @@ class DruidflowStepOperator(BaseOperator):
 
     # -- the Druid task this step belongs to -------------------------------------------------------------------
 
-    def _task_dict(self) -> dict[str, Any]:
-        return as_dict(self.index_task, "index_task")
+    def _task_dict(self) -> dict[str, Any] | None:
+        """The submitted Druid task JSON this step works on; ``None`` for a step that works on none (the default:
+        steps bound to a task override it)."""
+        return None
 
     def _druid_task_id(self) -> str | None:
         try:
-            return str(self._task_dict()["id"])
-        except (AirflowException, KeyError, AttributeError):
+            task = self._task_dict()
+        except AirflowException:
             return None
-
-    def _parse_task(self):
-        from druidflow.specs.tasks import parse_task
-
-        return parse_task(self._task_dict(), "index_task")
+        return str(task["id"]) if task is not None and "id" in task else None
 
     # -- running a step ---------------------------------------------------------------------------------------
 

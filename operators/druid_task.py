@@ -34,7 +34,8 @@ from druidflow.exceptions import LockUnavailableError
 from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, as_dict, datasource_asset
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
+    from pydantic import JsonValue
 
 #: Retries of a mapped build instance (given to ``.partial()`` explicitly: it does not run ``__init__`` defaults).
 BUILD_RETRIES = 2
@@ -260,12 +261,12 @@ class DruidTaskPublishOperator(DruidTaskStepOperator):
         return report.model_dump()
 
 
-def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
+def emit_asset_event(op: BaseOperator, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
     """The ``druidflow://<dataSource>`` Asset event of a publish, through the operator's outlets."""
     from airflow.sdk import Asset, AssetAlias
 
     asset = datasource_asset(data_source)
-    extra = {"dataSource": data_source, "taskId": druid_task_id, "segments": segment_ids}
+    extra: dict[str, JsonValue] = {"dataSource": data_source, "taskId": druid_task_id, "segments": [*segment_ids]}
     outlet_events = context["outlet_events"]
     for outlet in op.outlets:
         if isinstance(outlet, AssetAlias):
