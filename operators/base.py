@@ -66,6 +66,7 @@ def user_error(message: str, cause: BaseException | None = None) -> AirflowFailE
     """An ``AirflowFailException`` for a user error: raise it ``from None`` so that the log shows one traceback,
     not the engine's as well; the engine's error stays reachable as :func:`druidflow_cause`."""
     error = AirflowFailException(message)
+    # An attribute of Airflow's own exception (not a subclass: the log must name AirflowFailException).
     error.druidflow_error = cause  # type: ignore[attr-defined]
     return error
 
