@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
+from druidflow.granularity import DurationGranularity, Granularity, PeriodGranularity
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
 from druidflow.ingest.partitioning import ShardPlan
@@ -111,13 +112,11 @@ def output_buckets(units: Sequence[BuildUnit]) -> list[tuple[ChunkPlan, Optional
     return buckets
 
 
-def fixed_step(granularity: Any) -> Optional[int]:
+def fixed_step(granularity: Granularity) -> Optional[int]:
     """The bucket width in ms when every bucket has the same width (no months, years or time-zone shifts)."""
-    kind = getattr(granularity, "kind", None)
-    if kind == "duration":
-        step: int = granularity.duration
-        return step
-    if kind == "period":
+    if isinstance(granularity, DurationGranularity):
+        return granularity.duration
+    if isinstance(granularity, PeriodGranularity):
         period = granularity.period
         tz = granularity.time_zone
         if period.calendar_months == 0 and (tz is None or tz.is_utc or tz.is_fixed):
