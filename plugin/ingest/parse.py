@@ -14,7 +14,7 @@ and for first/last aggregators a companion column with the row's raw time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -294,7 +294,9 @@ class RowParser:
             return _join_multi_value(pc.split_pattern(col, delim), dim.effective_multi_value_handling)
         return col
 
-    def _metric(self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array):
+    def _metric(
+        self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array
+    ) -> Iterator[tuple[str, pa.Array, Optional[np.ndarray]]]:
         n = table.num_rows
         matched = None
         if agg.type == "filtered":
@@ -348,7 +350,7 @@ class RowParser:
         want = max(_SAMPLE_ROWS, len(self.handler.saved) and self.handler.saved.maxlen or 0)
         idx = np.flatnonzero(_numpy(pc.fill_null(mask, False)))[:want]
         rows = table.take(pa.array(idx)).to_pylist() if len(idx) else []
-        samples = [(json.dumps(r, default=str), message) for r in rows]
+        samples: list[tuple[Optional[str], str]] = [(json.dumps(r, default=str), message) for r in rows]
         self.handler.record(count, samples, kind)
 
     def empty_table(self, dims: list[Any]) -> pa.Table:
