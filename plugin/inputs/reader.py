@@ -14,6 +14,7 @@ from druidflow.inputs.batch import InputBatch, ParseFailure
 from druidflow.inputs.delimited import has_quote, read_delimited
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
+from druidflow.inputs.json_numbers import java_text_columns, merge_companions, split_companions
 from druidflow.inputs.parquet import read_parquet
 from druidflow.inputs.schema import SchemaUnifier, apply_column_types
 from druidflow.inputs.sources import InputObject, LocalFile, list_objects
@@ -137,19 +138,19 @@ class InputReader:
 
     def batches(self) -> Iterator[InputBatch]:
         """Every batch of every object, in order."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(integral_companions=True)
         for obj in self.objects():
             yield from self._read(obj, unifier, parser)
 
     def read_objects(self, objects: list[InputObject]) -> Iterator[InputBatch]:
         """Every batch of ``objects`` (a split of this input's objects), with one schema across them."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(integral_companions=True)
         for obj in objects:
             yield from self._read(obj, unifier, parser)
 
     def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
         """The batches of one object (for splitting the work of one input across processes)."""
-        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser())
+        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser(integral_companions=True))
 
     # -----------------------------------------------------------------------------------------------------------
 
@@ -193,13 +194,14 @@ class InputReader:
                 if nbytes is None:
                     nbytes = counter.count - assigned if counter is not None else 0
                 assigned += nbytes
-                for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
+                for i, (batch, integral) in enumerate(self._finish(data, failures, unifier, obj.uri)):
                     out = InputBatch(
                         batch,
                         failures if i == 0 else [],
                         nbytes if i == 0 else 0,
                         obj.uri,
                         non_flat_fields=frozenset(parser.non_flat_fields),
+                        integral_numbers=integral,
                     )
                     if pending is not None:
                         yield pending
@@ -222,7 +224,7 @@ class InputReader:
 
     def _finish(
         self, data: Any, failures: list[ParseFailure], unifier: SchemaUnifier, uri: str
-    ) -> list[pa.RecordBatch]:
+    ) -> list[tuple[pa.RecordBatch, dict[str, pa.Array]]]:
         if data is None:
             pieces: list[pa.RecordBatch] = []
         elif isinstance(data, pa.Table):
@@ -233,10 +235,15 @@ class InputReader:
         if not pieces and failures:
             pieces = [pa.RecordBatch.from_arrays([], names=[])]
         out = []
+        flattened = {f.name for f in self.flatten_spec.fields} if self.flatten_spec is not None else set()
         for piece in pieces:
+            piece, found = split_companions(piece)
+            before = piece.schema
             piece = unifier.conform(piece)
+            integral = {k: v for k, v in merge_companions(found, before, piece).items() if k not in flattened}
             piece = apply_flatten(piece, self.flatten_spec)
-            out.append(apply_column_types(piece, self.column_types, uri))
+            piece = java_text_columns(piece, self.column_types, integral)
+            out.append((apply_column_types(piece, self.column_types, uri), integral))
         return out
 
 

@@ -74,7 +74,9 @@ def scan(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runtime
     found: set[int] = set()
     stats = RowStats()
     for batch in split_batches(task, split, rt):
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+        parsed = parser.parse(
+            batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+        )
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:

@@ -1,0 +1,174 @@
+"""Which JSON numbers were written as integers, for the columns Arrow reads as doubles.
+
+Druid's JSON reader (Jackson, then ``JSONFlattenerMaker.convertJsonNode``) keeps a number's kind: ``1`` is a
+``Long``, ``2.5`` and ``3.0`` are ``Double``. Wherever a value becomes text — a string dimension, a hash
+partitioning key (``Rows.objectToStrings``) — that shows: ``"1"``, ``"2.5"``, ``"3.0"``. pyarrow reads a field
+holding both kinds as one double column, and ``1`` and ``1.0`` become the same value. For such a column this
+module finds, vectorised, which rows' values were written as integers: only rows whose value is whole need a
+look, and for those the number's text is found after the field's key in the row's line with one RE2 pass
+(``"name"`` then ``:``, an unescaped quote before it). A line where the key appears other than exactly once
+(a nested object with the same key, a key written with ``\\u`` escapes) is decided by Python's ``json``.
+
+The answer travels with the rows as a boolean companion column (:func:`companion_name`) from the JSON parser
+to the reader, which hands it out as :attr:`~druidflow.inputs.batch.InputBatch.integral_numbers`.
+
+Jackson reads an integer literal beyond the long range as a ``BigInteger``, which Druid turns into a double:
+such literals count as doubles here. Integers between 2^53 and 2^63 are exact longs in Druid but arrive here as
+the nearest double.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pt
+
+_COMPANION = "\x00integral\x00"
+_LONG_LIMIT = 2.0**63
+
+
+def companion_name(name: str) -> str:
+    """The hidden column that says, per row, whether field ``name``'s number was written as an integer."""
+    return _COMPANION + name
+
+
+def is_companion(name: str) -> bool:
+    return name.startswith(_COMPANION)
+
+
+def split_companions(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, pa.Array]]:
+    """``batch`` without its companion columns, and those columns by the field they describe."""
+    names = batch.schema.names
+    if not any(n.startswith(_COMPANION) for n in names):
+        return batch, {}
+    found = {n[len(_COMPANION) :]: batch.column(i) for i, n in enumerate(names) if n.startswith(_COMPANION)}
+    keep = [i for i, n in enumerate(names) if not n.startswith(_COMPANION)]
+    return pa.RecordBatch.from_arrays([batch.column(i) for i in keep], schema=pa.schema([batch.schema.field(i) for i in keep])), found
+
+
+def with_companions(table: pa.Table, data: bytes | memoryview) -> pa.Table:
+    """``table`` (parsed by pyarrow from ``data``, one row per non-blank line) with a companion column for every
+    root double column holding a whole value, when the lines can be matched to the rows."""
+    doubles = [f.name for f in table.schema if pt.is_floating(f.type)]
+    if not doubles:
+        return table
+    lines: Optional[pa.Array] = None
+    for name in doubles:
+        col = table.column(name)
+        values = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        whole = _whole(values)
+        if not whole.any():
+            continue
+        if lines is None:
+            lines = _lines(data, table.num_rows)
+            if lines is None:
+                return table
+        mask = np.zeros(table.num_rows, dtype=bool)
+        rows = np.flatnonzero(whole)
+        mask[rows] = integer_literals(lines.take(pa.array(rows)), name)
+        table = table.append_column(companion_name(name), pa.array(mask))
+    return table
+
+
+def companions_from_python(objs: list[dict[str, Any]], table: pa.Table) -> pa.Table:
+    """Companions for a table built from Python-parsed rows (``int`` is Jackson's integer, ``float`` its double)."""
+    for f in table.schema:
+        if pt.is_floating(f.type):
+            mask = [isinstance(o.get(f.name), int) and not isinstance(o.get(f.name), bool) for o in objs]
+            values = table.column(f.name)
+            whole = _whole(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+            if any(mask):
+                table = table.append_column(companion_name(f.name), pa.array(np.asarray(mask, dtype=bool) & whole))
+    return table
+
+
+def integer_literals(lines: pa.Array, name: str) -> np.ndarray:
+    """For each JSON line, whether root field ``name`` holds a number written as an integer (``-?digits``)."""
+    key = re.escape(json.dumps(name, ensure_ascii=False))
+    pattern = r'(?:^|[^\\])' + key + r'\s*:\s*(?P<v>-?[0-9][0-9.eE+\-]*)'
+    found = pc.extract_regex(lines, pattern).field("v")
+    integral = ~np.asarray(pc.fill_null(pc.match_substring_regex(found, "[.eE]"), True), dtype=bool)
+    count = np.asarray(pc.count_substring_regex(lines, r'(?:^|[^\\])' + key + r'\s*:'), dtype=np.int64)
+    unsure = np.flatnonzero(count != 1)
+    for i in unsure.tolist():  # rare: Python's json decides
+        value = json.loads(lines[i].as_py()).get(name)
+        integral[i] = isinstance(value, int) and not isinstance(value, bool)
+    return integral
+
+
+def _whole(values: pa.Array) -> np.ndarray:
+    """Rows holding a finite whole double within the long range (the only ones that can be integer literals)."""
+    v = np.asarray(pc.fill_null(values.cast(pa.float64()), 0.5).to_numpy(zero_copy_only=False), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < _LONG_LIMIT)
+
+
+def _lines(data: bytes | memoryview, rows: int) -> Optional[pa.Array]:
+    """The non-blank lines of ``data`` as a string array, if there are exactly ``rows`` of them. The array is one
+    copy of the buffer without its newlines, cut at offsets computed from the line lengths."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(buf)]))
+    offsets = np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int32)
+    body = pa.py_buffer(buf[buf != 10].tobytes())
+    lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), body])
+    keep = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(lines), ""), dtype=bool)
+    if int(keep.sum()) != rows:
+        return None
+    return lines.filter(pa.array(keep))
+
+
+def integral_text(values: pa.Array, integral: Optional[pa.Array | np.ndarray]) -> Optional[pa.Array]:
+    """``String.valueOf`` of the numbers of a double column whose integer-written rows are ``integral``: those rows
+    as integers (``"3"``), the others as Java doubles (``"3.0"``). None without an ``integral`` mask."""
+    if integral is None:
+        return None
+    from druidflow.ingest.hashing import java_double_strings
+
+    mask = pa.array(np.asarray(integral, dtype=bool)) if isinstance(integral, np.ndarray) else integral
+    as_long = pc.cast(pc.if_else(mask, values, pa.scalar(None, values.type)), pa.int64(), safe=False).cast(pa.string())
+    return pc.if_else(mask, as_long, java_double_strings(values))
+
+
+def merge_companions(found: Mapping[str, pa.Array], before: pa.Schema, after: pa.RecordBatch) -> dict[str, pa.Array]:
+    """The companions of a conformed batch: those the parser found, plus an all-true one for every column that
+    was read as integers and has been widened to double to match the columns' earlier type."""
+    out = dict(found)
+    for f in after.schema:
+        if pt.is_floating(f.type) and f.name not in out:
+            i = before.get_field_index(f.name)
+            if i >= 0 and pt.is_integer(before.field(i).type):
+                out[f.name] = pc.is_valid(after.column(after.schema.get_field_index(f.name)))
+    return out
+
+
+def java_text_columns(
+    batch: pa.RecordBatch, column_types: Mapping[str, pa.DataType], integral: Mapping[str, pa.Array]
+) -> pa.RecordBatch:
+    """``batch`` with each double column the caller wants as text turned into ``String.valueOf`` of its values, as
+    Druid's string dimensions hold them: ``"1"`` where ``integral`` says the number was written as an integer,
+    Java's ``Double.toString`` otherwise (``"2.0"``, ``"1.0E7"``), where Arrow's cast would print ``2`` and ``1e+07``."""
+    if not column_types:
+        return batch
+    from druidflow.ingest.hashing import java_double_strings
+    from druidflow.inputs.schema import is_string_like
+
+    arrays = list(batch.columns)
+    changed = False
+    for i, f in enumerate(batch.schema):
+        target = column_types.get(f.name)
+        if target is None or not is_string_like(target) or not pt.is_float64(f.type):
+            continue
+        text = integral_text(arrays[i], integral.get(f.name))
+        arrays[i] = text if text is not None else java_double_strings(arrays[i])
+        changed = True
+    if not changed:
+        return batch
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
