@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Optional
 
 import numpy as np
@@ -52,13 +53,14 @@ def split_companions(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, p
     return pa.RecordBatch.from_arrays([batch.column(i) for i in keep], schema=pa.schema([batch.schema.field(i) for i in keep])), found
 
 
-def with_companions(table: pa.Table, data: bytes | memoryview) -> pa.Table:
+def with_companions(table: pa.Table, data: bytes | memoryview, fields: Optional[AbstractSet[str]] = None) -> pa.Table:
     """``table`` (parsed by pyarrow from ``data``, one row per non-blank line) with a companion column for every
-    root double column holding a whole value, when the lines can be matched to the rows."""
-    doubles = [f.name for f in table.schema if pt.is_floating(f.type)]
+    root double column (of ``fields``; None: any) holding a whole value, when the lines can be matched to the rows."""
+    doubles = [f.name for f in table.schema if pt.is_floating(f.type) and (fields is None or f.name in fields)]
     if not doubles:
         return table
     lines: Optional[pa.Array] = None
+    raw: Optional[bytes] = None
     for name in doubles:
         col = table.column(name)
         values = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -71,15 +73,21 @@ def with_companions(table: pa.Table, data: bytes | memoryview) -> pa.Table:
                 return table
         mask = np.zeros(table.num_rows, dtype=bool)
         rows = np.flatnonzero(whole)
-        mask[rows] = integer_literals(lines.take(pa.array(rows)), name)
+        if 2 * len(rows) > len(whole):  # most rows: look at every line rather than copy most of them
+            if raw is None:
+                raw = bytes(data)
+            occurrences = raw.count(json.dumps(name, ensure_ascii=False).encode())
+            mask[rows] = integer_literals(lines, name, whole, occurrences)[rows]
+        else:
+            mask[rows] = integer_literals(lines.take(pa.array(rows)), name)
         table = table.append_column(companion_name(name), pa.array(mask))
     return table
 
 
-def companions_from_python(objs: list[dict[str, Any]], table: pa.Table) -> pa.Table:
+def companions_from_python(objs: list[dict[str, Any]], table: pa.Table, fields: Optional[AbstractSet[str]] = None) -> pa.Table:
     """Companions for a table built from Python-parsed rows (``int`` is Jackson's integer, ``float`` its double)."""
     for f in table.schema:
-        if pt.is_floating(f.type):
+        if pt.is_floating(f.type) and (fields is None or f.name in fields):
             mask = [isinstance(o.get(f.name), int) and not isinstance(o.get(f.name), bool) for o in objs]
             values = table.column(f.name)
             whole = _whole(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
@@ -88,14 +96,25 @@ def companions_from_python(objs: list[dict[str, Any]], table: pa.Table) -> pa.Ta
     return table
 
 
-def integer_literals(lines: pa.Array, name: str) -> np.ndarray:
-    """For each JSON line, whether root field ``name`` holds a number written as an integer (``-?digits``)."""
+def integer_literals(
+    lines: pa.Array, name: str, wanted: Optional[np.ndarray] = None, occurrences: Optional[int] = None
+) -> np.ndarray:
+    """For each JSON line, whether root field ``name`` holds a number written as an integer (``-?digits``); with
+    ``wanted``, only those lines' answers count (the others are not sent to Python's json when unsure).
+    ``occurrences``, when known, is how often the quoted name occurs in all the lines together."""
     key = re.escape(json.dumps(name, ensure_ascii=False))
-    pattern = r'(?:^|[^\\])' + key + r'\s*:\s*(?P<v>-?[0-9][0-9.eE+\-]*)'
+    # The key as a literal prefix, so that RE2 skips to it. Its quote could be an escaped one inside another key
+    # ("x\\"name":) only if the quoted name appears twice in the line, which the count below catches.
+    pattern = key + r'\s*:\s*(?P<v>-?[0-9][0-9.eE+\-]*)'
     found = pc.extract_regex(lines, pattern).field("v")
     integral = ~np.asarray(pc.fill_null(pc.match_substring_regex(found, "[.eE]"), True), dtype=bool)
-    count = np.asarray(pc.count_substring_regex(lines, r'(?:^|[^\\])' + key + r'\s*:'), dtype=np.int64)
-    unsure = np.flatnonzero(count != 1)
+    # The quoted name appearing once in the line: the key found is the root one. (A string value equal to the name
+    # counts too, and sends its line to Python's json as well.) When the name occurs in all the lines just as often
+    # as a key was found, every line has it once at most: no line is unsure.
+    if occurrences is not None and occurrences == len(found) - found.null_count:
+        return integral
+    count = np.asarray(pc.count_substring(lines, json.dumps(name, ensure_ascii=False)), dtype=np.int64)
+    unsure = np.flatnonzero((count != 1) if wanted is None else ((count != 1) & wanted))
     for i in unsure.tolist():  # rare: Python's json decides
         value = json.loads(lines[i].as_py()).get(name)
         integral[i] = isinstance(value, int) and not isinstance(value, bool)
@@ -110,19 +129,19 @@ def _whole(values: pa.Array) -> np.ndarray:
 
 
 def _lines(data: bytes | memoryview, rows: int) -> Optional[pa.Array]:
-    """The non-blank lines of ``data`` as a string array, if there are exactly ``rows`` of them. The array is one
-    copy of the buffer without its newlines, cut at offsets computed from the line lengths."""
+    """The lines of ``data`` that hold an object (pyarrow skips the blank ones), as a string array over the buffer
+    itself (no copy; each line keeps its newline), if there are exactly ``rows`` of them."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buf)]))
-    offsets = np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int32)
-    body = pa.py_buffer(buf[buf != 10].tobytes())
-    lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), body])
-    keep = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(lines), ""), dtype=bool)
-    if int(keep.sum()) != rows:
-        return None
-    return lines.filter(pa.array(keep))
+    starts = np.concatenate(([0], np.flatnonzero(buf == 10) + 1))
+    if starts[-1] == len(buf):
+        starts = starts[:-1]
+    offsets = np.append(starts, len(buf)).astype(np.int32)
+    lines = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    if len(starts) == rows:  # the usual case: no blank line
+        return lines
+    # A line with an object has a "{" in it; a blank line has none.
+    holding = np.unique(np.searchsorted(starts, np.flatnonzero(buf == 123), side="right") - 1)
+    return lines.take(pa.array(holding)) if len(holding) == rows else None
 
 
 def integral_text(values: pa.Array, integral: Optional[pa.Array | np.ndarray]) -> Optional[pa.Array]:

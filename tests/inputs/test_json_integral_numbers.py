@@ -74,3 +74,12 @@ def test_reader_hands_out_the_kinds_and_strings_as_druid_holds_them(tmp_path):
     assert numbers == expected
     assert types == {(pa.int64(), False), (pa.float64(), True)}  # integers, then doubles (some widened integers)
     assert not any(name.startswith("\x00") for b in open_input(source, {"type": "json"}).batches() for name in b.data.schema.names)
+
+
+def test_only_the_fields_that_may_become_text_are_looked_at(tmp_path):
+    (tmp_path / "in.json").write_text('{"n":1,"m":1}\n{"n":2.5,"m":2.5}\n')
+    source = {"type": "local", "baseDir": str(tmp_path), "filter": "*.json"}
+    (batch,) = open_input(source, {"type": "json"}, text_fields=["m"]).batches()
+    assert set(batch.integral_numbers) == {"m"} and batch.integral_numbers["m"].to_pylist() == [True, False]
+    (batch,) = open_input(source, {"type": "json"}, text_fields=[]).batches()
+    assert batch.integral_numbers == {}
