@@ -13,11 +13,14 @@ Druid (``HashPartitioner.extractKeys`` → ``HashBasedNumberedShardSpec.serializ
 null stays ``null``, anything else is ``String.valueOf``: JSON ``""`` is ``[""]``, a JSON integer ``2`` is
 ``"2"`` even in a double dimension, a double ``2.0`` is ``"2.0"`` even in a string dimension (Java's
 ``Double.toString``, so ``1.0E7`` and ``1.0E-4`` outside [10⁻³, 10⁷)). CSV values are the text as written. So
-the key is built here from the raw columns (after transforms), not from the typed dimension columns.
+the key is built here from the raw columns (after transforms), not from the typed dimension columns. A JSON
+column holding both ``1`` and ``2.5`` arrives as doubles; the reader says which rows were written as integers
+(:mod:`druidflow.inputs.json_numbers`) and the parser hands such a column over as that text (``"1"``, ``"2.5"``).
 
-Each dimension's JSON fragment is rendered with Arrow string kernels (escaping, quoting) once per distinct value;
-the compiled :func:`druidflow.ingest.murmur.murmur3_32_joined` then hashes, per row, the bytes of its key joined
-from those fragments without building the key. No Python runs per row. Java sorts strings by UTF-16 code unit and
+Each dimension is a :class:`KeyPiece`: its distinct values (escaped only when one needs it, once per distinct
+value; lists rendered whole), each row's index into them, and the JSON around a value (``"d":["`` … ``"]``). The
+compiled :func:`druidflow.ingest.murmur.murmur3_32_keys` then lays out, per row, the bytes of its key from those
+pieces and hashes them, without building the key as a string. No Python runs per row. Java sorts strings by UTF-16 code unit and
 Arrow by code point: the two differ only between supplementary characters and U+E000–U+FFFF.
 """
 
