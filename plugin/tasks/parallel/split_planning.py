@@ -31,6 +31,7 @@ from druidflow.specs.io import DruidInputSource
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
 from druidflow.tasks.index import ChunkPlan
+from druidflow.tasks.index_input import text_fields
 from druidflow.tasks.parallel.handoffs import (
     ParallelPlan,
     SplitScan,
@@ -169,6 +170,9 @@ def split_batches(task: IndexTask, split: InputSplit, rt: Runtime) -> Iterator[I
         return segment_batches(io.input_source, split, rt, task.spec.data_schema.timestamp_spec.column)
     dictionary = pa.dictionary(pa.int32(), pa.string())
     reader = open_input(
-        narrowed_source(io.input_source, split), io.input_format, column_types={d: dictionary for d in index.string_dimensions(task)}
+        narrowed_source(io.input_source, split),
+        io.input_format,
+        column_types={d: dictionary for d in index.string_dimensions(task)},
+        text_fields=text_fields(task),
     )
     return reader.read_objects(split_objects(reader.objects(), split, reader.input_format))
