@@ -83,3 +83,22 @@ def test_only_the_fields_that_may_become_text_are_looked_at(tmp_path):
     assert set(batch.integral_numbers) == {"m"} and batch.integral_numbers["m"].to_pylist() == [True, False]
     (batch,) = open_input(source, {"type": "json"}, text_fields=[]).batches()
     assert batch.integral_numbers == {}
+
+
+def test_rows_parsed_by_python_keep_the_kinds_too(tmp_path):
+    # A row whose list mixes kinds is parsed by Python's json (int and float kept apart there).
+    lines = ['{"d":1,"x":[1]}', '{"d":2.5,"x":[2]}', '{"d":3,"x":[1,"a"]}', '{"d":4.0,"x":[3]}', "{broken", '{"d":5,"x":[4]}']
+    (tmp_path / "in.json").write_text("\n".join(lines) + "\n")
+    source = {"type": "local", "baseDir": str(tmp_path), "filter": "*.json"}
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    batches = list(open_input(source, {"type": "json"}, column_types={"d": dictionary}).batches())
+    assert [v for b in batches for v in b.data.column("d").to_pylist()] == ["1", "2.5", "3", "4.0", "5"]
+    assert sum(len(b.unparseable) for b in batches) == 1
+
+
+def test_a_table_built_from_python_objects_keeps_the_kinds():
+    from druidflow.inputs.json_lines import JsonLinesParser
+
+    table = JsonLinesParser(None)._from_python([{"d": 1}, {"d": 2.5}, {"d": 3.0}, {"d": None}, {"d": -4, "e": 1}])
+    assert table.column(companion_name("d")).to_pylist() == [True, False, False, False, True]
+    assert companion_name("e") not in table.column_names  # an integer column needs none
