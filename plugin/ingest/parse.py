@@ -153,9 +153,9 @@ class RowParser:
         if self.hash_partition_dimensions is not None:
             from druidflow.ingest.hashing import row_hashes  # brings numba along: only hashed runs pay for it
 
-            hashes = row_hashes(
-                _as_java_text(table, [d.name for d in dims]), columns[TIME], [d.name for d in dims], self.hash_partition_dimensions, self.list_delimiter
-            )
+            names = [d.name for d in dims]
+            keyed = _as_java_text(table, names)  # integer-written JSON numbers as Druid's text ("1", not "1.0")
+            hashes = row_hashes(keyed, columns[TIME], names, self.hash_partition_dimensions, self.list_delimiter)
             columns[HASH] = pa.array(hashes, pa.int32())
         errors = np.zeros(table.num_rows, dtype=bool)
         messages: list[str] = []
