@@ -126,6 +126,18 @@ def test_template_fields_are_attributes(op):
         assert hasattr(instance, field), field
 
 
+def test_a_dry_run_argument_leaves_airflows_dry_run_method_working():
+    from druidflow.operators.compact import AutoCompactionPlanOperator
+    from druidflow.operators.kill import ApplyRetentionRulesOperator, DruidKillOperator
+
+    ops = [DruidKillOperator(task_id="k", dry_run=True), ApplyRetentionRulesOperator(task_id="r", dry_run="true"),
+           AutoCompactionPlanOperator(task_id="p", dry_run=True)]
+    for op in ops:
+        op.dry_run()  # BaseOperator's: renders the template fields; an attribute named dry_run used to shadow it
+    assert all("dry_run_arg" in op.template_fields for op in ops[1:])  # templated where it was before, renamed
+    assert ops[0].dry_run_arg is True and ops[1]._dry() and ops[2].dry_run_arg is True
+
+
 def test_build_unit_label_shows_the_chunks():
     unit = {"taskId": "t", "chunks": [{"interval": "2024-01-02T00:00:00.000Z/2024-01-03T00:00:00.000Z", "version": "v"}]}
     assert build_unit_label(unit) == "2024-01-02/2024-01-03"
