@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from druidflow.ingest.casts import parse_timestamps, to_number
 from druidflow.ingest.rollup import MetricColumn, companion_time_column, metric_columns
 from druidflow.ingest.stats import ParseExceptionHandler, RowStats
-from druidflow.inputs.json_numbers import companion_name, integral_text, is_companion
+from druidflow.inputs.json_numbers import companion_name, integral_text, is_companion, list_text
 
 TIME = "__time"
 CHUNK = "__chunk"
@@ -274,8 +274,8 @@ class RowParser:
         if dim.name not in table.column_names:
             return pa.nulls(n, STRING_DIMENSION if dim.type == "string" else _DIM_TYPES[dim.type]), None
         col = _combine(table.column(dim.name))
-        if dim.type == "string" and companion_name(dim.name) in table.column_names and pa.types.is_float64(col.type):
-            col = integral_text(col, _combine(table.column(companion_name(dim.name))))
+        if dim.type == "string":
+            col = _number_text(table, dim.name, col)
         if dim.type != "string":
             values, err = to_number(col, _DIM_TYPES[dim.type])
             return values, err.to_numpy(zero_copy_only=False)
@@ -433,13 +433,25 @@ def _single_lists(col: pa.Array) -> pa.Array:
 
 
 def _as_java_text(table: pa.Table, names: Sequence[str]) -> pa.Table:
-    """``table`` with each of ``names`` that is a double column with integer-written rows (a companion column)
-    turned into ``String.valueOf`` of its values, the raw values Druid's hash key holds."""
+    """``table`` with each of ``names`` that is a double column (or arrays of doubles) with integer-written values
+    (a companion column) turned into ``String.valueOf`` of its values, the raw values Druid's hash key holds."""
     for name in names:
-        comp = companion_name(name)
-        if comp in table.column_names and name in table.column_names and pa.types.is_float64(table.column(name).type):
-            table = _set(table, name, integral_text(_combine(table.column(name)), _combine(table.column(comp))))
+        if companion_name(name) in table.column_names and name in table.column_names:
+            table = _set(table, name, _number_text(table, name, _combine(table.column(name))))
     return table
+
+
+def _number_text(table: pa.Table, name: str, col: pa.Array) -> pa.Array:
+    """A double column, or a column of arrays of doubles, as Druid's text of each number: ``"1"`` where the
+    companion column says it was written as an integer, Java's ``Double.toString`` otherwise. Other columns as
+    they are (a double column without a companion keeps the dimension step's own rendering)."""
+    comp = companion_name(name)
+    flags = _combine(table.column(comp)) if comp in table.column_names else None
+    if pa.types.is_float64(col.type) and flags is not None:
+        return integral_text(col, flags)
+    if (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and pa.types.is_float64(col.type.value_type):
+        return list_text(col, flags)
+    return col
 
 
 def _set(table: pa.Table, name: str, values: Any) -> pa.Table:

@@ -55,9 +55,11 @@ def split_companions(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, p
 
 def with_companions(table: pa.Table, data: bytes | memoryview, fields: Optional[AbstractSet[str]] = None) -> pa.Table:
     """``table`` (parsed by pyarrow from ``data``, one row per non-blank line) with a companion column for every
-    root double column (of ``fields``; None: any) holding a whole value, when the lines can be matched to the rows."""
+    root double column, or column of arrays of doubles, (of ``fields``; None: any) holding a whole value, when the
+    lines can be matched to the rows."""
     doubles = [f.name for f in table.schema if pt.is_floating(f.type) and (fields is None or f.name in fields)]
-    if not doubles:
+    double_lists = [f.name for f in table.schema if _is_double_list(f.type) and (fields is None or f.name in fields)]
+    if not doubles and not double_lists:
         return table
     lines: Optional[pa.Array] = None
     raw: Optional[bytes] = None
@@ -81,7 +83,65 @@ def with_companions(table: pa.Table, data: bytes | memoryview, fields: Optional[
         else:
             mask[rows] = integer_literals(lines.take(pa.array(rows)), name)
         table = table.append_column(companion_name(name), pa.array(mask))
+    for name in double_lists:
+        col = table.column(name)
+        lists = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        if not _whole(pc.list_flatten(lists)).any():
+            continue
+        if lines is None:
+            lines = _lines(data, table.num_rows)
+            if lines is None:
+                return table
+        table = table.append_column(companion_name(name), _element_literals(lines, name, lists))
     return table
+
+
+def _is_double_list(t: pa.DataType) -> bool:
+    return (pt.is_list(t) or pt.is_large_list(t)) and pt.is_float64(t.value_type)
+
+
+def _element_literals(lines: pa.Array, name: str, lists: pa.Array) -> pa.Array:
+    """For a root field holding arrays of numbers: per row, whether each element was written as an integer (a
+    ``list<bool>`` shaped like the rows' lists, null rows empty). The array's text after the key is split at its
+    commas; a line where that does not give one token per element, or where the key is not found exactly once,
+    is decided by Python's json."""
+    n = len(lists)
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(lists), 0), dtype=np.int64)
+    key = re.escape(json.dumps(name, ensure_ascii=False))
+    found = pc.extract_regex(lines, key + r"\s*:\s*\[(?P<v>[^\[\]]*)\]").field("v")
+    tokens = pc.split_pattern(pc.if_else(pc.equal(pc.utf8_trim_whitespace(found), ""), pa.scalar(None, pa.string()), found), ",")
+    counts = np.asarray(pc.fill_null(pc.list_value_length(tokens), 0), dtype=np.int64)
+    once = np.asarray(pc.count_substring(lines, json.dumps(name, ensure_ascii=False)), dtype=np.int64) == 1
+    ok = once & (counts == lengths)
+    flat_tokens = pc.utf8_trim_whitespace(pc.list_flatten(tokens))
+    token_integral = ~np.asarray(pc.fill_null(pc.match_substring_regex(flat_tokens, "[.eE]|null"), True), dtype=bool)
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    token_starts = np.concatenate(([0], np.cumsum(counts)))
+    mask = np.zeros(int(starts[-1]), dtype=bool)
+    token_rows = np.repeat(np.arange(n), counts)
+    good = ok[token_rows]
+    position = starts[token_rows] + (np.arange(len(token_rows)) - token_starts[token_rows])
+    mask[position[good]] = token_integral[good]
+    for i in np.flatnonzero(~ok & (lengths > 0)).tolist():  # rare: Python's json decides
+        value = json.loads(lines[i].as_py()).get(name)
+        if isinstance(value, list) and len(value) == lengths[i]:
+            mask[starts[i] : starts[i + 1]] = [isinstance(v, int) and not isinstance(v, bool) for v in value]
+    flat = pc.list_flatten(lists)
+    mask &= _whole(flat)
+    return pa.ListArray.from_arrays(pa.array(starts, pa.int32()), pa.array(mask))
+
+
+def list_text(lists: pa.Array, integral: Optional[pa.Array] = None) -> pa.Array:
+    """A ``list<double>`` column as ``list<string>`` of ``String.valueOf`` of each element (``integral``: a
+    companion saying which elements were written as integers; without it every element is a Java double)."""
+    from druidflow.ingest.hashing import java_double_strings
+
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(lists), 0), dtype=np.int64)
+    flat = pc.list_flatten(lists)
+    flags = pc.list_flatten(integral) if integral is not None else None
+    text = integral_text(flat, flags) if flags is not None and len(flags) == len(flat) else None
+    offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))), pa.int32())
+    return pa.ListArray.from_arrays(offsets, text if text is not None else java_double_strings(flat), mask=pc.is_null(lists))
 
 
 def companions_from_python(objs: list[dict[str, Any]], table: pa.Table, fields: Optional[AbstractSet[str]] = None) -> pa.Table:
@@ -161,10 +221,17 @@ def merge_companions(found: Mapping[str, pa.Array], before: pa.Schema, after: pa
     was read as integers and has been widened to double to match the columns' earlier type."""
     out = dict(found)
     for f in after.schema:
-        if pt.is_floating(f.type) and f.name not in out:
-            i = before.get_field_index(f.name)
-            if i >= 0 and pt.is_integer(before.field(i).type):
-                out[f.name] = pc.is_valid(after.column(after.schema.get_field_index(f.name)))
+        i = before.get_field_index(f.name)
+        if f.name in out or i < 0:
+            continue
+        was = before.field(i).type
+        column = after.column(after.schema.get_field_index(f.name))
+        if pt.is_floating(f.type) and pt.is_integer(was):
+            out[f.name] = pc.is_valid(column)
+        elif _is_double_list(f.type) and (pt.is_list(was) or pt.is_large_list(was)) and pt.is_integer(was.value_type):
+            lengths = np.asarray(pc.fill_null(pc.list_value_length(column), 0), dtype=np.int64)
+            offsets = pa.array(np.concatenate(([0], np.cumsum(lengths))), pa.int32())
+            out[f.name] = pa.ListArray.from_arrays(offsets, pc.is_valid(pc.list_flatten(column)))
     return out
 
 
@@ -183,7 +250,13 @@ def java_text_columns(
     changed = False
     for i, f in enumerate(batch.schema):
         target = column_types.get(f.name)
-        if target is None or not is_string_like(target) or not pt.is_float64(f.type):
+        if target is None or not is_string_like(target):
+            continue
+        if _is_double_list(f.type):
+            arrays[i] = list_text(arrays[i], integral.get(f.name))
+            changed = True
+            continue
+        if not pt.is_float64(f.type):
             continue
         text = integral_text(arrays[i], integral.get(f.name))
         arrays[i] = text if text is not None else java_double_strings(arrays[i])

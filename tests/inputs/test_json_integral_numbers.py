@@ -102,3 +102,13 @@ def test_a_table_built_from_python_objects_keeps_the_kinds():
     table = JsonLinesParser(None)._from_python([{"d": 1}, {"d": 2.5}, {"d": 3.0}, {"d": None}, {"d": -4, "e": 1}])
     assert table.column(companion_name("d")).to_pylist() == [True, False, False, False, True]
     assert companion_name("e") not in table.column_names  # an integer column needs none
+
+
+def test_arrays_of_numbers_keep_each_elements_kind(tmp_path):
+    lines = ['{"m":[1, 2.0, 3.5]}', '{"m":null}', '{"m":[]}', '{"m":[4,null,5e1]}', '{"o":{"m":[1]},"m":[6, 7.0]}', '{"m":[8]}']
+    (tmp_path / "in.json").write_text("\n".join(lines) + "\n")
+    source = {"type": "local", "baseDir": str(tmp_path), "filter": "*.json"}
+    (batch,) = open_input(source, {"type": "json"}, column_types={"m": pa.dictionary(pa.int32(), pa.string())}).batches()
+    assert batch.data.column("m").to_pylist() == [["1", "2.0", "3.5"], None, [], ["4", None, "50.0"], ["6", "7.0"], ["8"]]
+    (batch,) = open_input(source, {"type": "json"}).batches()
+    assert batch.integral_numbers["m"].to_pylist() == [[True, False, False], [], [], [True, False, False], [True, False], [True]]

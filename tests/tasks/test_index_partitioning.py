@@ -447,3 +447,23 @@ def test_json_integers_and_doubles_in_one_column_hash_as_druid_reads_them(rt, di
     assert len(got) == len(JSON_NUMBERS) and len(set(got.values())) > 1
     # Without the kinds, 1 and 1.0 would hash alike; the literal's kind decides here.
     assert druid_key({"d": 1}, ["d"], ["d"]) != druid_key({"d": 1.0}, ["d"], ["d"])
+
+
+@pytest.mark.parametrize("partition_dims", [["m"], []])
+def test_json_arrays_mixing_integers_and_doubles_hash_as_druid_reads_them(rt, partition_dims):
+    arrays = ["[1, 2.0]", "[2.0, 1]", "[3, 3.5, 3]", "[1e3]", "[7]", "[7.0]", "[null, 4]", "[5, 6.0, 5]"]
+    lines = [f'{{"ts":"2024-01-01T00:{i:02d}:00Z","m":{v}}}' for i, v in enumerate(arrays)]
+    spec = spec_for([], {"type": "hashed", "numShards": 4, "partitionDimensions": partition_dims}, intervals=("2024-01-01/2024-01-02",))
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {}
+    spec["spec"]["dataSchema"]["metricsSpec"] = [{"type": "count", "name": "count"}]
+    spec["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "MINUTE"
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "inline", "data": "\n".join(lines)}
+    report = index.run(spec, rt)
+    by_minute = {i: json.loads(line) for i, line in enumerate(lines)}
+    seen = 0
+    for s in report.segments:
+        for r in segment_rows(rt, s):
+            source = by_minute[(r["__time"] // 60_000) % 60]
+            assert s.shard_spec.bucket_id == druid_bucket(source, ["m"], 4, partition_dims, r["__time"]), source
+            seen += 1
+    assert seen == len(arrays)
