@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.batch import InputBatch, ParseFailure
-from druidflow.inputs.delimited import has_quote, read_delimited
+from druidflow.inputs.delimited import read_delimited, scan_text
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
 from druidflow.inputs.parquet import read_parquet
@@ -157,11 +157,15 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
+        scan = None
         if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
-            # A plain local file: Arrow reads it natively (no Python call per block, so no GIL contention with
-            # the work done on the batches); a second handle serves the header. A CSV file with quotes is read so
-            # speculatively: at a sign of an unbalanced quote it is read again through Python, which keeps such a
-            # quote from swallowing the lines after it.
+            scan = scan_text(obj.path)
+        if scan is not None and scan.utf8:
+            # A plain local file of valid UTF-8: Arrow reads it natively (no Python call per block, so no GIL
+            # contention with the work done on the batches); a second handle serves the header. A CSV file with
+            # quotes is read so speculatively: at a sign of an unbalanced quote it is read again through Python,
+            # which keeps such a quote from swallowing the lines after it. A file with bytes that are not UTF-8 is
+            # read through Python's line guard, which takes those lines out (pyarrow cannot report them).
             native = pa.OSFile(str(obj.path))
             header = open(obj.path, "rb")
             chunks = read_delimited(
@@ -171,7 +175,7 @@ class InputReader:
                 block_size=self.block_size,
                 column_types=self.column_types,
                 native=native,
-                may_hold_quotes=isinstance(fmt, CsvInputFormat) and has_quote(obj.path),
+                may_hold_quotes=isinstance(fmt, CsvInputFormat) and scan.has_quote,
             )
             return chunks, _Closing(header, native), _NativeCount(native)
         stream, counter = obj.open_text_stream()
