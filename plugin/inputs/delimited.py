@@ -396,8 +396,11 @@ def read_delimited(
 
     failures: list[ParseFailure] = []
     suspect = threading.Event()
+    abandoned = threading.Event()
 
-    def on_invalid_row(row: Any) -> str:
+    def on_invalid_row(row: Any, native_reader: bool) -> str:
+        if native_reader and abandoned.is_set():
+            return "skip"  # read ahead by the native reader after it was given up: the guard reads these lines
         if suspect_quotes and '"' in row.text:
             suspect.set()  # perhaps an unterminated quote swallowing lines: the guard decides
             return "skip"
@@ -426,7 +429,7 @@ def read_delimited(
             escape_char=False,
             newlines_in_values=False,
             ignore_empty_lines=True,
-            invalid_row_handler=on_invalid_row,
+            invalid_row_handler=lambda row: on_invalid_row(row, source is native),
         )
         convert_options = pacsv.ConvertOptions(
             check_utf8=False,  # checked per batch below, so that a row with bad bytes is counted, not fatal
@@ -465,9 +468,9 @@ def read_delimited(
             pass  # the guard decides: it raises if the problem is real
         # Something only an odd number of quotes on a line can cause, or an error of Arrow's own reading (a
         # header longer than its block): the line guard reads the file again.
+        abandoned.set()
         if reader is not None:
             reader.close()
-        native.seek(0, 2)  # the bytes count as read; the guard's reading is not counted twice
         failures.clear()
         suspect_quotes = False
 

@@ -50,20 +50,24 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 
 class _NativeCount:
-    """Bytes a native file has been read up to, in the shape of ``CountingStream.count``."""
+    """Bytes a local file has been read up to, in the shape of ``CountingStream.count``: the furthest of the native
+    handle and the plain one (which reads the header and, when the native read is given up, the whole file again).
+    Not a seek of the native handle to its end: Arrow's read-ahead threads may still be reading it."""
 
-    def __init__(self, native: Any) -> None:
-        self.native = native
+    def __init__(self, native: Any, plain: Any) -> None:
+        self.handles = (native, plain)
         self._last = 0
 
     @property
     def count(self) -> int:
-        if not self.native.closed:
-            self._last = self.native.tell()
+        for h in self.handles:
+            if not h.closed:
+                self._last = max(self._last, h.tell())
         return self._last
 
     def close(self) -> None:
-        self.native.close()
+        for h in self.handles:
+            h.close()
 
 
 class _Closing:
@@ -177,7 +181,7 @@ class InputReader:
                 native=native,
                 may_hold_quotes=isinstance(fmt, CsvInputFormat) and scan.has_quote,
             )
-            return chunks, _Closing(header, native), _NativeCount(native)
+            return chunks, _Closing(header, native), _NativeCount(native, header)
         stream, counter = obj.open_text_stream()
         if isinstance(fmt, JsonInputFormat):
             chunks = parser.read(stream, obj.uri, self.block_size)
@@ -191,13 +195,17 @@ class InputReader:
         pending: Optional[InputBatch] = None
         assigned = 0
         stream = counter = None
+        end_count: Optional[int] = None
         try:
             chunks, stream, counter = self._chunks(obj, parser)
             for data, failures, nbytes in chunks:
                 if nbytes is None:
                     nbytes = counter.count - assigned if counter is not None else 0
+                batches = self._finish(data, failures, unifier, obj.uri)
+                if not batches:
+                    continue  # no rows, no failures (rows already handed out): its bytes go with the next batch
                 assigned += nbytes
-                for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
+                for i, batch in enumerate(batches):
                     out = InputBatch(
                         batch,
                         failures if i == 0 else [],
@@ -208,6 +216,7 @@ class InputReader:
                     if pending is not None:
                         yield pending
                     pending = out
+            end_count = counter.count if counter is not None else None  # before the handles are closed
         except (InputError, SpecError):
             raise
         except _read_errors() as exc:
@@ -220,7 +229,7 @@ class InputReader:
                     except Exception:
                         pass
         if pending is not None:
-            total = counter.count if counter is not None else (obj.size or assigned)
+            total = end_count if end_count is not None else (obj.size or assigned)
             pending.bytes_read += max(total - assigned, 0)
             yield pending
 
