@@ -376,11 +376,12 @@ def read_delimited(
 
     ``native`` (a pyarrow ``NativeFile`` over the same bytes, for uncompressed local files that
     :func:`scan_text` found to be valid UTF-8) lets Arrow read the file itself, without calling back into Python
-    for every block: the preamble is then read from ``stream`` (a second, plain handle) and skipped by Arrow. With ``may_hold_quotes`` (a CSV file holding a quote somewhere) Arrow still
-    reads it natively, but speculatively: only a line with an odd number of quotes can leave a quote or a newline in
-    a value or in a skipped row, so while no batch holds one, Arrow's rows are exactly the quote guard's. At the
-    first batch that does, the file is read again through the guard from its start, without the rows and malformed
-    rows already handed out.
+    for every block: the preamble is then read from ``stream`` (a second, plain handle) and skipped by Arrow.
+    With ``may_hold_quotes`` (a CSV file holding a quote somewhere) Arrow still reads it natively, but
+    speculatively: only a line with an odd number of quotes can leave a quote or a newline in a value or in a
+    skipped row, so while no batch holds one, Arrow's rows are exactly the line guard's. At the first batch that
+    does (or at an error of Arrow's own), the file is read again through the guard from its start, without the
+    rows and malformed rows already handed out.
     """
     preamble_lines = fmt.skip_header_rows + (1 if fmt.uses_header else 0)
     preamble, rest, complete = _read_preamble(stream, preamble_lines)

@@ -161,10 +161,9 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
-        scan = None
-        if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
-            scan = scan_text(obj.path)
-        if scan is not None and scan.utf8:
+        plain_local = not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None
+        scan = scan_text(obj.path) if plain_local and isinstance(obj, LocalFile) else None
+        if scan is not None and scan.utf8 and isinstance(obj, LocalFile) and not isinstance(fmt, JsonInputFormat):
             # A plain local file of valid UTF-8: Arrow reads it natively (no Python call per block, so no GIL
             # contention with the work done on the batches); a second handle serves the header. A CSV file with
             # quotes is read so speculatively: at a sign of an unbalanced quote it is read again through Python,
