@@ -362,72 +362,81 @@ def _type_depth(t: pa.DataType) -> int:
     return deepest
 
 
-_COUNT_STEP = 1 << 18  # counted a cache-sized piece at a time: no block-sized temporary
-
-
-_BLANK = (32, 9, 13)  # characters a line may start with before its value (a space, a tab, a carriage return)
+_COUNT_STEP = 1 << 18  # searched a cache-sized piece at a time: no block-sized temporary
+# Characters a line may start with when it is blank or a bare null: a newline (an empty line), a carriage return,
+# a space, a tab, and the ``n`` of ``null``. Lines of JSON objects start with ``{``.
+_ODD_FIRST = np.array([10, 13, 32, 9, 110], dtype=np.uint8)
+# A line nested N deep holds at least N bytes, so lines shorter than this cannot crash pyarrow (which it does some
+# 15,000 levels down); deeper than Jackson's limit but shorter, they parse, and their type's depth gives them away.
+_LONG_LINE = 4096
 
 
 class Screened(NamedTuple):
     block: bytes | memoryview  # the block with the lines pyarrow must not see turned into spaces
     failures: list[ParseFailure]  # one for each of those lines
     newlines: int  # newline characters in the block
-    nonblank: int  # lines that are not blank (before blanking any)
-
-
-def _blank_lines(arr: np.ndarray, data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Which lines are empty or whitespace only (pyarrow skips them); only lines starting with a blank are read."""
-    blank = ends == starts
-    first = arr[np.minimum(starts, max(len(arr) - 1, 0))] if len(arr) else np.zeros(len(starts), np.uint8)
-    for i in np.flatnonzero(~blank & np.isin(first, _BLANK)).tolist():
-        blank[i] = not bytes(data[int(starts[i]) : int(ends[i])]).strip()
-    return blank
+    nonblank: int  # lines that are neither empty nor whitespace only, nor taken out
 
 
 def screen_lines(block: bytes | memoryview, uri: str, first_line: int) -> Screened:
     """``block`` with the lines pyarrow's JSON reader cannot be given turned into spaces (same length, same line
     numbers), and a failure for each: a bare ``null`` (pyarrow 26 crashes the process on a block whose first row
-    is one) and a line nested deeper than Jackson's limit (pyarrow's recursive parser overflows its stack some
-    15,000 levels down). Vectorised: only lines that start with ``n`` or a blank, or hold more than
-    ``MAX_NESTING_DEPTH`` brackets, are looked at one by one."""
+    is one) and a line nested deeper than Jackson's limit among the long ones (pyarrow's recursive parser
+    overflows its stack). Also counts the lines that are not blank, which pyarrow skips. Vectorised over the line
+    starts: only lines starting with a blank or ``n``, or longer than ``_LONG_LINE``, are looked at one by one."""
     arr = np.frombuffer(block, dtype=np.uint8)
-    if not len(arr):
+    n = len(arr)
+    if not n:
         return Screened(block, [], 0, 0)
     newlines = _newline_positions(arr)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.append(newlines, len(arr))
-    keep = starts < len(arr)
-    starts, ends = starts[keep], ends[keep]
-    nonblank = len(starts) - int(np.count_nonzero(_blank_lines(arr, block, starts, ends)))
-    first = arr[starts]
-    maybe_null = (first == 110) | (first == _BLANK[0]) | (first == _BLANK[1]) | (first == _BLANK[2])
+    starts = np.empty(len(newlines) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = newlines + 1
+    ends = np.empty_like(starts)
+    ends[:-1] = newlines
+    ends[-1] = n
+    if starts[-1] == n:  # the block ends with a newline: no line after it
+        starts, ends = starts[:-1], ends[:-1]
+    blank = 0
     found: dict[int, tuple[int, str]] = {}
-    data = bytes(block) if isinstance(block, memoryview) else block
-    for i in np.flatnonzero(maybe_null).tolist():
-        start, end = int(starts[i]), int(ends[i])
-        if end - start <= 64 and data[start:end].strip() == b"null":
-            found[i] = (start, "expected a JSON object, found null")
-    long_lines = np.flatnonzero(ends - starts > MAX_NESTING_DEPTH)
+    odd = np.flatnonzero(np.isin(arr[starts], _ODD_FIRST))
+    for i in odd.tolist():
+        text = bytes(block[int(starts[i]) : int(ends[i])]).strip()
+        if not text:
+            blank += 1
+        elif text == b"null":
+            found[i] = (int(starts[i]), "expected a JSON object, found null")
+    long_lines = np.flatnonzero(ends - starts > _LONG_LINE)
     if len(long_lines):
         opening = (arr == 91) | (arr == 123)
-        bounds = np.stack([starts[long_lines], ends[long_lines]], axis=1).ravel()
-        counts = np.add.reduceat(opening, bounds, dtype=np.int64)[::2] if bounds[-1] < len(arr) else None
-        if counts is None:  # reduceat cannot take the end of the array as an index
-            counts = np.array([np.count_nonzero(opening[starts[i] : ends[i]]) for i in long_lines])
-        for i in long_lines[counts > MAX_NESTING_DEPTH].tolist():
-            _, error = _load_object(data[int(starts[i]) : int(ends[i])])
-            if error is not None and "nested deeper" in error:
-                found[i] = (int(starts[i]), error)
+        for i in long_lines.tolist():
+            start, end = int(starts[i]), int(ends[i])
+            if i not in found and np.count_nonzero(opening[start:end]) > MAX_NESTING_DEPTH:
+                _, error = _load_object(bytes(block[start:end]))
+                if error is not None and "nested deeper" in error:
+                    found[i] = (start, error)
+    nonblank = len(starts) - blank - len(found)
     if not found:
         return Screened(block, [], len(newlines), nonblank)
-    out = bytearray(data)
+    out = bytearray(block)
     failures = []
     for i in sorted(found):
         start, message = found[i]
-        raw = data[start : int(ends[i])]
-        out[start : int(ends[i])] = b" " * (int(ends[i]) - start)
+        end = int(ends[i])
+        raw = bytes(out[start:end])
+        out[start:end] = b" " * (end - start)
         failures.append(ParseFailure(truncate_raw(raw.decode("utf-8", errors="replace")), message, uri, first_line + i))
-    return Screened(bytes(out), failures, len(newlines), nonblank - len(found))
+    return Screened(bytes(out), failures, len(newlines), nonblank)
+
+
+def _blank_lines(arr: np.ndarray, data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which lines are empty or whitespace only (pyarrow skips them); only lines starting with a blank are read."""
+    blank = ends == starts
+    if len(arr):
+        first = arr[np.minimum(starts, len(arr) - 1)]
+        for i in np.flatnonzero(~blank & np.isin(first, _ODD_FIRST[1:4])).tolist():
+            blank[i] = not bytes(data[int(starts[i]) : int(ends[i])]).strip()
+    return blank
 
 
 def _newline_positions(arr: np.ndarray) -> np.ndarray:
