@@ -353,7 +353,10 @@ def _header_names(line: bytes, fmt: Union[CsvInputFormat, TsvInputFormat], uri: 
     if isinstance(fmt, TsvInputFormat):
         names = text.split(fmt.delimiter)
     else:
-        names = next(csv.reader([text]), [])
+        try:
+            names = next(csv.reader([text]), [])
+        except csv.Error as exc:  # e.g. a name longer than the csv module's field limit (128 KiB)
+            raise InputError(f"{uri}: the header row cannot be read: {exc}") from None
     seen: set[str] = set()
     for name in names:
         if name in seen:

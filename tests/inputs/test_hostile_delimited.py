@@ -171,3 +171,19 @@ def _find(obj: object, key: str) -> dict:
             if found:
                 return found
     return {}
+
+
+def test_a_valid_line_longer_than_the_block_in_a_plain_file_is_read_whole(tmp_path):
+    # Valid UTF-8 and uncompressed: Arrow reads it natively (falling back to the guard if its block is too small).
+    path = tmp_path / "long.csv"
+    path.write_text("h1,h2\n1,a\n2," + "é" * 300_000 + '\n3,"q"\n', encoding="utf-8")
+    rows, failures, batches = read_all(LocalInputSource(files=[str(path)]), CsvInputFormat(find_columns_from_header=True), block_size=1 << 16)
+    assert [r["h1"] for r in rows] == ["1", "2", "3"] and rows[1]["h2"] == "é" * 300_000 and failures == []
+    assert sum(b.bytes_read for b in batches) == path.stat().st_size
+
+
+def test_a_header_name_past_the_csv_field_limit_is_an_input_error_naming_the_file(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("h1," + "x" * 200_000 + "\n1,a\n")
+    with pytest.raises(InputError, match=f"{path}: the header row cannot be read"):
+        read_all(LocalInputSource(files=[str(path)]), CsvInputFormat(find_columns_from_header=True))
