@@ -165,11 +165,11 @@ class DruidflowStepOperator(BaseOperator):
             if not (beating and druid_task_id):
                 with owned_process():
                     return fn()
-            from druidflow.tasks.protocol import heartbeat
+            from druidflow.tasks.protocol import heartbeat as renew_leases
 
             rt = self.runtime
             with LeaseHeartbeat(
-                lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
+                lambda: renew_leases(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
             ) as beat, owned_process():
                 result = fn()
             beat.check()  # a lock revoked mid-step makes the step's output worthless

@@ -33,7 +33,13 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from druidflow.operators.base import DEFAULT_ASSET_ALIAS, SpecSubmitOperator, as_dict
-from druidflow.operators.druid_task import LOCK_WAIT_TIMEOUT, DruidTaskReleaseOperator, _StillLocked, _waiting, emit_asset_event
+from druidflow.operators.druid_task import (
+    LOCK_WAIT_TIMEOUT,
+    DruidTaskReleaseOperator,
+    _StillLocked,
+    _waiting,
+    emit_asset_event,
+)
 from druidflow.operators.parallel import ParallelDecideOperator
 
 if TYPE_CHECKING:

@@ -253,7 +253,11 @@ def _lean_parallel_group(
 
     from druidflow.operators.druid_task import DruidTaskBuildOperator
     from druidflow.operators.parallel import ParallelMergesOperator, ParallelPartialOperator, ParallelScanOperator
-    from druidflow.operators.parallel_lean import ParallelLeanDecideOperator, ParallelPublishReleaseOperator, ParallelSubmitLockSplitOperator
+    from druidflow.operators.parallel_lean import (
+        ParallelLeanDecideOperator,
+        ParallelPublishReleaseOperator,
+        ParallelSubmitLockSplitOperator,
+    )
 
     with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
         prepare = ParallelSubmitLockSplitOperator(
