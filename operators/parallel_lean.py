@@ -15,7 +15,8 @@ Each folded step stays one retryable unit with the guarantees of the steps it fo
 * the setup is a ``reschedule``-mode sensor like acquire_locks: locks held by a task of equal or higher priority
   give the worker slot back without spending a retry. The Druid task id it submitted is kept in the task instance's
   ``task_state_store``, so a retry (or a reschedule) resubmits *the same* task — recorded once, its own locks
-  reused — instead of leaving an orphan holding locks. A failure after the locks were taken releases them (the
+  reused — instead of leaving an orphan holding locks (a task that has ended, when a person clears the run, is not
+  resumed: a new one is submitted). A failure after the locks were taken releases them (the
   teardown runs only after a successful setup) and, when no retry is left, records the task FAILED.
 * the teardown publishes only when every merge unit that plan_merges listed has a successful merge result and the
   run was not marked failed; otherwise it records the task FAILED. In every case it then deletes the task's partial
@@ -91,9 +92,9 @@ class ParallelSubmitLockSplitOperator(SpecSubmitOperator, BaseSensorOperator):
         from druidflow.tasks import protocol
 
         store = context.get("task_state_store")
-        known = store.get(DRUID_TASK_ID_KEY) if store is not None else None
-        task = self.submit_task(context, task_id=str(known) if known else None)
-        if store is not None and not known:
+        known = self._unfinished(store)
+        task = self.submit_task(context, task_id=known)
+        if store is not None and task.task_id != known:
             store.set(DRUID_TASK_ID_KEY, task.task_id)
         self._submitted_id = task.task_id
         try:
@@ -120,6 +121,19 @@ class ParallelSubmitLockSplitOperator(SpecSubmitOperator, BaseSensorOperator):
             ", scanning them first" if the_plan.scan else ("; partitions decided" if the_plan.chunks_known else ""),
         )
         return PokeReturnValue(is_done=True, xcom_value=[s.model_dump() for s in the_plan.scan_splits])
+
+    def _unfinished(self, store: Any) -> str | None:
+        """The Druid task an earlier try or poke of this task instance submitted, unless it has ended (a cleared run
+        of a finished task runs a new one)."""
+        if store is None:
+            return None
+        known = store.get(DRUID_TASK_ID_KEY)
+        if not known:
+            return None
+        record = self.runtime.store.get_task(str(known))
+        if record is not None and getattr(record, "status", None) in ("SUCCESS", "FAILED"):
+            return None
+        return str(known)
 
     def _give_back(self, context: Context, druid_task_id: str) -> None:
         """The split failed after the locks were taken: the teardown will not run (its setup failed), so release
