@@ -25,9 +25,14 @@ TERMINAL_RUN_STATES = {"success", "failed"}
 
 #: Airflow settings for workflows of short tasks (an index_parallel run is a chain of steps of seconds each), as
 #: docker-compose.yaml sets them and docs/airflow.md explains: the scheduler loops again 0.2 s after an idle loop
-#: (default 1 s), so that a finished step's downstream is queued at once; a task never runs in a fresh interpreter.
+#: (default 1 s), so that a finished step's downstream is queued at once; the task supervisor notices its process's
+#: exit within 1 s; a task never runs in a fresh interpreter.
 SHORT_TASK_SETTINGS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    # The task supervisor waits in select() up to this long between heartbeats; when its task process closed its
+    # sockets but is not yet reaped, it notices the exit only after that wait: 5 s (the default) added to about
+    # every second task instance on a loaded box.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
     "AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER": "False",
 }
 #: CeleryExecutor on top of :data:`SHORT_TASK_SETTINGS`: a worker takes one task at a time (it does not reserve the
