@@ -247,6 +247,8 @@ class ParallelPublishReleaseOperator(DruidTaskReleaseOperator):
             self.log.info("Druid index_parallel task %s published %d segment(s) of %s", task.task_id, len(segment_ids), task.data_source)
             if segment_ids:
                 emit_asset_event(self, context, task.data_source, task.task_id, segment_ids)
+            released = self._finish(context, druid_task_id)
+            return {**report.model_dump(), **released}  # the publish report, as publish returns it (Druid API reads it)
         return self._finish(context, druid_task_id)
 
     def _finish(self, context: Context, druid_task_id: str) -> dict[str, Any]:

@@ -111,6 +111,7 @@ def teardown(run: RunXComs, task: dict) -> ParallelPublishReleaseOperator:
 
 
 def test_the_lean_steps_publish_what_the_in_process_task_publishes(env):
+    from druidflow.segments.descriptor import DataSegment
     from druidflow.tasks import parallel
 
     rt, spec, rows = env
@@ -118,7 +119,10 @@ def test_the_lean_steps_publish_what_the_in_process_task_publishes(env):
     task, results = run_until_merged(run, spec, store)
     run.values[(MERGE, "return_value")] = results
     c = ctx(run, "g.publish_release")
-    assert teardown(run, task).execute(c)["status"] == "SUCCESS"
+    out = xcom(teardown(run, task).execute(c))
+    assert out["status"] == "SUCCESS" and out["taskId"] == task["id"]
+    published = sorted(DataSegment.model_validate(s).id for s in out["segments"])  # what the Overlord's GET .../segments reads
+    assert published == sorted(s.id for s in rt.store.used_segments("pp")) and len(published) == 4
 
     reference = json.loads(json.dumps(spec))
     reference["spec"]["dataSchema"]["dataSource"] = "ref"
