@@ -10,7 +10,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from druidflow.exceptions import PublishConflictError, SegmentConflictError, SpecError
+from druidflow.exceptions import MetadataUnavailableError, PublishConflictError, SegmentConflictError, SpecError
 from druidflow.intervals import format_instant, now_ms, umbrella
 from druidflow.metadata import upgrade
 from druidflow.metadata.records import PublishResult
@@ -164,7 +164,10 @@ def _copy_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     lines = ["\t".join(_copy_value(row[c]) for c in columns) for row in rows]
     quoted = ", ".join(f'"{c}"' for c in columns)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:  # the pooled connection was invalidated under this transaction
+        raise MetadataUnavailableError("the metadata connection was lost before the COPY of the segment rows")
+    cursor = dbapi.cursor()
     try:
         cursor.copy_expert(f"COPY {S.name} ({quoted}) FROM STDIN", io.StringIO("\n".join(lines) + "\n"))
     except psycopg2.IntegrityError as exc:
