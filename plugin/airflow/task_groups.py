@@ -156,7 +156,8 @@ def parallel_task_group(
     partitions too when they need no statistics) >> scan (mapped per split, skipped when the partitioning needs no
     statistics) >> decide_partitions >> partial_segments (mapped per split) >> plan_merges >> merge_segments (mapped per
     (chunk, partition)) >> publish_release (the teardown: publishes when every merge finished, deletes the partial
-    files and releases the locks) — four serial control tasks instead of seven; see
+    files and releases the locks) >> published (an EmptyOperator, so that what follows the group waits for the
+    publish) — four serial control tasks instead of seven; see
     :mod:`druidflow.operators.parallel_lean`.
 
     ``lean=False``: one operator per step, submit >> acquire_locks >> split_input >> scan >> decide_partitions >>
@@ -249,6 +250,7 @@ def _lean_parallel_group(
     trigger_form: Optional[str],
     tooltip: str,
 ):
+    from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import TaskGroup, XComArg
 
     from druidflow.operators.druid_task import DruidTaskBuildOperator
@@ -282,7 +284,10 @@ def _lean_parallel_group(
         finish = ParallelPublishReleaseOperator(
             task_id="publish_release", druid_task=task, merges_task_id=merges.task_id, merge_task_id=merge.task_id, **finish_kwargs
         )
-        prepare >> scan >> decide >> partial >> merges >> merge >> finish
+        # Airflow leaves a teardown out of a group's leaves; what follows the group must wait for the publish, so
+        # the group ends with an EmptyOperator after it (the scheduler marks it done itself: no worker, no process).
+        published = EmptyOperator(task_id="published")
+        prepare >> scan >> decide >> partial >> merges >> merge >> finish >> published
         finish.as_teardown(setups=prepare, on_failure_fail_dagrun=True)
     return group
 

@@ -128,10 +128,13 @@ def test_every_registered_task_type_has_its_dag(parsed):
 
 
 def test_druidflow_index_parallel_runs_the_lean_group(parsed):
-    """Four serial control tasks (setup, decide, plan_merges, teardown) around the three mapped phases."""
+    """Four serial control tasks (setup, decide, plan_merges, teardown) around the three mapped phases, and an empty
+    end marker for what follows the group."""
     tasks = parsed["parallel"]
-    assert set(tasks) == {"submit_lock_split", "scan", "decide_partitions", "partial_segments", "plan_merges", "merge_segments", "publish_release"}
-    assert [n for n, t in tasks.items() if not t["mapped"]] == ["submit_lock_split", "decide_partitions", "plan_merges", "publish_release"]
+    assert set(tasks) == {"submit_lock_split", "scan", "decide_partitions", "partial_segments", "plan_merges", "merge_segments",
+                          "publish_release", "published"}
+    assert [n for n, t in tasks.items() if not t["mapped"]] == ["submit_lock_split", "decide_partitions", "plan_merges", "publish_release", "published"]
+    assert tasks["published"]["upstream"] == ["publish_release"]  # an EmptyOperator: the scheduler marks it, no worker
     assert tasks["submit_lock_split"]["setup"] and tasks["publish_release"]["teardown"] and tasks["publish_release"]["fail_dagrun"]
     assert tasks["publish_release"]["trigger_rule"] == "all_done_setup_success"  # runs after any failure: releases the locks
     assert tasks["decide_partitions"]["upstream"] == ["scan"] and tasks["decide_partitions"]["trigger_rule"] == "none_failed"
