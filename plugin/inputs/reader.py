@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import http.client
 import lzma
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Optional, Union
 
 import pyarrow as pa
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.batch import InputBatch, ParseFailure
-from druidflow.inputs.delimited import has_quote, read_delimited
+from druidflow.inputs.delimited import read_delimited, scan_text
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
+from druidflow.inputs.json_numbers import java_text_columns, merge_companions, split_companions
 from druidflow.inputs.parquet import read_parquet
 from druidflow.inputs.schema import SchemaUnifier, apply_column_types
 from druidflow.inputs.sources import InputObject, LocalFile, list_objects
@@ -50,20 +51,24 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 
 class _NativeCount:
-    """Bytes a native file has been read up to, in the shape of ``CountingStream.count``."""
+    """Bytes a local file has been read up to, in the shape of ``CountingStream.count``: the furthest of the native
+    handle and the plain one (which reads the header and, when the native read is given up, the whole file again).
+    Not a seek of the native handle to its end: Arrow's read-ahead threads may still be reading it."""
 
-    def __init__(self, native: Any) -> None:
-        self.native = native
+    def __init__(self, native: Any, plain: Any) -> None:
+        self.handles = (native, plain)
         self._last = 0
 
     @property
     def count(self) -> int:
-        if not self.native.closed:
-            self._last = self.native.tell()
+        for h in self.handles:
+            if not h.closed:
+                self._last = max(self._last, h.tell())
         return self._last
 
     def close(self) -> None:
-        self.native.close()
+        for h in self.handles:
+            h.close()
 
 
 class _Closing:
@@ -92,6 +97,7 @@ class InputReader:
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         column_types: Optional[Mapping[str, pa.DataType]] = None,
+        text_fields: Optional[Collection[str]] = None,
     ) -> None:
         if isinstance(source, Mapping):
             source = parse_input_source(source)
@@ -109,6 +115,9 @@ class InputReader:
         self.input_format: Union[JsonInputFormat, CsvInputFormat, TsvInputFormat, ParquetInputFormat] = input_format
         self.batch_rows = batch_rows
         self.column_types: dict[str, pa.DataType] = dict(column_types or {})
+        # JSON fields whose numbers may become text (string dimensions, hash keys): for these, which numbers were
+        # written as integers is found out (InputBatch.integral_numbers). None: every field.
+        self.text_fields: Optional[frozenset[str]] = None if text_fields is None else frozenset(text_fields) | frozenset(self.column_types)
         # About 64 bytes a row: blocks of a few MiB give batches near batch_rows for typical rows.
         self.block_size = min(max(batch_rows * 64, 1 << 20), 64 << 20)
         self._objects: Optional[list[InputObject]] = None
@@ -137,19 +146,19 @@ class InputReader:
 
     def batches(self) -> Iterator[InputBatch]:
         """Every batch of every object, in order."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields)
         for obj in self.objects():
             yield from self._read(obj, unifier, parser)
 
     def read_objects(self, objects: list[InputObject]) -> Iterator[InputBatch]:
         """Every batch of ``objects`` (a split of this input's objects), with one schema across them."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields)
         for obj in objects:
             yield from self._read(obj, unifier, parser)
 
     def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
         """The batches of one object (for splitting the work of one input across processes)."""
-        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser())
+        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields))
 
     # -----------------------------------------------------------------------------------------------------------
 
@@ -157,11 +166,14 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
-        if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
-            # A plain local file: Arrow reads it natively (no Python call per block, so no GIL contention with
-            # the work done on the batches); a second handle serves the header. A CSV file with quotes is read so
-            # speculatively: at a sign of an unbalanced quote it is read again through Python, which keeps such a
-            # quote from swallowing the lines after it.
+        plain_local = not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None
+        scan = scan_text(obj.path) if plain_local and isinstance(obj, LocalFile) else None
+        if scan is not None and scan.utf8 and isinstance(obj, LocalFile) and not isinstance(fmt, JsonInputFormat):
+            # A plain local file of valid UTF-8: Arrow reads it natively (no Python call per block, so no GIL
+            # contention with the work done on the batches); a second handle serves the header. A CSV file with
+            # quotes is read so speculatively: at a sign of an unbalanced quote it is read again through Python,
+            # which keeps such a quote from swallowing the lines after it. A file with bytes that are not UTF-8 is
+            # read through Python's line guard, which takes those lines out (pyarrow cannot report them).
             native = pa.OSFile(str(obj.path))
             header = open(obj.path, "rb")
             chunks = read_delimited(
@@ -171,9 +183,9 @@ class InputReader:
                 block_size=self.block_size,
                 column_types=self.column_types,
                 native=native,
-                may_hold_quotes=isinstance(fmt, CsvInputFormat) and has_quote(obj.path),
+                may_hold_quotes=isinstance(fmt, CsvInputFormat) and scan.has_quote,
             )
-            return chunks, _Closing(header, native), _NativeCount(native)
+            return chunks, _Closing(header, native), _NativeCount(native, header)
         stream, counter = obj.open_text_stream()
         if isinstance(fmt, JsonInputFormat):
             chunks = parser.read(stream, obj.uri, self.block_size)
@@ -187,23 +199,29 @@ class InputReader:
         pending: Optional[InputBatch] = None
         assigned = 0
         stream = counter = None
+        end_count: Optional[int] = None
         try:
             chunks, stream, counter = self._chunks(obj, parser)
             for data, failures, nbytes in chunks:
                 if nbytes is None:
                     nbytes = counter.count - assigned if counter is not None else 0
+                batches = self._finish(data, failures, unifier, obj.uri)
+                if not batches:
+                    continue  # no rows, no failures (rows already handed out): its bytes go with the next batch
                 assigned += nbytes
-                for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
+                for i, (batch, integral) in enumerate(batches):
                     out = InputBatch(
                         batch,
                         failures if i == 0 else [],
                         nbytes if i == 0 else 0,
                         obj.uri,
                         non_flat_fields=frozenset(parser.non_flat_fields),
+                        integral_numbers=integral,
                     )
                     if pending is not None:
                         yield pending
                     pending = out
+            end_count = counter.count if counter is not None else None  # before the handles are closed
         except (InputError, SpecError):
             raise
         except _read_errors() as exc:
@@ -216,13 +234,13 @@ class InputReader:
                     except Exception:
                         pass
         if pending is not None:
-            total = counter.count if counter is not None else (obj.size or assigned)
+            total = end_count if end_count is not None else (obj.size or assigned)
             pending.bytes_read += max(total - assigned, 0)
             yield pending
 
     def _finish(
         self, data: Any, failures: list[ParseFailure], unifier: SchemaUnifier, uri: str
-    ) -> list[pa.RecordBatch]:
+    ) -> list[tuple[pa.RecordBatch, dict[str, pa.Array]]]:
         if data is None:
             pieces: list[pa.RecordBatch] = []
         elif isinstance(data, pa.Table):
@@ -233,10 +251,15 @@ class InputReader:
         if not pieces and failures:
             pieces = [pa.RecordBatch.from_arrays([], names=[])]
         out = []
+        flattened = {f.name for f in self.flatten_spec.fields} if self.flatten_spec is not None else set()
         for piece in pieces:
+            piece, found = split_companions(piece)
+            before = piece.schema
             piece = unifier.conform(piece)
+            integral = {k: v for k, v in merge_companions(found, before, piece).items() if k not in flattened}
             piece = apply_flatten(piece, self.flatten_spec)
-            out.append(apply_column_types(piece, self.column_types, uri))
+            piece = java_text_columns(piece, self.column_types, integral)
+            out.append((apply_column_types(piece, self.column_types, uri), integral))
         return out
 
 
@@ -246,11 +269,13 @@ def open_input(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     column_types: Optional[Mapping[str, pa.DataType]] = None,
+    text_fields: Optional[Collection[str]] = None,
 ) -> InputReader:
     """A reader of ``source`` (an input source, a classic firehose, or their JSON dict) in format ``fmt``.
 
     Nothing is read until :meth:`InputReader.batches` is iterated. ``column_types`` maps column names to the
     Arrow types the caller wants (e.g. ``dictionary<int32, utf8>`` for dimensions); other CSV/TSV columns are
-    utf8, other JSON/Parquet columns keep their inferred types.
+    utf8, other JSON/Parquet columns keep their inferred types. ``text_fields`` are the JSON fields whose numbers
+    may become text (None: any), for which the kind of each number is kept (:mod:`druidflow.inputs.json_numbers`).
     """
-    return InputReader(source, fmt, batch_rows=batch_rows, column_types=column_types)
+    return InputReader(source, fmt, batch_rows=batch_rows, column_types=column_types, text_fields=text_fields)

@@ -61,7 +61,9 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         for batch in prefetched(task_reader(task, rt, string_dimensions(task)).batches()):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+            parsed = parser.parse(
+                batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+            )
             stats = stats.plus(parsed.stats)
             if index is None:
                 index = IncrementalIndex(
