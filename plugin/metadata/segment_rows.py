@@ -180,6 +180,45 @@ def used_sets(
     return sets
 
 
+def concat_sets(parts: Sequence[SetColumns]) -> SetColumns:
+    """The partition sets of ``parts`` together, each ``(start, end, version)`` once (the first part's row wins: a
+    set read twice, by two overlapping reads, has the same columns in both)."""
+    parts = [p for p in parts if len(p.start)]
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return SetColumns(empty, empty, [], np.zeros(0, dtype=bool), empty, empty, empty)
+    if len(parts) == 1:
+        return parts[0]
+    versions = [v for p in parts for v in p.version]
+    start, end = np.concatenate([p.start for p in parts]), np.concatenate([p.end for p in parts])
+    seen: set[tuple[int, int, str]] = set()
+    keep = []
+    for i, key in enumerate(zip(start.tolist(), end.tolist(), versions, strict=True)):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    rows = np.asarray(keep, dtype=np.int64)
+    return SetColumns(
+        start[rows], end[rows], [versions[i] for i in keep], np.concatenate([p.complete for p in parts])[rows],
+        np.concatenate([p.segments for p in parts])[rows], np.concatenate([p.size for p in parts])[rows],
+        np.concatenate([p.num_rows for p in parts])[rows],
+    )
+
+
+def set_ids(conn: Connection, data_source: str, keys: Sequence[tuple[int, int, str]]) -> list[str]:
+    """The ids of the used segments of the partition sets ``keys`` (``(start_ms, end_ms, version)``): a column
+    read, no payload parsed."""
+    out: list[str] = []
+    for chunk in chunks(list(keys), 100):
+        query = sa.select(S.c.id).where(
+            S.c.dataSource == data_source,
+            S.c.used == sa.true(),
+            sa.or_(*(sa.and_(S.c.start_ms == s, S.c.end_ms == e, S.c.version == v) for s, e, v in chunk)),
+        )
+        out += [r[0] for r in conn.execute(query)]
+    return out
+
+
 def load_sets(conn: Connection, data_source: str, sets: SetColumns, positions: list[int]) -> list[list[DataSegment]]:
     """The used segments of the partition sets at ``positions`` of ``sets``, each ordered by partition number.
 

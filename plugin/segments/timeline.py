@@ -195,6 +195,20 @@ class Timeline:
         """Every segment given (duplicates removed), ordered by start, end, version, partition number."""
         return self._flat(range(len(self._set_start)))
 
+    def set_columns(self) -> SetColumns:
+        """This timeline's partition sets as columns (what :meth:`from_sets` takes), in its set order."""
+        return SetColumns(
+            self._set_start, self._set_end, [self._versions[v] for v in self._set_vrank.tolist()],
+            self._set_complete.copy(), self._set_count, self._set_size, self._set_rows_sum,
+        )
+
+    def set_segments(self, keys: Sequence[tuple[int, int, str]]) -> list[Sequence[DataSegment]]:
+        """The segments of the partition sets ``(start_ms, end_ms, version)`` of this timeline (loaded when built
+        :meth:`from_sets`), each ordered by partition number; KeyError for a key that is not a set here."""
+        index = {k: i for i, k in enumerate(zip(self._set_start.tolist(), self._set_end.tolist(),
+                                                 [self._versions[v] for v in self._set_vrank.tolist()], strict=True))}
+        return self._members([index[k] for k in keys])
+
     def visible(self, interval: Interval | None = None) -> list[TimelineEntry]:
         """The timeline entries overlapping ``interval`` (all when None), in time order, trimmed to it."""
         return self._entries(self._complete_view, interval)
