@@ -127,8 +127,8 @@ class Timeline:
         first = np.flatnonzero(new_set)
         self._offsets = np.append(first, n)
         set_of = np.cumsum(new_set) - 1
-        size = np.fromiter((s.size for s in self._given), np.int64, n)
-        rows = np.fromiter((s.num_rows for s in self._given), np.int64, n)
+        size = np.fromiter(map(attrgetter("size"), self._given), np.int64, n)
+        rows = np.fromiter(map(attrgetter("num_rows"), self._given), np.int64, n)
         self._init_sets(
             start[first], end[first], vrank[first], self._completeness(part, core, first, set_of),
             np.diff(self._offsets), _set_sums(size, first), _set_sums(rows, first),
