@@ -170,12 +170,23 @@ def _iso(ms: int) -> str:
     return format_instant(ms)
 
 
+def _vacuum(store: MetadataStore) -> None:
+    """On PostgreSQL, what autovacuum does within a minute of a bulk insert in production (its insert threshold
+    is 20% of the table): statistics, and the visibility map that lets the partition-set aggregate read the
+    covering index alone. Without them, straight after the load, the planner guesses a few hundred rows, hashes
+    with spills to disk and reads the whole heap (measured: 4.0 s against 1.3 s for the same query)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE druidflow_segments")
+
+
 def stored_visible_figures(store: MetadataStore, url: str = "", tag: str = "") -> dict:
     """The visible timeline (entries with segment counts, rows, bytes) of 1M stored segments, read from the
     database: its time and CPU, and its peak traced memory in a second run (tracing slows it down)."""
     import tracemalloc
 
     _bulk_load(store, STORED_COUNT, "stored")
+    _vacuum(store)
     with measured(url, tag) as cpu:
         summary = store.visible_summary("stored")
     visible_s = round(cpu.wall_s, 3)

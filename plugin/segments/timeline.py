@@ -164,7 +164,7 @@ class Timeline:
         self._set_start, self._set_end, self._set_vrank, self._set_complete = start, end, vrank, complete
         self._set_count, self._set_size, self._set_rows_sum = count, size, rows
         self._check_same_version_overlaps()
-        bounds = np.unique(np.concatenate([self._set_start, self._set_end]))
+        bounds = _unique(np.concatenate([self._set_start, self._set_end]))
         self._bounds = bounds
         self._set_lo = np.searchsorted(bounds, self._set_start)
         self._set_hi = np.searchsorted(bounds, self._set_end)
@@ -244,7 +244,7 @@ class Timeline:
         """
         starts, ends, sets = self._complete_view
         i0, i1 = self._slice(starts, ends, interval)
-        segments = self._flat(np.unique(sets[i0:i1]).tolist())
+        segments = self._flat(_unique(sets[i0:i1]).tolist())
         return segments if include_tombstones else [s for s in segments if not s.is_tombstone]
 
     def overshadowed(self) -> list[DataSegment]:
@@ -347,7 +347,7 @@ class Timeline:
         q = interval or ETERNITY
         i0, i1 = self._slice(starts, ends, interval)
         sets = sets[i0:i1]
-        members = dict(zip(wanted := np.unique(sets).tolist(), self._members(wanted), strict=True))
+        members = dict(zip(wanted := _unique(sets).tolist(), self._members(wanted), strict=True))
         versions = [self._versions[v] for v in self._set_vrank[sets].tolist()]
         true_starts, true_ends = self._set_start[sets].tolist(), self._set_end[sets].tolist()
         out = []
@@ -388,6 +388,15 @@ def core_partitions_column(spec: Any) -> int:
 def partition_set_complete(segments: Sequence[DataSegment]) -> bool:
     """Whether the segments of one partition set (one interval and version) make a complete set."""
     return bool(segments) and bool(Timeline(segments)._set_complete.all())
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an integer array: a sort and a mask (numpy 2's hash-based ``np.unique``
+    took 30x longer on the 400k bounds of 200k sets)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
 
 
 def _set_sums(values: np.ndarray, first: np.ndarray) -> np.ndarray:
