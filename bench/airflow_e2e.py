@@ -217,8 +217,8 @@ def main(argv: list[str]) -> int:
     from bench.generate import generate
 
     rows = int(float(argv[0])) if argv else 1_000_000
-    path = generate(rows, ROOT / "bench" / "data", formats=("csv",))["csv"]
-    print(json.dumps(parallel(path, "csv"), indent=2))
+    csv_path = generate(rows, ROOT / "bench" / "data", formats=("csv",))["csv"]
+    print(json.dumps(parallel(csv_path, "csv"), indent=2))
     return 0
 
 

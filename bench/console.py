@@ -52,11 +52,18 @@ def seed(url: str, segments: int = SEGMENTS, n_tasks: int = TASKS) -> MetadataSt
     return store
 
 
+def _extent(conn: sa.Connection) -> tuple[int, int]:
+    extent = q.datasource_extent(conn, DS)
+    if extent is None:
+        raise RuntimeError(f"{DS}: no segments seeded")
+    return extent
+
+
 def pages(store: MetadataStore) -> dict[str, Callable[[], Any]]:
     """Each page's database work, as the console's routes do it."""
     engine = store.engine
     with engine.connect() as conn:
-        start, end = q.datasource_extent(conn, DS)
+        start, end = _extent(conn)
         some = conn.execute(sa.select(segments.c.start_ms, segments.c.end_ms, segments.c.version)
                             .where(segments.c.dataSource == DS).limit(1)).one()
 
@@ -92,7 +99,7 @@ def timed(fn: Callable[[], Any], runs: int = RUNS) -> float:
 def sqlite_plans(store: MetadataStore) -> dict[str, list[str]]:
     """SQLite's plan for the page queries that touch the big tables: every step must use an index."""
     with store.engine.connect() as conn:
-        start, end = q.datasource_extent(conn, DS)
+        start, end = _extent(conn)
     statements = {
         "datasources": (
             "SELECT dataSource, used, count(*), sum(num_rows), sum(size), min(start_ms), max(end_ms) "

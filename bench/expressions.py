@@ -12,12 +12,15 @@ import argparse
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from druidflow.expressions import compile_expression
+
+if TYPE_CHECKING:
+    import duckdb
 
 CASES: list[tuple[str, str, Callable[[Any, Any], Any]]] = [
     ("map((x) -> x * 2 + 1, v)", "SELECT list_transform(v, lambda x: x * 2 + 1) AS r FROM t",
@@ -38,6 +41,10 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def _duckdb_query(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    return con.sql(sql).to_arrow_table()
 
 
 def main() -> None:
@@ -65,7 +72,7 @@ def main() -> None:
         if ours != theirs:
             raise SystemExit(f"{expression}: Druidflow and DuckDB disagree")
         t_ours = _best(partial(compiled.evaluate, table), args.repeat)
-        t_duck = _best(lambda sql=sql: con.sql(sql).to_arrow_table(), args.repeat)
+        t_duck = _best(partial(_duckdb_query, con, sql), args.repeat)
         t_polars = _best(partial(polars_fn, pl, df), args.repeat)
         print(f"{expression:34s} druidflow {t_ours * 1000:7.1f} ms | duckdb {t_duck * 1000:7.1f} ms "
               f"({t_ours / t_duck:4.1f}x) | polars {t_polars * 1000:7.1f} ms ({t_ours / t_polars:4.1f}x)")

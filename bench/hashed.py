@@ -68,7 +68,7 @@ def _run_once(mode: str, input_path: Path, fmt: str, work: Path, shards: int) ->
     subprocess.run(cmd, cwd=REPO_ROOT, env=env, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    data = json.loads(result.read_text()) if result.exists() else {"status": "failed", "reason": "no result"}
+    data: dict[str, Any] = json.loads(result.read_text()) if result.exists() else {"status": "failed", "reason": "no result"}
     if data.get("status") != "ok":
         raise SystemExit(f"{mode} run failed: {data.get('reason')}\n{data.get('traceback', '')}")
     segments = data["report"]["segments"]

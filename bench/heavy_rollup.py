@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def druid_spec(path: Path, fmt: str) -> dict:
 # --------------------------------------------------------------------------------------------------- engines
 
 
-def _job(engine: str, path: Path, fmt: str, out: Path):
+def _job(engine: str, path: Path, fmt: str, out: Path) -> tuple[Callable[[], None], Path]:
     if engine == "druidflow":
         from bench.engines import prepare_metadata
         from druidflow.tasks.index import run_local
@@ -108,10 +109,10 @@ def _job(engine: str, path: Path, fmt: str, out: Path):
         metadata_url = f"sqlite:///{out / 'metadata.db'}"
         prepare_metadata(metadata_url)
 
-        def job() -> None:
+        def druidflow_job() -> None:
             run_local(spec, metadata_url=metadata_url, deep_storage=str(out / "deep"))
 
-        return job, out / "deep"
+        return druidflow_job, out / "deep"
     if engine == "duckdb":
         import duckdb
 
@@ -124,15 +125,15 @@ def _job(engine: str, path: Path, fmt: str, out: Path):
                          sum(units)::BIGINT AS units, sum(amount) AS amount, "timestamp"::DATE AS day
                   FROM {source} GROUP BY ALL) TO '{out / "parquet"}' (FORMAT parquet, PARTITION_BY (day))"""
 
-        def job() -> None:
+        def duckdb_job() -> None:
             con = duckdb.connect()
             con.execute(sql)
             con.close()
 
-        return job, out / "parquet"
+        return duckdb_job, out / "parquet"
     import polars as pl
 
-    def job() -> None:
+    def polars_job() -> None:
         frame = pl.scan_csv(path) if fmt == "csv" else pl.scan_ndjson(path)
         hour = pl.col("timestamp").str.to_datetime("%Y-%m-%dT%H:%M:%S%.3fZ", time_unit="ms", time_zone="UTC").dt.truncate("1h")
         rolled = (
@@ -145,7 +146,7 @@ def _job(engine: str, path: Path, fmt: str, out: Path):
         for (day,), part in rolled.partition_by("day", as_dict=True, include_key=False).items():
             part.write_parquet(out / "parquet" / f"{day:%Y-%m-%d}.parquet")
 
-    return job, out / "parquet"
+    return polars_job, out / "parquet"
 
 
 def child(engine: str, path: Path, fmt: str, out: Path) -> dict:

@@ -114,6 +114,13 @@ def measure(url: str, *, clients: int, batch: int, seconds: float, max_events: i
     }
 
 
+def _stderr_tail(server: subprocess.Popen[bytes]) -> str:
+    """The end of a server's stderr once it has exited (empty while it runs: reading would block)."""
+    if server.poll() is None or server.stderr is None:
+        return ""
+    return server.stderr.read().decode()[-2000:]
+
+
 def run(metadata_url: str, deep_storage: str, *, seconds: float, clients: int, batches: list[int], max_events: int) -> dict[str, Any]:
     from druidflow.push import spool
     from druidflow.push.runner import drain
@@ -140,7 +147,7 @@ def run(metadata_url: str, deep_storage: str, *, seconds: float, clients: int, b
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"push-server did not start: {server.stderr.read().decode()[-2000:] if server.poll() is not None else ''}") from None
+                    raise RuntimeError(f"push-server did not start: {_stderr_tail(server)}") from None
                 time.sleep(0.2)
         results = [measure(url, clients=clients, batch=b, seconds=seconds, max_events=max_events) for b in batches]
     finally:

@@ -12,7 +12,7 @@ from bench.columns import DAYS, DIMENSIONS, METRICS
 
 DATA_SOURCE = "wikipedia_bench"
 INTERVAL = f"2024-01-01/2024-01-{1 + DAYS:02d}"
-INPUT_FORMATS = {
+INPUT_FORMATS: dict[str, dict[str, str | bool]] = {
     "csv": {"type": "csv", "findColumnsFromHeader": True},
     "json": {"type": "json"},
 }

@@ -93,7 +93,12 @@ def run_once(
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         timed_out = threading.Event()
-        killer = threading.Timer(timeout_s, lambda: (timed_out.set(), proc.kill()))
+
+        def kill() -> None:
+            timed_out.set()
+            proc.kill()
+
+        killer = threading.Timer(timeout_s, kill)
         killer.start()
         try:
             # wait4 gives this child's own CPU time (RUSAGE_CHILDREN would mix all children); the peak RSS comes from
@@ -223,7 +228,7 @@ def machine_info() -> dict:
                 mem_bytes = int(line.split()[1]) * 1024
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("druidflow", "pyarrow", "polars", "duckdb", "numpy", "sqlalchemy", "pydantic", "apache-airflow"):
         try:
             versions[dist] = importlib_metadata.version(dist)

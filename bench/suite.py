@@ -142,8 +142,9 @@ def heavy_builds(sizes: Sizes, args: argparse.Namespace, problems: list[str]) ->
                 problems.append(f"heavy {shape} {fmt}: totals disagree {totals}")
             if totals.get("druidflow", (None, 0))[1] != rows:
                 problems.append(f"heavy {shape} {fmt}: druidflow's count is not the {rows:,} input rows")
-            peers = [medians[p] for p in PEERS if medians.get(p)]
-            value = medians["druidflow"] / min(peers) if medians.get("druidflow") and peers else None
+            peers = [median for p in PEERS if (median := medians.get(p))]
+            ours = medians.get("druidflow")
+            value = ours / min(peers) if ours and peers else None
             note = _medians(medians) + (f"; {rows // max(totals.get('druidflow', (1,))[0], 1):,} input rows per output row" if totals else "")
             fig = _figure(f"build / fastest peer, heavy rollup {shape}, {fmt}", value, TARGETS["build"], note=note)
             _print_ratio(fig)
@@ -207,7 +208,7 @@ def memory_sizes(sizes: Sizes, data_dir: Path) -> tuple[list[int], str]:
 def memory_figure(sizes: Sizes, args: argparse.Namespace, work_dir: Path, problems: list[str]) -> dict:
     args.format = "csv"
     rows_list, note = memory_sizes(sizes, args.data)
-    peaks = []
+    peaks: list[int | None] = []
     for rows in rows_list:
         path = harness.prepare_input(rows, args)
         print(f"\n[memory] Druidflow on {rows:,} CSV rows, maxRowsInMemory {sizes.memory_limit:,}")
@@ -218,7 +219,8 @@ def memory_figure(sizes: Sizes, args: argparse.Namespace, work_dir: Path, proble
             continue
         print(f"  {rows_label(rows):>5}: {record['wall_s']:.2f} s, peak RSS {record['peak_rss_bytes'] / harness.MIB:,.0f} MiB", flush=True)
         peaks.append(record["peak_rss_bytes"])
-    value = peaks[1] / peaks[0] if all(peaks) else None
+    first, second = peaks
+    value = second / first if first and second else None
     shown = " -> ".join(f"{rows_label(r)} {p / harness.MIB:,.0f} MiB" for r, p in zip(rows_list, peaks) if p)
     label = f"peak RSS {rows_label(rows_list[1])} / {rows_label(rows_list[0])} rows"
     fig = _figure(label, value, TARGETS["memory"], note="; ".join(filter(None, [shown, note])))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, XComArg
 
 from druidflow.operators.compact import AutoCompactionPlanOperator, AutoCompactionReportOperator, CompactOperator
 
@@ -64,5 +64,5 @@ with DAG(
         retries=0,
         **compact_kwargs,
     ).expand(spec=plan.output)
-    report = AutoCompactionReportOperator(task_id="report", plan_report=plan.output["report"])
+    report = AutoCompactionReportOperator(task_id="report", plan_report=XComArg(plan, key="report"))
     plan >> compact >> report

@@ -16,16 +16,13 @@ Connections: ``druidflow_metadata`` and ``druidflow_deep_storage``. Parsing this
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
 from druidflow.airflow.kill_form import kill_params
+from druidflow.airflow.task_dags import manual_only
 from druidflow.operators.kill import DruidKillOperator
-
-# allowed_run_types exists from Airflow 3.2 on: there, nothing but a person can start this DAG.
-_MANUAL_ONLY = {"allowed_run_types": ["manual"]} if "allowed_run_types" in inspect.signature(DAG).parameters else {}
 
 with DAG(
     dag_id="druidflow_kill",
@@ -38,6 +35,6 @@ with DAG(
     default_args={"owner": "druidflow", "retry_delay": timedelta(seconds=30)},
     tags=["druidflow", "druid", "kill"],
     doc_md=__doc__,
-    **_MANUAL_ONLY,
+    **manual_only(),  # Airflow 3.2+: nothing but a person can start this DAG
 ) as dag:
     DruidKillOperator(task_id="kill")

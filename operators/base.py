@@ -66,6 +66,7 @@ def user_error(message: str, cause: BaseException | None = None) -> AirflowFailE
     """An ``AirflowFailException`` for a user error: raise it ``from None`` so that the log shows one traceback,
     not the engine's as well; the engine's error stays reachable as :func:`druidflow_cause`."""
     error = AirflowFailException(message)
+    # An attribute of Airflow's own exception (not a subclass: the log must name AirflowFailException).
     error.druidflow_error = cause  # type: ignore[attr-defined]
     return error
 
@@ -139,19 +140,17 @@ class DruidflowStepOperator(BaseOperator):
 
     # -- the Druid task this step belongs to -------------------------------------------------------------------
 
-    def _task_dict(self) -> dict[str, Any]:
-        return as_dict(self.index_task, "index_task")
+    def _task_dict(self) -> dict[str, Any] | None:
+        """The submitted Druid task JSON this step works on; ``None`` for a step that works on none (the default:
+        steps bound to a task override it)."""
+        return None
 
     def _druid_task_id(self) -> str | None:
         try:
-            return str(self._task_dict()["id"])
-        except (AirflowException, KeyError, AttributeError):
+            task = self._task_dict()
+        except AirflowException:
             return None
-
-    def _parse_task(self):
-        from druidflow.specs.tasks import parse_task
-
-        return parse_task(self._task_dict(), "index_task")
+        return str(task["id"]) if task is not None and "id" in task else None
 
     # -- running a step ---------------------------------------------------------------------------------------
 

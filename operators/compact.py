@@ -224,7 +224,7 @@ class AutoCompactionPlanOperator(DruidflowStepOperator):
     :param dry_run: plan and report only; compact nothing.
     """
 
-    template_fields: Sequence[str] = ("config", "config_file", "data_sources", "dry_run")
+    template_fields: Sequence[str] = ("config", "config_file", "data_sources", "dry_run_arg")
     ui_color = "#a9cce3"
     _step_name = "plan"
     _heartbeat = False
@@ -246,7 +246,9 @@ class AutoCompactionPlanOperator(DruidflowStepOperator):
         self.config_file = config_file
         self.config_variable = config_variable
         self.data_sources = data_sources
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that is BaseOperator's dry_run() method (template rendering only), which an
+        # attribute of the same name would shadow.
+        self.dry_run_arg = dry_run
 
     def _druid_task_id(self) -> str | None:
         return None
@@ -305,7 +307,7 @@ class AutoCompactionPlanOperator(DruidflowStepOperator):
         for verdict in plan.verdicts:
             self.log.info(verdict.line())
         self.log.info("Verdicts: %s", ", ".join(f"{k} {v}" for k, v in sorted(plan.counts().items())) or "no chunks")
-        dry_run = _truthy(self.dry_run) or _truthy(params.get("dry_run"))
+        dry_run = _truthy(self.dry_run_arg) or _truthy(params.get("dry_run"))
         context["ti"].xcom_push(key="report", value=plan.model_copy(update={"dry_run": dry_run}).model_dump())
         if dry_run:
             self.log.info("Dry run: %d compaction(s) planned, none started", len(plan.tasks))

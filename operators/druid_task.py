@@ -34,7 +34,8 @@ from druidflow.exceptions import LockUnavailableError
 from druidflow.operators.base import DEFAULT_ASSET_ALIAS, DruidflowStepOperator, as_dict, datasource_asset
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context, XComArg
+    from pydantic import JsonValue
 
 #: Retries of a mapped build instance (given to ``.partial()`` explicitly: it does not run ``__init__`` defaults).
 BUILD_RETRIES = 2
@@ -51,7 +52,7 @@ class DruidTaskStepOperator(DruidflowStepOperator):
 
     template_fields: Sequence[str] = ("druid_task", "work_dir")
 
-    def __init__(self, *, druid_task: dict[str, Any] | str, **kwargs: Any) -> None:
+    def __init__(self, *, druid_task: dict[str, Any] | str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.druid_task = druid_task
 
@@ -114,8 +115,8 @@ class DruidTaskAcquireLocksOperator(DruidTaskStepOperator, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         done = self.poke(context)  # a free lock is taken at once, without the sensor's bookkeeping
-        if done:
-            return done.xcom_value  # type: ignore[union-attr]
+        if isinstance(done, PokeReturnValue) and done:
+            return done.xcom_value
         try:
             return super().execute(context)
         except AirflowSensorTimeout as exc:
@@ -175,7 +176,9 @@ class DruidTaskBuildOperator(DruidTaskStepOperator):
     template_fields: Sequence[str] = ("druid_task", "plan", "build_unit", "work_dir")
     _step_name = "build"
 
-    def __init__(self, *, build_unit: dict[str, Any] | str, plan: dict[str, Any] | str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, build_unit: dict[str, Any] | str | XComArg, plan: dict[str, Any] | str | XComArg | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("map_index_template", "{{ task.build_unit_label }}")
         kwargs.setdefault("retries", BUILD_RETRIES)
         kwargs.setdefault("retry_delay", BUILD_RETRY_DELAY)
@@ -235,7 +238,7 @@ class DruidTaskPublishOperator(DruidTaskStepOperator):
     template_fields: Sequence[str] = ("druid_task", "plan", "build_results", "work_dir")
     _step_name = "publish"
 
-    def __init__(self, *, plan: dict[str, Any] | str, build_results: Any, **kwargs: Any) -> None:
+    def __init__(self, *, plan: dict[str, Any] | str | XComArg, build_results: Any, **kwargs: Any) -> None:
         from airflow.sdk import AssetAlias
 
         kwargs.setdefault("outlets", [AssetAlias(DEFAULT_ASSET_ALIAS)])
@@ -260,12 +263,12 @@ class DruidTaskPublishOperator(DruidTaskStepOperator):
         return report.model_dump()
 
 
-def emit_asset_event(op: Any, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
+def emit_asset_event(op: BaseOperator, context: Context, data_source: str, druid_task_id: str, segment_ids: list[str]) -> None:
     """The ``druidflow://<dataSource>`` Asset event of a publish, through the operator's outlets."""
     from airflow.sdk import Asset, AssetAlias
 
     asset = datasource_asset(data_source)
-    extra = {"dataSource": data_source, "taskId": druid_task_id, "segments": segment_ids}
+    extra: dict[str, JsonValue] = {"dataSource": data_source, "taskId": druid_task_id, "segments": [*segment_ids]}
     outlet_events = context["outlet_events"]
     for outlet in op.outlets:
         if isinstance(outlet, AssetAlias):

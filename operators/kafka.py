@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 
 class KafkaSupervisorPlanOperator(DruidflowStepOperator):
-    """Save the supervisor spec and plan this cycle's Kafka tasks (a list of task specs for ``expand``)."""
+    """Save the supervisor spec and plan this cycle's Kafka tasks (a list of task specs for ``expand``).
+
+    :param spec: Druid's Kafka supervisor spec (dict or JSON text; templated).
+    """
 
     template_fields = ("spec",)
     _step_name = "plan"
@@ -45,7 +48,10 @@ class KafkaSupervisorPlanOperator(DruidflowStepOperator):
 
 
 class KafkaTaskOperator(DruidflowStepOperator):
-    """Run one Kafka task (read, build, publish exactly once); returns its report."""
+    """Run one Kafka task (read, build, publish exactly once); returns its report.
+
+    :param kafka_task: one task spec of the plan step's list (dict or JSON text; templated).
+    """
 
     template_fields = ("kafka_task",)
     _step_name = "kafka task"

@@ -98,7 +98,8 @@ class DruidKillOperator(DruidflowStepOperator):
         self.batch_size = batch_size
         self.limit = limit
         self.max_used_status_last_updated_time = max_used_status_last_updated_time
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that is BaseOperator's dry_run() method, which an attribute would shadow.
+        self.dry_run_arg = dry_run
         self.skip_locked_intervals = skip_locked_intervals
         self.lock_timeout_s = lock_timeout_s
         self._kill_task_id: str | None = None
@@ -109,7 +110,7 @@ class DruidKillOperator(DruidflowStepOperator):
     def resolve(self, context: Context) -> tuple[dict[str, Any], bool | None, bool]:
         """``(kill task JSON, dry_run override, from the trigger form)`` for this run."""
         if self.spec is not None and not (isinstance(self.spec, str) and not self.spec.strip()):
-            return as_dict(self.spec, "spec"), self.dry_run, False
+            return as_dict(self.spec, "spec"), self.dry_run_arg, False
         if self.data_source or self.interval:
             fields = {
                 "type": "kill",
@@ -120,7 +121,7 @@ class DruidKillOperator(DruidflowStepOperator):
                 "limit": self.limit,
                 "maxUsedStatusLastUpdatedTime": self.max_used_status_last_updated_time,
             }
-            return {k: v for k, v in fields.items() if v is not None}, self.dry_run, False
+            return {k: v for k, v in fields.items() if v is not None}, self.dry_run_arg, False
         from druidflow.airflow.kill_form import kill_spec_from_form
 
         try:
@@ -131,7 +132,7 @@ class DruidKillOperator(DruidflowStepOperator):
                 "a new run; nothing was locked or deleted.",
                 exc,
             ) from None
-        return spec, (form_dry_run if self.dry_run is None else self.dry_run), True
+        return spec, (form_dry_run if self.dry_run_arg is None else self.dry_run_arg), True
 
     def execute(self, context: Context) -> dict[str, Any]:
         from druidflow.tasks.kill_cli import format_kill_report
@@ -288,7 +289,7 @@ class MarkSegmentsUsedOperator(_MarkOperator):
 
 
 class _RetentionOperator(DruidflowStepOperator):
-    template_fields: Sequence[str] = ("config", "dry_run", "data_sources")
+    template_fields: Sequence[str] = ("config", "dry_run_arg", "data_sources")
     _heartbeat = False
 
     def __init__(
@@ -302,14 +303,16 @@ class _RetentionOperator(DruidflowStepOperator):
         kwargs.setdefault("render_template_as_native_obj", True)
         super().__init__(**kwargs)
         self.config = config
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that is BaseOperator's dry_run() method, which an attribute would shadow.
+        self.dry_run_arg = dry_run
         self.data_sources = data_sources
 
     def _druid_task_id(self) -> str | None:
         return None
 
     def _dry(self) -> bool:
-        return self.dry_run.strip().lower() == "true" if isinstance(self.dry_run, str) else bool(self.dry_run)
+        value = self.dry_run_arg
+        return value.strip().lower() == "true" if isinstance(value, str) else bool(value)
 
     def load_config(self):
         """The retention configuration: ``config``, else the Variable ``druidflow_retention``, else the JSON file

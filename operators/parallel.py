@@ -36,7 +36,12 @@ def _engine():
     return parallel
 
 
-class _ParallelStep(DruidTaskStepOperator):
+class ParallelStepOperator(DruidTaskStepOperator):
+    """A step of an ``index_parallel`` task after the input is split.
+
+    :param plan: the task's parallel plan: the XCom ``plan`` of the split or decide step (templated).
+    """
+
     template_fields: Sequence[str] = ("druid_task", "plan", "work_dir")
 
     def __init__(self, *, plan: Any = None, **kwargs: Any) -> None:
@@ -60,7 +65,7 @@ class _ParallelStep(DruidTaskStepOperator):
             raise
 
 
-class ParallelSplitOperator(_ParallelStep):
+class ParallelSplitOperator(ParallelStepOperator):
     """Split the input once, under the task's locks; returns the splits to scan (none when the partitioning needs no
     statistics) and pushes the plan under the XCom key ``plan``."""
 
@@ -78,7 +83,12 @@ class ParallelSplitOperator(_ParallelStep):
         return [s.model_dump() for s in the_plan.scan_splits]
 
 
-class _SplitStep(_ParallelStep):
+class ParallelSplitStepOperator(ParallelStepOperator):
+    """A step over one split of the input, mapped over the splits; retried as Druid retries a sub-task.
+
+    :param split: one split of the plan: an item of the list the split or decide step returned (templated).
+    """
+
     template_fields: Sequence[str] = ("druid_task", "plan", "split", "work_dir")
 
     def __init__(self, *, split: Any, **kwargs: Any) -> None:
@@ -101,7 +111,7 @@ class _SplitStep(_ParallelStep):
             return ""
 
 
-class ParallelScanOperator(_SplitStep):
+class ParallelScanOperator(ParallelSplitStepOperator):
     """One split's statistics for partitioning (hashed without numShards, single_dim, range, or no intervals)."""
 
     _step_name = "scan"
@@ -111,9 +121,12 @@ class ParallelScanOperator(_SplitStep):
         return self._sub_task(context, lambda: _engine().scan(task, the_plan, split, self.runtime)).model_dump()
 
 
-class ParallelDecideOperator(_ParallelStep):
+class ParallelDecideOperator(ParallelStepOperator):
     """The chunks, locks, versions and shards from the scans; returns every split (the partials map over them) and
-    pushes the decided plan under the XCom key ``plan``."""
+    pushes the decided plan under the XCom key ``plan``.
+
+    :param scans: the scan step's results, one per split (templated; none when no scan was needed).
+    """
 
     template_fields: Sequence[str] = ("druid_task", "plan", "scans", "work_dir")
     _step_name = "decide_partitions"
@@ -134,7 +147,7 @@ class ParallelDecideOperator(_ParallelStep):
         return [s.model_dump() for s in decided.splits]
 
 
-class ParallelPartialOperator(_SplitStep):
+class ParallelPartialOperator(ParallelSplitStepOperator):
     """Druid's partial segment generation for one split: its rows rolled up per (chunk, partition), pushed to the
     attempt's own directory in deep storage; returns the files written."""
 
@@ -147,9 +160,12 @@ class ParallelPartialOperator(_SplitStep):
         return result.model_dump()
 
 
-class ParallelMergesOperator(_ParallelStep):
+class ParallelMergesOperator(ParallelStepOperator):
     """The merge units over every split's successful partial; returns them (merge maps over them) and pushes the
-    publish plan under the XCom key ``final_plan``."""
+    publish plan under the XCom key ``final_plan``.
+
+    :param partials: the partial step's results, one per split attempt that succeeded (templated).
+    """
 
     template_fields: Sequence[str] = ("druid_task", "plan", "partials", "work_dir")
     _step_name = "plan_merges"

@@ -57,6 +57,9 @@ class SparkIndexOperator(BaseOperator):
     :param deploy_mode: ``client`` or ``cluster``, over the Connection's.
     :param name: the application name (default: the task id).
     :param spark_binary: the spark-submit executable (default: the one pyspark installed).
+    :param metadata_conn_id: the Connection of Druidflow's metadata DB, handed to the application.
+    :param deep_storage_conn_id: the Connection of the deep storage, handed to the application.
+    :param env_vars: more environment variables for the spark-submit process.
     """
 
     template_fields: Sequence[str] = ("spec", "conf", "master", "name")

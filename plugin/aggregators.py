@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
+from typing_extensions import Self
 
 from druidflow.exceptions import SpecError
 from druidflow.specs.validation import SpecModel, validate_as
@@ -26,7 +27,7 @@ from druidflow.specs.validation import SpecModel, validate_as
 ValueType = Literal["long", "double", "float", "string"]
 Kind = Literal["count", "sum", "min", "max", "first", "last", "any", "sketch"]
 
-_KIND_SUFFIX = {"Sum": "sum", "Min": "min", "Max": "max", "First": "first", "Last": "last", "Any": "any"}
+_KIND_SUFFIX: dict[str, Kind] = {"Sum": "sum", "Min": "min", "Max": "max", "First": "first", "Last": "last", "Any": "any"}
 
 #: Druid's default ``maxStringBytes`` of the string first/last/any aggregators.
 DEFAULT_MAX_STRING_BYTES = 1024
@@ -64,7 +65,7 @@ class _Aggregator(SpecModel):
             return "count"
         for suffix, kind in _KIND_SUFFIX.items():
             if self.type.endswith(suffix):
-                return kind  # type: ignore[return-value]
+                return kind
         raise AssertionError(self.type)
 
     @property
@@ -87,7 +88,7 @@ class _Aggregator(SpecModel):
         """Every input column this aggregator reads."""
         return []
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> _Aggregator:
         """The form that re-aggregates this aggregator's own output column ``name``."""
         raise NotImplementedError
 
@@ -149,7 +150,7 @@ class _FieldOrExpressionAggregator(_Aggregator):
             return [self.field_name]
         return _expression_columns(self.compiled_expression)
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name)
 
 
@@ -205,7 +206,7 @@ class _FirstLastAggregator(_Aggregator):
     def required_columns(self) -> list[str]:
         return [self.time_column, self.field_name]
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name, time_column=self.time_column)
 
 
@@ -232,7 +233,7 @@ class StringFirstAggregator(_FirstLastAggregator, _StringValued):
 
     type: Literal["stringFirst"]
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name, time_column=self.time_column,
                           max_string_bytes=self.max_string_bytes)
 
@@ -242,15 +243,14 @@ class StringLastAggregator(_FirstLastAggregator, _StringValued):
 
     type: Literal["stringLast"]
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name, time_column=self.time_column,
                           max_string_bytes=self.max_string_bytes)
 
 
-class AnyAggregator(_Aggregator):
-    """``longAny``, ``doubleAny``, ``floatAny``: some value of ``fieldName`` among the rolled-up rows."""
+class _AnyValued(_Aggregator):
+    """any: some value of ``fieldName`` among the rolled-up rows."""
 
-    type: Literal["longAny", "doubleAny", "floatAny"]
     field_name: str = Field(min_length=1)
 
     @property
@@ -265,16 +265,22 @@ class AnyAggregator(_Aggregator):
     def required_columns(self) -> list[str]:
         return [self.field_name]
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name)
 
 
-class StringAnyAggregator(AnyAggregator, _StringValued):
+class AnyAggregator(_AnyValued):
+    """``longAny``, ``doubleAny``, ``floatAny``: some value of ``fieldName`` among the rolled-up rows."""
+
+    type: Literal["longAny", "doubleAny", "floatAny"]
+
+
+class StringAnyAggregator(_AnyValued, _StringValued):
     """``stringAny``: some string of ``fieldName`` among the rolled-up rows."""
 
-    type: Literal["stringAny"]  # type: ignore[assignment]
+    type: Literal["stringAny"]
 
-    def combining(self) -> Aggregator:
+    def combining(self) -> Self:
         return type(self)(type=self.type, name=self.name, field_name=self.name, max_string_bytes=self.max_string_bytes)
 
 

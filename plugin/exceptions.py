@@ -54,6 +54,9 @@ class LockUnavailableError(RetryableError):
 class LockRevokedError(TerminalError):
     """A lock this task relied on was revoked by a higher-priority task; nothing of the task may be published."""
 
+    #: What the task had done when it stopped (a kill's partial report), when it reports one.
+    report: Any = None
+
 
 class LockNotHeldError(TerminalError):
     """The task does not hold a lock covering what it tries to publish or delete."""

@@ -24,13 +24,14 @@ router = APIRouter(prefix="/indexer/v1/supervisor", tags=["supervisor"])
 
 
 def _runtime(engine: Engine = Depends(get_engine)):
+    from druidflow.airflow.no_storage import NoDeepStorage
     from druidflow.locks import TaskLockbox
     from druidflow.metadata.store import MetadataStore
     from druidflow.tasks.runtime import Runtime
 
     # Supervisor state and offsets live in the metadata DB; deep storage is never touched by these routes.
     work_dir = Path(tempfile.gettempdir()) / "druidflow-work"
-    return Runtime(store=MetadataStore(engine), lockbox=TaskLockbox(engine), storage=None, work_dir=work_dir)  # type: ignore[arg-type]
+    return Runtime(store=MetadataStore(engine), lockbox=TaskLockbox(engine), storage=NoDeepStorage("the supervisor API"), work_dir=work_dir)
 
 
 def _errors(fn, *args: Any) -> Any:

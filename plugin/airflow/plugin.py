@@ -50,6 +50,8 @@ def _engine_from_config() -> Engine:
         log.info("Druidflow plugin: Connection %r not usable (%s); reading Airflow's metadata DB", conn_id, exc)
         from airflow import settings
 
+        if settings.SQL_ALCHEMY_CONN is None:  # not configured (no Airflow DB either): say both
+            raise RuntimeError(f"Druidflow plugin: Connection {conn_id!r} not usable ({exc}) and Airflow's metadata DB is not configured") from exc
         return make_engine(settings.SQL_ALCHEMY_CONN)
 
 

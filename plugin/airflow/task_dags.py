@@ -13,8 +13,32 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypedDict
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+
+class ManualOnly(TypedDict, total=False):
+    """The DAG arguments that keep a DAG to manual runs, where this Airflow can."""
+
+    allowed_run_types: Collection[DagRunType]
+
+
+def manual_only() -> ManualOnly:
+    """``allowed_run_types=[MANUAL]`` from Airflow 3.2 on (there, nothing but a person can start the DAG); nothing
+    before, where ``DAG`` has no such argument. Spread it into the call: ``DAG(..., **manual_only())``."""
+    from airflow.sdk import DAG
+
+    if "allowed_run_types" not in inspect.signature(DAG).parameters:
+        return {}
+    # The enum DAG's signature names (the task SDK's API model); DAG converts plain strings to it as well.
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    return {"allowed_run_types": [DagRunType.MANUAL]}
 
 
 def druid_task_dag(
@@ -27,7 +51,7 @@ def druid_task_dag(
     doc_md: Optional[str] = None,
     tags: tuple[str, ...] = (),
     **group_kwargs: Any,
-):
+) -> DAG:
     """A manual-only DAG running one Druid task of ``task_type`` per run, from its trigger form (``trigger_form`` is
     the ``"module:NAME"`` of a :class:`~druidflow.airflow.trigger_form.TriggerForm`) or a whole task JSON."""
     from airflow.sdk import DAG
@@ -36,7 +60,6 @@ def druid_task_dag(
 
     module, name = trigger_form.split(":")
     form = getattr(importlib.import_module(module), name)
-    manual = {"allowed_run_types": ["manual"]} if "allowed_run_types" in inspect.signature(DAG).parameters else {}
     with DAG(
         dag_id=dag_id,
         description=description or f"Druid {task_type} task: validate, lock, plan, build (mapped), publish, release",
@@ -49,7 +72,7 @@ def druid_task_dag(
         default_args={"owner": "druidflow", "retry_delay": timedelta(seconds=10)},
         tags=["druidflow", "druid", task_type, *tags],
         doc_md=doc_md,
-        **manual,
+        **manual_only(),
     ) as dag:
         druid_task_group(task_type, None, group_id=group_id or task_type, trigger_form=trigger_form, **group_kwargs)
     return dag

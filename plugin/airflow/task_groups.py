@@ -68,7 +68,7 @@ def druid_task_group(
     :param trigger_form: ``"module:NAME"`` of the trigger form a spec-less run reads (default: the type's).
     :param tooltip: the TaskGroup's tooltip in the UI.
     """
-    from airflow.sdk import TaskGroup
+    from airflow.sdk import TaskGroup, XComArg
 
     if task_type == "index_parallel":
         return parallel_task_group(
@@ -107,7 +107,7 @@ def druid_task_group(
         build = DruidTaskBuildOperator.partial(
             task_id="build_segments",
             druid_task=task,
-            plan=plan.output["plan"],
+            plan=XComArg(plan, key="plan"),
             max_active_tis_per_dagrun=max_parallel_builds,
             retries=BUILD_RETRIES if build_retries is None else build_retries,
             retry_delay=BUILD_RETRY_DELAY,
@@ -123,7 +123,7 @@ def druid_task_group(
             # still run to record the task as a success.
             trigger_rule="none_failed_min_one_success",
             druid_task=task,
-            plan=plan.output["plan"],
+            plan=XComArg(plan, key="plan"),
             build_results=build.output,
             **publish_kwargs,
         )
@@ -155,7 +155,7 @@ def parallel_task_group(
     deletes the partial files) as the teardown. ``max_parallel_builds`` bounds each mapped phase's concurrent
     instances; ``build_retries`` their retries (default :data:`~druidflow.operators.parallel.SUB_TASK_RETRIES`, lowered
     by the spec's ``maxRetry``)."""
-    from airflow.sdk import TaskGroup
+    from airflow.sdk import TaskGroup, XComArg
 
     from druidflow.operators.base import SpecSubmitOperator
     from druidflow.operators.druid_task import (
@@ -192,17 +192,17 @@ def parallel_task_group(
         acquire = DruidTaskAcquireLocksOperator(task_id="acquire_locks", druid_task=task, lock_timeout_s=lock_timeout_s, **common)
         split = ParallelSplitOperator(task_id="split_input", druid_task=task, **common)
         scan = ParallelScanOperator.partial(
-            task_id="scan", druid_task=task, plan=split.output["plan"], map_index_template="{{ task.split_label }}", **mapped
+            task_id="scan", druid_task=task, plan=XComArg(split, key="plan"), map_index_template="{{ task.split_label }}", **mapped
         ).expand(split=split.output)
-        decide = ParallelDecideOperator(task_id="decide_partitions", druid_task=task, plan=split.output["plan"], scans=scan.output, **common)
+        decide = ParallelDecideOperator(task_id="decide_partitions", druid_task=task, plan=XComArg(split, key="plan"), scans=scan.output, **common)
         partial = ParallelPartialOperator.partial(
-            task_id="partial_segments", druid_task=task, plan=decide.output["plan"], map_index_template="{{ task.split_label }}", **mapped
+            task_id="partial_segments", druid_task=task, plan=XComArg(decide, key="plan"), map_index_template="{{ task.split_label }}", **mapped
         ).expand(split=decide.output)
-        merges = ParallelMergesOperator(task_id="plan_merges", druid_task=task, plan=decide.output["plan"], partials=partial.output, **common)
+        merges = ParallelMergesOperator(task_id="plan_merges", druid_task=task, plan=XComArg(decide, key="plan"), partials=partial.output, **common)
         merge = DruidTaskBuildOperator.partial(
             task_id="merge_segments",
             druid_task=task,
-            plan=merges.output["final_plan"],
+            plan=XComArg(merges, key="final_plan"),
             map_index_template="{{ task.build_unit_label }}",
             **mapped,
         ).expand(build_unit=merges.output)
@@ -213,7 +213,7 @@ def parallel_task_group(
             task_id="publish",
             trigger_rule="none_failed_min_one_success",  # no rows at all: no merge, and the task still succeeds
             druid_task=task,
-            plan=merges.output["final_plan"],
+            plan=XComArg(merges, key="final_plan"),
             build_results=merge.output,
             **publish_kwargs,
         )

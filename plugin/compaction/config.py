@@ -39,10 +39,10 @@ from druidflow.transforms import TransformSpec
 DEFAULT_INPUT_SEGMENT_SIZE_BYTES = 100_000_000_000_000
 #: Why ``maxInputSegmentBytesPerTask`` is refused (docs/compaction.md has the history).
 MAX_INPUT_SEGMENT_BYTES_PER_TASK = (
-    "not a field of Druid's compaction config: in Druid it is the size of the input each parallel sub-task reads "
-    "(tuningConfig.splitHintSpec {\"type\": \"segments\"}, or the deprecated ingestSegment firehose field), which "
-    "Druidflow cannot honour (it reads a dataSource's segments as one split); to skip time chunks whose segments are "
-    "larger than this many bytes, use inputSegmentSizeBytes"
+    "not a field of Druid's compaction config: it is the bytes of input segments one parallel sub-task reads, set in "
+    "an index_parallel task's tuningConfig.splitHintSpec {\"type\": \"segments\", \"maxInputSegmentBytesPerTask\": N} "
+    "with a druid input source; a compaction builds one unit per time chunk and has no sub-tasks to size. To skip "
+    "time chunks whose segments are larger than this many bytes, use inputSegmentSizeBytes"
 )
 #: Druid's default ``taskPriority`` (``Tasks.DEFAULT_MERGE_TASK_PRIORITY``).
 DEFAULT_TASK_PRIORITY = 25

@@ -235,7 +235,7 @@ def needs_compaction(segments: Sequence[DataSegment], wanted: WantedState, *, sm
     missing = [s for s in segments if not s.last_compaction_state]
     if missing:
         return f"never compacted: {len(missing)} of {len(segments)} segment(s) have no compaction state"
-    states = {canonical_json({k: s.last_compaction_state.get(k) for k in _STATE_FIELDS}) for s in segments}  # type: ignore[union-attr]
+    states = {canonical_json({k: (s.last_compaction_state or {}).get(k) for k in _STATE_FIELDS}) for s in segments}
     if len(states) > 1:
         return f"the {len(segments)} segments were compacted with {len(states)} different states"
     diff = state_difference(segments[0].last_compaction_state or {}, wanted, segments)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pt
 
-from druidflow.specs.field_paths import EACH, FieldPath
+from druidflow.specs.field_paths import FieldPath
 from druidflow.specs.io import FlattenSpec
 
 
@@ -51,13 +51,7 @@ def extract_path(batch: pa.RecordBatch, path: FieldPath) -> pa.Array:
     arr: pa.Array = batch.column(idx)
     rows: Optional[pa.Array] = None  # after [*]: the row of each element in ``arr``
     for step in steps[1:]:
-        if step is EACH:
-            if not _is_list(arr.type):
-                return pa.nulls(n)
-            parents = pc.list_parent_indices(arr)
-            rows = parents if rows is None else rows.take(parents)
-            arr = pc.list_flatten(arr)
-        elif isinstance(step, str):
+        if isinstance(step, str):
             t = arr.type
             if pt.is_struct(t):
                 child = t.get_field_index(step)
@@ -68,10 +62,16 @@ def extract_path(batch: pa.RecordBatch, path: FieldPath) -> pa.Array:
                 arr = pc.map_lookup(arr, pa.scalar(step, t.key_type), "first")
             else:
                 return pa.nulls(n)
-        else:
+        elif isinstance(step, int):
             if not _is_list(arr.type):
                 return pa.nulls(n)
             arr = list_element_or_null(arr, step)
+        else:  # EACH: every element of the lists
+            if not _is_list(arr.type):
+                return pa.nulls(n)
+            parents = pc.list_parent_indices(arr)
+            rows = parents if rows is None else rows.take(parents)
+            arr = pc.list_flatten(arr)
     if rows is not None:
         arr = _regroup(arr, rows, n)
     return _apply(arr, path.function)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
 import numpy as np
@@ -303,6 +303,7 @@ def _value_depth(value: Any) -> int:
     stack = [(value, 1)]
     while stack:
         v, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(v, dict):
             children = v.values()
         elif isinstance(v, list):
@@ -416,7 +417,8 @@ def _normalise(values: list[Any]) -> list[Any]:
     if kinds == {"array"}:
         flat = [item for v in values if v is not None for item in v]
         flat = _normalise(flat)
-        out, pos = [], 0
+        out: list[Optional[list[Any]]] = []
+        pos = 0
         for v in values:
             if v is None:
                 out.append(None)

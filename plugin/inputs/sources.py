@@ -424,7 +424,7 @@ def list_s3(source: S3InputSource) -> list[InputObject]:
 
     client = s3_client_for(source)
     glob = java_glob(source.object_glob) if source.object_glob else None
-    objects: list[InputObject] = []
+    objects: list[S3InputObject] = []
     if source.uris:
         for uri in source.uris:
             bucket, key = split_s3_uri(uri)
@@ -445,9 +445,8 @@ def list_s3(source: S3InputSource) -> list[InputObject]:
                 if error_code(exc) == "NoSuchBucket":
                     raise InputError(f"S3 bucket {bucket!r} of prefix {prefix_uri} does not exist") from None
                 raise InputError(f"cannot list {prefix_uri}: {exc}") from exc
-    if glob is not None:
-        objects = [o for o in objects if glob.fullmatch(o.key)]  # type: ignore[attr-defined]
-    return objects
+    listed: list[InputObject] = [o for o in objects if glob is None or glob.fullmatch(o.key)]
+    return listed
 
 
 # ---------------------------------------------------------------------------------------------------------------

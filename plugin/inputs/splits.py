@@ -263,6 +263,7 @@ class RangedObject(InputObject):
         return None
 
     def open_raw(self) -> BinaryIO:
+        # A read-only stream, not a whole IO[bytes] (which the stubs of lzma.open, a consumer, insist on).
         return _RangeStream(self.inner, self.start, self.end, self.preamble)  # type: ignore[return-value]
 
     def open_text_stream(self) -> tuple[Any, Any]:

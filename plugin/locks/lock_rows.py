@@ -35,7 +35,7 @@ class LockRows:
         """Add the task to ``posse`` (a new lock row) with its ``acquire`` event; with ``new_version``, also record the
         posse's version as the dataSource's last. Returns the task's lock. One statement on PostgreSQL."""
         lock = self.posse_lock(posse, datasource, task_id, None, now, lease=lease)
-        statements = [
+        statements: list[sa.Insert | sa.Update] = [
             sa.insert(task_locks).values(
                 posse_id=posse.posse_id,
                 task_id=task_id,
@@ -82,15 +82,17 @@ class LockRows:
             last_versions[ds] = last
         return last_versions
 
-    def insert_ignore(self, datasource: str) -> Any:
+    def insert_ignore(self, datasource: str) -> sa.Insert:
         values = {"dataSource": datasource, "last_version": ""}
         if self._dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif self._dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # pragma: no cover - only PostgreSQL and SQLite are supported metadata stores
-            raise SpecError("metadata_url", self._dialect, "the lockbox supports PostgreSQL and SQLite")
-        return insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(lock_datasources).values(**values).on_conflict_do_nothing(index_elements=["dataSource"])
+        raise SpecError("metadata_url", self._dialect, "the lockbox supports PostgreSQL and SQLite")  # pragma: no cover - only these two
 
     def task_rows(self, conn: Connection, task_id: str, datasources: Sequence[str]) -> list[Any]:
         query = sa.select(task_locks).where(_T.task_id == task_id, _T.dataSource.in_(list(datasources))).order_by(_T.id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -143,7 +143,8 @@ def _find_existing(
     sequence_name: str,
     previous_segment_id: str,
     skip_lineage_check: bool,
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[sa.Row[str, int, int, str, bytes]]:
+    """The pending segments of the sequence: (id, start_ms, end_ms, version, payload), newest first."""
     where = [P.c.dataSource == data_source, P.c.sequence_name == sequence_name]
     if skip_lineage_check:
         where += [P.c.start_ms == interval.start, P.c.end_ms == interval.end]

@@ -11,12 +11,18 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from druidflow.exceptions import MetadataConfigError, MetadataError, MetadataUnavailableError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_URL = "sqlite:///druidflow-metadata.db"
 
@@ -102,7 +108,7 @@ def make_engine(url_or_engine: Union[str, Engine]) -> Engine:
     sa.event.listen(engine, "handle_error", _explain_error)
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout=60000")
@@ -111,13 +117,13 @@ def make_engine(url_or_engine: Union[str, Engine]) -> Engine:
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def _use_wal(cur) -> None:  # type: ignore[no-untyped-def]
+def _use_wal(cur: sqlite3.Cursor) -> None:
     """Switch a SQLite file to WAL once. The switch needs the file to itself, and several processes opening a new
     database at the same moment can be told "database is locked" without waiting; they retry briefly."""
     import sqlite3

@@ -248,8 +248,9 @@ def unused_bounds(
 
 
 def _count(conn: Connection, where: list[Any]) -> SkipCount:
-    row = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(S.c.size), 0)).where(*where)).first()
-    count = int(row[0]) if row else 0
+    # an aggregate without GROUP BY: always exactly one row
+    row = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(S.c.size), 0)).where(*where)).one()
+    count = int(row[0])
     if not count:
         return SkipCount(0, 0, ())
     examples = conn.execute(sa.select(S.c.id).where(*where).order_by(*_ORDER).limit(SAMPLE_SIZE)).scalars().all()

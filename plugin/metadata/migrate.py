@@ -9,7 +9,7 @@ revision in its own version table, ``druidflow_alembic_version`` (never ``alembi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -19,6 +19,7 @@ from druidflow.metadata.tables import PREFIX
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 
 VERSION_TABLE = f"{PREFIX}alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -100,6 +101,6 @@ def head_revision() -> str:
     return head
 
 
-def include_name(name: Optional[str], type_: str, parent_names: dict[str, Any]) -> bool:
+def include_name(name: Optional[str], type_: NameFilterType, parent_names: NameFilterParentNames) -> bool:
     """Autogenerate filter: only Druidflow's tables, whatever else shares the database (Airflow's tables)."""
     return type_ != "table" or bool(name and name.startswith(PREFIX))

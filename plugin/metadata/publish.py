@@ -10,7 +10,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from druidflow.exceptions import PublishConflictError, SegmentConflictError, SpecError
+from druidflow.exceptions import MetadataUnavailableError, PublishConflictError, SegmentConflictError, SpecError
 from druidflow.intervals import format_instant, now_ms, umbrella
 from druidflow.metadata import upgrade
 from druidflow.metadata.records import PublishResult
@@ -167,7 +167,10 @@ def _copy_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     text = "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
     del fields
     quoted = ", ".join(f'"{c}"' for c in columns)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:  # the pooled connection was invalidated under this transaction
+        raise MetadataUnavailableError("the metadata connection was lost before the COPY of the segment rows")
+    cursor = dbapi.cursor()
     try:
         cursor.copy_expert(f"COPY {S.name} ({quoted}) FROM STDIN", io.StringIO(text))
     except psycopg2.IntegrityError as exc:

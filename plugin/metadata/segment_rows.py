@@ -267,10 +267,12 @@ def check_reason(reason: str) -> None:
         raise SpecError("reason", reason, "a reason is a non-empty string of at most 64 characters")
 
 
-def insert_ignore(conn: Connection, table: sa.Table, row: dict[str, Any], key: str) -> Any:
+def insert_ignore(conn: Connection, table: sa.Table, row: dict[str, Any], key: str) -> sa.Insert:
     """INSERT that does nothing when ``key`` is already taken (ON CONFLICT DO NOTHING on both dialects)."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).values(**row).on_conflict_do_nothing(index_elements=[key])
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(**row).on_conflict_do_nothing(index_elements=[key])
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).values(**row).on_conflict_do_nothing(index_elements=[key])

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from druidflow.exceptions import DruidflowError
 
 if TYPE_CHECKING:
+    from druidflow.push.spec import RealtimeTask
     from druidflow.tasks.runtime import Runtime
 
 
@@ -30,7 +31,7 @@ def _runtime(args: argparse.Namespace) -> Runtime:
     return Runtime.from_urls(args.metadata_url, args.deep_storage)
 
 
-def _load_spec(path: str):
+def _load_spec(path: str) -> RealtimeTask:
     from druidflow.push.spec import RealtimeTask
 
     try:

@@ -47,7 +47,7 @@ class ReceiverFirehose(DruidModel):
 
     type: Literal["receiver"] = "receiver"
     service_name: Optional[str] = None
-    buffer_size: int = Field(100_000, ge=1)
+    buffer_size: int = Field(default=100_000, ge=1)
 
 
 class RealtimeIOConfig(DruidModel):
@@ -64,8 +64,8 @@ class RejectionPolicy(DruidModel):
 
 class RealtimeTuningConfig(DruidModel):
     type: Literal["realtime"] = "realtime"
-    max_rows_in_memory: int = Field(1_000_000, ge=1)
-    max_rows_per_segment: int = Field(5_000_000, ge=1)
+    max_rows_in_memory: int = Field(default=1_000_000, ge=1)
+    max_rows_per_segment: int = Field(default=5_000_000, ge=1)
     intermediate_persist_period: str = "PT10M"
     window_period: str = "PT10M"
     handoff_delay: str = "PT0S"

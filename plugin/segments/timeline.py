@@ -76,7 +76,7 @@ class EntrySummary(NamedTuple):
 
 #: Loads the segments of partition sets, given their positions in the :class:`SetColumns` (each set's segments
 #: ordered by partition number).
-SetLoader = Callable[[list[int]], list[Sequence[DataSegment]]]
+SetLoader = Callable[[list[int]], Sequence[Sequence[DataSegment]]]
 
 
 class Timeline:

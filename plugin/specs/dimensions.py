@@ -22,6 +22,10 @@ def _lower(v: Any) -> Any:
 MultiValueHandling = Annotated[Literal["sorted_array", "sorted_set", "array"], BeforeValidator(_lower)]
 
 
+DimensionType = Literal["string", "long", "float", "double"]
+"""A dimension's ``type``."""
+
+
 class DimensionSchema(SpecModel):
     """One dimension: ``{"type": "string", "name": ..., "multiValueHandling": ..., "createBitmapIndex": ...}``.
 
@@ -30,7 +34,7 @@ class DimensionSchema(SpecModel):
     ones, and so does Druidflow.
     """
 
-    type: Literal["string", "long", "float", "double"] = "string"
+    type: DimensionType = "string"
     name: str
     multi_value_handling: Optional[MultiValueHandling] = None
     create_bitmap_index: Optional[bool] = None
@@ -210,7 +214,7 @@ def _is_nested(arrow_type: Any) -> bool:
     return False
 
 
-def _discovered_type(arrow_type: Any) -> str:
+def _discovered_type(arrow_type: Any) -> DimensionType:
     if arrow_type is None:
         return "string"
     import pyarrow as pa

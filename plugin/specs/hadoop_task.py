@@ -422,6 +422,9 @@ class HadoopIndexTask(BaseTask):
         }
         if tuning.index_spec_for_intermediate_persists is not None:
             index_tuning["indexSpecForIntermediatePersists"] = tuning.index_spec_for_intermediate_persists.model_dump()
+        input_format = self.spec.io_config.input_format
+        if input_format is None:  # validation folds the parser into it
+            raise SpecError("ioConfig.inputFormat", None, "an index_hadoop task needs a parser (or ioConfig.inputFormat)")
         spec = {
             "type": "index_parallel",
             "id": self.task_id,
@@ -431,7 +434,7 @@ class HadoopIndexTask(BaseTask):
                 "ioConfig": {
                     "type": "index_parallel",
                     "inputSource": input_source.model_dump(),
-                    "inputFormat": self.spec.io_config.input_format.model_dump(),  # type: ignore[union-attr]
+                    "inputFormat": input_format.model_dump(),
                 },
                 "tuningConfig": index_tuning,
             },

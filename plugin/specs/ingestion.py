@@ -111,11 +111,11 @@ class GranularitySpec(SpecModel):
             for a, b in zip(ordered, ordered[1:]):
                 if a.overlaps(b):
                     raise SpecError("intervals", [str(a), str(b)], "the intervals of an arbitrary granularitySpec must not overlap")
-        elif self.intervals:
+        elif self.intervals and self.segment_granularity is not None:  # uniform: the granularity defaults to DAY
             # Estimate the bucket count instead of expanding (which walks every bucket) so that parsing stays cheap.
             gran = self.segment_granularity
             span = sum(iv.duration for iv in condense(list(self.intervals)))
-            estimate = span // max(1, gran.epoch_bucket_ms)  # type: ignore[union-attr]
+            estimate = span // max(1, gran.epoch_bucket_ms)
             if estimate > MAX_BUCKETS:
                 raise SpecError(
                     "intervals", [str(i) for i in self.intervals], f"covers about {estimate:,} {gran} time chunks (at most {MAX_BUCKETS:,})"
@@ -129,9 +129,9 @@ class GranularitySpec(SpecModel):
         """
         if not self.intervals:
             return None
-        if self.type == "arbitrary":
+        if self.segment_granularity is None:  # arbitrary: each interval is a time chunk
             return sorted(self.intervals)
-        return self.segment_granularity.expand(self.intervals, limit=MAX_BUCKETS)  # type: ignore[union-attr]
+        return self.segment_granularity.expand(self.intervals, limit=MAX_BUCKETS)
 
     def input_intervals(self) -> Optional[list[Interval]]:
         """The intervals as written, condensed (sorted, overlapping and abutting ones merged)."""

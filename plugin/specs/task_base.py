@@ -83,9 +83,10 @@ _BOOL_KEYS = ("useSharedLock", "useConcurrentLocks", "forceTimeChunkLock", "stor
 
 def _check_context(ctx: dict[str, Any]) -> dict[str, Any]:
     if "priority" in ctx:
-        if as_int(ctx["priority"]) is None:
+        priority = as_int(ctx["priority"])
+        if priority is None:
             raise SpecError("priority", ctx["priority"], "the task priority must be an integer")
-        check_java_int(as_int(ctx["priority"]), "priority")  # type: ignore[arg-type]
+        check_java_int(priority, "priority")
     if "taskLockTimeout" in ctx:
         timeout = as_int(ctx["taskLockTimeout"])
         if timeout is None or timeout <= 0 or timeout > LONG_MAX:
@@ -161,7 +162,9 @@ class BaseTask(SpecModel):
 
     @property
     def task_id(self) -> str:
-        return self.id  # type: ignore[return-value]
+        if self.id is None:  # validation sets it; only an unvalidated model (model_construct) lacks one
+            raise SpecError("id", None, f"this {self.type} task has no id")
+        return self.id
 
     @property
     def group_id(self) -> str:

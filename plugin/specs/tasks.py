@@ -20,7 +20,6 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from druidflow.exceptions import SpecError
 from druidflow.intervals import parse_instant
-from druidflow.specs.base import DruidModel
 from druidflow.specs.compact_task import (
     CompactionGranularitySpec,
     CompactionInputSpec,
@@ -52,7 +51,7 @@ __all__ = [
     "CONVERTED_VERSION_SUFFIX", "DEFAULT_LOCK_TIMEOUT_MS", "DEFAULT_PRIORITIES", "LOCK_TYPES", "TASK_TYPES",
     "AppendTask", "BaseTask", "CompactTask", "HadoopIndexTask", "CompactionGranularitySpec", "CompactionIOConfig", "CompactionInputSpec",
     "CompactionIntervalSpec", "ConvertSegmentTask", "IndexTask", "KillTask", "MergeTask", "SameIntervalMergeTask",
-    "SpecificSegmentsSpec", "Task", "TaskResource", "TaskType", "generate_task_id", "parse_task", "random_id_part",
+    "SpecificSegmentsSpec", "Task", "TaskResource", "TaskType", "generate_task_id", "parse_index_task", "parse_task", "random_id_part",
     "segment_id_interval",
 ]
 
@@ -174,7 +173,9 @@ class KillTask(IntervalTask):
 Task = Union[IndexTask, HadoopIndexTask, CompactTask, KillTask, MergeTask, AppendTask, SameIntervalMergeTask, ConvertSegmentTask]
 """Any task Druidflow accepts."""
 
-TASK_TYPES: dict[str, type[DruidModel]] = {
+_TASK_CLASSES = (IndexTask, HadoopIndexTask, CompactTask, KillTask, MergeTask, AppendTask, SameIntervalMergeTask, ConvertSegmentTask)
+
+TASK_TYPES: dict[str, type[Task]] = {
     "index": IndexTask,
     "index_parallel": IndexTask,
     "index_hadoop": HadoopIndexTask,
@@ -190,8 +191,8 @@ TASK_TYPES: dict[str, type[DruidModel]] = {
 
 def parse_task(data: Any, path: str = "") -> Task:
     """Validate a Druid task (a dict or JSON text) and return its model; SpecError names the path and value."""
-    if isinstance(data, BaseTask):
-        return data  # type: ignore[return-value]
+    if isinstance(data, _TASK_CLASSES):
+        return data
     data = load_json(data, path)
     if not isinstance(data, dict):
         raise SpecError(path, data, "a task is a JSON object with a 'type'")
@@ -205,6 +206,15 @@ def parse_task(data: Any, path: str = "") -> Task:
     if model is None:
         raise SpecError(type_path, kind, f"unsupported task type; supported: {supported}")
     return model.parse(data, path)
+
+
+def parse_index_task(data: Any, path: str = "") -> IndexTask:
+    """:func:`parse_task` for a spec that must be an ``index`` or ``index_parallel`` task (the re-indexing specs
+    compaction and merges build)."""
+    task = parse_task(data, path)
+    if not isinstance(task, IndexTask):
+        raise SpecError(f"{path}.type" if path else "type", task.type, "expected an index or index_parallel task")
+    return task
 
 
 TaskType = Annotated[Task, BeforeValidator(lambda v: parse_task(v) if isinstance(v, (dict, str)) else v)]

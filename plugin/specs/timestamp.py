@@ -196,7 +196,8 @@ class TimestampSpec(SpecModel):
     @property
     def has_fractional_seconds(self) -> bool:
         """Whether the pattern reads fractions of a second (``%f``, which Arrow's strptime lacks)."""
-        return self.is_pattern and "%f" in self.strptime_format()  # type: ignore[operator]
+        fmt = self.strptime_format()
+        return fmt is not None and "%f" in fmt
 
     def parse_pattern(self, values: Any) -> Any:
         """Epoch ms (int64, null where unparseable) of an Arrow string column in this spec's Joda pattern."""

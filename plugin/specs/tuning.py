@@ -149,12 +149,17 @@ class _RangeLike(_PartitionsSpec):
         """The hard cap per shard: ``maxRowsPerSegment``, or 1.5 × ``targetRowsPerSegment`` as Druid computes it."""
         if self.max_rows_per_segment is not None:
             return self.max_rows_per_segment
-        return int(self.target_rows_per_segment * 1.5)  # type: ignore[operator]
+        if self.target_rows_per_segment is None:
+            raise SpecError("targetRowsPerSegment", None, "one of targetRowsPerSegment and maxRowsPerSegment is required")
+        return int(self.target_rows_per_segment * 1.5)
 
     @property
     def effective_target_rows_per_segment(self) -> int:
         """The size shards aim for: ``targetRowsPerSegment``, or ``maxRowsPerSegment`` when only that is given."""
-        return self.target_rows_per_segment or self.max_rows_per_segment  # type: ignore[return-value]
+        rows = self.target_rows_per_segment or self.max_rows_per_segment
+        if rows is None:
+            raise SpecError("targetRowsPerSegment", None, "one of targetRowsPerSegment and maxRowsPerSegment is required")
+        return rows
 
 
 class SingleDimensionPartitionsSpec(_RangeLike):

@@ -7,11 +7,23 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypedDict
 
 from druidflow.exceptions import SegmentFileExistsError, SegmentNotFoundError, StorageError
 from druidflow.storage.base import DeepStorage, LoadSpec, check_key
 from druidflow.storage.s3_client import is_not_found, make_s3_client
+
+
+class _ClientOptions(TypedDict):
+    """The :func:`make_s3_client` options a storage keeps to rebuild its client after unpickling."""
+
+    endpoint_url: Optional[str]
+    region_name: Optional[str]
+    aws_access_key_id: Optional[str]
+    aws_secret_access_key: Optional[str]
+    aws_session_token: Optional[str]
+    addressing_style: Optional[str]
+
 
 _LOAD_SPEC_TYPES = ("s3", "s3_zip")
 
@@ -51,7 +63,7 @@ class S3DeepStorage(DeepStorage):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self._options = {
+        self._options: _ClientOptions = {
             "endpoint_url": endpoint_url,
             "region_name": region_name,
             "aws_access_key_id": aws_access_key_id,

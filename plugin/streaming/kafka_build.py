@@ -18,6 +18,7 @@ from druidflow.ingest.stats import RowStats
 from druidflow.intervals import Interval, condense
 from druidflow.locks.lock import APPEND_VERSION, LockType
 from druidflow.segments.descriptor import DataSegment
+from druidflow.specs.io import LocalInputSource
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
 from druidflow.tasks.index_determine import scan_partitions
@@ -76,7 +77,10 @@ def quick_chunks(index_task: IndexTask, window: tuple[Optional[int], Optional[in
         return None
     if any(t.name in (ts.column, "__time") for t in schema.transform_spec.transforms):
         return None
-    path = index_task.spec.io_config.input_source.files[0]
+    source = index_task.spec.io_config.input_source
+    if not isinstance(source, LocalInputSource) or not source.files:
+        return None
+    path = source.files[0]
     kinds = [pa.int64(), pa.string()] if ts.format in ("millis", "posix", "micro", "nano") else [pa.string(), pa.int64()]
     for kind in kinds:
         try:

@@ -52,7 +52,8 @@ from druidflow.intervals import Interval, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
-from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_task
+from druidflow.specs.task_base import DataSourceTask
+from druidflow.specs.tasks import CompactTask, IndexTask, SpecificSegmentsSpec, parse_index_task
 from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.specs.unknown_keys import spec_warnings
 from druidflow.specs.unsupported import refuse_non_defaults
@@ -249,8 +250,8 @@ def build(plan: CompactionPlan, unit: BuildUnit, rt: Runtime) -> BuildResult:
 
 def build_all(plan: CompactionPlan, rt: Runtime) -> BuildResult:
     """Build every unit in one pass over the input (what :func:`run` does)."""
-    task = parse_task(plan.index_task)
-    return index.build_units(task, plan.build_units, rt)  # type: ignore[arg-type]
+    task = parse_index_task(plan.index_task)
+    return index.build_units(task, plan.build_units, rt)
 
 
 def publish(plan: CompactionPlan, results: Sequence[BuildResult], rt: Runtime) -> CompactionReport:
@@ -266,7 +267,7 @@ def publish_plan(plan: CompactionPlan, results: Sequence[BuildResult]) -> protoc
     built = [s for r in results for s in r.segments]
     state = plan.compaction_state
     segments = index.publish_plan(
-        parse_task(plan.index_task),  # type: ignore[arg-type]
+        parse_index_task(plan.index_task),
         plan.index_plan,
         [r.model_copy(update={"segments": [s.model_copy(update={"last_compaction_state": state}) for s in r.segments]}) for r in results],
     ).segments
@@ -404,7 +405,7 @@ def _some(what: str, ids: Sequence[str]) -> str:
     return f"{what}: {', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''}"
 
 
-def held_lock_version(task: CompactTask, rt: Runtime, interval: Interval) -> str:
+def held_lock_version(task: DataSourceTask, rt: Runtime, interval: Interval) -> str:
     mine = [lk for lk in rt.lockbox.locks(datasource=task.data_source, task_id=task.task_id) if lk.interval.contains(interval)]
     live = [lk for lk in mine if lk.active]
     if not live:
@@ -469,7 +470,7 @@ def _index_task(task: CompactTask, selection: InputSelection, schema: OutputSche
         },
     }
     try:
-        return parse_task(spec)  # type: ignore[return-value]
+        return parse_index_task(spec)
     except SpecError as exc:
         raise SpecError(exc.path.replace("spec.dataSchema.", "", 1), exc.value, f"{exc.reason} (in the re-indexing spec)") from None
 
@@ -490,7 +491,7 @@ def _index_task_for(plan: CompactionPlan, chunks: Sequence[Any]) -> IndexTask:
     io["inputSource"] = source
     inner["ioConfig"] = io
     spec["spec"] = inner
-    return parse_task(spec)  # type: ignore[return-value]
+    return parse_index_task(spec)
 
 
 # ------------------------------------------------------------------------------------------ publishing

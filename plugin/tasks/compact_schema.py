@@ -14,7 +14,7 @@ from druidflow.granularity import Granularity
 from druidflow.ingest.rollup import companion_time_column
 from druidflow.intervals import ETERNITY, Interval
 from druidflow.segments.descriptor import DataSegment
-from druidflow.specs.dimensions import DimensionsSpec
+from druidflow.specs.dimensions import DimensionSchema, DimensionsSpec, DimensionType
 from druidflow.specs.tasks import CompactTask
 from druidflow.tasks.runtime import Runtime
 
@@ -93,7 +93,7 @@ def infer_schema(task: CompactTask, segments: Sequence[DataSegment], rt: Runtime
 def infer_dimensions(newest_first: Sequence[DataSegment], excluded: set[str], rt: Runtime) -> DimensionsSpec:
     """Newest segment first: each dimension takes its position and type from the newest segment that has it."""
     order: list[str] = []
-    types: dict[str, str] = {}
+    types: dict[str, DimensionType] = {}
     for segment in newest_first:
         new = [d for d in segment.dimension_names if d not in types and d not in excluded]
         if not new:
@@ -102,17 +102,17 @@ def infer_dimensions(newest_first: Sequence[DataSegment], excluded: set[str], rt
         for name in new:
             types[name] = found.get(name, "string")
             order.append(name)
-    return DimensionsSpec(dimensions=[name if types[name] == "string" else {"type": types[name], "name": name} for name in order])
+    return DimensionsSpec(dimensions=[name if types[name] == "string" else DimensionSchema(type=types[name], name=name) for name in order])
 
 
-def column_types(segment: DataSegment, rt: Runtime) -> dict[str, str]:
+def column_types(segment: DataSegment, rt: Runtime) -> dict[str, DimensionType]:
     """Druid dimension types of a segment file's columns (read from its Parquet footer only)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with rt.storage.open_local(segment.load_spec) as path:
         schema = pq.read_schema(path)
-    out: dict[str, str] = {}
+    out: dict[str, DimensionType] = {}
     for field in schema:
         t = field.type
         if pa.types.is_integer(t):

@@ -108,7 +108,7 @@ def check(task: ConvertSegmentTask, rt: Runtime) -> None:
 def plan(task: ConvertSegmentTask, rt: Runtime) -> ConvertPlan:
     """Under the lock: which segments to convert (binary-version and already-converted rules) and to which version."""
     interval = _lock_interval(task, rt)
-    lock_version = held_lock_version(task, rt, interval)  # type: ignore[arg-type]
+    lock_version = held_lock_version(task, rt, interval)
     used = _used(task, rt, interval)
     if not used:
         raise NoSegmentsError(f"dataSource {task.data_source!r} has no used segment in {task.interval}; nothing to convert")

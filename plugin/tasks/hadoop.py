@@ -90,7 +90,9 @@ class HadoopDefinition(protocol.TaskDefinition):
         final = _final(task, results)
         return index.publish_plan(_publish_task(task), final, [_build_result(r) for r in results])
 
-    def report(self, task, plan, results, outcome, publish) -> IndexReport:  # type: ignore[no-untyped-def]
+    def report(
+        self, task: HadoopIndexTask, plan: Any, results: Sequence[HadoopBuildResult], outcome: protocol.PublishOutcome, publish: protocol.PublishPlan
+    ) -> IndexReport:
         final = _final(task, results)
         build = BuildResult(task_id=task.task_id, segments=[], row_stats=final.build_row_stats, unparseable_events=final.build_unparseable_events)
         reports = index.index_report(task.task_id, final, [build], len(publish.segments), warnings=spec_warnings(task))

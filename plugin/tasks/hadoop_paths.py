@@ -51,14 +51,15 @@ def _local(path: str) -> str:
 
 def _local_files(path: str, where: str) -> list[str]:
     plain = _local(path)
-    if not _GLOB.search(plain):
+    glob = _GLOB.search(plain)
+    if glob is None:
         p = Path(plain)
         if p.is_file():
             return [str(p)]
         if p.is_dir():
             return sorted(str(c) for c in p.iterdir() if c.is_file() and not c.name.startswith(("_", ".")))
         raise InputError(f"{where}: input path does not exist: {path}")
-    base = Path(plain[: _GLOB.search(plain).start()].rsplit("/", 1)[0] or "/")  # type: ignore[union-attr]
+    base = Path(plain[: glob.start()].rsplit("/", 1)[0] or "/")
     matcher = java_glob(plain)
     found = []
     for root, _dirs, names in os.walk(base):
@@ -84,7 +85,8 @@ def _s3_source(paths: list[str], where: str) -> S3InputSource:
         return S3InputSource(prefixes=[path])
     scheme, rest = path.split("://", 1)
     bucket, key = rest.split("/", 1) if "/" in rest else (rest, "")
-    head = key[: _GLOB.search(key).start()]  # type: ignore[union-attr]
+    glob = _GLOB.search(key)
+    head = key[: glob.start()] if glob is not None else key
     prefix = head.rsplit("/", 1)[0] if "/" in head else ""
     return S3InputSource(prefixes=[f"{scheme}://{bucket}/{prefix + '/' if prefix else ''}"], object_glob=key)
 

@@ -341,7 +341,7 @@ class _Kill:
                 f"kill {self.task_id}: its lock on {self.ds} was revoked by a higher-priority task; it stopped after "
                 f"{self.batches} batch(es) and {self.killed} segment(s) deleted ({exc})"
             )
-            revoked.report = report  # type: ignore[attr-defined]
+            revoked.report = report
             raise revoked from exc
         except LockUnavailableError as exc:
             self._finish("FAILED", error=str(exc))

@@ -3,7 +3,8 @@ file by file, a few requests at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Optional
 
 from druidflow.exceptions import StorageError
@@ -51,13 +52,13 @@ def delete_files(
     per_job = max(1, -(-len(singles) // max(1, workers)))
     for i in range(0, len(singles), per_job):
         run_paths = singles[i : i + per_job]
-        jobs.append((run_paths, lambda run_paths=run_paths: [storage.delete(files[p]) for p in run_paths]))
+        jobs.append((run_paths, partial(_delete_each, storage, files, run_paths)))
     for bucket, items in s3_keys.items():
         for i in range(0, len(items), S3_DELETE_KEYS_PER_REQUEST):
             chunk = items[i : i + S3_DELETE_KEYS_PER_REQUEST]
             keys = [key for _, key in chunk]
             paths = [path for path, _ in chunk]
-            jobs.append((paths, lambda bucket=bucket, keys=keys: _delete_s3_objects(storage, bucket, keys)))
+            jobs.append((paths, partial(_delete_s3_objects, storage, bucket, keys)))
 
     done = 0
 
@@ -84,6 +85,11 @@ def delete_files(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return done
+
+
+def _delete_each(storage: DeepStorage, files: dict[str, dict[str, Any]], paths: Sequence[str]) -> None:
+    for path in paths:
+        storage.delete(files[path])
 
 
 def _delete_s3_objects(storage: Any, bucket: str, keys: list[str]) -> None:

@@ -36,8 +36,14 @@ from druidflow.exceptions import InputChangedError, NoSegmentsError, SpecError
 from druidflow.intervals import Interval, format_instant, umbrella
 from druidflow.segments.descriptor import DataSegment
 from druidflow.specs.base import DruidModel
-from druidflow.specs.dimensions import DimensionsSpec
-from druidflow.specs.tasks import AppendTask, MergeTask, SameIntervalMergeTask, Task, parse_task
+from druidflow.specs.dimensions import DimensionSchema, DimensionsSpec, DimensionType
+from druidflow.specs.tasks import (
+    AppendTask,
+    IndexTask,
+    MergeTask,
+    SameIntervalMergeTask,
+    parse_index_task,
+)
 from druidflow.specs.unsupported import refuse_non_defaults
 from druidflow.tasks import index, protocol
 from druidflow.tasks.compact import held_lock_version
@@ -129,7 +135,7 @@ def _check_adjacent(segments: Sequence[DataSegment]) -> None:
 def plan(task: MergeLike, rt: Runtime) -> MergePlan:
     """Under the lock: the inputs must still be the used segments of the umbrella interval; plan the one output."""
     interval, segments = _inputs(task, rt)
-    lock_version = held_lock_version(task, rt, interval)  # type: ignore[arg-type]
+    lock_version = held_lock_version(task, rt, interval)
     used = sorted(s.id for s in rt.store.used_segments(task.data_source, interval) if not s.is_tombstone)
     wanted = sorted(s.id for s in segments)
     if used != wanted:
@@ -169,13 +175,13 @@ def _dimensions(segments: Sequence[DataSegment], rt: Runtime) -> DimensionsSpec:
         order = list(longest)
     else:
         order = sorted({d for dims in lists for d in dims})
-    types: dict[str, str] = {}
+    types: dict[str, DimensionType] = {}
     for segment in sorted(segments, key=lambda s: s.version, reverse=True):
         missing = [d for d in segment.dimension_names if d not in types]
         if missing:
             found = column_types(segment, rt)
             types.update((d, found.get(d, "string")) for d in missing)
-    return DimensionsSpec(dimensions=[d if types.get(d, "string") == "string" else {"type": types[d], "name": d} for d in order])
+    return DimensionsSpec(dimensions=[d if types.get(d, "string") == "string" else DimensionSchema(type=types[d], name=d) for d in order])
 
 
 def _in_order(dims: Sequence[str], template: Sequence[str]) -> bool:
@@ -194,7 +200,7 @@ def _metrics(task: MergeLike, segments: Sequence[DataSegment]) -> list[Any]:
     return merge_aggregators([[stored_form(a) for a in s.aggregators] for s in segments], "aggregations")
 
 
-def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metrics: list[Any], rollup: bool) -> Task:
+def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metrics: list[Any], rollup: bool) -> IndexTask:
     tuning: dict[str, Any] = {
         "type": "index",
         "partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": _ONE_SEGMENT, "maxTotalRows": _ONE_SEGMENT},
@@ -222,7 +228,7 @@ def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metri
         },
     }
     try:
-        return parse_task(spec)
+        return parse_index_task(spec)
     except SpecError as exc:
         raise SpecError(exc.path.replace("spec.dataSchema.", "", 1), exc.value, f"{exc.reason} (in the merge's re-indexing spec)") from None
 
@@ -231,7 +237,7 @@ def _index_task(task: MergeLike, interval: Interval, dims: DimensionsSpec, metri
 
 
 def publish_plan(plan: MergePlan, results: Sequence[BuildResult]) -> protocol.PublishPlan:
-    segments = index.publish_plan(parse_task(plan.index_task), plan.index_plan, results).segments  # type: ignore[arg-type]
+    segments = index.publish_plan(parse_index_task(plan.index_task), plan.index_plan, results).segments
     return protocol.PublishPlan(
         task_id=plan.task_id,
         data_source=plan.data_source,
@@ -269,7 +275,7 @@ class MergeDefinition(protocol.TaskDefinition):
         return plan(task, rt)
 
     def build(self, task: Any, plan: MergePlan, unit: BuildUnit, rt: Runtime) -> BuildResult:
-        return index.build(parse_task(plan.index_task), unit, rt)  # type: ignore[arg-type]
+        return index.build(parse_index_task(plan.index_task), unit, rt)
 
     def publish_plan(self, task: Any, plan: MergePlan, results: Sequence[BuildResult], rt: Runtime) -> protocol.PublishPlan:
         return publish_plan(plan, results)

@@ -326,11 +326,12 @@ def publish(task: Any, the_plan: Any, results: Sequence[Any], rt: Runtime, defin
     except SegmentConflictError:
         delete_unpublished(built, rt)
         stored = [rt.store.get_segment(s.id) for s in built]
-        if not all(r is not None and r.used for r in stored):
+        present = [r for r in stored if r is not None and r.used]
+        if len(present) != len(stored):
             raise
         # Another attempt of this task published these very ids: that publish stands, this attempt's files go.
         with rt.store.engine.begin() as conn:
-            record(conn, PublishOutcome(already_present=[s.id for s in built], segments=[r.segment for r in stored]))  # type: ignore[union-attr]
+            record(conn, PublishOutcome(already_present=[s.id for s in built], segments=[r.segment for r in present]))
     except (InputChangedError, LockRevokedError, LockNotHeldError, TimelineConflictError, SpecError) as exc:
         log.warning("task %s: publish refused (%s); deleting the files its builds pushed", publish_plan.task_id, exc)
         delete_unpublished(built, rt)  # the transaction rolled back: nothing points at these files

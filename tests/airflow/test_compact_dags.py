@@ -3,9 +3,7 @@ e2e) both DAGs under a real scheduler, the auto-compaction one started by its ow
 
 from __future__ import annotations
 
-import inspect
 import json
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,7 +13,6 @@ from typing import Any
 import pytest
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
-from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from druidflow.airflow.compact_form import compact_spec_from_form
 from druidflow.exceptions import SpecError
@@ -31,28 +28,7 @@ from druidflow.operators.compact import (
 )
 from druidflow.operators.index import ReleaseLocksOperator
 from tests.airflow.conftest import DAGS_FOLDER
-
-OPERATORS = [
-    CompactSubmitOperator, CompactAcquireLocksOperator, CompactPlanOperator, CompactBuildSegmentsOperator,
-    CompactPublishOperator, CompactOperator, AutoCompactionPlanOperator, AutoCompactionReportOperator,
-]
-
-
-class FakeTI:
-    def __init__(self, try_number: int = 1) -> None:
-        self.try_number = try_number
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = json.loads(json.dumps(value))  # XComs must be JSON
-
-
-def context(**extra: Any) -> dict[str, Any]:
-    return {"ti": FakeTI(), "params": {}, "outlet_events": OutletEventAccessors(), **extra}
-
-
-def xcom(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+from tests.airflow.operator_context import context, xcom
 
 
 def index_spec(day: int, hour: int, ds: str = "events", seg: str = "HOUR") -> dict:
@@ -108,18 +84,6 @@ def total(rt, ds: str = "events") -> int:
 
 # ----------------------------------------------------------------------------------------------- shape
 
-
-@pytest.mark.parametrize("op", OPERATORS, ids=lambda o: o.__name__)
-def test_constructor_args_are_keyword_only_and_documented(op):
-    documented = set(re.findall(r":param (\w+):", op.__doc__ or ""))
-    for cls in op.__mro__:
-        if cls.__module__ != op.__module__:
-            continue
-        for name, param in inspect.signature(cls.__init__).parameters.items():
-            if name == "self" or param.kind is param.VAR_KEYWORD:
-                continue
-            assert param.kind is param.KEYWORD_ONLY, f"{cls.__name__}.{name} is not keyword-only"
-            assert name in documented, f"{op.__name__} docstring lacks ':param {name}:'"
 
 
 def test_trigger_form_builds_a_compact_spec_and_names_bad_fields():

@@ -149,6 +149,22 @@ def test_a_chunk_lists_its_segments_with_shard_specs_and_the_task_that_wrote_the
     assert [s["partitionNum"] for s in page["segments"]] == [1] and page["total"] == 2
 
 
+def test_a_partition_set_needs_both_ends_of_its_chunk(client, seeded):
+    r = client.get(f"/druidflow-console/api/datasources/{DS}/sets", headers=_token("admin"),
+                   params={"start": "2024-01-03T00:00:00.000Z", "end": "", "version": seeded[1]["versions"]["d03_new"]})
+    assert r.status_code == 400 and "start and end" in r.json()["detail"]
+
+
+def test_the_kill_preview_storage_refuses_every_use_naming_it():
+    from druidflow.airflow.no_storage import NoDeepStorage
+
+    storage = NoDeepStorage("the console's kill preview")
+    for use in (lambda: storage.uri, lambda: storage.exists({"type": "local", "path": "/x"}), lambda: storage.list_keys()):
+        with pytest.raises(RuntimeError, match="the console's kill preview must not touch deep storage"):
+            use()
+    assert not hasattr(storage, "__deepcopy__")  # probes for optional protocols get AttributeError, not RuntimeError
+
+
 def test_tasks_filter_by_status_type_and_datasource_and_page(client):
     failed = get(client, "/api/tasks", status="FAILED")["tasks"]
     assert [t["id"] for t in failed] == ["index_wiki_failed"]

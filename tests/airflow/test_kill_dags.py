@@ -9,9 +9,7 @@ Airflow database and the retention configuration in an Airflow Variable.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -35,10 +33,6 @@ from druidflow.tasks.runtime import Runtime
 from tests.airflow.conftest import DAGS_FOLDER, airflow_env
 from tests.tasks.test_kill import DS, V2, day, details, files, rows, seed, unuse
 
-OPERATORS = [
-    DruidKillOperator, MarkSegmentsUnusedOperator, MarkSegmentsUsedOperator, ApplyRetentionRulesOperator, ScheduledKillOperator,
-]
-
 
 class FakeTI:
     def __init__(self, try_number: int = 1, task_id: str = "kill") -> None:
@@ -61,22 +55,6 @@ def env(monkeypatch, db_url, tmp_path) -> Runtime:
         json.dumps({"conn_type": "druidflow_deep_storage", "extra": {"uri": str(deep)}}),
     )
     return Runtime.from_urls(db_url, str(deep), tmp_path / "work")
-
-
-# ---------------------------------------------------------------------------------------------------- shape
-
-
-@pytest.mark.parametrize("op", OPERATORS, ids=lambda o: o.__name__)
-def test_constructor_args_are_keyword_only_and_documented(op):
-    documented = set(re.findall(r":param (\w+):", op.__doc__ or ""))
-    for cls in op.__mro__:
-        if cls.__module__ != op.__module__:
-            continue
-        for name, param in inspect.signature(cls.__init__).parameters.items():
-            if name == "self" or param.kind is param.VAR_KEYWORD:
-                continue
-            assert param.kind is param.KEYWORD_ONLY, f"{cls.__name__}.{name} is not keyword-only"
-            assert name in documented, f"{op.__name__} docstring lacks ':param {name}:'"
 
 
 # ---------------------------------------------------------------------------------------------------- kill

@@ -18,6 +18,7 @@ from druidflow.intervals import Interval
 from druidflow.query import visible_rows
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import COUNT_AND_SUM_V, index_task
 
 TS = '"ts":"2024-01-01T01:00:00Z"'
 CSV_FORMAT = {"type": "csv", "findColumnsFromHeader": True}
@@ -29,20 +30,10 @@ def rt(sqlite_url, tmp_path) -> Runtime:
 
 
 def spec_for(input_source: dict, fmt: dict, *, dims=("d",), tuning: dict | None = None) -> dict:
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": "t",
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": list(dims)},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "HOUR", "intervals": ["2024-01-01/2024-01-02"]},
-            },
-            "ioConfig": {"type": "index", "inputSource": input_source, "inputFormat": fmt},
-            "tuningConfig": {"type": "index", "maxSavedParseExceptions": 10, **(tuning or {})},
-        },
-    }
+    return index_task(
+        input_source=input_source, input_format=fmt, dimensions=dims, metrics=COUNT_AND_SUM_V, intervals=["2024-01-01/2024-01-02"],
+        tuning={"maxSavedParseExceptions": 10, **(tuning or {})},
+    )
 
 
 def run_file(rt: Runtime, tmp_path: Path, data: bytes, fmt: dict, name: str = "in.dat", **kwargs) -> dict:

@@ -4,8 +4,6 @@ upgrade). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -14,6 +12,7 @@ from druidflow.exceptions import SpecError
 from druidflow.query import visible_rows
 from druidflow.tasks import compact, index
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task, json_lines
 
 DS = "c"
 DAY = "2024-01-01/2024-01-02"
@@ -25,27 +24,10 @@ def rt(db_url, tmp_path) -> Runtime:
 
 
 def spec(task_id: str, rows: list[tuple[str, str]], *, append: bool, concurrent: bool = True) -> dict:
-    data = "".join(json.dumps({"ts": ts, "d": d}) + "\n" for ts, d in rows)
-    return {
-        "type": "index",
-        "id": task_id,
-        "context": {"useConcurrentLocks": concurrent},
-        "spec": {
-            "dataSchema": {
-                "dataSource": DS,
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "NONE", "rollup": False, "intervals": [DAY]},
-            },
-            "ioConfig": {
-                "type": "index",
-                "inputSource": {"type": "inline", "data": data},
-                "inputFormat": {"type": "json"},
-                "appendToExisting": append,
-            },
-        },
-    }
+    return index_task(
+        data_source=DS, task_id=task_id, data=json_lines({"ts": ts, "d": d} for ts, d in rows), query_granularity="NONE",
+        rollup=False, intervals=[DAY], io={"appendToExisting": append}, context={"useConcurrentLocks": concurrent},
+    )
 
 
 def rows(n: int, tag: str) -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from druidflow.query import visible_rows
 from druidflow.tasks import compact, index, kill
 from druidflow.tasks.orphans import find_orphans, sweep_orphans
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crash_workers import work
@@ -49,21 +50,10 @@ def input_rows(seed: int) -> str:
 
 
 def index_spec(task_id: str, seed: int) -> dict:
-    return {
-        "type": "index",
-        "id": task_id,
-        "spec": {
-            "dataSchema": {
-                "dataSource": DS,
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "NONE", "rollup": False, "intervals": [INTERVAL]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": input_rows(seed)}, "inputFormat": {"type": "json"}},
-            "tuningConfig": {"type": "index", "partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": 30}},
-        },
-    }
+    return index_task(
+        data_source=DS, task_id=task_id, data=input_rows(seed), query_granularity="NONE", rollup=False, intervals=[INTERVAL],
+        tuning={"partitionsSpec": {"type": "dynamic", "maxRowsPerSegment": 30}},
+    )
 
 
 def compact_spec(task_id: str, rows_per_segment: int) -> dict:

@@ -17,6 +17,7 @@ from druidflow.query import visible_rows
 from druidflow.segments.format import read_descriptor
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import COUNT_AND_SUM_V, index_task
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "wikipedia-sample.json"
@@ -32,24 +33,8 @@ def sample_spec(**tuning) -> dict:
 
 
 def inline_spec(data: str, *, fmt: dict | None = None, intervals=("2024-01-01/2024-01-03",), rollup=True, metrics=None, dims=("d",), **extra) -> dict:
-    gran = {"segmentGranularity": "DAY", "queryGranularity": "HOUR", "rollup": rollup}
-    if intervals is not None:
-        gran["intervals"] = list(intervals)
-    spec = {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": "t",
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": list(dims)},
-                "metricsSpec": metrics or [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": gran,
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": data}, "inputFormat": fmt or {"type": "json"}},
-        },
-    }
-    for key, value in extra.items():
-        spec["spec"][key] = value
+    spec = index_task(data=data, input_format=fmt, intervals=intervals, rollup=rollup, metrics=metrics or COUNT_AND_SUM_V, dimensions=dims)
+    spec["spec"].update(extra)
     return spec
 
 

@@ -15,6 +15,7 @@ from druidflow.exceptions import LockRevokedError
 from druidflow.query import visible_rows
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import COUNT_AND_SUM_V, index_task
 
 DS = "w"
 
@@ -38,25 +39,8 @@ def write_input(path, rows: list[tuple[str, str, int]]) -> None:
 
 
 def spec(input_dir, task_id: str = "index_w_1", **io) -> dict:
-    return {
-        "type": "index",
-        "id": task_id,
-        "spec": {
-            "dataSchema": {
-                "dataSource": DS,
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "HOUR", "intervals": ["2024-01-01/2024-01-03"]},
-            },
-            "ioConfig": {
-                "type": "index",
-                "inputSource": {"type": "local", "baseDir": str(input_dir), "filter": "*.json"},
-                "inputFormat": {"type": "json"},
-                **io,
-            },
-        },
-    }
+    source = {"type": "local", "baseDir": str(input_dir), "filter": "*.json"}
+    return index_task(data_source=DS, task_id=task_id, input_source=source, metrics=COUNT_AND_SUM_V, io=io)
 
 
 def files(rt: Runtime) -> dict[str, str]:

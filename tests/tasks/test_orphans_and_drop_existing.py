@@ -4,7 +4,6 @@ on an index task tombstones the chunks of its intervals that get no rows. SQLite
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -17,6 +16,7 @@ from druidflow.query import visible_rows
 from druidflow.tasks import index
 from druidflow.tasks.orphans import sweep_orphans
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task, json_lines
 
 DS = "o"
 
@@ -27,25 +27,8 @@ def rt(db_url, tmp_path) -> Runtime:
 
 
 def spec(task_id: str, rows: list[tuple[str, str]], *, intervals=("2024-01-01/2024-01-03",), **io) -> dict:
-    return {
-        "type": "index",
-        "id": task_id,
-        "spec": {
-            "dataSchema": {
-                "dataSource": DS,
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "NONE", "intervals": list(intervals)},
-            },
-            "ioConfig": {
-                "type": "index",
-                "inputSource": {"type": "inline", "data": "".join(json.dumps({"ts": t, "d": d}) + "\n" for t, d in rows)},
-                "inputFormat": {"type": "json"},
-                **io,
-            },
-        },
-    }
+    data = json_lines({"ts": t, "d": d} for t, d in rows)
+    return index_task(data_source=DS, task_id=task_id, data=data, query_granularity="NONE", intervals=intervals, io=io)
 
 
 def built_not_published(rt: Runtime, task_id: str):

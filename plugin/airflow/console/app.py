@@ -113,6 +113,8 @@ def create_console_app() -> FastAPI:
     ) -> dict[str, Any]:
         """One page of a partition set's segments (shard specs, sizes, rows) and the tasks that wrote it."""
         a, b = _interval_ms(start, end)
+        if a is None or b is None:
+            raise HTTPException(status_code=400, detail=f"start and end: both are required (got {start!r}/{end!r})")
         with engine.connect() as conn:
             page, total = q.chunk_segments(conn, data_source, a, b, version, offset=offset, limit=limit)
             writers = q.writer_tasks(conn, data_source, version)
@@ -230,14 +232,8 @@ def _kill_spec(form: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return spec, dry_run
 
 
-class _NoStorage:
-    """A dry-run kill reads the metadata DB only; any use of deep storage here is a bug, said loudly."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"the console's kill preview must not touch deep storage (asked for {name!r})")
-
-
 def _kill_dry_run(form: dict[str, Any], engine: Engine) -> dict[str, Any]:
+    from druidflow.airflow.no_storage import NoDeepStorage
     from druidflow.exceptions import DruidflowError
     from druidflow.intervals import format_instant, now_ms
     from druidflow.locks import TaskLockbox
@@ -247,7 +243,7 @@ def _kill_dry_run(form: dict[str, Any], engine: Engine) -> dict[str, Any]:
 
     previewed_at = format_instant(now_ms())
     spec, _ = _kill_spec(form)
-    rt = Runtime(store=MetadataStore(engine), lockbox=TaskLockbox(engine), storage=_NoStorage(),
+    rt = Runtime(store=MetadataStore(engine), lockbox=TaskLockbox(engine), storage=NoDeepStorage("the console's kill preview"),
                  work_dir=Path(tempfile.gettempdir()))
     try:
         report = kill.run(spec, rt, dry_run=True)

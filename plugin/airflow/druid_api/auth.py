@@ -12,12 +12,15 @@ import binascii
 import hashlib
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from druidflow.airflow.druid_api.errors import DruidApiError
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 # Verified Basic credentials are remembered briefly: Druid clients poll a task's status every second, and some
 # auth managers hash passwords slowly on purpose.
@@ -102,7 +105,7 @@ def _authenticate(username: str, password: str) -> Any:
     )
 
 
-def authorize(user: Any, method: str, dag_id: Optional[str], action: str) -> None:
+def authorize(user: Any, method: ResourceMethod, dag_id: Optional[str], action: str) -> None:
     """Raise 403 unless the auth manager lets ``user`` do ``method`` on the runs of ``dag_id`` (any DAG if None)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails

@@ -183,7 +183,9 @@ def shutdown_all_tasks(data_source: str, user: Any = Depends(druid_user), engine
     pending = {run.task_id: run for run in runs.active_runs() if data_source_of(run.task) == data_source}
     for task_id in sorted(set(active) | set(pending)):
         record, run = active.get(task_id), pending.get(task_id)
-        route = task_dag(record.type if record else run.task.get("type", ""))
+        # Every id is active, pending or both: a record, else a run.
+        task_type = record.type if record else run.task.get("type", "") if run else ""
+        route = task_dag(task_type)
         authorize(user, "PUT", route.dag_id if route else None, "shut tasks down")
         _shutdown(engine, task_id, record, run or runs.find_run(task_id, route.dag_id if route else None))
     return {"dataSource": data_source}

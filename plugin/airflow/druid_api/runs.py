@@ -32,7 +32,7 @@ def _ms(value: Optional[datetime]) -> Optional[int]:
 
 def _info(run: Any) -> RunInfo:
     conf = run.conf or {}
-    task = conf.get("spec") if isinstance(conf.get("spec"), dict) else {}
+    task = spec if isinstance(spec := conf.get("spec"), dict) else {}
     state = getattr(run.state, "value", run.state)
     return RunInfo(
         dag_id=run.dag_id,

@@ -21,7 +21,7 @@ def _spec_conf(task: dict[str, Any]) -> dict[str, Any]:
 def _kill_conf(task: dict[str, Any]) -> dict[str, Any]:
     # The kill DAG dry-runs unless confirmed (a safety for people at the trigger form); a kill task submitted
     # to the Overlord API deletes, as Druid's does, unless its context asks for a dry run.
-    context = task.get("context") if isinstance(task.get("context"), dict) else {}
+    context = given if isinstance(given := task.get("context"), dict) else {}
     dry_run = context.get("dryRun") in (True, "true", "True")
     return {"spec": task, "confirm": not dry_run}
 
@@ -41,7 +41,7 @@ _CONFS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"kill": _kill_c
 def _registered() -> dict[str, TaskDag]:
     """The engine's task registry (type -> DAG id), where the tree has one: every registered type is served."""
     try:
-        from druidflow.tasks.registry import TASK_TYPES  # type: ignore[import-not-found]
+        from druidflow.tasks.registry import TASK_TYPES
     except ImportError:
         return {}
     return {name: TaskDag(t.dag_id, _CONFS.get(name, _spec_conf)) for name, t in TASK_TYPES.items()}

@@ -7,8 +7,12 @@ table is ``druidflow_alembic_version`` unless the caller's config names another.
 
 from __future__ import annotations
 
-from alembic import context
+from typing import Optional
 
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from druidflow.exceptions import SpecError
 from druidflow.metadata.migrate import VERSION_TABLE, include_name
 from druidflow.metadata.tables import metadata
 
@@ -16,14 +20,16 @@ config = context.config
 version_table = config.get_main_option("version_table") or VERSION_TABLE
 
 
-def _configure(**kwargs) -> None:
+def _configure(*, connection: Optional[Connection] = None, url: Optional[str] = None, literal_binds: bool = False) -> None:
     context.configure(
+        connection=connection,
+        url=url,
+        literal_binds=literal_binds,
         target_metadata=metadata,
         version_table=version_table,
         include_name=include_name,
         compare_type=True,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table instead
-        **kwargs,
     )
 
 
@@ -42,7 +48,10 @@ def run_online() -> None:
         return
     from druidflow.metadata.engine import make_engine
 
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise SpecError("sqlalchemy.url", None, "the migrations need a connection or a sqlalchemy.url")
+    engine = make_engine(url)
     try:
         with engine.connect() as connection:
             _configure(connection=connection)

@@ -25,15 +25,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ParallelDefinition(index.IndexDefinition):
+class ParallelDefinition(protocol.TaskDefinition):
     """``index_parallel`` on the task protocol: the publish plan, report and locks of ``index``; its own phases.
 
-    The protocol dispatches on ``plan_model``/``unit_model``, so the hooks below take this task's own models where
-    ``index``'s take its plan and build units (hence the override ignores)."""
+    The protocol dispatches on ``plan_model``/``unit_model``, so the hooks below take this task's own models (its
+    plans and merge units) and hand ``index``'s shared steps (locks, publish plan, re-run check) to ``index``."""
 
-    task_types = ("index_parallel",)  # type: ignore[assignment]
+    task_types = ("index_parallel",)
     plan_model = FinalPlan
-    unit_model = MergeUnit  # type: ignore[assignment]
+    unit_model = MergeUnit
     result_model = BuildResult
     report_model = IndexReport
 
@@ -50,21 +50,29 @@ class ParallelDefinition(index.IndexDefinition):
         if isinstance(hint, SegmentsSplitHint) and source.type != "druid":
             raise SpecError("spec.tuningConfig.splitHintSpec.type", "segments", "splits a druid input source; files take maxSize")
 
-    def plan(self, task: IndexTask, rt: Runtime) -> ParallelPlan:  # type: ignore[override]
+    def lock_requests(self, task: IndexTask, rt: Runtime) -> list[protocol.LockRequest]:
+        return index.DEFINITION.lock_requests(task, rt)
+
+    def published_before(self, task: IndexTask, rt: Runtime) -> bool:
+        return index.DEFINITION.published_before(task, rt)
+
+    def plan(self, task: IndexTask, rt: Runtime) -> ParallelPlan:
         return plan(task, rt)
 
-    def build(self, task: IndexTask, the_plan: Any, unit: MergeUnit, rt: Runtime) -> BuildResult:  # type: ignore[override]
+    def build(self, task: IndexTask, the_plan: Any, unit: MergeUnit, rt: Runtime) -> BuildResult:
         return merge(task, unit, rt)
 
     def unit_label(self, unit: Any) -> str:
         return unit.label
 
-    def publish_plan(  # type: ignore[override]
+    def publish_plan(
         self, task: IndexTask, the_plan: FinalPlan, results: Sequence[BuildResult], rt: Runtime
     ) -> PublishPlan:
         return index.publish_plan(task, the_plan, results)
 
-    def report(self, task, the_plan, results, outcome, publish) -> IndexReport:  # type: ignore[no-untyped-def]
+    def report(
+        self, task: IndexTask, the_plan: FinalPlan, results: Sequence[BuildResult], outcome: protocol.PublishOutcome, publish: PublishPlan
+    ) -> IndexReport:
         build = BuildResult(task_id=task.task_id, segments=[], row_stats=the_plan.build_row_stats, unparseable_events=the_plan.build_unparseable_events)
         reports = index.index_report(task.task_id, the_plan, [build], len(publish.segments))
         return IndexReport(task_id=task.task_id, data_source=task.data_source, status="SUCCESS", segments=publish.segments, reports=reports)
