@@ -17,9 +17,9 @@ from druidflow.metadata.segment_rows import (
     chunks,
     concat_sets,
     gc_paused,
+    ids_of_sets,
     load_sets,
     ordered,
-    set_ids as _set_ids,
     used_sets,
     where,
 )
@@ -145,7 +145,7 @@ class SegmentReads(StoreBase):
         """The ids of the used segments of the partition sets ``keys`` (``(start_ms, end_ms, version)``), read
         from a column (no payload parsed)."""
         with self._read(conn) as c:
-            return _set_ids(c, data_source, keys)
+            return ids_of_sets(c, data_source, keys)
 
     def stored_ids(self, segment_ids: Sequence[str], *, conn: Optional[Connection] = None) -> set[str]:
         """Which of ``segment_ids`` have a row (used or not)."""

@@ -213,7 +213,7 @@ def concat_sets(parts: Sequence[SetColumns]) -> SetColumns:
     )
 
 
-def set_ids(conn: Connection, data_source: str, keys: Sequence[tuple[int, int, str]]) -> list[str]:
+def ids_of_sets(conn: Connection, data_source: str, keys: Sequence[tuple[int, int, str]]) -> list[str]:
     """The ids of the used segments of the partition sets ``keys`` (``(start_ms, end_ms, version)``): a column
     read, no payload parsed."""
     out: list[str] = []
