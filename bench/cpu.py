@@ -92,8 +92,8 @@ def measured(url: str = "", tag: str = "") -> Iterator[Cpu]:
     finally:
         cpu.wall_s = time.perf_counter() - wall
         cpu.client_s = time.process_time() - proc
-        if before is not None:
-            after = backend_cpu_s(url, tag) or {}
+        after = backend_cpu_s(url, tag) if before is not None else None
+        if before is not None and after:  # no tagged backend found afterwards: unknown, not zero
             cpu.server_s = sum(v - before.get(pid, 0.0) for pid, v in after.items())
 
 

@@ -34,9 +34,10 @@ def test_quick_runs_every_figure_and_prints_its_ratio_against_its_target(tmp_pat
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     summary = done.stdout.split("Issue 20 figures", 1)[1]
     for name in FIGURES:
-        line = re.search(rf"^  {re.escape(name)}\s+(\S+)\s+<= (\S+)\s+(met|MISSED)$", summary, re.M)
+        line = re.search(rf"^  {re.escape(name)}\s+(\S+)\s+<= (\S+)\s+(\S+)\s+(met|MISSED)$", summary, re.M)
         assert line, f"{name!r} missing from the summary:\n{summary}"
         assert line.group(1) != "n/a"
+        assert float(line.group(3)) > 0  # the ratio to the target
     assert "Agreement and failures: OK" in summary
     overhead_line = next(line for line in done.stdout.splitlines() if "=> druidflow run fixed overhead" in line)
     assert "heavy imports: none" in overhead_line, overhead_line
