@@ -20,7 +20,7 @@ import csv
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,8 @@ from druidflow.exceptions import InputError
 from druidflow.inputs.batch import ParseFailure, truncate_raw
 from druidflow.inputs.schema import is_string_like
 from druidflow.specs.io import CsvInputFormat, TsvInputFormat
+
+_NEWLINE, _QUOTE = 10, 34
 
 Chunk = tuple[Union[pa.RecordBatch, pa.Table, None], list[ParseFailure], Optional[int]]
 
@@ -64,15 +66,21 @@ class _Prefixed:
         self.closed = True
 
 
-class _QuoteGuard:
-    """A byte stream of whole lines from ``stream`` with every line holding an odd number of quotes removed;
-    each removed line becomes a :class:`ParseFailure` in ``failures``."""
+class _LineGuard:
+    """A byte stream of whole lines from ``stream`` without the lines Druid's line reader would reject before
+    splitting them: a line that is not valid UTF-8 and (``quotes``, CSV) a line holding an odd number of quotes.
+    Each removed line becomes a :class:`ParseFailure` in ``failures``, with its line number.
 
-    def __init__(self, stream: Any, uri: str, first_line: int, failures: list[ParseFailure]) -> None:
+    pyarrow's own reader cannot be told about such lines: it decodes a malformed row's text as UTF-8 before its
+    invalid-row handler is called, so a line with bad bytes *and* a wrong field count would abort the read.
+    """
+
+    def __init__(self, stream: Any, uri: str, first_line: int, failures: list[ParseFailure], quotes: bool) -> None:
         self.stream = stream
         self.uri = uri
         self.line = first_line  # 1-based number of the next line
         self.failures = failures
+        self.quotes = quotes
         self.carry = b""
         self.closed = False
         self.quoted = False  # whether any block held a quote (only then can a value hold a newline)
@@ -97,27 +105,23 @@ class _QuoteGuard:
     def _guard(self, block: bytes) -> bytes:
         first = self.line
         self.line += block.count(b"\n")
-        if b'"' not in block:
+        removed: dict[int, tuple[int, int, str]] = {}  # line start -> (start, end, why)
+        if not is_utf8(block):
+            for start, end in _invalid_utf8_lines(block):
+                removed[start] = (start, end, "the line is not valid UTF-8 text")
+        if self.quotes and b'"' in block:
+            self.quoted = True
+            for start, end in _odd_quote_lines(block):
+                removed.setdefault(start, (start, end, "unterminated quoted field"))
+        if not removed:
             return block
-        self.quoted = True
-        arr = np.frombuffer(block, dtype=np.uint8)
-        quotes = np.flatnonzero(arr == 34)
-        newlines = np.flatnonzero(arr == 10)
-        # The quotes before each line's end, by line: odd differences mark lines with an odd number of quotes.
-        before = np.searchsorted(quotes, newlines)
-        counts = np.diff(np.concatenate(([0], before, [len(quotes)])))
-        bad = np.flatnonzero(counts % 2 == 1)
-        ends = np.append(newlines + 1, len(arr))
-        starts = np.concatenate(([0], ends[:-1]))
-        if not len(bad):
-            return block
-        pieces, pos = [], 0
-        for i in bad:
-            start, end = int(starts[i]), int(ends[i])
+        pieces, pos, line, counted = [], 0, first, 0
+        for start, end, why in sorted(removed.values()):
+            line += block.count(b"\n", counted, start)
+            counted = start
             pieces.append(block[pos:start])
-            self.failures.append(
-                ParseFailure(truncate_raw(block[start:end]), "unterminated quoted field", self.uri, first + int(i))
-            )
+            text = block[start:end].decode("utf-8", errors="replace")
+            self.failures.append(ParseFailure(truncate_raw(text), why, self.uri, line))
             pos = end
         pieces.append(block[pos:])
         return b"".join(pieces)
@@ -130,6 +134,53 @@ class _QuoteGuard:
 
     def close(self) -> None:
         self.closed = True
+
+
+def _odd_quote_lines(block: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of each line of ``block`` holding an odd number of double quotes (vectorised)."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(arr == _QUOTE)
+    newlines = np.flatnonzero(arr == _NEWLINE)
+    # The quotes before each line's end, by line: odd differences mark lines with an odd number of quotes.
+    before = np.searchsorted(quotes, newlines)
+    counts = np.diff(np.concatenate(([0], before, [len(quotes)])))
+    bad = np.flatnonzero(counts % 2 == 1)
+    ends = np.append(newlines + 1, len(arr))
+    starts = np.concatenate(([0], ends[:-1]))
+    return [(int(starts[i]), int(ends[i])) for i in bad]
+
+
+def _invalid_utf8_lines(block: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of each line of ``block`` that is not valid UTF-8; each decode resumes after the last bad
+    line, so the whole block is decoded about once however many lines are bad."""
+    out = []
+    pos = 0
+    view = memoryview(block)
+    while pos < len(block):
+        try:
+            codecs.utf_8_decode(view[pos:], "strict", True)
+            break
+        except UnicodeDecodeError as exc:
+            at = pos + exc.start
+            start = block.rfind(b"\n", 0, at) + 1
+            nl = block.find(b"\n", at)
+            end = len(block) if nl < 0 else nl + 1
+            out.append((start, end))
+            pos = end
+    return out
+
+
+def is_utf8(data: Union[bytes, bytearray, memoryview]) -> bool:
+    """Whether ``data`` is valid UTF-8: ASCII is checked first, then Arrow's vectorised validation (no decoded copy)."""
+    if isinstance(data, (bytes, bytearray)) and data.isascii():
+        return True
+    buf = pa.py_buffer(data)
+    offsets = pa.py_buffer(np.array([0, buf.size], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, buf]).validate(full=True)
+        return True
+    except pa.ArrowInvalid:
+        return False
 
 
 def _valid_text_rows(batch: pa.RecordBatch, uri: str, quoted: bool) -> tuple[pa.RecordBatch, list[ParseFailure]]:
@@ -165,9 +216,6 @@ def _valid_text_rows(batch: pa.RecordBatch, uri: str, quoted: bool) -> tuple[pa.
         for col in kept.columns
     ]  # a dictionary would still hold the removed rows' bad text
     return pa.RecordBatch.from_arrays(arrays, schema=kept.schema), failures
-
-
-_NEWLINE, _QUOTE = 10, 34
 
 
 def _text_bytes(col: pa.Array) -> np.ndarray:
@@ -229,20 +277,57 @@ def _lenient(col: pa.Array, row: int) -> str:
 _QUOTE_SCAN_BLOCK = 8 << 20
 
 
+class TextScan(NamedTuple):
+    has_quote: bool
+    utf8: bool  # every byte of the file is valid UTF-8
+
+
 def has_quote(path: Any) -> bool:
-    """Whether a file holds a double quote anywhere, read in blocks through one reused buffer.
+    """Whether a file holds a double quote anywhere (stops at the first one)."""
+    return scan_text(path, utf8=False).has_quote
+
+
+def scan_text(path: Any, *, utf8: bool = True) -> TextScan:
+    """Whether a file holds a double quote anywhere and (``utf8``) whether it is valid UTF-8 throughout, read in
+    blocks through one reused buffer; stops as soon as the answers are known.
 
     Not a memory map of the whole file: every page it touches counts as resident memory of the process, so a
     50M-row CSV would raise the build's peak RSS by the size of the file (3.7 GB) before a row is read.
     """
     buffer = bytearray(_QUOTE_SCAN_BLOCK)
+    quote, valid, tail = False, True, b""
     with open(path, "rb", buffering=0) as f:
-        while True:
+        while not (quote and (not utf8 or not valid)):
             n = f.readinto(buffer)
             if not n:
-                return False
-            if buffer.find(b'"', 0, n) >= 0:
-                return True
+                break
+            if not quote and buffer.find(b'"', 0, n) >= 0:
+                quote = True
+            if utf8 and valid:
+                view = memoryview(buffer)[:n]
+                head = _char_start(view, 0)  # continuation bytes of a character begun in the last block
+                cut = _last_char_start(view, n)  # a character that may go on in the next block
+                valid = is_utf8(tail + bytes(view[:head])) and (head >= cut or is_utf8(view[head:cut]))
+                tail = bytes(view[max(cut, head) :])
+    if utf8 and valid and tail:
+        valid = is_utf8(tail)
+    return TextScan(quote, valid)
+
+
+def _char_start(view: memoryview, pos: int) -> int:
+    """The first position at or after ``pos`` (at most 3 on) that is not a UTF-8 continuation byte."""
+    end = min(pos + 3, len(view))
+    while pos < end and view[pos] & 0xC0 == 0x80:
+        pos += 1
+    return pos
+
+
+def _last_char_start(view: memoryview, n: int) -> int:
+    """Where the last (possibly incomplete) multi-byte character of ``view[:n]`` starts, else ``n``."""
+    i = n - 1
+    while i > max(n - 4, 0) and view[i] & 0xC0 == 0x80:
+        i -= 1
+    return i if i >= 0 and view[i] >= 0xC0 else n
 
 
 def _read_preamble(stream: Any, lines: int) -> tuple[list[bytes], bytes, bool]:
@@ -268,7 +353,10 @@ def _header_names(line: bytes, fmt: Union[CsvInputFormat, TsvInputFormat], uri: 
     if isinstance(fmt, TsvInputFormat):
         names = text.split(fmt.delimiter)
     else:
-        names = next(csv.reader([text]), [])
+        try:
+            names = next(csv.reader([text]), [])
+        except csv.Error as exc:  # e.g. a name longer than the csv module's field limit (128 KiB)
+            raise InputError(f"{uri}: the header row cannot be read: {exc}") from None
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -289,26 +377,34 @@ def read_delimited(
 ) -> Iterator[Chunk]:
     """Batches of one CSV/TSV stream, each with the malformed rows met while parsing it.
 
-    ``native`` (a pyarrow ``NativeFile`` over the same bytes, for uncompressed local files) lets Arrow read the file
-    itself, without calling back into Python for every block: the preamble is then read from ``stream`` (a second,
-    plain handle) and skipped by Arrow. With ``may_hold_quotes`` (a CSV file holding a quote somewhere) Arrow still
-    reads it natively, but speculatively: only a line with an odd number of quotes can leave a quote or a newline in
-    a value or in a skipped row, so while no batch holds one, Arrow's rows are exactly the quote guard's. At the
-    first batch that does, the file is read again through the guard from its start, without the rows and malformed
-    rows already handed out.
+    ``native`` (a pyarrow ``NativeFile`` over the same bytes, for uncompressed local files that
+    :func:`scan_text` found to be valid UTF-8) lets Arrow read the file itself, without calling back into Python
+    for every block: the preamble is then read from ``stream`` (a second, plain handle) and skipped by Arrow.
+    With ``may_hold_quotes`` (a CSV file holding a quote somewhere) Arrow still reads it natively, but
+    speculatively: only a line with an odd number of quotes can leave a quote or a newline in a value or in a
+    skipped row, so while no batch holds one, Arrow's rows are exactly the line guard's. At the first batch that
+    does (or at an error of Arrow's own), the file is read again through the guard from its start, without the
+    rows and malformed rows already handed out.
     """
     preamble_lines = fmt.skip_header_rows + (1 if fmt.uses_header else 0)
     preamble, rest, complete = _read_preamble(stream, preamble_lines)
     if not complete:
         return  # the file ends inside the rows to skip (or before its header): no data
+    if not rest:
+        rest = stream.read(1)
+        if not rest:
+            return  # nothing after the header (Arrow itself would fail to skip a header without a newline)
     names = _header_names(preamble[-1], fmt, uri) if fmt.uses_header else list(fmt.columns or ())
     if not names:
         raise InputError(f"{uri}: the header row names no columns")
 
     failures: list[ParseFailure] = []
     suspect = threading.Event()
+    abandoned = threading.Event()
 
-    def on_invalid_row(row: Any) -> str:
+    def on_invalid_row(row: Any, native_reader: bool) -> str:
+        if native_reader and abandoned.is_set():
+            return "skip"  # read ahead by the native reader after it was given up: the guard reads these lines
         if suspect_quotes and '"' in row.text:
             suspect.set()  # perhaps an unterminated quote swallowing lines: the guard decides
             return "skip"
@@ -337,7 +433,7 @@ def read_delimited(
             escape_char=False,
             newlines_in_values=False,
             ignore_empty_lines=True,
-            invalid_row_handler=on_invalid_row,
+            invalid_row_handler=lambda row: on_invalid_row(row, source is native),
         )
         convert_options = pacsv.ConvertOptions(
             check_utf8=False,  # checked per batch below, so that a row with bad bytes is counted, not fatal
@@ -363,31 +459,27 @@ def read_delimited(
             for batch in reader if reader is not None else ():
                 if suspect_quotes and (suspect.is_set() or _holds_quote_or_newline(batch)):
                     break
-                checked, bad_rows = _valid_text_rows(batch, uri, False)
                 out = _drain(failures)
                 handed_rows += batch.num_rows
                 handed_failures.update((f.raw, f.message) for f in out)
-                yield checked, out + bad_rows, None
+                yield batch, out, None  # the file is valid UTF-8 (scan_text): no row to take out
             else:
                 if not suspect.is_set():
                     if failures:
                         yield None, _drain(failures), None
                     return
         except pa.ArrowInvalid:
-            if not suspect_quotes:
-                raise
-        # Something only an odd number of quotes on a line can cause: the quote guard reads the file again.
+            pass  # the guard decides: it raises if the problem is real
+        # Something only an odd number of quotes on a line can cause, or an error of Arrow's own reading (a
+        # header longer than its block): the line guard reads the file again.
+        abandoned.set()
         if reader is not None:
             reader.close()
-        native.seek(0, 2)  # the bytes count as read; the guard's reading is not counted twice
         failures.clear()
         suspect_quotes = False
 
-    source: Any = _Prefixed(rest, stream)
-    guard = None
-    if not tsv:
-        guard = source = _QuoteGuard(source, uri, preamble_lines + 1, failures)
-    reader = open_reader(source, 0)
+    guard = _LineGuard(_Prefixed(rest, stream), uri, preamble_lines + 1, failures, quotes=not tsv)
+    reader = open_reader(guard, 0)
     if reader is None:
         if failures:
             yield None, _unseen(_drain(failures), handed_failures), None
@@ -396,7 +488,7 @@ def read_delimited(
         if handed_rows:
             skipped = min(handed_rows, batch.num_rows)
             batch, handed_rows = batch.slice(skipped), handed_rows - skipped
-        batch, bad_rows = _valid_text_rows(batch, uri, guard is not None and guard.quoted)
+        batch, bad_rows = _valid_text_rows(batch, uri, guard.quoted)
         yield batch, _unseen(_drain(failures), handed_failures) + bad_rows, None
     if failures:
         yield None, _unseen(_drain(failures), handed_failures), None

@@ -21,7 +21,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -42,24 +42,52 @@ MAX_NESTING_DEPTH = 1000
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _has_timestamp(t: pa.DataType) -> bool:
-    if pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t):
-        return True
+def _is_time(t: pa.DataType) -> bool:
+    return bool(pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t))
+
+
+def _children(t: pa.DataType) -> list[pa.DataType]:
     if pt.is_struct(t):
-        return any(_has_timestamp(f.type) for f in t)
+        return [f.type for f in t]
     if pt.is_list(t) or pt.is_large_list(t):
-        return _has_timestamp(t.value_type)
+        return [t.value_type]
+    return []
+
+
+def _has_timestamp(t: pa.DataType) -> bool:
+    """Whether a type holds a timestamp, date or time anywhere (iteratively: a row may nest 1,000 levels deep)."""
+    stack = [t]
+    while stack:
+        t = stack.pop()
+        if _is_time(t):
+            return True
+        stack.extend(_children(t))
     return False
 
 
 def _timestamps_as_strings(t: pa.DataType) -> pa.DataType:
-    if pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t):
-        return pa.string()
-    if pt.is_struct(t):
-        return pa.struct([pa.field(f.name, _timestamps_as_strings(f.type)) for f in t])
-    if pt.is_list(t) or pt.is_large_list(t):
-        return pa.list_(_timestamps_as_strings(t.value_type))
-    return t
+    """``t`` with every timestamp, date or time in it a string (iteratively: children are converted onto a value
+    stack before their parent takes them off)."""
+    values: list[pa.DataType] = []
+    stack: list[tuple[pa.DataType, bool]] = [(t, False)]
+    while stack:
+        node, seen = stack.pop()
+        children = _children(node)
+        if not seen and children:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(children))  # the first child is converted first
+            continue
+        if _is_time(node):
+            values.append(pa.string())
+        elif not children:
+            values.append(node)
+        else:
+            converted, values = values[len(values) - len(children) :], values[: len(values) - len(children)]
+            if pt.is_struct(node):
+                values.append(pa.struct([pa.field(f.name, c) for f, c in zip(node, converted)]))
+            else:
+                values.append(pa.list_(converted[0]))
+    return values[0]
 
 
 class JsonLinesParser:
@@ -97,26 +125,37 @@ class JsonLinesParser:
                     return
                 data, end = carry, len(carry)
                 block, carry = memoryview(data), b""
-            newlines = _count_newlines(block)
-            tables, failures = self.parse_block(block, uri, line, newlines)
+            screened = screen_lines(block, uri, line)
+            tables, failures = self._parse_screened(screened, uri, line)
             for i, table in enumerate(tables):
                 yield table, failures if i == 0 else [], None
             if not tables and failures:
                 yield None, failures, None
-            line += newlines
+            line += screened.newlines
             if not chunk:
                 return
 
-    def parse_block(
-        self, block: bytes | memoryview, uri: str, first_line: int, newlines: Optional[int] = None
+    def parse_block(self, block: bytes | memoryview, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
+        """The tables of one block of whole lines (usually one), and its broken lines."""
+        return self._parse_screened(screen_lines(block, uri, first_line), uri, first_line)
+
+    def _parse_screened(self, screened: Screened, uri: str, first_line: int) -> tuple[list[pa.Table], list[ParseFailure]]:
+        # Lines that would crash pyarrow's reader (a bare ``null``, nesting thousands deep) are already out.
+        tables, failures = self._parse_block(screened.block, uri, first_line, screened.nonblank)
+        if screened.failures:
+            return tables, sorted(screened.failures + failures, key=lambda f: f.line or 0)
+        return tables, failures
+
+    def _parse_block(
+        self, block: bytes | memoryview, uri: str, first_line: int, nonblank: int
     ) -> tuple[list[pa.Table], list[ParseFailure]]:
-        """The tables of one block of whole lines (usually one), and its broken lines (``newlines``: how many newline
-        characters the block holds, when the caller has counted them)."""
         # pyarrow's JSON parser passes invalid UTF-8 through into string columns; only valid text goes to it.
         if _is_valid_utf8(block):
             table = self._vectorised(block)
             if table is not None:
-                if _one_row_per_line(block, table.num_rows, newlines):
+                # pyarrow skips blank lines; a line holding no object fails the parse: so one row per line exactly
+                # when the rows are as many as the lines that are not blank.
+                if table.num_rows == nonblank:
                     return [table], []
                 # Several objects on one line: pyarrow reads them as rows, Druid's line reader as one bad line.
                 tables, failures = self._by_lines(bytes(block), uri, first_line)
@@ -257,10 +296,7 @@ class _LineIndex:
             starts, ends = starts[:-1], ends[:-1]
         self.starts, self.ends = starts, ends
         self.count = len(starts)
-        blank = (ends - starts) == 0
-        for i in np.flatnonzero(((ends - starts) > 0) & ((ends - starts) <= 8)):
-            blank[i] = not data[starts[i] : ends[i]].strip()
-        self.nonblank = np.flatnonzero(~blank)
+        self.nonblank = np.flatnonzero(~_blank_lines(np.frombuffer(data, dtype=np.uint8), data, starts, ends))
 
     def nonblank_between(self, first: int, end: int) -> int:
         """How many lines in ``[first, end)`` are not blank."""
@@ -327,23 +363,87 @@ def _type_depth(t: pa.DataType) -> int:
     return deepest
 
 
-_COUNT_STEP = 1 << 18  # counted a cache-sized piece at a time: no block-sized temporary
+_COUNT_STEP = 1 << 18  # searched a cache-sized piece at a time: no block-sized temporary
+# Characters a line may start with when it is blank or a bare null: a newline (an empty line), a carriage return,
+# a space, a tab, and the ``n`` of ``null``. Lines of JSON objects start with ``{``.
+_ODD_FIRST = np.array([10, 13, 32, 9, 110], dtype=np.uint8)
+# A line nested N deep holds at least N bytes, so lines shorter than this cannot crash pyarrow (which it does some
+# 15,000 levels down); deeper than Jackson's limit but shorter, they parse, and their type's depth gives them away.
+_LONG_LINE = 4096
 
 
-def _count_newlines(block: bytes | memoryview) -> int:
+class Screened(NamedTuple):
+    block: bytes | memoryview  # the block with the lines pyarrow must not see turned into spaces
+    failures: list[ParseFailure]  # one for each of those lines
+    newlines: int  # newline characters in the block
+    nonblank: int  # lines that are neither empty nor whitespace only, nor taken out
+
+
+def screen_lines(block: bytes | memoryview, uri: str, first_line: int) -> Screened:
+    """``block`` with the lines pyarrow's JSON reader cannot be given turned into spaces (same length, same line
+    numbers), and a failure for each: a bare ``null`` (pyarrow 26 crashes the process on a block whose first row
+    is one) and a line nested deeper than Jackson's limit among the long ones (pyarrow's recursive parser
+    overflows its stack). Also counts the lines that are not blank, which pyarrow skips. Vectorised over the line
+    starts: only lines starting with a blank or ``n``, or longer than ``_LONG_LINE``, are looked at one by one."""
     arr = np.frombuffer(block, dtype=np.uint8)
-    return sum(int(np.count_nonzero(arr[i : i + _COUNT_STEP] == 10)) for i in range(0, len(arr), _COUNT_STEP))
+    n = len(arr)
+    if not n:
+        return Screened(block, [], 0, 0)
+    newlines = _newline_positions(arr)
+    starts = np.empty(len(newlines) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = newlines + 1
+    ends = np.empty_like(starts)
+    ends[:-1] = newlines
+    ends[-1] = n
+    if starts[-1] == n:  # the block ends with a newline: no line after it
+        starts, ends = starts[:-1], ends[:-1]
+    blank = 0
+    found: dict[int, tuple[int, str]] = {}
+    odd = np.flatnonzero(np.isin(arr[starts], _ODD_FIRST))
+    for i in odd.tolist():
+        text = bytes(block[int(starts[i]) : int(ends[i])]).strip()
+        if not text:
+            blank += 1
+        elif text == b"null":
+            found[i] = (int(starts[i]), "expected a JSON object, found null")
+    long_lines = np.flatnonzero(ends - starts > _LONG_LINE)
+    if len(long_lines):
+        opening = (arr == 91) | (arr == 123)
+        for i in long_lines.tolist():
+            start, end = int(starts[i]), int(ends[i])
+            if i not in found and np.count_nonzero(opening[start:end]) > MAX_NESTING_DEPTH:
+                _, error = _load_object(bytes(block[start:end]))
+                if error is not None and "nested deeper" in error:
+                    found[i] = (start, error)
+    nonblank = len(starts) - blank - len(found)
+    if not found:
+        return Screened(block, [], len(newlines), nonblank)
+    out = bytearray(block)
+    failures = []
+    for i in sorted(found):
+        start, message = found[i]
+        end = int(ends[i])
+        raw = bytes(out[start:end])
+        out[start:end] = b" " * (end - start)
+        failures.append(ParseFailure(truncate_raw(raw.decode("utf-8", errors="replace")), message, uri, first_line + i))
+    return Screened(bytes(out), failures, len(newlines), nonblank)
 
 
-def _one_row_per_line(block: bytes | memoryview, rows: int, newlines: Optional[int] = None) -> bool:
-    """Whether ``rows`` parsed rows can be one per line: never more rows than lines that are not blank."""
-    arr = np.frombuffer(block, dtype=np.uint8)
-    lines = (newlines if newlines is not None else _count_newlines(block)) + (1 if len(arr) and arr[-1] != 10 else 0)
-    if rows == lines:
-        return True
-    if rows > lines:
-        return False
-    return rows == _LineIndex(bytes(block)).nonblank_between(0, lines + 1)
+def _blank_lines(arr: np.ndarray, data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which lines are empty or whitespace only (pyarrow skips them); only lines starting with a blank are read."""
+    blank = ends == starts
+    if len(arr):
+        first = arr[np.minimum(starts, len(arr) - 1)]
+        for i in np.flatnonzero(~blank & np.isin(first, _ODD_FIRST[1:4])).tolist():
+            blank[i] = not bytes(data[int(starts[i]) : int(ends[i])]).strip()
+    return blank
+
+
+def _newline_positions(arr: np.ndarray) -> np.ndarray:
+    """Where the newlines of ``arr`` are, a cache-sized piece at a time (no block-sized temporary)."""
+    parts = [np.flatnonzero(arr[i : i + _COUNT_STEP] == 10) + i for i in range(0, len(arr), _COUNT_STEP)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _is_valid_utf8(data: bytes | memoryview) -> bool:

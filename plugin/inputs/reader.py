@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from druidflow.exceptions import InputError, SpecError
 from druidflow.inputs.batch import InputBatch, ParseFailure
-from druidflow.inputs.delimited import has_quote, read_delimited
+from druidflow.inputs.delimited import read_delimited, scan_text
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
 from druidflow.inputs.parquet import read_parquet
@@ -50,20 +50,24 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 
 class _NativeCount:
-    """Bytes a native file has been read up to, in the shape of ``CountingStream.count``."""
+    """Bytes a local file has been read up to, in the shape of ``CountingStream.count``: the furthest of the native
+    handle and the plain one (which reads the header and, when the native read is given up, the whole file again).
+    Not a seek of the native handle to its end: Arrow's read-ahead threads may still be reading it."""
 
-    def __init__(self, native: Any) -> None:
-        self.native = native
+    def __init__(self, native: Any, plain: Any) -> None:
+        self.handles = (native, plain)
         self._last = 0
 
     @property
     def count(self) -> int:
-        if not self.native.closed:
-            self._last = self.native.tell()
+        for h in self.handles:
+            if not h.closed:
+                self._last = max(self._last, h.tell())
         return self._last
 
     def close(self) -> None:
-        self.native.close()
+        for h in self.handles:
+            h.close()
 
 
 class _Closing:
@@ -157,11 +161,14 @@ class InputReader:
         fmt = self.input_format
         if isinstance(fmt, ParquetInputFormat):
             return read_parquet(obj, fmt, batch_rows=self.batch_rows), None, None
-        if not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None:
-            # A plain local file: Arrow reads it natively (no Python call per block, so no GIL contention with
-            # the work done on the batches); a second handle serves the header. A CSV file with quotes is read so
-            # speculatively: at a sign of an unbalanced quote it is read again through Python, which keeps such a
-            # quote from swallowing the lines after it.
+        plain_local = not isinstance(fmt, JsonInputFormat) and isinstance(obj, LocalFile) and obj.compression is None
+        scan = scan_text(obj.path) if plain_local and isinstance(obj, LocalFile) else None
+        if scan is not None and scan.utf8 and isinstance(obj, LocalFile) and not isinstance(fmt, JsonInputFormat):
+            # A plain local file of valid UTF-8: Arrow reads it natively (no Python call per block, so no GIL
+            # contention with the work done on the batches); a second handle serves the header. A CSV file with
+            # quotes is read so speculatively: at a sign of an unbalanced quote it is read again through Python,
+            # which keeps such a quote from swallowing the lines after it. A file with bytes that are not UTF-8 is
+            # read through Python's line guard, which takes those lines out (pyarrow cannot report them).
             native = pa.OSFile(str(obj.path))
             header = open(obj.path, "rb")
             chunks = read_delimited(
@@ -171,9 +178,9 @@ class InputReader:
                 block_size=self.block_size,
                 column_types=self.column_types,
                 native=native,
-                may_hold_quotes=isinstance(fmt, CsvInputFormat) and has_quote(obj.path),
+                may_hold_quotes=isinstance(fmt, CsvInputFormat) and scan.has_quote,
             )
-            return chunks, _Closing(header, native), _NativeCount(native)
+            return chunks, _Closing(header, native), _NativeCount(native, header)
         stream, counter = obj.open_text_stream()
         if isinstance(fmt, JsonInputFormat):
             chunks = parser.read(stream, obj.uri, self.block_size)
@@ -187,13 +194,17 @@ class InputReader:
         pending: Optional[InputBatch] = None
         assigned = 0
         stream = counter = None
+        end_count: Optional[int] = None
         try:
             chunks, stream, counter = self._chunks(obj, parser)
             for data, failures, nbytes in chunks:
                 if nbytes is None:
                     nbytes = counter.count - assigned if counter is not None else 0
+                batches = self._finish(data, failures, unifier, obj.uri)
+                if not batches:
+                    continue  # no rows, no failures (rows already handed out): its bytes go with the next batch
                 assigned += nbytes
-                for i, batch in enumerate(self._finish(data, failures, unifier, obj.uri)):
+                for i, batch in enumerate(batches):
                     out = InputBatch(
                         batch,
                         failures if i == 0 else [],
@@ -204,6 +215,7 @@ class InputReader:
                     if pending is not None:
                         yield pending
                     pending = out
+            end_count = counter.count if counter is not None else None  # before the handles are closed
         except (InputError, SpecError):
             raise
         except _read_errors() as exc:
@@ -216,7 +228,7 @@ class InputReader:
                     except Exception:
                         pass
         if pending is not None:
-            total = counter.count if counter is not None else (obj.size or assigned)
+            total = end_count if end_count is not None else (obj.size or assigned)
             pending.bytes_read += max(total - assigned, 0)
             yield pending
 

@@ -68,6 +68,7 @@ def quick_chunks(index_task: IndexTask, window: tuple[Optional[int], Optional[in
     import pyarrow.json as pj
 
     from druidflow.ingest.casts import parse_timestamps
+    from druidflow.inputs.json_lines import screen_lines
 
     schema = index_task.spec.data_schema
     fmt = index_task.spec.io_config.input_format
@@ -81,10 +82,14 @@ def quick_chunks(index_task: IndexTask, window: tuple[Optional[int], Optional[in
     if not isinstance(source, LocalInputSource) or not source.files:
         return None
     path = source.files[0]
+    with open(path, "rb") as f:
+        data = f.read()
+    if screen_lines(data, str(path), 1).failures:
+        return None  # a line pyarrow's reader would crash on (a bare null message): the full parse counts it
     kinds = [pa.int64(), pa.string()] if ts.format in ("millis", "posix", "micro", "nano") else [pa.string(), pa.int64()]
     for kind in kinds:
         try:
-            table = pj.read_json(path, parse_options=pj.ParseOptions(
+            table = pj.read_json(pa.py_buffer(data), parse_options=pj.ParseOptions(
                 explicit_schema=pa.schema([pa.field(ts.column, kind)]), unexpected_field_behavior="ignore"))
             break
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from druidflow.intervals import now_ms
 from druidflow.streaming import kafka_build, kafka_task, offsets, supervisor
@@ -197,3 +200,22 @@ def test_a_consumer_property_the_client_rejects_is_named(runtime):
     spec["spec"]["ioConfig"]["consumerProperties"]["ssl.truststore.location"] = "/etc/kafka/truststore.jks"
     with pytest.raises(SpecError, match=r"spec.ioConfig.consumerProperties.*ssl.truststore.location"):
         supervisor.plan_tasks(parse_supervisor_spec(spec), runtime)
+
+
+def test_quick_chunks_leaves_a_bare_null_message_to_the_full_parse(tmp_path):
+    # pyarrow's JSON reader crashes the process on a block starting with a bare ``null`` line (a message whose value
+    # is the JSON null): quick_chunks must not hand it such a spool. Run in a child, where a crash fails the test.
+    path = tmp_path / "m.txt"
+    path.write_text("null\n" + "\n".join(json.dumps(m) for m in messages(0, 100)) + "\n")
+    code = (
+        "import sys\n"
+        "from druidflow.streaming import kafka_build\n"
+        "from druidflow.streaming.kafka_spec import parse_supervisor_spec\n"
+        "from tests.streaming.conftest import kafka_spec\n"
+        "sup = parse_supervisor_spec(kafka_spec('127.0.0.1:9', 't'))\n"
+        "print(kafka_build.quick_chunks(sup.index_task('x', sys.argv[1]), (None, None)))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "None"
