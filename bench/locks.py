@@ -173,7 +173,7 @@ def run(url: str) -> dict:
         "distinct_datasources_cpu_bound_ratio_to_target": (
             round(cores * 1000 / cpu_per_pair_ms / TARGET_PAIRS_PER_S, 2) if cpu_per_pair_ms else 0.0
         ),
-        "load_average_1m": os.getloadavg()[0],
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
