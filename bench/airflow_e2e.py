@@ -8,7 +8,8 @@ under the CeleryExecutor — Redis as the broker, PostgreSQL as the Airflow DB, 
 Celery worker and then two (each of concurrency 1, so two workers can do twice the work at once), against the job
 run in-process (``index`` and ``index_parallel``, the same machine, the same moment). Airflow's own start-up and one
 warm-up run over the input's first lines are not counted; the scheduling of every step is. The workers preload the
-task-side modules (:mod:`druidflow.airflow.worker_preload`), as docker-compose.yaml's do. Each run reports the
+task-side modules (:mod:`druidflow.airflow.worker_preload`) and the cluster runs with the short-task settings
+docker-compose.yaml uses (:data:`tests.airflow.cluster.SHORT_TASK_SETTINGS` and ``CELERY_SETTINGS``). Each run reports the
 seconds spent inside its task instances per task and the idle time between them. Absolute times on a shared machine are noise: read the ratios.
 
     python -m bench.airflow_e2e [ROWS]            # default 1M rows, generated under bench/data
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -30,8 +32,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/14"
-#: The workers import the task-side modules once, before forking a process per task instance.
-PRELOAD = json.dumps({"imports": ["druidflow.airflow.worker_preload"]})
 
 
 def run(input_path: str | Path, input_format: str = "csv", *, timeout: float = 3600) -> dict:
@@ -84,7 +84,8 @@ def parallel_spec(input_path: Path, input_format: str, concurrency: int, data_so
 
 
 def in_process(input_path: Path, input_format: str, concurrency: int) -> dict[str, float]:
-    """Wall seconds of ``index`` and of ``index_parallel`` run by ``druidflow run``'s code path, in this process."""
+    """Wall and CPU (user+sys) seconds of ``index`` and of ``index_parallel`` run by ``druidflow run``'s code path,
+    in this process."""
     from bench.reference_spec import reference_spec
     from druidflow.tasks import parallel
     from druidflow.tasks.dispatch import run_task
@@ -93,13 +94,32 @@ def in_process(input_path: Path, input_format: str, concurrency: int) -> dict[st
     out = {}
     with tempfile.TemporaryDirectory(prefix="druidflow-bench-inproc-") as tmp:
         rt = Runtime.from_urls(f"sqlite:///{tmp}/m.db", f"{tmp}/deep", f"{tmp}/work")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run_task(reference_spec(input_path, input_format, data_source="inproc_index"), rt)
         out["index_s"] = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
+        out["index_cpu_s"] = round(time.process_time() - cpu, 2)
+        started, cpu = time.perf_counter(), time.process_time()
         parallel.run(parallel_spec(input_path, input_format, concurrency, "inproc_parallel"), rt)
         out["index_parallel_s"] = round(time.perf_counter() - started, 2)
+        out["index_parallel_cpu_s"] = round(time.process_time() - cpu, 2)
     return out
+
+
+def cluster_cpu_s(cluster: Any) -> float:
+    """CPU seconds (user+sys) used so far by every process of the cluster's components (each its own session): the
+    live ones' own time plus that of the children they reaped (the task processes)."""
+    sessions = {p.pid for p in cluster.procs.values()}
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # after the command: state ppid pgrp session ... utime(12) stime cutime cstime (0-based from state)
+        if int(fields[3]) in sessions:
+            total += sum(int(v) for v in fields[11:15]) / tick
+    return total
 
 
 def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tuple[int, ...] = (1, 2), timeout: float = 3600) -> dict:
@@ -132,7 +152,6 @@ def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tupl
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": PRELOAD,
             **_druidflow_env(home, db_url),
         },
     )
@@ -149,14 +168,18 @@ def parallel(input_path: str | Path, input_format: str = "csv", *, workers: tupl
             if n == min(workers):
                 results["warm_up_s"] = _warm_up(cluster, input_path, input_format, home, timeout)
             spec = parallel_spec(input_path, input_format, concurrency, f"celery_{n}w")
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cluster_cpu_s(cluster)
+            load = os.getloadavg()[0]
             run_id = cluster.trigger("druidflow_index_parallel", {"spec": spec})
             state = cluster.wait_for_run("druidflow_index_parallel", run_id, timeout=timeout)
             wall = time.perf_counter() - started
+            cpu = cluster_cpu_s(cluster) - cpu
             states = cluster.task_states("druidflow_index_parallel", run_id)
             timings = _task_timings(cluster, "druidflow_index_parallel", run_id)
             results["celery"][f"{n}_workers"] = {
                 "wall_s": round(wall, 2),
+                "cluster_cpu_s": round(cpu, 2),  # every Airflow component and task process, user+sys
+                "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)],  # at the start and the end
                 "state": state,
                 "ratio_to_in_process_index": round(wall / reference["index_s"], 2),
                 "ratio_to_in_process_index_parallel": round(wall / reference["index_parallel_s"], 2),

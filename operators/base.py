@@ -154,19 +154,21 @@ class DruidflowStepOperator(BaseOperator):
 
     # -- running a step ---------------------------------------------------------------------------------------
 
-    def _run(self, context: Context, fn: Callable[[], T]) -> T:
-        """Run one engine step with the lease heartbeat on, mapping Druidflow errors to Airflow's."""
+    def _run(self, context: Context, fn: Callable[[], T], *, heartbeat: bool | None = None) -> T:
+        """Run one engine step with the lease heartbeat on (unless ``heartbeat`` is False, or the operator's
+        ``_heartbeat``), mapping Druidflow errors to Airflow's."""
         druid_task_id = self._druid_task_id()
+        beating = self._heartbeat if heartbeat is None else heartbeat
         try:
             # An Airflow task runs in a process of its own, so the engine may tune its allocator for the step.
-            if not (self._heartbeat and druid_task_id):
+            if not (beating and druid_task_id):
                 with owned_process():
                     return fn()
-            from druidflow.tasks.protocol import heartbeat
+            from druidflow.tasks.protocol import heartbeat as renew_leases
 
             rt = self.runtime
             with LeaseHeartbeat(
-                lambda: heartbeat(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
+                lambda: renew_leases(druid_task_id, rt), interval_s=self.heartbeat_interval_s, name=druid_task_id
             ) as beat, owned_process():
                 result = fn()
             beat.check()  # a lock revoked mid-step makes the step's output worthless
@@ -312,11 +314,15 @@ class SpecSubmitOperator(DruidflowStepOperator):
                 ) from None
         return as_dict(self.spec, "spec")
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def submit_task(self, context: Context, task_id: str | None = None) -> Any:
+        """Validate and record the run's task (under ``task_id`` when given: a retried step resubmits the same
+        task, which the protocol records once); returns the parsed task."""
         spec = self.resolve_spec(context)
+        if task_id:
+            spec = {**spec, "id": task_id}
         built_from_fields = self._from_form() and not (context.get("params") or {}).get("spec")
         try:
-            task = self._run(context, lambda: self._submit(spec))
+            task = self._run(context, lambda: self._submit(spec), heartbeat=False)
         except AirflowFailException as exc:
             cause = druidflow_cause(exc)
             field = self._form().field_for(cause.path) if built_from_fields and isinstance(cause, SpecError) else None
@@ -324,7 +330,10 @@ class SpecSubmitOperator(DruidflowStepOperator):
                 raise user_error(f"{exc} (trigger form field '{field}')", cause) from None
             raise
         self.log.info("Submitted Druid %s task %s on dataSource %s", task.task_type, task.task_id, task.data_source)
-        return task.model_dump()
+        return task
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.submit_task(context).model_dump()
 
 
 def _same_type(given: str, wanted: str) -> bool:

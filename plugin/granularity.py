@@ -1,14 +1,14 @@
 """Druid's granularities: the buckets that ``segmentGranularity`` and ``queryGranularity`` cut time into.
 
-A :class:`Granularity` is one of
+A :class:`Granularity` is one of four classes sharing its interface:
 
-* ``NONE`` — millisecond buckets (truncation is the identity);
-* ``ALL`` — one bucket, :data:`~druidflow.intervals.ETERNITY`;
-* a *period* granularity — an ISO-8601 period with an optional time zone and origin. The named ones
+* :class:`NoneGranularity` ``NONE`` — millisecond buckets (truncation is the identity);
+* :class:`AllGranularity` ``ALL`` — one bucket, :data:`~druidflow.intervals.ETERNITY`;
+* :class:`PeriodGranularity` — an ISO-8601 period with an optional time zone and origin. The named ones
   (``SECOND``, ``MINUTE``, ``FIVE_MINUTE``, ``TEN_MINUTE``, ``FIFTEEN_MINUTE``, ``THIRTY_MINUTE``, ``HOUR``,
   ``SIX_HOUR``, ``EIGHT_HOUR``, ``DAY``, ``WEEK``, ``MONTH``, ``QUARTER``, ``YEAR``) are period granularities in
   UTC with no origin, and are written back by name exactly as Druid does;
-* a *duration* granularity — fixed-length buckets of ``duration`` ms aligned on ``origin``.
+* :class:`DurationGranularity` — fixed-length buckets of ``duration`` ms aligned on ``origin``.
 
 Bucketing follows Joda-Time and Druid's ``PeriodGranularity``:
 
@@ -23,55 +23,35 @@ Bucketing follows Joda-Time and Druid's ``PeriodGranularity``:
 * Druid's ``isFinerThan`` compares the lengths of the buckets that contain the epoch.
 
 Everything is vectorised: :meth:`Granularity.truncate` floors millions of epoch-millisecond timestamps with
-numpy integer arithmetic. Calendar (:mod:`druidflow.calendar_arrays`) and time-zone (:mod:`druidflow.timezones`)
+numpy integer arithmetic (period bucketing lives in :mod:`druidflow.period_buckets`). Calendar
+(:mod:`druidflow.calendar_arrays`) and time-zone (:mod:`druidflow.timezones`)
 work is done on small lookup tables (one entry per day, month or bucket in the data's range, or per hour for the
 zone's UTC offsets) and gathered back per row.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 import numpy as np
 import pyarrow as pa
 
-from druidflow.calendar_arrays import (
-    add_months_scalar,
-    add_units_local,
-    bucket_of_days,
-    bucket_start_days,
-    civil_from_days_array,
-    day_table,
-    days_from_civil_array,
-    floor_div,
-    floor_to,
-    gather,
-    units_between,
-)
+from druidflow.calendar_arrays import civil_from_days_array, days_from_civil_array, floor_div, floor_to
 from druidflow.exceptions import SpecError
-from druidflow.intervals import (
-    ETERNITY,
-    MS_DAY,
-    MS_HOUR,
-    MS_MINUTE,
-    MS_SECOND,
-    MS_WEEK,
-    Interval,
-    Period,
-    civil_from_days,
-    format_instant,
-    parse_instant,
-)
+from druidflow.intervals import ETERNITY, Interval, Period, format_instant, parse_instant
+from druidflow.period_buckets import PeriodBuckets, period_fields
 from druidflow.timezones import UTC, TimeZone
 
 # Re-exported for callers that bucket time with these helpers alongside granularities.
 __all__ = [
     "ALL", "DAY", "EIGHT_HOUR", "FIFTEEN_MINUTE", "FIVE_MINUTE", "HOUR", "MINUTE", "MONTH", "NAMES", "NONE",
     "QUARTER", "SECOND", "SIX_HOUR", "STANDARD_PERIODS", "TEN_MINUTE", "THIRTY_MINUTE", "UTC", "WEEK", "YEAR",
-    "Granularity", "TimeZone", "TimesLike", "civil_from_days_array", "days_from_civil_array", "floor_div",
+    "AllGranularity", "DurationGranularity", "Granularity", "NoneGranularity", "PeriodGranularity",
+    "TimeZone", "TimesLike", "civil_from_days_array", "days_from_civil_array", "floor_div",
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -96,35 +76,24 @@ STANDARD_PERIODS: dict[str, str] = {
 }
 NAMES: tuple[str, ...] = ("NONE", "ALL", *STANDARD_PERIODS)
 
-_FIELDS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds", "millis")
-_TIME_UNIT_MS = {"hours": MS_HOUR, "minutes": MS_MINUTE, "seconds": MS_SECOND, "millis": 1}
-_MAX_COMPOUND_STEPS = 2_000_000
-
 TimesLike = Union[np.ndarray, pa.Array, pa.ChunkedArray]
 
 
-def _period_fields(period: Period) -> list[tuple[str, int]]:
-    return [(f, getattr(period, f)) for f in _FIELDS if getattr(period, f)]
-
-
-@dataclass(frozen=True)
-class Granularity:
+class Granularity(ABC):
     """A Druid granularity; immutable, hashable, and usable as a pydantic field type.
 
+    One class per kind — :class:`NoneGranularity`, :class:`AllGranularity`, :class:`DurationGranularity` and
+    :class:`PeriodGranularity` — sharing this interface; callers that need a kind's fields dispatch on the class.
     Build one with :meth:`parse` (Druid's JSON: a name, or a ``{"type": ...}`` object), :meth:`period_granularity`
     or :meth:`duration_granularity`, or use the module constants (``HOUR``, ``DAY``, ...).
     """
 
-    kind: str  # "none" | "all" | "period" | "duration"
-    period: Period | None = None
-    time_zone: TimeZone | None = None  # period only; None is UTC
-    origin: int | None = None  # period: explicit origin (None = local 1970-01-01); duration: origin mod duration
-    duration: int | None = None  # duration only, ms
+    kind: ClassVar[str]  # Druid's "type" of the granularity, as its JSON and readable names spell it
 
     # -- construction ---------------------------------------------------------------------------------------------
 
-    @classmethod
-    def parse(cls, value: Any, path: str = "") -> Granularity:
+    @staticmethod
+    def parse(value: Any, path: str = "") -> Granularity:
         """Accept Druid's granularity JSON: a name (case-insensitive) or a ``{"type": ...}`` object."""
         if isinstance(value, Granularity):
             return value
@@ -136,98 +105,45 @@ class Granularity:
                 )
             return g
         if isinstance(value, dict):
-            return cls._parse_object(value, path)
+            return _parse_object(value, path)
         raise SpecError(path, value, "expected a granularity name such as 'DAY' or an object with a 'type'")
 
-    @classmethod
-    def _parse_object(cls, value: dict[str, Any], path: str) -> Granularity:
-        kind = value.get("type")
-        kind_l = kind.lower() if isinstance(kind, str) else kind
-        allowed = {"none": {"type"}, "all": {"type"}, "period": {"type", "period", "timeZone", "origin"},
-                   "duration": {"type", "duration", "origin"}}
-        if kind_l not in allowed:
-            raise SpecError(_join(path, "type"), kind, "unknown granularity type; expected 'period', 'duration', 'none' or 'all'")
-        extra = sorted(set(value) - allowed[kind_l])
-        if extra:
-            raise SpecError(_join(path, extra[0]), value[extra[0]], f"unexpected field for a {kind_l!r} granularity")
-        if kind_l == "none":
-            return NONE
-        if kind_l == "all":
-            return ALL
-        origin = value.get("origin")
-        origin_ms = None if origin is None or origin == "" else _parse_origin(origin, _join(path, "origin"))
-        if kind_l == "period":
-            if "period" not in value:
-                raise SpecError(_join(path, "period"), None, "a period granularity needs a 'period' such as 'PT1H'")
-            tz = value.get("timeZone")
-            return cls.period_granularity(
-                value["period"], None if tz is None else TimeZone.parse(tz, _join(path, "timeZone")), origin_ms, path
-            )
-        duration = value.get("duration")
-        if isinstance(duration, bool) or not isinstance(duration, int):
-            raise SpecError(_join(path, "duration"), duration, "a duration granularity needs 'duration' in milliseconds")
-        return cls.duration_granularity(duration, origin_ms or 0, path)
-
-    @classmethod
+    @staticmethod
     def period_granularity(
-        cls, period: str | Period, time_zone: str | TimeZone | None = None, origin: int | str | None = None, path: str = ""
-    ) -> Granularity:
+        period: str | Period, time_zone: str | TimeZone | None = None, origin: int | str | None = None, path: str = ""
+    ) -> PeriodGranularity:
         """A period granularity; in UTC with no origin it is the standard one of the same period (``PT1H`` is HOUR)."""
         p = period if isinstance(period, Period) else Period.parse(period, _join(path, "period"))
-        if not _period_fields(p):
+        if not period_fields(p):
             raise SpecError(_join(path, "period"), str(period), "a zero period is not a granularity")
         tz = None if time_zone is None else TimeZone.parse(time_zone, _join(path, "timeZone"))
         if tz is not None and tz.is_utc:
             tz = None
         if isinstance(origin, str):
             origin = _parse_origin(origin, _join(path, "origin"))
-        return cls("period", period=p, time_zone=tz, origin=origin)
+        return PeriodGranularity(period=p, time_zone=tz, origin=origin)
 
-    @classmethod
-    def duration_granularity(cls, duration_ms: int, origin: int = 0, path: str = "") -> Granularity:
+    @staticmethod
+    def duration_granularity(duration_ms: int, origin: int = 0, path: str = "") -> DurationGranularity:
         """Fixed buckets of ``duration_ms`` aligned on ``origin`` (stored as ``origin`` mod ``duration_ms``)."""
         if duration_ms <= 0:
             raise SpecError(_join(path, "duration"), duration_ms, "duration must be a positive number of milliseconds")
-        return cls("duration", duration=int(duration_ms), origin=int(origin) % int(duration_ms))
+        return DurationGranularity(duration=int(duration_ms), origin=int(origin) % int(duration_ms))
 
     # -- identity and JSON ----------------------------------------------------------------------------------------
 
-    @cached_property
+    @property
+    @abstractmethod
     def name(self) -> str:
         """``HOUR``, ``NONE``, ... for the named granularities; a readable description otherwise."""
-        if self.kind in ("none", "all"):
-            return self.kind.upper()
-        if self.kind == "period" and self.time_zone is None and self.origin is None:
-            std = _STANDARD_BY_PERIOD.get(str(self.period))
-            if std is not None and _BY_NAME[std].period == self.period:
-                return std
-        parts = [str(self.period) if self.kind == "period" else f"{self.duration}ms"]
-        if self.time_zone is not None:
-            parts.append(self.time_zone.id)
-        if self.origin is not None and (self.kind == "period" or self.origin):
-            parts.append(f"origin={format_instant(self.origin)}")
-        return f"{self.kind}({', '.join(parts)})"
 
     @property
     def is_standard(self) -> bool:
         return self.name in _BY_NAME
 
+    @abstractmethod
     def to_json(self) -> str | dict[str, Any]:
-        """Druid's JSON, as its serializers write it: ``{"type": "none"}``/``{"type": "all"}``; the name for the
-        standard period granularities (``PeriodGranularity.serialize`` keeps the pre-#3850 enum form); otherwise an
-        object with ``type``, ``period``, ``timeZone`` and ``origin`` (null when not set)."""
-        if self.kind in ("none", "all"):
-            return {"type": self.kind}
-        if self.is_standard:
-            return self.name
-        if self.kind == "period":
-            return {
-                "type": "period",
-                "period": str(self.period),
-                "timeZone": (self.time_zone or UTC).id,
-                "origin": format_instant(self.origin) if self.origin is not None else None,
-            }
-        return {"type": "duration", "duration": self.duration, "origin": format_instant(self.origin or 0)}
+        """Druid's JSON, as its serializers write it."""
 
     def __str__(self) -> str:
         return self.name
@@ -241,7 +157,7 @@ class Granularity:
 
         def validate(v: Any) -> Granularity:
             try:
-                return cls.parse(v)
+                return Granularity.parse(v)
             except SpecError as e:
                 raise ValueError(e.reason if not e.path else f"{e.path}: {e.reason}") from None
 
@@ -287,6 +203,7 @@ class Granularity:
         """Start of the bucket containing instant ``ms``."""
         return int(self._truncate(np.array([int(ms)], dtype=np.int64))[0])
 
+    @abstractmethod
     def next_bucket_start(self, ms: int) -> int:
         """Start of the bucket after the one starting at ``ms`` (Druid's ``increment``); ``ms`` must be a bucket start.
 
@@ -294,14 +211,6 @@ class Granularity:
         shift is not a whole number of hours, Joda's hour buckets around a transition are not all fixed points of
         :meth:`bucket_start`, so such a check would reject Druid's own buckets).
         """
-        ms = int(ms)
-        if self.kind == "none":
-            return ms + 1
-        if self.kind == "all":
-            return ETERNITY.end
-        if self.kind == "duration":
-            return ms + self.duration  # type: ignore[operator]
-        return self._add_period(ms, 1)
 
     def bucket(self, ms: int) -> Interval:
         """The bucket containing instant ``ms``."""
@@ -342,8 +251,6 @@ class Granularity:
         ``times`` is a numpy int64 array, or a pyarrow int64 / timestamp Array or ChunkedArray; the result is the
         same kind (pyarrow nulls stay null; a pyarrow timestamp comes back as ``timestamp[ms]``).
         """
-        if self.kind == "none" and _is_epoch_millis(times):
-            return times  # NONE is the identity: no copy of what may be millions of rows
         if isinstance(times, np.ndarray):
             return self._truncate(times.astype(np.int64, copy=False))
         if isinstance(times, pa.ChunkedArray):
@@ -370,155 +277,129 @@ class Granularity:
         return pa.array(result, type=pa.int64(), mask=mask).view(out_type)
 
     def _truncate(self, t: np.ndarray) -> np.ndarray:
-        if t.size == 0 or self.kind == "none":
-            return t.copy()
-        if self.kind == "all":
-            return np.full(t.shape, ETERNITY.start, dtype=np.int64)
-        if self.kind == "duration":
-            return floor_to(t, self.duration, self.origin or 0)  # type: ignore[arg-type]
-        fields = _period_fields(self.period)  # type: ignore[arg-type]
-        if len(fields) > 1:
-            return self._truncate_compound(t)
-        unit, n = fields[0]
-        if unit in _TIME_UNIT_MS:
-            size = n * _TIME_UNIT_MS[unit]
-            if unit == "millis" and n == 1:
-                return t.copy()
-            if n == 1 and self.origin is None:
-                # Joda floors the local wall-clock field, keeping the instant's own offset.
-                return self._floor_local(t, size)
-            return floor_to(t, size, self._origin_ms)
-        if n == 1 and self.origin is None:
-            if unit in ("days", "weeks") and self._zone.is_fixed:
-                return self._floor_local(t, MS_DAY if unit == "days" else MS_WEEK, -3 * MS_DAY if unit == "weeks" else 0)
-            return self._floor_calendar_field(t, unit)
-        return self._floor_calendar_multiple(t, unit, n)
+        """Bucket starts of int64 epoch ms, always a new array."""
+        return t.copy() if t.size == 0 else self._floor(t)
 
-    # -- period internals -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def _floor(self, t: np.ndarray) -> np.ndarray:
+        """Bucket starts of a non-empty int64 array, in a new array."""
+
+
+@dataclass(frozen=True, repr=False)
+class NoneGranularity(Granularity):
+    """``NONE``: millisecond buckets; truncation is the identity."""
+
+    kind: ClassVar[str] = "none"
+
+    @property
+    def name(self) -> str:
+        return "NONE"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "none"}
+
+    def next_bucket_start(self, ms: int) -> int:
+        return int(ms) + 1
+
+    def truncate(self, times: TimesLike) -> TimesLike:
+        if _is_epoch_millis(times):
+            return times  # the identity: no copy of what may be millions of rows
+        return super().truncate(times)
+
+    def _floor(self, t: np.ndarray) -> np.ndarray:
+        return t.copy()
+
+
+@dataclass(frozen=True, repr=False)
+class AllGranularity(Granularity):
+    """``ALL``: one bucket, :data:`~druidflow.intervals.ETERNITY`."""
+
+    kind: ClassVar[str] = "all"
+
+    @property
+    def name(self) -> str:
+        return "ALL"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "all"}
+
+    def next_bucket_start(self, ms: int) -> int:
+        return ETERNITY.end
+
+    def _floor(self, t: np.ndarray) -> np.ndarray:
+        return np.full(t.shape, ETERNITY.start, dtype=np.int64)
+
+
+@dataclass(frozen=True, repr=False)
+class DurationGranularity(Granularity):
+    """Fixed-length buckets of ``duration`` ms aligned on ``origin`` (kept as ``origin`` mod ``duration``)."""
+
+    kind: ClassVar[str] = "duration"
+    duration: int
+    origin: int = 0
+
+    @cached_property
+    def name(self) -> str:
+        origin = f", origin={format_instant(self.origin)}" if self.origin else ""
+        return f"duration({self.duration}ms{origin})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "duration", "duration": self.duration, "origin": format_instant(self.origin)}
+
+    def next_bucket_start(self, ms: int) -> int:
+        return int(ms) + self.duration
+
+    def _floor(self, t: np.ndarray) -> np.ndarray:
+        return floor_to(t, self.duration, self.origin)
+
+
+@dataclass(frozen=True, repr=False)
+class PeriodGranularity(Granularity):
+    """An ISO-8601 period with an optional time zone (``None`` is UTC) and origin (``None`` is local 1970-01-01)."""
+
+    kind: ClassVar[str] = "period"
+    period: Period
+    time_zone: TimeZone | None = None
+    origin: int | None = None
+
+    @cached_property
+    def name(self) -> str:
+        if self.time_zone is None and self.origin is None:
+            std = _STANDARD_BY_PERIOD.get(str(self.period))
+            if std is not None and _STANDARD[std].period == self.period:
+                return std
+        parts = [str(self.period)]
+        if self.time_zone is not None:
+            parts.append(self.time_zone.id)
+        if self.origin is not None:
+            parts.append(f"origin={format_instant(self.origin)}")
+        return f"period({', '.join(parts)})"
+
+    def to_json(self) -> str | dict[str, Any]:
+        """The name for the standard period granularities (``PeriodGranularity.serialize`` keeps the pre-#3850 enum
+        form); otherwise an object with ``type``, ``period``, ``timeZone`` and ``origin`` (null when not set)."""
+        if self.is_standard:
+            return self.name
+        return {
+            "type": "period",
+            "period": str(self.period),
+            "timeZone": self._zone.id,
+            "origin": format_instant(self.origin) if self.origin is not None else None,
+        }
+
+    def next_bucket_start(self, ms: int) -> int:
+        return self._buckets.add(int(ms), 1)
+
+    def _floor(self, t: np.ndarray) -> np.ndarray:
+        return self._buckets.floor(t)
 
     @property
     def _zone(self) -> TimeZone:
         return self.time_zone or UTC
 
-    def _offsets(self, t: np.ndarray) -> np.ndarray | int:
-        z = self._zone
-        return z.fixed_offset_ms if z.is_fixed else z.offsets(t)  # type: ignore[return-value]
-
-    def _floor_local(self, t: np.ndarray, size: int, local_origin: int = 0) -> np.ndarray:
-        """Floor to ``size`` in local time using each instant's own offset (exact for fixed-length local fields)."""
-        off = self._offsets(t)
-        if isinstance(off, int):
-            return floor_to(t, size, local_origin - off)
-        out = floor_to(t + off, size, local_origin)
-        out -= off
-        return out
-
     @cached_property
-    def _origin_ms(self) -> int:
-        if self.origin is not None:
-            return self.origin
-        return self._zone.from_local_scalar(0)  # 1970-01-01T00:00 in the zone (Joda's withZoneRetainFields)
-
-    def _floor_calendar_field(self, t: np.ndarray, unit: str) -> np.ndarray:
-        """Single-unit day/week/month/year with no origin: floor the local field (Joda's ``roundFloor``).
-
-        The bucket start depends only on the local day, so it is computed once per day of the batch's range and
-        gathered back per row.
-        """
-        zone = self._zone
-        off = self._offsets(t)
-        days, idx = day_table(floor_div(t + off, MS_DAY))
-        start_local = bucket_start_days(bucket_of_days(days, unit), unit) * MS_DAY
-        if zone.is_fixed:
-            out = gather(start_local, idx)
-            out -= off
-            return out
-        starts, alternative = zone._from_local(start_local)
-        out = gather(starts, idx)
-        if alternative is not None:
-            # Joda keeps the floored instant's own offset when the local start exists twice and that offset is valid.
-            keep = gather(alternative, idx) == off
-            out[keep] = gather(start_local, idx)[keep] - off[keep]  # type: ignore[index]
-        return out
-
-    def _floor_calendar_multiple(self, t: np.ndarray, unit: str, n: int) -> np.ndarray:
-        """Multiples of days/weeks/months/years counted in local calendar time from the origin (Druid's
-        ``getDifference`` then ``add`` on the zoned chronology, stepping back a period when that overshoots)."""
-        zone = self._zone
-        origin = self._origin_ms
-        lo = origin + zone.offset(origin)
-        local = t + self._offsets(t)
-        lo_days, lo_rem = divmod(lo, MS_DAY)
-        if lo_rem == 0 and (unit in ("days", "weeks") or civil_from_days(lo_days)[2] == 1):
-            # The origin is a local midnight (on the 1st, for months): the bucket depends only on the local day.
-            days, idx = day_table(floor_div(local, MS_DAY))
-            count = units_between(lo, days * MS_DAY, unit)
-        else:
-            idx = None
-            count = units_between(lo, local, unit)
-        k = floor_div(count, n) * n
-        current = zone.from_local(add_units_local(lo, k, unit))
-        previous = zone.from_local(add_units_local(lo, k - n, unit))
-        out = gather(current, idx)
-        back = t < out
-        if back.any():
-            out[back] = gather(previous, idx)[back]
-        return out
-
-    def _truncate_compound(self, t: np.ndarray) -> np.ndarray:
-        p = self.period
-        assert p is not None
-        calendar = p.years or p.months
-        days = p.weeks or p.days
-        if not calendar and (not days or self._zone.is_fixed):
-            # Druid's truncateMillisPeriod: fixed-length periods floor on the origin.
-            return floor_to(t, p.fixed_ms, self._origin_ms)
-        bounds = self._compound_boundaries(int(t.min()), int(t.max()))
-        return bounds[np.searchsorted(bounds, t, side="right") - 1]
-
-    def _compound_boundaries(self, lo: int, hi: int) -> np.ndarray:
-        """Bucket starts of a calendar compound period covering [lo, hi], stepping from the origin as Druid does."""
-        cur = self._origin_ms
-        steps = 0
-        while cur > lo:
-            cur = self._add_period(cur, -1)
-            steps += 1
-            self._check_steps(steps)
-        while True:
-            nxt = self._add_period(cur, 1)
-            if nxt > lo:
-                break
-            cur = nxt
-            steps += 1
-            self._check_steps(steps)
-        out = [cur]
-        while out[-1] <= hi:
-            out.append(self._add_period(out[-1], 1))
-            steps += 1
-            self._check_steps(steps)
-        return np.array(out, dtype=np.int64)
-
-    def _check_steps(self, steps: int) -> None:
-        if steps > _MAX_COMPOUND_STEPS:
-            raise SpecError("granularity", self.to_json(), f"more than {_MAX_COMPOUND_STEPS} buckets between origin and data")
-
-    def _add_period(self, ms: int, scalar: int) -> int:
-        """Joda's ``chronology.add(period, ms, scalar)``: each field in turn, calendar fields in local time."""
-        zone = self._zone
-        for field, value in _period_fields(self.period):  # type: ignore[arg-type]
-            amount = value * scalar
-            if field in _TIME_UNIT_MS:
-                ms += amount * _TIME_UNIT_MS[field]
-                continue
-            local = ms + zone.offset(ms)
-            if field == "days":
-                local += amount * MS_DAY
-            elif field == "weeks":
-                local += amount * MS_WEEK
-            else:
-                local = add_months_scalar(local, amount * (12 if field == "years" else 1))
-            ms = zone.from_local_scalar(local)
-        return ms
+    def _buckets(self) -> PeriodBuckets:
+        return PeriodBuckets(self.period, self._zone, self.origin, self.to_json())
 
 
 def _is_epoch_millis(times: Any) -> bool:
@@ -532,8 +413,6 @@ def _is_epoch_millis(times: Any) -> bool:
 
 def _result_type(t: pa.DataType) -> pa.DataType:
     return pa.timestamp("ms", tz=t.tz) if pa.types.is_timestamp(t) else pa.int64()
-
-
 
 
 def _parse_origin(value: Any, path: str) -> int:
@@ -550,8 +429,37 @@ def _join(path: str, field: str) -> str:
     return f"{path}.{field}" if path else field
 
 
-NONE = Granularity("none")
-ALL = Granularity("all")
+def _parse_object(value: dict[str, Any], path: str) -> Granularity:
+    kind = value.get("type")
+    kind_l = kind.lower() if isinstance(kind, str) else kind
+    allowed = {"none": {"type"}, "all": {"type"}, "period": {"type", "period", "timeZone", "origin"},
+               "duration": {"type", "duration", "origin"}}
+    if kind_l not in allowed:
+        raise SpecError(_join(path, "type"), kind, "unknown granularity type; expected 'period', 'duration', 'none' or 'all'")
+    extra = sorted(set(value) - allowed[kind_l])
+    if extra:
+        raise SpecError(_join(path, extra[0]), value[extra[0]], f"unexpected field for a {kind_l!r} granularity")
+    if kind_l == "none":
+        return NONE
+    if kind_l == "all":
+        return ALL
+    origin = value.get("origin")
+    origin_ms = None if origin is None or origin == "" else _parse_origin(origin, _join(path, "origin"))
+    if kind_l == "period":
+        if "period" not in value:
+            raise SpecError(_join(path, "period"), None, "a period granularity needs a 'period' such as 'PT1H'")
+        tz = value.get("timeZone")
+        return Granularity.period_granularity(
+            value["period"], None if tz is None else TimeZone.parse(tz, _join(path, "timeZone")), origin_ms, path
+        )
+    duration = value.get("duration")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise SpecError(_join(path, "duration"), duration, "a duration granularity needs 'duration' in milliseconds")
+    return Granularity.duration_granularity(duration, origin_ms or 0, path)
+
+
+NONE = NoneGranularity()
+ALL = AllGranularity()
 SECOND = Granularity.period_granularity("PT1S")
 MINUTE = Granularity.period_granularity("PT1M")
 FIVE_MINUTE = Granularity.period_granularity("PT5M")
@@ -567,9 +475,6 @@ MONTH = Granularity.period_granularity("P1M")
 QUARTER = Granularity.period_granularity("P3M")
 YEAR = Granularity.period_granularity("P1Y")
 
-_BY_NAME: dict[str, Granularity] = {
-    "NONE": NONE,
-    "ALL": ALL,
-    **{name: Granularity.period_granularity(p) for name, p in STANDARD_PERIODS.items()},
-}
+_STANDARD: dict[str, PeriodGranularity] = {name: Granularity.period_granularity(p) for name, p in STANDARD_PERIODS.items()}
+_BY_NAME: dict[str, Granularity] = {"NONE": NONE, "ALL": ALL, **_STANDARD}
 _STANDARD_BY_PERIOD = {p: name for name, p in STANDARD_PERIODS.items()}

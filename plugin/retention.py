@@ -72,19 +72,16 @@ def _ago(now: int, period: str) -> int:
     return Interval.parse(f"{period}/{format_instant(now)}").start
 
 
-class LoadForever(_Load):
+class _KeepForever(_Load):
     """Keep every segment."""
-
-    type: Literal["loadForever"] = "loadForever"
 
     def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return np.ones(len(starts), dtype=bool)
 
 
-class LoadByPeriod(_Load):
+class _KeepByPeriod(_Load):
     """Keep segments overlapping the last ``period`` (and, with ``includeFuture``, any later ones)."""
 
-    type: Literal["loadByPeriod"] = "loadByPeriod"
     period: PeriodText
     include_future: bool = True
 
@@ -95,26 +92,47 @@ class LoadByPeriod(_Load):
         return (begin < ends) & (starts < now)
 
 
-class LoadByInterval(_Load):
+class _KeepByInterval(_Load):
     """Keep segments overlapping ``interval``."""
 
-    type: Literal["loadByInterval"] = "loadByInterval"
     interval: Interval
 
     def applies(self, starts: np.ndarray, ends: np.ndarray, now: int) -> np.ndarray:
         return (starts < self.interval.end) & (self.interval.start < ends)
 
 
-class BroadcastForever(LoadForever):
-    type: Literal["broadcastForever"] = "broadcastForever"  # type: ignore[assignment]
+# Each concrete rule narrows ``type`` to its own Literal (the union's discriminator); a broadcast rule keeps what
+# its load rule keeps, so both share the behaviour of the same base rather than one subclassing the other.
 
 
-class BroadcastByPeriod(LoadByPeriod):
-    type: Literal["broadcastByPeriod"] = "broadcastByPeriod"  # type: ignore[assignment]
+class LoadForever(_KeepForever):
+    """Keep every segment."""
+
+    type: Literal["loadForever"] = "loadForever"
 
 
-class BroadcastByInterval(LoadByInterval):
-    type: Literal["broadcastByInterval"] = "broadcastByInterval"  # type: ignore[assignment]
+class LoadByPeriod(_KeepByPeriod):
+    """Keep segments overlapping the last ``period`` (and, with ``includeFuture``, any later ones)."""
+
+    type: Literal["loadByPeriod"] = "loadByPeriod"
+
+
+class LoadByInterval(_KeepByInterval):
+    """Keep segments overlapping ``interval``."""
+
+    type: Literal["loadByInterval"] = "loadByInterval"
+
+
+class BroadcastForever(_KeepForever):
+    type: Literal["broadcastForever"] = "broadcastForever"
+
+
+class BroadcastByPeriod(_KeepByPeriod):
+    type: Literal["broadcastByPeriod"] = "broadcastByPeriod"
+
+
+class BroadcastByInterval(_KeepByInterval):
+    type: Literal["broadcastByInterval"] = "broadcastByInterval"
 
 
 class DropForever(_Rule):

@@ -447,3 +447,17 @@ def test_multi_unit_calendar_periods_in_a_zone_count_local_days_and_months(zone)
         days = (local.replace(tzinfo=None) - epoch_local).days
         start = (epoch_local + dt.timedelta(days=days - days % 2)).replace(tzinfo=tz)
         assert d2 == int(start.timestamp() * 1000), (zone, iso(x))
+
+
+def test_each_kind_parses_to_its_own_class_with_its_fields():
+    from druidflow.granularity import AllGranularity, DurationGranularity, NoneGranularity, PeriodGranularity
+
+    assert isinstance(Granularity.parse("NONE"), NoneGranularity)
+    assert isinstance(Granularity.parse({"type": "all"}), AllGranularity)
+    d = Granularity.parse({"type": "duration", "duration": 90_000, "origin": 30_000})
+    assert isinstance(d, DurationGranularity) and (d.duration, d.origin) == (90_000, 30_000)
+    p = Granularity.parse({"type": "period", "period": "P1D", "timeZone": "Asia/Kolkata"})
+    assert isinstance(p, PeriodGranularity) and (str(p.period), p.time_zone.id, p.origin) == ("P1D", "Asia/Kolkata", None)
+    assert isinstance(G.HOUR, PeriodGranularity)
+    # The same fields under another kind are another granularity.
+    assert Granularity.parse({"type": "duration", "duration": 3_600_000}) != G.HOUR

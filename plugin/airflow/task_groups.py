@@ -148,13 +148,24 @@ def parallel_task_group(
     build_retries: Optional[int] = None,
     trigger_form: Optional[str] = None,
     tooltip: Optional[str] = None,
+    lean: bool = True,
 ):
-    """The TaskGroup of one ``index_parallel`` task: submit >> acquire_locks >> split_input >> scan (mapped per
-    split, skipped when the partitioning needs no statistics) >> decide_partitions >> partial_segments (mapped per
-    split) >> plan_merges >> merge_segments (mapped per (chunk, partition)) >> publish, with release_locks (which also
-    deletes the partial files) as the teardown. ``max_parallel_builds`` bounds each mapped phase's concurrent
-    instances; ``build_retries`` their retries (default :data:`~druidflow.operators.parallel.SUB_TASK_RETRIES`, lowered
-    by the spec's ``maxRetry``)."""
+    """The TaskGroup of one ``index_parallel`` task.
+
+    Lean (the default): submit_lock_split (the setup: submit, acquire_locks and split_input in one step, deciding the
+    partitions too when they need no statistics) >> scan (mapped per split, skipped when the partitioning needs no
+    statistics) >> decide_partitions >> partial_segments (mapped per split) >> plan_merges >> merge_segments (mapped per
+    (chunk, partition)) >> publish_release (the teardown: publishes when every merge finished, deletes the partial
+    files and releases the locks) >> published (an EmptyOperator, so that what follows the group waits for the
+    publish) — four serial control tasks instead of seven; see
+    :mod:`druidflow.operators.parallel_lean`.
+
+    ``lean=False``: one operator per step, submit >> acquire_locks >> split_input >> scan >> decide_partitions >>
+    partial_segments >> plan_merges >> merge_segments >> publish, with release_locks (which also deletes the partial
+    files) as the teardown.
+
+    ``max_parallel_builds`` bounds each mapped phase's concurrent instances; ``build_retries`` their retries (default
+    :data:`~druidflow.operators.parallel.SUB_TASK_RETRIES`, lowered by the spec's ``maxRetry``)."""
     from airflow.sdk import TaskGroup, XComArg
 
     from druidflow.operators.base import SpecSubmitOperator
@@ -184,6 +195,11 @@ def parallel_task_group(
         retry_delay=SUB_TASK_RETRY_DELAY,
     )
     tooltip = tooltip or "Druid index_parallel task: split, partial segments per split, merge per (chunk, partition), publish"
+    if lean:
+        return _lean_parallel_group(
+            spec, group_id=group_id, common=common, mapped=mapped, lock_timeout_s=lock_timeout_s, outlets=outlets,
+            trigger_form=trigger_form, tooltip=tooltip,
+        )
     with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
         submit = SpecSubmitOperator(
             task_id="submit", spec=spec, druid_task_type="index_parallel", trigger_form=trigger_form or _FORMS["index_parallel"], **common
@@ -220,6 +236,59 @@ def parallel_task_group(
         release = ParallelReleaseOperator(task_id="release_locks", druid_task=task, **common)
         submit >> acquire >> split >> scan >> decide >> partial >> merges >> merge >> publish >> release
         release.as_teardown(setups=acquire, on_failure_fail_dagrun=True)
+    return group
+
+
+def _lean_parallel_group(
+    spec: dict[str, Any] | str | None,
+    *,
+    group_id: str,
+    common: dict[str, Any],
+    mapped: dict[str, Any],
+    lock_timeout_s: float,
+    outlets: list[Any] | None,
+    trigger_form: Optional[str],
+    tooltip: str,
+):
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import TaskGroup, XComArg
+
+    from druidflow.operators.druid_task import DruidTaskBuildOperator
+    from druidflow.operators.parallel import ParallelMergesOperator, ParallelPartialOperator, ParallelScanOperator
+    from druidflow.operators.parallel_lean import (
+        ParallelLeanDecideOperator,
+        ParallelPublishReleaseOperator,
+        ParallelSubmitLockSplitOperator,
+    )
+
+    with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
+        prepare = ParallelSubmitLockSplitOperator(
+            task_id="submit_lock_split", spec=spec, trigger_form=trigger_form or _FORMS["index_parallel"], lock_timeout_s=lock_timeout_s, **common
+        )
+        task = XComArg(prepare, key="druid_task")
+        scan = ParallelScanOperator.partial(
+            task_id="scan", druid_task=task, plan=XComArg(prepare, key="plan"), map_index_template="{{ task.split_label }}", **mapped
+        ).expand(split=prepare.output)
+        # decide runs when the scan was skipped too (trigger rule none_failed): no direct downstream of the setup.
+        decide = ParallelLeanDecideOperator(task_id="decide_partitions", setup_task_id=prepare.task_id, scans=scan.output, **common)
+        partial = ParallelPartialOperator.partial(
+            task_id="partial_segments", druid_task=task, plan=XComArg(decide, key="plan"), map_index_template="{{ task.split_label }}", **mapped
+        ).expand(split=decide.output)
+        merges = ParallelMergesOperator(task_id="plan_merges", druid_task=task, plan=XComArg(decide, key="plan"), partials=partial.output, **common)
+        merge = DruidTaskBuildOperator.partial(
+            task_id="merge_segments", druid_task=task, plan=XComArg(merges, key="final_plan"), map_index_template="{{ task.build_unit_label }}", **mapped
+        ).expand(build_unit=merges.output)
+        finish_kwargs: dict[str, Any] = dict(common)
+        if outlets is not None:
+            finish_kwargs["outlets"] = outlets
+        finish = ParallelPublishReleaseOperator(
+            task_id="publish_release", druid_task=task, merges_task_id=merges.task_id, merge_task_id=merge.task_id, **finish_kwargs
+        )
+        # Airflow leaves a teardown out of a group's leaves; what follows the group must wait for the publish, so
+        # the group ends with an EmptyOperator after it (the scheduler marks it done itself: no worker, no process).
+        published = EmptyOperator(task_id="published")
+        prepare >> scan >> decide >> partial >> merges >> merge >> finish >> published
+        finish.as_teardown(setups=prepare, on_failure_fail_dagrun=True)
     return group
 
 

@@ -13,11 +13,14 @@ Druid (``HashPartitioner.extractKeys`` → ``HashBasedNumberedShardSpec.serializ
 null stays ``null``, anything else is ``String.valueOf``: JSON ``""`` is ``[""]``, a JSON integer ``2`` is
 ``"2"`` even in a double dimension, a double ``2.0`` is ``"2.0"`` even in a string dimension (Java's
 ``Double.toString``, so ``1.0E7`` and ``1.0E-4`` outside [10⁻³, 10⁷)). CSV values are the text as written. So
-the key is built here from the raw columns (after transforms), not from the typed dimension columns.
+the key is built here from the raw columns (after transforms), not from the typed dimension columns. A JSON
+column holding both ``1`` and ``2.5`` arrives as doubles; the reader says which rows were written as integers
+(:mod:`druidflow.inputs.json_numbers`) and the parser hands such a column over as that text (``"1"``, ``"2.5"``).
 
-Each dimension's JSON fragment is rendered with Arrow string kernels (escaping, quoting) once per distinct value;
-the compiled :func:`druidflow.ingest.murmur.murmur3_32_joined` then hashes, per row, the bytes of its key joined
-from those fragments without building the key. No Python runs per row. Java sorts strings by UTF-16 code unit and
+Each dimension is a :class:`KeyPiece`: its distinct values (escaped only when one needs it, once per distinct
+value; lists rendered whole), each row's index into them, and the JSON around a value (``"d":["`` … ``"]``). The
+compiled :func:`druidflow.ingest.murmur.murmur3_32_keys` then lays out, per row, the bytes of its key from those
+pieces and hashes them, without building the key as a string. No Python runs per row. Java sorts strings by UTF-16 code unit and
 Arrow by code point: the two differ only between supplementary characters and U+E000–U+FFFF.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Optional
 
@@ -96,14 +100,25 @@ def java_strings(col: pa.Array) -> pa.Array:
     return col.cast(pa.string())
 
 
-def json_string_literals(values: pa.Array) -> pa.Array:
-    """Each string as Jackson writes it: quoted, ``\\`` and ``"`` escaped, control characters as ``\\n`` or
-    ``\\u001F`` (upper-case hex); null as ``null``."""
+_NEEDS_ESCAPE = "[\\\\\"\\x00-\\x1f]"
+
+
+def json_string_bodies(values: pa.Array) -> pa.Array:
+    """Each string's contents as Jackson writes them between the quotes (see :func:`json_string_literals`); null
+    stays null. Strings that need no escape (the usual case) are returned as they are, after one scan."""
+    if not len(values) or not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        return values
     escaped = pc.replace_substring(values, "\\", "\\\\")
     escaped = pc.replace_substring(escaped, '"', '\\"')
     if pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py():
         escaped = _escape_controls(values, escaped)
-    quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+    return escaped
+
+
+def json_string_literals(values: pa.Array) -> pa.Array:
+    """Each string as Jackson writes it: quoted, ``\\`` and ``"`` escaped, control characters as ``\\n`` or
+    ``\\u001F`` (upper-case hex); null as ``null``."""
+    quoted = pc.binary_join_element_wise('"', json_string_bodies(values), '"', "")
     return pc.fill_null(quoted, _NULL_TEXT)
 
 
@@ -193,65 +208,77 @@ def _json_arrays(lists: pa.ListArray) -> pa.Array:
 # ------------------------------------------------------------------------------------- the key and the hash
 
 
+@dataclass(frozen=True)
+class KeyPiece:
+    """One dimension's part of every row's key: ``prefix + bodies[rows[i]] + suffix``, or where ``rows[i]`` is -1
+    (no value) ``absent``, or nothing at all (the dimension left out of the row's group key) when that is None.
+    ``bodies`` are the distinct values' JSON text (escaped string contents for a single value, whole arrays for
+    lists), rendered once per distinct value; ``prefix``/``suffix`` are the JSON around them (``"d":["`` and
+    ``"]``)."""
+
+    bodies: pa.Array
+    rows: np.ndarray
+    prefix: bytes = b""
+    suffix: bytes = b""
+    absent: Optional[bytes] = None
+
+
 def _pieces(
     table: pa.Table, dimensions: Sequence[str], partition_dimensions: Sequence[str], list_delimiter: Optional[str]
-) -> tuple[list[pa.Array], np.ndarray]:
-    """The key's pieces: per dimension, its distinct JSON fragments (``"d":["v"]`` in a group key, ``["v"]`` for
-    a partition dimension, rendered once per distinct value, per distinct list for arrays) and each row's index
-    into them (``pieces[j]``). An empty fragment is a dimension left out of the row's group key."""
+) -> list[KeyPiece]:
+    """The key's pieces, one per dimension of the key, in key order."""
     n = table.num_rows
     grouped = not partition_dimensions
     names = sorted(set(dimensions)) if grouped else list(partition_dimensions)
-    fragments: list[pa.Array] = []
-    rows: list[np.ndarray] = []
+    pieces: list[KeyPiece] = []
     for d in names:
-        prefix = json_string_literals(pa.array([d], pa.string()))[0].as_py() + ":" if grouped else ""
+        name = (json_string_literals(pa.array([d], pa.string()))[0].as_py() + ":").encode() if grouped else b""
         if d not in table.column_names:
-            if grouped:
-                continue
-            frag, idx = pa.array(["[]"], pa.string()), np.zeros(n, dtype=np.int32)
-        else:
-            frag, idx = _dimension_pieces(table.column(d), prefix, grouped, list_delimiter)
-        fragments.append(frag)
-        rows.append(idx)
-    pieces = np.stack(rows) if rows else np.zeros((0, n), dtype=np.int32)
-    return fragments, pieces
+            if not grouped:
+                pieces.append(KeyPiece(pa.array([], pa.string()), np.full(n, -1, np.int32), absent=b"[]"))
+            continue
+        pieces.append(_dimension_piece(table.column(d), name, grouped, list_delimiter))
+    return pieces
 
 
-def _dimension_pieces(col: pa.Array | pa.ChunkedArray, prefix: str, grouped: bool, list_delimiter: Optional[str]) -> tuple[pa.Array, np.ndarray]:
+def _dimension_piece(col: pa.Array | pa.ChunkedArray, name: bytes, grouped: bool, list_delimiter: Optional[str]) -> KeyPiece:
+    absent = None if grouped else b"[]"  # a row without a value: left out of a group key, [] in a partition key
     if isinstance(col, pa.ChunkedArray):
         if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
             # Each input block brings its own dictionary: render each, rather than unify them (which costs more).
-            frags, indexes, base = [], [], 0
-            for chunk in col.chunks:
-                frag, idx = _dimension_pieces(chunk, prefix, grouped, list_delimiter)
-                frags.append(frag)
-                indexes.append(idx + base)
-                base += len(frag)
-            return pa.concat_arrays(frags), np.concatenate(indexes).astype(np.int32)
+            parts = [_dimension_piece(chunk, name, grouped, list_delimiter) for chunk in col.chunks]
+            if len({(p.prefix, p.suffix) for p in parts}) == 1:
+                bases = np.cumsum([0] + [len(p.bodies) for p in parts[:-1]])
+                rows = np.concatenate([np.where(p.rows >= 0, p.rows + b, -1) for p, b in zip(parts, bases)])
+                first = parts[0]
+                return KeyPiece(pa.concat_arrays([p.bodies for p in parts]), rows.astype(np.int32), first.prefix, first.suffix, absent)
         col = col.combine_chunks()
     t = col.type
-    none = "" if grouped else "[]"  # a row without a value
     is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
     if not is_list:
         encoded = col if pa.types.is_dictionary(t) else pc.dictionary_encode(col)
         values = java_strings(encoded.dictionary)
         if not (list_delimiter and pc.any(pc.match_substring(values, list_delimiter)).as_py()):
-            arrays = pc.binary_join_element_wise("[", json_string_literals(values), "]", "")
-            frag = pc.fill_null(pc.binary_join_element_wise(prefix, arrays, ""), none)
-            frag = pa.concat_arrays([frag, pa.array([none], pa.string())])
-            indices = encoded.indices.cast(pa.int32())
-            if indices.null_count:
-                indices = pc.fill_null(indices, len(frag) - 1)
-            return frag, indices.to_numpy(zero_copy_only=False)
+            rows = _indices(encoded.indices)
+            if values.null_count:  # a null in the dictionary itself is no value either
+                remap = np.where(np.asarray(pc.is_valid(values)), np.arange(len(values), dtype=np.int32), -1)
+                rows = np.where(rows >= 0, remap[np.maximum(rows, 0)], -1).astype(np.int32)
+            return KeyPiece(json_string_bodies(values), rows, name + b'["', b'"]', absent)
     lists = raw_value_lists(col, list_delimiter)
     if grouped:
         lists = _sorted_sets(lists)
-    per_row = pc.binary_join_element_wise(prefix, _json_arrays(lists), "")
-    if grouped:
-        per_row = pc.if_else(pc.equal(pc.list_value_length(lists), 0), "", per_row)
-    encoded = pc.dictionary_encode(per_row)
-    return encoded.dictionary, encoded.indices.cast(pa.int32()).to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(_json_arrays(lists))
+    rows = _indices(encoded.indices)
+    if grouped:  # a dimension with no value is left out of the group key
+        rows = np.where(np.asarray(pc.list_value_length(lists)) == 0, -1, rows).astype(np.int32)
+    return KeyPiece(encoded.dictionary, rows, name, b"", absent)
+
+
+def _indices(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as int32, -1 for a null."""
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int32)
 
 
 def group_keys(
@@ -264,12 +291,13 @@ def group_keys(
     """The JSON text Druid hashes for each row of ``table`` (raw columns after transforms); ``times`` is the
     queryGranularity-truncated timestamp of each row, used only without ``partitionDimensions``.
     (:func:`row_hashes` hashes the same bytes without building them.)"""
-    fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
-    parts = []
-    for frag, idx in zip(fragments, pieces):
-        taken = frag.take(pa.array(idx))
-        parts.append(pc.if_else(pc.equal(taken, ""), "", pc.binary_join_element_wise(",", taken, "")))
     n = table.num_rows
+    parts = []
+    for piece in _pieces(table, dimensions, partition_dimensions, list_delimiter):
+        taken = piece.bodies.take(pa.array(piece.rows, mask=piece.rows < 0))
+        text = pc.binary_join_element_wise(piece.prefix.decode(), taken, piece.suffix.decode(), "")
+        text = pc.fill_null(text, "" if piece.absent is None else piece.absent.decode())
+        parts.append(pc.if_else(pc.equal(text, ""), "", pc.binary_join_element_wise(",", text, "")))
     body = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*parts, ""), 1) if parts else pa.array([""] * n, pa.string())
     if partition_dimensions:
         return pc.binary_join_element_wise("[", body, "]", "")
@@ -287,12 +315,14 @@ def row_hashes(
     """``murmur3_32`` of each row's group key (signed int32), independent of the number of buckets."""
     if table.num_rows == 0:
         return np.zeros(0, dtype=np.int32)
-    from druidflow.ingest.murmur import murmur3_32_joined  # numba: imported only by the runs that hash
+    from druidflow.ingest.murmur import murmur3_32_keys  # numba: imported only by the runs that hash
 
-    fragments, pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
+    pieces = _pieces(table, dimensions, partition_dimensions, list_delimiter)
+    rows = np.stack([p.rows for p in pieces]) if pieces else np.zeros((0, table.num_rows), dtype=np.int32)
+    args = ([p.bodies for p in pieces], rows, [p.prefix for p in pieces], [p.suffix for p in pieces], [p.absent for p in pieces])
     if partition_dimensions:
-        return murmur3_32_joined(None, b"", b"]", fragments, pieces)
-    return murmur3_32_joined(np.asarray(pc.cast(times, pa.int64())), b",{", b"}]", fragments, pieces)
+        return murmur3_32_keys(None, b"", b"]", *args)
+    return murmur3_32_keys(np.asarray(pc.cast(times, pa.int64())), b",{", b"}]", *args)
 
 
 def buckets_of(hashes: np.ndarray, num_buckets: int) -> np.ndarray:

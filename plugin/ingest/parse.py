@@ -14,7 +14,7 @@ and for first/last aggregators a companion column with the row's raw time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from druidflow.ingest.casts import parse_timestamps, to_number
 from druidflow.ingest.rollup import MetricColumn, companion_time_column, metric_columns
 from druidflow.ingest.stats import ParseExceptionHandler, RowStats
+from druidflow.inputs.json_numbers import companion_name, integral_text, is_companion, list_text
 
 TIME = "__time"
 CHUNK = "__chunk"
@@ -101,10 +102,12 @@ class RowParser:
         bytes_read: int = 0,
         times: Optional[pa.Array] = None,
         non_flat_fields: frozenset[str] = frozenset(),
+        integral_numbers: Optional[Mapping[str, pa.Array]] = None,
     ) -> ParsedBatch:
         """Parse one input batch. ``unparseable_input`` are rows the reader already could not parse; ``times``, when
         given, are the rows' times (epoch ms), used instead of the ``timestampSpec``; ``non_flat_fields`` are left
-        out of schemaless discovery."""
+        out of schemaless discovery; ``integral_numbers`` says which rows of double columns were written as
+        integers (JSON ``1``, a long in Druid: its text is ``"1"`` in a string dimension and a hash key)."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         stats = RowStats(processed_bytes=bytes_read)
         if unparseable_input:
@@ -121,12 +124,16 @@ class RowParser:
         raw_time = self._timestamps(table) if times is None else _combine(times)
         bad_time = pc.is_null(raw_time)
         n_bad = pc.sum(bad_time).as_py() or 0
+        keep = None
         if n_bad:
             self._record_rows(table, bad_time, n_bad, "unparseable", "Unparseable timestamp found! Check timestampSpec")
             keep = pc.invert(bad_time)
             table, raw_time = table.filter(keep), raw_time.filter(keep)
             stats = stats.plus(RowStats(unparseable=n_bad))
         table = _set(table, TIME, raw_time)
+        for name, mask in (integral_numbers or {}).items():
+            if name in table.column_names:  # carried as hidden columns, so that they follow every row filter
+                table = table.append_column(companion_name(name), mask.filter(keep) if n_bad else mask)
 
         table, thrown = self._transform_and_filter(table)
         stats = stats.plus(thrown)
@@ -146,7 +153,9 @@ class RowParser:
         if self.hash_partition_dimensions is not None:
             from druidflow.ingest.hashing import row_hashes  # brings numba along: only hashed runs pay for it
 
-            hashes = row_hashes(table, columns[TIME], [d.name for d in dims], self.hash_partition_dimensions, self.list_delimiter)
+            names = [d.name for d in dims]
+            keyed = _as_java_text(table, names)  # integer-written JSON numbers as Druid's text ("1", not "1.0")
+            hashes = row_hashes(keyed, columns[TIME], names, self.hash_partition_dimensions, self.list_delimiter)
             columns[HASH] = pa.array(hashes, pa.int32())
         errors = np.zeros(table.num_rows, dtype=bool)
         messages: list[str] = []
@@ -206,6 +215,9 @@ class RowParser:
         table, split = self._multi_value_view(table, getattr(spec, "required_columns", frozenset()))
         if getattr(spec, "transforms", None):
             table = spec.apply(table) if not hasattr(spec, "apply_transforms") else spec.apply_transforms(table)
+            # A transform's output replaces the value as read: what was said about its numbers no longer holds.
+            stale = [companion_name(c) for c in getattr(spec, "output_columns", ()) if companion_name(c) in table.column_names]
+            table = table.drop_columns(stale) if stale else table
             if table.column(TIME).type != pa.int64():
                 table = _set(table, TIME, parse_timestamps(table.column(TIME), "auto"))
         # Columns split only for the transforms go on as read (the dimension step splits them itself).
@@ -262,6 +274,8 @@ class RowParser:
         if dim.name not in table.column_names:
             return pa.nulls(n, STRING_DIMENSION if dim.type == "string" else _DIM_TYPES[dim.type]), None
         col = _combine(table.column(dim.name))
+        if dim.type == "string":
+            col = _number_text(table, dim.name, col)
         if dim.type != "string":
             values, err = to_number(col, _DIM_TYPES[dim.type])
             return values, err.to_numpy(zero_copy_only=False)
@@ -294,7 +308,9 @@ class RowParser:
             return _join_multi_value(pc.split_pattern(col, delim), dim.effective_multi_value_handling)
         return col
 
-    def _metric(self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array):
+    def _metric(
+        self, table: pa.Table, agg: Any, metric: MetricColumn, raw_time: pa.Array
+    ) -> Iterator[tuple[str, pa.Array, Optional[np.ndarray]]]:
         n = table.num_rows
         matched = None
         if agg.type == "filtered":
@@ -345,10 +361,11 @@ class RowParser:
     # ------------------------------------------------------------------ helpers
 
     def _record_rows(self, table: pa.Table, mask: pa.Array, count: int, kind: str, message: str) -> None:
+        table = table.drop_columns([c for c in table.column_names if is_companion(c)])
         want = max(_SAMPLE_ROWS, len(self.handler.saved) and self.handler.saved.maxlen or 0)
         idx = np.flatnonzero(_numpy(pc.fill_null(mask, False)))[:want]
         rows = table.take(pa.array(idx)).to_pylist() if len(idx) else []
-        samples = [(json.dumps(r, default=str), message) for r in rows]
+        samples: list[tuple[Optional[str], str]] = [(json.dumps(r, default=str), message) for r in rows]
         self.handler.record(count, samples, kind)
 
     def empty_table(self, dims: list[Any]) -> pa.Table:
@@ -413,6 +430,28 @@ def _as_string_lists(col: pa.Array) -> pa.Array:
 
 def _single_lists(col: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(len(col) + 1, dtype=np.int32)), col)
+
+
+def _as_java_text(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """``table`` with each of ``names`` that is a double column (or arrays of doubles) with integer-written values
+    (a companion column) turned into ``String.valueOf`` of its values, the raw values Druid's hash key holds."""
+    for name in names:
+        if companion_name(name) in table.column_names and name in table.column_names:
+            table = _set(table, name, _number_text(table, name, _combine(table.column(name))))
+    return table
+
+
+def _number_text(table: pa.Table, name: str, col: pa.Array) -> pa.Array:
+    """A double column, or a column of arrays of doubles, as Druid's text of each number: ``"1"`` where the
+    companion column says it was written as an integer, Java's ``Double.toString`` otherwise. Other columns as
+    they are (a double column without a companion keeps the dimension step's own rendering)."""
+    comp = companion_name(name)
+    flags = _combine(table.column(comp)) if comp in table.column_names else None
+    if pa.types.is_float64(col.type) and flags is not None:
+        return integral_text(col, flags)
+    if (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and pa.types.is_float64(col.type.value_type):
+        return list_text(col, flags)
+    return col
 
 
 def _set(table: pa.Table, name: str, values: Any) -> pa.Table:

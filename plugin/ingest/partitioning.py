@@ -205,8 +205,9 @@ def range_shards(
     bounds: list[Optional[str]] = [None] + cuts + [None]
     shards = []
     for i in range(n):
-        start = None if bounds[i] is None else decode_range_key(bounds[i], len(dimensions))
-        end = None if bounds[i + 1] is None else decode_range_key(bounds[i + 1], len(dimensions))
+        lo, hi = bounds[i], bounds[i + 1]
+        start = None if lo is None else decode_range_key(lo, len(dimensions))
+        end = None if hi is None else decode_range_key(hi, len(dimensions))
         shards.append(
             ShardPlan(type=kind, partition_num=i, num_partitions=n, partition_dimensions=list(dimensions), start=start, end=end)
         )

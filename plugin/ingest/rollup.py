@@ -108,7 +108,7 @@ def _unify_shared(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, pa.Arra
         owner.append(distinct[key])
     if len(dictionaries) == 1:
         unified = dictionaries[0]
-        remaps = [None]
+        remaps: list[Optional[np.ndarray]] = [None]
     else:
         # One hash pass over all the dictionaries' entries: each entry's position in the unified dictionary (in order
         # of first appearance, a null entry a value of its own). Looking each dictionary up in the unified one
@@ -178,7 +178,7 @@ class _Groups(NamedTuple):
     starts: Optional[np.ndarray] = None
 
     @property
-    def count(self) -> int:
+    def num_groups(self) -> int:
         return len(self.first_rows)
 
 
@@ -249,7 +249,9 @@ def _numpy(col: pa.ChunkedArray) -> tuple[np.ndarray, Optional[np.ndarray]]:
     return pc.fill_null(arr, 0).to_numpy(zero_copy_only=False), valid
 
 
-def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, groups: _Groups):
+def _reduce(
+    values: np.ndarray, valid: Optional[np.ndarray], kind: str, groups: _Groups
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Each group's sum, min or max of ``values`` (rows where ``valid`` is False left out), and the mask of groups
     that had no valid value."""
     if valid is not None and kind != "sum":
@@ -257,15 +259,15 @@ def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, groups: 
     if groups.ids is not None:
         ids = groups.ids
         if kind == "sum":
-            out = np.zeros(groups.count, dtype=values.dtype)
+            out = np.zeros(groups.num_groups, dtype=values.dtype)
             np.add.at(out, ids, values)
         elif kind == "min":
-            out = np.full(groups.count, _extreme(values.dtype, high=True), dtype=values.dtype)
+            out = np.full(groups.num_groups, _extreme(values.dtype, high=True), dtype=values.dtype)
             np.minimum.at(out, ids, values)
         else:
-            out = np.full(groups.count, _extreme(values.dtype, high=False), dtype=values.dtype)
+            out = np.full(groups.num_groups, _extreme(values.dtype, high=False), dtype=values.dtype)
             np.maximum.at(out, ids, values)
-        mask = None if valid is None else np.bincount(ids, weights=valid, minlength=groups.count) == 0
+        mask = None if valid is None else np.bincount(ids, weights=valid, minlength=groups.num_groups) == 0
         return out, mask
     assert groups.order is not None and groups.starts is not None
     v = values[groups.order]
@@ -277,7 +279,7 @@ def _reduce(values: np.ndarray, valid: Optional[np.ndarray], kind: str, groups: 
     return out, mask
 
 
-def _extreme(dtype: np.dtype, high: bool):
+def _extreme(dtype: np.dtype[Any], high: bool) -> float:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         return info.max if high else info.min
@@ -313,7 +315,8 @@ def rollup(
     keys = lead + [_time_key(table.column(TIME), time_step)] + [_dimension_key(table.column(d)) for d in dimensions]
     groups = _group(keys, n, sort_rows=not combine, sorted_runs=sorted_runs)
     order = groups.order
-    first_rows = order if not combine else groups.first_rows
+    first_rows = groups.first_rows if combine else order
+    assert first_rows is not None  # without combine, the rows come back sorted (``order``)
     columns: dict[str, pa.Array] = {}
     for c in list(leading) + [TIME]:
         columns[c] = pa.array(_combined(table.column(c)).to_numpy(zero_copy_only=False)[first_rows], pa.int64())
@@ -398,18 +401,21 @@ def _sketches(m: MetricColumn, col: pa.Array, groups: _Groups, combine: bool) ->
 
     if groups.ids is not None:
         order = np.argsort(groups.ids, kind="stable")
-        counts = np.bincount(groups.ids, minlength=groups.count)
+        counts = np.bincount(groups.ids, minlength=groups.num_groups)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     else:
         assert groups.order is not None and groups.starts is not None
         order = groups.order
         starts = groups.starts if combine else np.arange(len(order), dtype=np.int64)
+    assert m.sketch is not None  # a sketch metric always names its sketch
     return aggregate(m.sketch, col, order, starts)
 
 
 def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], n: int) -> dict[str, pa.Array]:
     """first/last: order rows by (key, companion time) and take each group's first or last row."""
-    comp = _combined(table.column(m.companion))
+    companion = m.companion
+    assert companion is not None  # first/last metrics always have one
+    comp = _combined(table.column(companion))
     comp_values = comp.to_numpy(zero_copy_only=False)
     ranks = [k.ranks for k in keys]
     # lexsort's last key is the primary one.
@@ -421,7 +427,7 @@ def _ordered(m: MetricColumn, table: pa.Table, keys: list[_Key], n: int) -> dict
         change[1:] |= s[1:] != s[:-1]
     starts = np.flatnonzero(change)
     pick = pa.array(order[starts] if m.kind == "first" else order[np.append(starts[1:], n) - 1])
-    return {m.name: _combined(table.column(m.name)).take(pick).cast(m.arrow_type), m.companion: comp.take(pick).cast(pa.int64())}
+    return {m.name: _combined(table.column(m.name)).take(pick).cast(m.arrow_type), companion: comp.take(pick).cast(pa.int64())}
 
 
 def _decode_dimension(key: _Key, rows: np.ndarray, original_type: pa.DataType) -> pa.Array:

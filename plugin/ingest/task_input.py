@@ -7,7 +7,7 @@ one after another, as Druid's ``CombiningInputSource`` (and the classic combinin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import pyarrow as pa
@@ -37,6 +37,7 @@ def open_task_input(
     storage: Any,
     timestamp_column: str,
     column_types: Optional[Mapping[str, pa.DataType]] = None,
+    text_fields: Optional[Collection[str]] = None,
 ) -> Any:
     """A reader (``.batches()``) of ``source``: files in ``input_format``, segments of ``druid`` sources, and the
     delegates of a ``combining`` source in order."""
@@ -44,14 +45,20 @@ def open_task_input(
         return CombiningReader(
             [
                 open_task_input(
-                    d, input_format, store=store, storage=storage, timestamp_column=timestamp_column, column_types=column_types
+                    d,
+                    input_format,
+                    store=store,
+                    storage=storage,
+                    timestamp_column=timestamp_column,
+                    column_types=column_types,
+                    text_fields=text_fields,
                 )
                 for d in source.flat_delegates()
             ]
         )
     if source.type == "druid":
         return SegmentInputReader(source, store, storage, timestamp_column=timestamp_column)
-    return open_input(source, input_format, column_types=column_types)
+    return open_input(source, input_format, column_types=column_types, text_fields=text_fields)
 
 
 def file_sources(source: Any) -> list[Any]:

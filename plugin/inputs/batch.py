@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -49,6 +50,9 @@ class InputBatch:
     times: Optional[pa.Array] = None
     #: root fields that schemaless dimension discovery must skip although their Arrow type looks flat
     non_flat_fields: frozenset[str] = frozenset()
+    #: for double columns read from JSON: which rows' numbers were written as integers (Druid reads those as
+    #: longs, so their text is ``"1"``, not ``"1.0"``), one boolean array per column; see json_numbers
+    integral_numbers: Mapping[str, pa.Array] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:

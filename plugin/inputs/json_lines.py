@@ -21,6 +21,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -29,6 +30,7 @@ import pyarrow.json as pajson
 import pyarrow.types as pt
 
 from druidflow.inputs.batch import ParseFailure, truncate_raw
+from druidflow.inputs.json_numbers import companions_from_python, with_companions
 from druidflow.inputs.schema import _json_text
 
 Chunk = tuple[Optional[pa.Table], list[ParseFailure], Optional[int]]
@@ -93,8 +95,11 @@ def _timestamps_as_strings(t: pa.DataType) -> pa.DataType:
 class JsonLinesParser:
     """Parses blocks of JSON lines into Arrow tables; remembers which fields must stay strings."""
 
-    def __init__(self) -> None:
+    def __init__(self, integral_fields: Optional[AbstractSet[str]] = frozenset()) -> None:
         self.hints: dict[str, pa.DataType] = {}
+        # The double fields to add a companion column for, saying which rows were written as integers
+        # (druidflow.inputs.json_numbers; None: every one); the reader takes them off again.
+        self.integral_fields = integral_fields
         # Root fields seen holding a list with objects or lists in it: Arrow can only keep such a list as text
         # elements, and Druid's schemaless discovery skips it (JSONFlattenerMaker: not a flat list).
         self.non_flat_fields: set[str] = set()
@@ -104,7 +109,8 @@ class JsonLinesParser:
             for name, value in obj.items():
                 if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
                     self.non_flat_fields.add(name)
-        return _table_from_python(objs)
+        table = _table_from_python(objs)
+        return companions_from_python(objs, table, self.integral_fields)
 
     def read(self, stream: Any, uri: str, block_size: int) -> Iterator[Chunk]:
         """Tables (or None when a stretch held no good row) and the broken lines of one stream."""
@@ -232,6 +238,8 @@ class JsonLinesParser:
         if new_hints:
             self.hints = {**self.hints, **new_hints}
             table = self._try(data, self.hints)
+        if table is not None and self.integral_fields != frozenset():
+            table = with_companions(table, data, self.integral_fields)
         return table
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import lzma
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Optional, Union
 
 import pyarrow as pa
@@ -14,6 +14,7 @@ from druidflow.inputs.batch import InputBatch, ParseFailure
 from druidflow.inputs.delimited import read_delimited, scan_text
 from druidflow.inputs.flatten import apply_flatten
 from druidflow.inputs.json_lines import JsonLinesParser
+from druidflow.inputs.json_numbers import java_text_columns, merge_companions, split_companions
 from druidflow.inputs.parquet import read_parquet
 from druidflow.inputs.schema import SchemaUnifier, apply_column_types
 from druidflow.inputs.sources import InputObject, LocalFile, list_objects
@@ -96,6 +97,7 @@ class InputReader:
         *,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         column_types: Optional[Mapping[str, pa.DataType]] = None,
+        text_fields: Optional[Collection[str]] = None,
     ) -> None:
         if isinstance(source, Mapping):
             source = parse_input_source(source)
@@ -113,6 +115,9 @@ class InputReader:
         self.input_format: Union[JsonInputFormat, CsvInputFormat, TsvInputFormat, ParquetInputFormat] = input_format
         self.batch_rows = batch_rows
         self.column_types: dict[str, pa.DataType] = dict(column_types or {})
+        # JSON fields whose numbers may become text (string dimensions, hash keys): for these, which numbers were
+        # written as integers is found out (InputBatch.integral_numbers). None: every field.
+        self.text_fields: Optional[frozenset[str]] = None if text_fields is None else frozenset(text_fields) | frozenset(self.column_types)
         # About 64 bytes a row: blocks of a few MiB give batches near batch_rows for typical rows.
         self.block_size = min(max(batch_rows * 64, 1 << 20), 64 << 20)
         self._objects: Optional[list[InputObject]] = None
@@ -141,19 +146,19 @@ class InputReader:
 
     def batches(self) -> Iterator[InputBatch]:
         """Every batch of every object, in order."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields)
         for obj in self.objects():
             yield from self._read(obj, unifier, parser)
 
     def read_objects(self, objects: list[InputObject]) -> Iterator[InputBatch]:
         """Every batch of ``objects`` (a split of this input's objects), with one schema across them."""
-        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser()
+        unifier, parser = SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields)
         for obj in objects:
             yield from self._read(obj, unifier, parser)
 
     def read_object(self, obj: InputObject) -> Iterator[InputBatch]:
         """The batches of one object (for splitting the work of one input across processes)."""
-        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser())
+        yield from self._read(obj, SchemaUnifier(exempt=self.column_types), JsonLinesParser(self.text_fields))
 
     # -----------------------------------------------------------------------------------------------------------
 
@@ -204,13 +209,14 @@ class InputReader:
                 if not batches:
                     continue  # no rows, no failures (rows already handed out): its bytes go with the next batch
                 assigned += nbytes
-                for i, batch in enumerate(batches):
+                for i, (batch, integral) in enumerate(batches):
                     out = InputBatch(
                         batch,
                         failures if i == 0 else [],
                         nbytes if i == 0 else 0,
                         obj.uri,
                         non_flat_fields=frozenset(parser.non_flat_fields),
+                        integral_numbers=integral,
                     )
                     if pending is not None:
                         yield pending
@@ -234,7 +240,7 @@ class InputReader:
 
     def _finish(
         self, data: Any, failures: list[ParseFailure], unifier: SchemaUnifier, uri: str
-    ) -> list[pa.RecordBatch]:
+    ) -> list[tuple[pa.RecordBatch, dict[str, pa.Array]]]:
         if data is None:
             pieces: list[pa.RecordBatch] = []
         elif isinstance(data, pa.Table):
@@ -245,10 +251,15 @@ class InputReader:
         if not pieces and failures:
             pieces = [pa.RecordBatch.from_arrays([], names=[])]
         out = []
+        flattened = {f.name for f in self.flatten_spec.fields} if self.flatten_spec is not None else set()
         for piece in pieces:
+            piece, found = split_companions(piece)
+            before = piece.schema
             piece = unifier.conform(piece)
+            integral = {k: v for k, v in merge_companions(found, before, piece).items() if k not in flattened}
             piece = apply_flatten(piece, self.flatten_spec)
-            out.append(apply_column_types(piece, self.column_types, uri))
+            piece = java_text_columns(piece, self.column_types, integral)
+            out.append((apply_column_types(piece, self.column_types, uri), integral))
         return out
 
 
@@ -258,11 +269,13 @@ def open_input(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     column_types: Optional[Mapping[str, pa.DataType]] = None,
+    text_fields: Optional[Collection[str]] = None,
 ) -> InputReader:
     """A reader of ``source`` (an input source, a classic firehose, or their JSON dict) in format ``fmt``.
 
     Nothing is read until :meth:`InputReader.batches` is iterated. ``column_types`` maps column names to the
     Arrow types the caller wants (e.g. ``dictionary<int32, utf8>`` for dimensions); other CSV/TSV columns are
-    utf8, other JSON/Parquet columns keep their inferred types.
+    utf8, other JSON/Parquet columns keep their inferred types. ``text_fields`` are the JSON fields whose numbers
+    may become text (None: any), for which the kind of each number is kept (:mod:`druidflow.inputs.json_numbers`).
     """
-    return InputReader(source, fmt, batch_rows=batch_rows, column_types=column_types)
+    return InputReader(source, fmt, batch_rows=batch_rows, column_types=column_types, text_fields=text_fields)

@@ -28,17 +28,16 @@ has run out counts as released. The first transaction that relies on that (a req
 heartbeat or critical section of its task) sets ``expired_at_ms`` and records an ``expire`` event, under the
 mutex; from then on nothing (not even a late heartbeat from a machine whose clock is behind) brings it back.
 Expired rows stay visible as expired for ``expired_retention_seconds``, then a release on their dataSource
-deletes them.
+deletes them. The lease SQL and the background heartbeat are in :mod:`druidflow.locks.leases`.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Union
@@ -48,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from druidflow.exceptions import LockNotHeldError, LockRevokedError, SpecError
 from druidflow.intervals import Interval, format_instant, now_ms, parse_instant
+from druidflow.locks import leases
 from druidflow.locks.fast_path import FastPath, install
 from druidflow.locks.lock import APPEND_VERSION, LockResult, LockType, TaskLock
 from druidflow.locks.lock_rows import LockRows, database_now_ms, group_posses, is_live
@@ -55,8 +55,6 @@ from druidflow.locks.policy import DEFAULT_LOCK_TIMEOUT_SECONDS
 from druidflow.locks.rules import Decision, Posse, Request, decide, supersedes
 from druidflow.metadata.engine import make_engine
 from druidflow.metadata.tables import lock_datasources, lock_events, metadata, task_locks
-
-log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 120.0
 DEFAULT_EXPIRED_RETENTION_SECONDS = 24 * 3600.0
@@ -122,7 +120,7 @@ class TaskLockbox:
         self._rows = LockRows(self._dialect)
         # PostgreSQL: a new lock where nothing overlaps, and release_all, in one round trip each (fast_path.py).
         self._fast = FastPath(engine) if engine.dialect.driver == "psycopg2" else None
-        self._purged_at: dict[str, int] = {}  # dataSource -> when this lockbox last purged its expired rows
+        self._purge = leases.ExpiredPurge(self.expired_retention_ms)
 
     # ------------------------------------------------------------------ schema
 
@@ -242,7 +240,7 @@ class TaskLockbox:
             .order_by(_T.id)
         ).mappings().all()
         # The decision below relies on these rows' expiry: record it first (it is final from now on).
-        rows = self._record_expiries(conn, rows, now)
+        rows = leases.record_expiries(self._rows, conn, rows, now)
         posses = group_posses(rows, now)
         decision = decide(request, list(posses.values()))
 
@@ -336,8 +334,8 @@ class TaskLockbox:
                 return 0
             self._rows.take_mutexes(conn, datasources)
             now = self.clock()
-            rows = self._record_expiries(conn, self._rows.task_rows(conn, task_id, datasources), now)
-            extended = self._extend(conn, task_id, datasources, now)
+            rows = leases.record_expiries(self._rows, conn, self._rows.task_rows(conn, task_id, datasources), now)
+            extended = leases.extend(conn, task_id, datasources, now, self.lease_ms)
         revoked = [r for r in rows if r["revoked"]]
         if raise_revoked and revoked:
             lock = self._rows.to_lock(revoked[0], now)
@@ -365,72 +363,12 @@ class TaskLockbox:
                     "published"
                 )
 
-    def _extend(self, conn: Connection, task_id: str, datasources: Iterable[str], now: int) -> int:
-        lease = now + self.lease_ms
-        result = conn.execute(
-            sa.update(task_locks)
-            .where(
-                _T.task_id == task_id,
-                _T.dataSource.in_(list(datasources)),
-                _T.expired_at_ms.is_(None),
-                _T.lease_expires_ms > now,
-            )
-            # Never shorten a lease (another machine's clock may be ahead of ours).
-            .values(lease_expires_ms=sa.case((_T.lease_expires_ms < lease, lease), else_=_T.lease_expires_ms))
-        )
-        return result.rowcount
-
     @contextmanager
     def keep_alive(self, task_id: str, every: float | None = None) -> Iterator[None]:
         """Heartbeat the task's locks from a background thread while the block runs (every lease/3 by default)."""
         period = every if every is not None else self.lease_ms / 3000.0
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(period):
-                try:
-                    self.heartbeat(task_id, raise_revoked=True)
-                except LockRevokedError:
-                    log.error("task %s: a lock was revoked; its heartbeat stops (the publish will refuse)", task_id)
-                    return
-                except Exception:
-                    log.warning("heartbeat of task %s failed", task_id, exc_info=True)
-
-        thread = threading.Thread(target=beat, name=f"druidflow-heartbeat-{task_id}", daemon=True)
-        thread.start()
-        try:
+        with leases.keep_alive(lambda t: self.heartbeat(t, raise_revoked=True), task_id, period):
             yield
-        finally:
-            stop.set()
-            thread.join()
-
-    def _record_expiries(self, conn: Connection, rows: Sequence[Any], now: int) -> list[Any]:
-        """Mark the rows whose lease has run out as expired, for good, with an ``expire`` event; returns the rows
-        as they now are. Called on exactly the rows a decision is about to rely on."""
-        lapsed = [r for r in rows if r["expired_at_ms"] is None and r["lease_expires_ms"] <= now]
-        if not lapsed:
-            return list(rows)
-        conn.execute(sa.update(task_locks).where(_T.id.in_([r["id"] for r in lapsed])).values(expired_at_ms=now))
-        for row in lapsed:
-            self._rows.event(
-                conn, now, "expire", self._rows.to_lock(row, now),
-                detail=f"lease ran out at {format_instant(row['lease_expires_ms'])}",
-            )
-        ids = {r["id"] for r in lapsed}
-        return [{**r, "expired_at_ms": now} if r["id"] in ids else r for r in rows]
-
-    def _purge_expired(self, conn: Connection, datasource: str, now: int) -> None:
-        """Forget rows that have been expired for longer than the retention (at most every 1/10 of it)."""
-        if now - self._purged_at.get(datasource, now - self.expired_retention_ms) < self.expired_retention_ms // 10:
-            return
-        self._purged_at[datasource] = now
-        conn.execute(
-            sa.delete(task_locks).where(
-                _T.dataSource == datasource,
-                _T.expired_at_ms.is_not(None),
-                _T.expired_at_ms < now - self.expired_retention_ms,
-            )
-        )
 
     # ------------------------------------------------------------------ critical section
 
@@ -460,7 +398,7 @@ class TaskLockbox:
                 datasource = held[0]
             self._rows.take_mutexes(conn, [datasource])
             now = self.clock()
-            rows = self._record_expiries(conn, self._rows.task_rows(conn, task_id, [datasource]), now)
+            rows = leases.record_expiries(self._rows, conn, self._rows.task_rows(conn, task_id, [datasource]), now)
             locks = [self._rows.to_lock(r, now) for r in rows]
             valid: dict[str, TaskLock] = {}
             revoked: list[str] = []
@@ -480,7 +418,7 @@ class TaskLockbox:
                 raise LockRevokedError(f"task {task_id} on {datasource}: " + "; ".join(revoked + missing))
             if missing:
                 raise LockNotHeldError(f"task {task_id} on {datasource}: " + "; ".join(missing))
-            self._extend(conn, task_id, [datasource], now)
+            leases.extend(conn, task_id, [datasource], now, self.lease_ms)
             _inside.critical_section = True
             try:
                 yield CriticalSection(conn, task_id, datasource, tuple(valid.values()))
@@ -513,12 +451,11 @@ class TaskLockbox:
         if self._fast is not None and self._fast.available:
             _refuse_inside_critical_section()
             now = self.clock()
-            due_every = self.expired_retention_ms // 10
-            recent = [ds for ds, at in self._purged_at.items() if now - at < due_every]
+            recent = self._purge.recent(now)
             done = self._fast.release_all(task_id, format_instant(now), now - self.expired_retention_ms, recent)
             if done is not None:
                 released, purged = done
-                self._purged_at.update((ds, now) for ds in purged)
+                self._purge.purged(purged, now)
                 return released
         return self._remove(task_id, "release")
 
@@ -549,7 +486,7 @@ class TaskLockbox:
             now = self.clock()
             removed = 0
             for ds in datasources:
-                self._purge_expired(conn, ds, now)
+                self._purge.purge(conn, ds, now)
                 removed += self._rows.delete_task_rows(conn, task_id, ds, where, event, now, actor=actor, detail=detail)
             return removed
 

@@ -42,14 +42,36 @@ class BucketAssigner:
             pos = np.minimum(np.searchsorted(self.dynamic_starts, chunks), len(self.dynamic_starts) - 1)
             return np.where(self.dynamic_starts[pos] == chunks, self.dynamic_buckets[pos], -1)
         out = np.full(table.num_rows, -1, dtype=np.int64)
+        hashes = table.column(HASH).to_numpy() if HASH in table.column_names else None
         for start in np.unique(chunks):
             wanted = self.by_chunk.get(int(start))
             if not wanted:
                 continue
             rows = np.flatnonzero(chunks == start)
-            part = table.take(pa.array(rows)) if len(rows) != table.num_rows else table
+            whole = len(rows) == table.num_rows
+            first = wanted[0][0]
+            if first is not None and first.type == "hashed" and hashes is not None:
+                out[rows] = self._hashed(hashes if whole else hashes[rows], wanted, int(start))
+                continue
+            part = table if whole else table.take(pa.array(rows))
             out[rows] = self._buckets(part, wanted, int(start))
         return out
+
+    def _hashed(self, hashes: np.ndarray, wanted: list[tuple[Optional[ShardPlan], int]], start: int) -> np.ndarray:
+        """Hashed shards: each row's bucket from its Druid hash (only the hash column is needed, no copy of rows)."""
+        first = wanted[0][0]
+        assert first is not None
+        shard_of = buckets_of(hashes, first.num_partitions)
+        arrival = self.arrival.setdefault(start, {})
+        ids, first_rows = np.unique(shard_of, return_index=True)
+        for bucket_id in ids[np.argsort(first_rows)].tolist():
+            arrival.setdefault(bucket_id, len(arrival))
+        lookup = np.full(first.num_partitions, -1, dtype=np.int64)
+        for shard, bucket in wanted:
+            if shard is not None:
+                lookup[shard.partition_num] = bucket
+        result: np.ndarray = lookup[shard_of]
+        return result
 
     def _buckets(self, rows: pa.Table, wanted: list[tuple[Optional[ShardPlan], int]], start: int) -> np.ndarray:
         first = wanted[0][0]
@@ -57,16 +79,7 @@ class BucketAssigner:
             return np.full(rows.num_rows, wanted[0][1], dtype=np.int64)
         shards = [(shard, bucket) for shard, bucket in wanted if shard is not None]
         if first.type == "hashed":
-            shard_of = buckets_of(rows.column(HASH).to_numpy(), first.num_partitions)
-            arrival = self.arrival.setdefault(start, {})
-            ids, first_rows = np.unique(shard_of, return_index=True)
-            for bucket_id in ids[np.argsort(first_rows)].tolist():
-                arrival.setdefault(bucket_id, len(arrival))
-            lookup = np.full(first.num_partitions, -1, dtype=np.int64)
-            for shard, bucket in shards:
-                lookup[shard.partition_num] = bucket
-            result: np.ndarray = lookup[shard_of]
-            return result
+            return self._hashed(rows.column(HASH).to_numpy(), wanted, start)
         keys = range_keys(rows, first.partition_dimensions)
         out = np.full(rows.num_rows, -1, dtype=np.int64)
         for shard, bucket in shards:

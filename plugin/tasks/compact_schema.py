@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Optional
 
 from druidflow.aggregators import merge_aggregators
 from druidflow.exceptions import SpecError
-from druidflow.granularity import Granularity
+from druidflow.granularity import AllGranularity, Granularity
 from druidflow.ingest.rollup import companion_time_column
 from druidflow.intervals import ETERNITY, Interval
 from druidflow.segments.descriptor import DataSegment
@@ -165,14 +165,14 @@ def target_granularity(task: CompactTask) -> Optional[Granularity]:
 
 
 def is_aligned(interval: Interval, granularity: Granularity) -> bool:
-    if granularity.kind == "all":
+    if isinstance(granularity, AllGranularity):
         return True
     return granularity.bucket_start(interval.start) == interval.start and granularity.bucket_start(interval.end) == interval.end
 
 
 def align(interval: Interval, granularity: Granularity) -> Interval:
     """The smallest run of whole ``granularity`` buckets covering ``interval``."""
-    if granularity.kind == "all":
+    if isinstance(granularity, AllGranularity):
         return ETERNITY
     start = granularity.bucket_start(interval.start)
     end_bucket = granularity.bucket_start(interval.end)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
+from druidflow.granularity import DurationGranularity, Granularity, PeriodGranularity
 from druidflow.ingest.builder import IncrementalIndex, persist_codec, tune_allocator
 from druidflow.ingest.parse import BUCKET, CHUNK, RowParser
 from druidflow.ingest.partitioning import ShardPlan
@@ -60,7 +61,9 @@ def build_units(task: IndexTask, units: Sequence[BuildUnit], rt: Runtime) -> Bui
         index: Optional[IncrementalIndex] = None
         stats = RowStats()
         for batch in prefetched(task_reader(task, rt, string_dimensions(task)).batches()):
-            parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+            parsed = parser.parse(
+                batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+            )
             stats = stats.plus(parsed.stats)
             if index is None:
                 index = IncrementalIndex(
@@ -111,13 +114,11 @@ def output_buckets(units: Sequence[BuildUnit]) -> list[tuple[ChunkPlan, Optional
     return buckets
 
 
-def fixed_step(granularity: Any) -> Optional[int]:
+def fixed_step(granularity: Granularity) -> Optional[int]:
     """The bucket width in ms when every bucket has the same width (no months, years or time-zone shifts)."""
-    kind = getattr(granularity, "kind", None)
-    if kind == "duration":
-        step: int = granularity.duration
-        return step
-    if kind == "period":
+    if isinstance(granularity, DurationGranularity):
+        return granularity.duration
+    if isinstance(granularity, PeriodGranularity):
         period = granularity.period
         tz = granularity.time_zone
         if period.calendar_months == 0 and (tz is None or tz.is_utc or tz.is_fixed):

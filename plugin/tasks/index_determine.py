@@ -122,7 +122,9 @@ def scan_partitions(task: IndexTask, rt: Runtime, chunks: Optional[list[Interval
     hashed = isinstance(partitions, HashedPartitionsSpec) and partitions.num_shards is None
     range_dimensions = partitions.partition_dimensions if isinstance(partitions, RANGE_SPECS) else None
     for batch in task_reader(task, rt, string_dimensions(task)).batches():
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+        parsed = parser.parse(
+            batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+        )
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:

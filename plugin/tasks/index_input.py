@@ -12,6 +12,7 @@ import pyarrow as pa
 from druidflow.ingest.stats import UNLIMITED, ParseExceptionHandler
 from druidflow.ingest.task_input import open_task_input
 from druidflow.specs.tasks import IndexTask
+from druidflow.specs.tuning import HashedPartitionsSpec
 from druidflow.tasks.runtime import Runtime
 
 # The index task's logger, whichever of its modules logs: one name to filter a task's parse exceptions by.
@@ -46,7 +47,23 @@ def task_reader(task: IndexTask, rt: Runtime, dimensions: Sequence[str] = ()) ->
         storage=rt.storage,
         timestamp_column=task.spec.data_schema.timestamp_spec.column,
         column_types={d: dictionary for d in dimensions},
+        text_fields=text_fields(task),
     )
+
+
+def text_fields(task: IndexTask) -> Optional[frozenset[str]]:
+    """The input fields whose numbers may become text — string dimensions, and the hash partitioning key — for
+    which the reader keeps each JSON number's kind (``1`` vs ``1.0``); None (any field) when dimensions are
+    discovered."""
+    spec = task.spec.data_schema.dimensions_spec
+    if spec.discovers:
+        return None
+    schemas = spec.dimension_schemas
+    fields = {d.name for d in schemas if d.type == "string"}
+    partitions = task.spec.tuning_config.effective_partitions_spec
+    if isinstance(partitions, HashedPartitionsSpec):
+        fields |= set(partitions.partition_dimensions) or {d.name for d in schemas}
+    return frozenset(fields)
 
 
 def string_dimensions(task: IndexTask) -> list[str]:

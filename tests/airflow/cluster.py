@@ -23,6 +23,29 @@ from tests.airflow.conftest import AIRFLOW_BIN, airflow_env, run_airflow
 
 TERMINAL_RUN_STATES = {"success", "failed"}
 
+#: Airflow settings for workflows of short tasks (an index_parallel run is a chain of steps of seconds each), as
+#: docker-compose.yaml sets them and docs/airflow.md explains: the scheduler loops again 0.2 s after an idle loop
+#: (default 1 s), so that a finished step's downstream is queued at once; the task supervisor notices its process's
+#: exit within 1 s; a task never runs in a fresh interpreter.
+SHORT_TASK_SETTINGS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    # The task supervisor waits in select() up to this long between heartbeats; when its task process closed its
+    # sockets but is not yet reaped, it notices the exit only after that wait: 5 s (the default) added to about
+    # every second task instance on a loaded box.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    "AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER": "False",
+}
+#: CeleryExecutor on top of :data:`SHORT_TASK_SETTINGS`: a worker takes one task at a time (it does not reserve the
+#: next one while it runs a step, which a free worker could have started), the scheduler sends tasks in-process (no
+#: process pool per batch of mapped tasks), and each worker imports the task-side modules once before it forks
+#: (druidflow.airflow.worker_preload: Airflow's DAG parsing and Druidflow's engine, seconds per task instance).
+CELERY_SETTINGS = {
+    "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+    "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+    "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": '{"imports": ["druidflow.airflow.worker_preload"]}',
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -66,8 +89,9 @@ class AirflowCluster:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3",
-            AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
             AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+            **SHORT_TASK_SETTINGS,
+            **(CELERY_SETTINGS if self.executor == "CeleryExecutor" else {}),
         )
         settings.update(self.extra_env)  # a test may override any of the above (e.g. the users)
         return airflow_env(self.home, **settings)

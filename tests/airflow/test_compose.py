@@ -70,3 +70,12 @@ def test_dockerfile_installs_this_repository_on_airflow_3_3_2():
         for path in src.split():
             assert (REPO / path).exists(), path
     assert 'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/druidflow' in text
+
+
+def test_compose_runs_the_short_task_settings_the_tests_and_the_bench_run():
+    from tests.airflow.cluster import CELERY_SETTINGS, SHORT_TASK_SETTINGS
+
+    for name in AIRFLOW_SERVICES:
+        env = _compose()["services"][name]["environment"]
+        for key, value in {**SHORT_TASK_SETTINGS, **CELERY_SETTINGS}.items():
+            assert env.get(key) == value, (name, key)

@@ -54,6 +54,14 @@ print(json.dumps({
     "labels": {d.dag_id: [t.partial_kwargs.get("map_index_template") for t in d.tasks if t.task_id.endswith("build_segments")]
                for d in bag.dags.values()},
     "fail_dagrun": {d.dag_id: [t.on_failure_fail_dagrun for t in d.tasks if t.is_teardown] for d in bag.dags.values()},
+    "parallel": {t.task_id.split(".")[-1]: {
+        "upstream": sorted(u.split(".")[-1] for u in t.upstream_task_ids),
+        "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)),
+        "mapped": hasattr(t, "partial_kwargs"),
+        "retries": t.partial_kwargs.get("retries") if hasattr(t, "partial_kwargs") else t.retries,
+        "label": t.partial_kwargs.get("map_index_template") if hasattr(t, "partial_kwargs") else None,
+        "setup": t.is_setup, "teardown": t.is_teardown, "fail_dagrun": t.on_failure_fail_dagrun,
+    } for t in bag.dags["druidflow_index_parallel"].tasks} if "druidflow_index_parallel" in bag.dags else {},
 }))
 """
 
@@ -115,7 +123,25 @@ def test_every_registered_task_type_has_its_dag(parsed):
         tasks = parsed["task_ids"].get(entry.dag_id)
         assert tasks, f"no DAG {entry.dag_id} for task type {entry.type}"
         build = ".merge_segments" if entry.type == "index_parallel" else ".build_segments"
-        assert any(t.endswith(build) for t in tasks) and any(t.endswith(".release_locks") for t in tasks)
+        release = ".publish_release" if entry.type == "index_parallel" else ".release_locks"
+        assert any(t.endswith(build) for t in tasks) and any(t.endswith(release) for t in tasks)
+
+
+def test_druidflow_index_parallel_runs_the_lean_group(parsed):
+    """Four serial control tasks (setup, decide, plan_merges, teardown) around the three mapped phases, and an empty
+    end marker for what follows the group."""
+    tasks = parsed["parallel"]
+    assert set(tasks) == {"submit_lock_split", "scan", "decide_partitions", "partial_segments", "plan_merges", "merge_segments",
+                          "publish_release", "published"}
+    assert [n for n, t in tasks.items() if not t["mapped"]] == ["submit_lock_split", "decide_partitions", "plan_merges", "publish_release", "published"]
+    assert tasks["published"]["upstream"] == ["publish_release"]  # an EmptyOperator: the scheduler marks it, no worker
+    assert tasks["submit_lock_split"]["setup"] and tasks["publish_release"]["teardown"] and tasks["publish_release"]["fail_dagrun"]
+    assert tasks["publish_release"]["trigger_rule"] == "all_done_setup_success"  # runs after any failure: releases the locks
+    assert tasks["decide_partitions"]["upstream"] == ["scan"] and tasks["decide_partitions"]["trigger_rule"] == "none_failed"
+    assert "decide_partitions" in tasks["partial_segments"]["upstream"] and "plan_merges" in tasks["merge_segments"]["upstream"]
+    assert "merge_segments" in tasks["publish_release"]["upstream"]
+    for name in ("scan", "partial_segments", "merge_segments"):
+        assert tasks[name]["mapped"] and tasks[name]["retries"] == 5 and tasks[name]["label"]  # not .partial()'s 0
 
 
 @pytest.mark.parametrize("dag_id", ["druidflow_index", "druidflow_compact", "druidflow_append", "druidflow_merge",

@@ -94,7 +94,6 @@ def celery_cluster(request, tmp_path_factory, s3_server) -> Iterator[tuple[Airfl
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": '{"imports": ["druidflow.airflow.worker_preload"]}',
             # A SIGKILLed worker stops heartbeating: its task instances fail (and are retried) after this many seconds.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",

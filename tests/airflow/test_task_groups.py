@@ -8,7 +8,7 @@ from datetime import datetime
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
-from druidflow.airflow.task_groups import index_task_group
+from druidflow.airflow.task_groups import index_task_group, parallel_task_group
 
 
 def test_one_line_builds_the_workflow_and_chains_into_the_dag():
@@ -47,3 +47,25 @@ def test_a_json_spec_file_is_rendered_per_run(tmp_path):
     submit.render_template_fields({"ds_nodash": "20240105"}, jinja_env=dag.get_template_env())
     rendered = submit.spec if isinstance(submit.spec, dict) else json.loads(submit.spec)
     assert rendered["spec"]["dataSchema"]["dataSource"] == "wiki_20240105"
+
+
+def test_the_lean_parallel_group_chains_after_its_publish():
+    with DAG("user_dag3", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        EmptyOperator(task_id="extract") >> parallel_task_group({"type": "index_parallel"}, group_id="p") >> EmptyOperator(task_id="notify")
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert {n for n in tasks if n.startswith("p.")} == {
+        "p.submit_lock_split", "p.scan", "p.decide_partitions", "p.partial_segments", "p.plan_merges", "p.merge_segments",
+        "p.publish_release", "p.published"}
+    assert tasks["p.submit_lock_split"].is_setup and tasks["p.publish_release"].is_teardown
+    assert tasks["p.submit_lock_split"].upstream_task_ids == {"extract"}
+    # publish_release is a teardown, which Airflow leaves out of the group's leaves: notify waits for "published".
+    assert tasks["notify"].upstream_task_ids == {"p.published"}
+    assert tasks["p.published"].upstream_task_ids == {"p.publish_release"}
+
+
+def test_the_classic_parallel_group_keeps_one_operator_per_step():
+    with DAG("user_dag4", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        parallel_task_group({"type": "index_parallel"}, group_id="p", lean=False)
+    assert {t.task_id for t in dag.tasks} == {
+        "p.submit", "p.acquire_locks", "p.split_input", "p.scan", "p.decide_partitions", "p.partial_segments",
+        "p.plan_merges", "p.merge_segments", "p.publish", "p.release_locks"}

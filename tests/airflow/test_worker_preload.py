@@ -13,6 +13,14 @@ import druidflow.airflow.worker_preload as preload
 assert preload.LOADED == list(preload.MODULES), preload.LOADED
 assert threading.active_count() == 1, threading.enumerate()
 assert "druidflow.tasks.parallel.partial_phase" in sys.modules and "pyarrow" in sys.modules
+# What a task process imports before it runs the operator: the DAG parser, and the plugins it loads for listeners.
+assert preload.PLUGINS_LOADED and "airflow.dag_processing.dagbag" in sys.modules and "druidflow.airflow.plugin" in sys.modules
+import time
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.listeners.listener import get_listener_manager
+get_listener_manager()
+assert time.perf_counter() - started < 0.5, time.perf_counter() - started
 print(len(set(sys.modules) - before))
 """
 

@@ -455,13 +455,15 @@ def test_a_run_longer_than_the_lock_lease_keeps_its_locks(db_url, tmp_path, monk
     from druidflow.locks import TaskLockbox
 
     rt = Runtime.from_urls(db_url, str(tmp_path / "deep"), tmp_path / "work")
-    rt.lockbox = TaskLockbox(rt.store.engine, lease_seconds=1)
+    # A 3 s lease renewed every second: a loaded 2-core machine can starve the heartbeat thread for about a second,
+    # which a 1 s lease did not survive; the build still outlasts the lease twice over.
+    rt.lockbox = TaskLockbox(rt.store.engine, lease_seconds=3)
     slow_build = index.build_units
 
     def build_slowly(*args, **kwargs):
         import time
 
-        time.sleep(2.5)  # well past the 1 s lease
+        time.sleep(7)  # well past the 3 s lease
         return slow_build(*args, **kwargs)
 
     monkeypatch.setattr(index, "build_units", build_slowly)

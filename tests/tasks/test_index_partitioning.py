@@ -408,3 +408,62 @@ def test_csv_numbers_in_a_double_dimension_hash_as_written(rt, tmp_path):
             assert bucket_of_value[r["d"]] == s.shard_spec.bucket_id
     assert sum(s.num_rows for s in report.segments) == len(texts)
     assert sorted(s.partition_num for s in report.segments) == list(range(len(report.segments)))
+
+
+JSON_NUMBERS = ["1", "2.5", "3", "2.0", "7", "1e3", "12", "4.0", "-0", "6", "10000000", "1.0E7"]
+
+
+@pytest.mark.parametrize(
+    "dimensions,partition_dims",
+    [
+        (["d"], ["d"]),  # a string dimension: its text is String.valueOf of the number Jackson read
+        ([{"type": "double", "name": "d"}], ["d"]),  # a double dimension: hashed before typing, as written
+        (None, ["d"]),  # schemaless
+        (None, []),  # schemaless, the whole group key
+        ([{"type": "double", "name": "d"}, "s"], []),
+    ],
+)
+def test_json_integers_and_doubles_in_one_column_hash_as_druid_reads_them(rt, dimensions, partition_dims):
+    # pyarrow reads the column as doubles (1 -> 1.0); Druid keeps 1 a Long ("1") and 2.0 a Double ("2.0").
+    lines = [f'{{"ts":"2024-01-01T00:{i:02d}:00Z","d":{v},"s":"x{i % 3}"}}' for i, v in enumerate(JSON_NUMBERS)]
+    spec = spec_for([], {"type": "hashed", "numShards": 5, "partitionDimensions": partition_dims}, intervals=("2024-01-01/2024-01-02",))
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {"dimensions": dimensions} if dimensions is not None else {}
+    spec["spec"]["dataSchema"]["metricsSpec"] = [{"type": "count", "name": "count"}]
+    spec["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "MINUTE"
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "inline", "data": "\n".join(lines)}
+    report = index.run(spec, rt)
+    raw = [json.loads(line) for line in lines]
+    dims = ["d", "s"]
+    minute = {r["ts"][14:16]: r for r in raw}
+    got = {}
+    for s in report.segments:
+        for r in segment_rows(rt, s):
+            source = minute[f"{(r['__time'] // 60_000) % 60:02d}"]
+            got[json.dumps(source["d"])] = s.shard_spec.bucket_id
+            expected = druid_bucket(source, dims, 5, partition_dims, r["__time"])
+            assert s.shard_spec.bucket_id == expected, (source, r)
+            if dimensions != [{"type": "double", "name": "d"}] and dimensions != [{"type": "double", "name": "d"}, "s"]:
+                assert r["d"] == java_string(source["d"])  # the stored string: "1", "2.5", "2.0", "1000.0", "0"
+    assert len(got) == len(JSON_NUMBERS) and len(set(got.values())) > 1
+    # Without the kinds, 1 and 1.0 would hash alike; the literal's kind decides here.
+    assert druid_key({"d": 1}, ["d"], ["d"]) != druid_key({"d": 1.0}, ["d"], ["d"])
+
+
+@pytest.mark.parametrize("partition_dims", [["m"], []])
+def test_json_arrays_mixing_integers_and_doubles_hash_as_druid_reads_them(rt, partition_dims):
+    arrays = ["[1, 2.0]", "[2.0, 1]", "[3, 3.5, 3]", "[1e3]", "[7]", "[7.0]", "[null, 4]", "[5, 6.0, 5]"]
+    lines = [f'{{"ts":"2024-01-01T00:{i:02d}:00Z","m":{v}}}' for i, v in enumerate(arrays)]
+    spec = spec_for([], {"type": "hashed", "numShards": 4, "partitionDimensions": partition_dims}, intervals=("2024-01-01/2024-01-02",))
+    spec["spec"]["dataSchema"]["dimensionsSpec"] = {}
+    spec["spec"]["dataSchema"]["metricsSpec"] = [{"type": "count", "name": "count"}]
+    spec["spec"]["dataSchema"]["granularitySpec"]["queryGranularity"] = "MINUTE"
+    spec["spec"]["ioConfig"]["inputSource"] = {"type": "inline", "data": "\n".join(lines)}
+    report = index.run(spec, rt)
+    by_minute = {i: json.loads(line) for i, line in enumerate(lines)}
+    seen = 0
+    for s in report.segments:
+        for r in segment_rows(rt, s):
+            source = by_minute[(r["__time"] // 60_000) % 60]
+            assert s.shard_spec.bucket_id == druid_bucket(source, ["m"], 4, partition_dims, r["__time"]), source
+            seen += 1
+    assert seen == len(arrays)

@@ -116,7 +116,9 @@ class PartialBuilder:
         self._lock = threading.Lock()
 
     def add(self, batch: InputBatch) -> None:
-        parsed = self.parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+        parsed = self.parser.parse(
+            batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+        )
         self.stats = self.stats.plus(parsed.stats)
         if self._built is None:
             self._built = incremental_index(self.task, self.parser, self._scratch / "persists", self._piece, lambda groups: None, max_total_rows=None)

@@ -31,6 +31,7 @@ from druidflow.specs.io import DruidInputSource
 from druidflow.specs.tasks import IndexTask
 from druidflow.tasks import index
 from druidflow.tasks.index import ChunkPlan
+from druidflow.tasks.index_input import text_fields
 from druidflow.tasks.parallel.handoffs import (
     ParallelPlan,
     SplitScan,
@@ -74,7 +75,9 @@ def scan(task: IndexTask, the_plan: ParallelPlan, split: InputSplit, rt: Runtime
     found: set[int] = set()
     stats = RowStats()
     for batch in split_batches(task, split, rt):
-        parsed = parser.parse(batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields)
+        parsed = parser.parse(
+            batch.data, batch.unparseable, batch.bytes_read, batch.times, batch.non_flat_fields, batch.integral_numbers
+        )
         stats = stats.plus(parsed.stats)
         table = parsed.table
         if not table.num_rows:
@@ -167,6 +170,9 @@ def split_batches(task: IndexTask, split: InputSplit, rt: Runtime) -> Iterator[I
         return segment_batches(io.input_source, split, rt, task.spec.data_schema.timestamp_spec.column)
     dictionary = pa.dictionary(pa.int32(), pa.string())
     reader = open_input(
-        narrowed_source(io.input_source, split), io.input_format, column_types={d: dictionary for d in index.string_dimensions(task)}
+        narrowed_source(io.input_source, split),
+        io.input_format,
+        column_types={d: dictionary for d in index.string_dimensions(task)},
+        text_fields=text_fields(task),
     )
     return reader.read_objects(split_objects(reader.objects(), split, reader.input_format))
