@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bench.cpu import load_average, measured, tagged
 from druidflow.intervals import MS_DAY, Interval, parse_instant
 from druidflow.locks import TaskLockbox
 
@@ -86,15 +87,18 @@ def _contender(url: str, worker: int, barrier, results) -> None:
 
 
 def _own_datasource(url: str, worker: int, barrier, results) -> None:
+    tag = f"druidflow_bench_locks_{os.getpid()}"
+    url = tagged(url, tag)
     box = TaskLockbox(url)
     iv = Interval(DAY0, DAY0 + MS_DAY)
     ds = f"bench-{worker}"
     box.try_lock(f"warmup-{worker}", None, ds, iv, "EXCLUSIVE", 50)  # connect before the clock starts
     box.release_all(f"warmup-{worker}")
-    barrier.wait(120)
-    pairs = _pairs_for(box, CONTENTION_SECONDS, f"o{worker}", iv, ds)
+    with measured(url, tag) as cpu:  # this process's CPU and its server backends' (PostgreSQL on this machine)
+        barrier.wait(120)
+        pairs, tries = _pairs_for(box, CONTENTION_SECONDS, f"o{worker}", iv, ds)
     box.close()
-    results.put(pairs)
+    results.put((pairs, tries, cpu.client_s, cpu.server_s))
 
 
 def _spawn(target, db_url: str, processes: int) -> list:
@@ -131,6 +135,7 @@ def _isolated(url: str) -> Iterator[str]:
 
 def run(url: str) -> dict:
     """Lock acquire+release pairs per second on ``url``: one process, then 4 contending processes."""
+    print(f"  bench.locks: load average {load_average()}", flush=True)
     with _isolated(url) as db_url:
         box = TaskLockbox(db_url)
         box.create_tables()
@@ -141,7 +146,12 @@ def run(url: str) -> dict:
 
         reports = _spawn(_contender, db_url, PROCESSES)
         own = _spawn(_own_datasource, db_url, DISTINCT_DATASOURCE_PROCESSES)
-    own_pairs_per_s = round(sum(r[0] for r in own) / CONTENTION_SECONDS, 1)
+    own_pairs = sum(r[0] for r in own)
+    own_pairs_per_s = round(own_pairs / CONTENTION_SECONDS, 1)
+    client_cpu = sum(r[2] for r in own)
+    server_cpu = sum(r[3] or 0.0 for r in own)
+    cpu_per_pair_ms = 1000 * (client_cpu + server_cpu) / own_pairs if own_pairs else None
+    cores = os.cpu_count() or 1
     distinct_pairs = sum(r[0][0] for r in reports)
     same_pairs = sum(r[1][0] for r in reports)
     same_tries = sum(r[1][1] for r in reports)
@@ -155,6 +165,15 @@ def run(url: str) -> dict:
         "distinct_datasources_target_pairs_per_s": TARGET_PAIRS_PER_S,
         # >= 1 meets the target (a throughput: figure / target)
         "distinct_datasources_ratio_to_target": round(own_pairs_per_s / TARGET_PAIRS_PER_S, 2),
+        # What a pair costs in CPU (the lockbox's processes plus their PostgreSQL backends), and the pairs/s that
+        # this machine's cores could sustain at that cost when nothing else runs (the commit floor aside).
+        "distinct_datasources_client_cpu_ms_per_pair": round(1000 * client_cpu / own_pairs, 3) if own_pairs else 0.0,
+        "distinct_datasources_server_cpu_ms_per_pair": round(1000 * server_cpu / own_pairs, 3) if own_pairs else 0.0,
+        "distinct_datasources_cpu_bound_pairs_per_s": round(cores * 1000 / cpu_per_pair_ms, 1) if cpu_per_pair_ms else 0.0,
+        "distinct_datasources_cpu_bound_ratio_to_target": (
+            round(cores * 1000 / cpu_per_pair_ms / TARGET_PAIRS_PER_S, 2) if cpu_per_pair_ms else 0.0
+        ),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -57,16 +57,27 @@ class Sizes:
         self.overhead_repeat = 5 if not quick else 2
 
 
-def _figure(name: str, value: float | None, target: float, unit: str = "x", note: str = "") -> dict[str, Any]:
-    met = None if value is None else value <= target
-    return {"figure": name, "value": value, "target": target, "unit": unit, "met": met, "note": note}
+def _figure(
+    name: str, value: float | None, target: float, unit: str = "x", note: str = "", at_least: bool = False
+) -> dict[str, Any]:
+    """A figure against its target: met when ``value <= target`` (a time, a ratio), or ``>=`` with ``at_least``
+    (a throughput); ``ratio_to_target`` is value / target either way."""
+    met = None if value is None else (value >= target if at_least else value <= target)
+    ratio = None if value is None or not target else round(value / target, 2)
+    return {"figure": name, "value": value, "target": target, "unit": unit, "met": met, "note": note,
+            "at_least": at_least, "ratio_to_target": ratio}  # fmt: skip
+
+
+def _bound(fig: dict[str, Any]) -> str:
+    return f"{'>=' if fig.get('at_least') else '<='} {fig['target']:g}{fig['unit']}"
 
 
 def _print_ratio(fig: dict[str, Any]) -> None:
     value = "n/a" if fig["value"] is None else f"{fig['value']:.2f}{fig['unit']}"
     verdict = {True: "met", False: "missed", None: "not measured"}[fig["met"]]
     note = f"  ({fig['note']})" if fig["note"] else ""
-    print(f"  => {fig['figure']}: {value} (target <= {fig['target']:g}{fig['unit']}): {verdict}{note}", flush=True)
+    ratio = "" if fig.get("ratio_to_target") is None else f", ratio to target {fig['ratio_to_target']:.2f}"
+    print(f"  => {fig['figure']}: {value} (target {_bound(fig)}{ratio}): {verdict}{note}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------- builds
@@ -240,6 +251,52 @@ def metadata_figures(quick: bool, pg_url: str) -> dict:
     return {**figures, **skipped}
 
 
+# --------------------------------------------------------------------------------------------------- metadata targets
+
+
+def metadata_target_figures(metadata: dict) -> list[dict]:
+    """Issue 20's metadata targets as summary figures, from the metadata modules' results: each wall figure with
+    its ratio, and next to it the CPU the step used (client plus PostgreSQL backends), which on a loaded machine
+    is the better estimate of its idle wall time."""
+    from bench import locks as locks_bench
+    from bench import metadata as metadata_bench
+    from bench import planner as planner_bench
+
+    def value(module: str, backend: str, key: str) -> float | None:
+        found = (metadata.get(module) or {}).get(backend) or {}
+        return found.get(key) if found.get("status") == "ok" else None
+
+    def load(module: str, backend: str) -> str:
+        found = (metadata.get(module) or {}).get(backend) or {}
+        return str(found.get("load_average", found.get("load_average_1m", "n/a")))
+
+    out = []
+    timed = [
+        ("metadata", "sqlite", "visible_timeline_1M_stored", "visible timeline, 1M stored segments, SQLite", metadata_bench.VISIBLE_TARGET_S),
+        ("metadata", "postgresql", "visible_timeline_1M_stored", "visible timeline, 1M stored segments, PostgreSQL", metadata_bench.VISIBLE_TARGET_S),
+        ("metadata", "postgresql", "publish_100k", "publish 100k segments, PostgreSQL", metadata_bench.PUBLISH_TARGET_S),
+        ("metadata", "sqlite", "publish_100k", "publish 100k segments, SQLite", metadata_bench.PUBLISH_TARGET_S),
+        ("planner", "sqlite", "plan_1M_segments", "auto-compaction plan, 1M segments", planner_bench.TARGET_S),
+    ]  # fmt: skip
+    for module, backend, key, label, target in timed:
+        wall, cpu = value(module, backend, f"{key}_s"), value(module, backend, f"{key}_cpu_s")
+        out.append(_figure(label, wall, target, unit="s", note=f"load {load(module, backend)}"))
+        whose = "the client and its PostgreSQL backends" if backend == "postgresql" else "the process (SQLite runs in it)"
+        out.append(_figure(f"{label}, CPU", cpu, target, unit="s", note=f"user+sys of {whose}"))
+    for backend, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        peak = value("metadata", backend, "visible_timeline_1M_stored_peak_mib")
+        out.append(_figure(f"visible timeline peak memory, 1M stored, {label}", peak, metadata_bench.VISIBLE_TARGET_MIB, unit="MiB"))
+    pairs = value("locks", "postgresql", f"{locks_bench.DISTINCT_DATASOURCE_PROCESSES}_processes_distinct_datasources_pairs_per_s")
+    bound = value("locks", "postgresql", "distinct_datasources_cpu_bound_pairs_per_s")
+    label = f"lock pairs/s, {locks_bench.DISTINCT_DATASOURCE_PROCESSES} processes on distinct dataSources, PostgreSQL"
+    out.append(_figure(label, pairs, locks_bench.TARGET_PAIRS_PER_S, unit="/s", at_least=True, note=f"load {load('locks', 'postgresql')}"))
+    out.append(_figure(f"{label}, CPU bound", bound, locks_bench.TARGET_PAIRS_PER_S, unit="/s", at_least=True,
+                       note="the cores / the CPU of a pair (client + server): what an idle machine sustains"))  # fmt: skip
+    for fig in out:
+        _print_ratio(fig)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- session
 
 
@@ -271,6 +328,9 @@ def run_suite(args: argparse.Namespace, quick: bool) -> tuple[dict, bool]:
     if not args.skip_metadata:
         metadata = metadata_figures(quick, args.pg_url)
         harness.print_metadata(metadata)
+        if not quick:
+            print("\n[metadata] issue 20's targets")
+            figures += metadata_target_figures(metadata)
     print_summary(figures, problems, time.perf_counter() - started)
     payload = {"mode": "issue20-quick" if quick else "issue20", "figures": figures, "metadata": metadata, "problems": problems}
     return payload, not problems
@@ -279,11 +339,12 @@ def run_suite(args: argparse.Namespace, quick: bool) -> tuple[dict, bool]:
 def print_summary(figures: list[dict], problems: list[str], elapsed: float) -> None:
     print(f"\nIssue 20 figures ({elapsed:.0f} s; ratios compare runs of this session; on a busy machine they are noisy):")
     width = max([len(f["figure"]) for f in figures] + [10])
-    print(f"  {'figure':<{width}}  {'value':>9}  {'target':>9}  verdict")
+    print(f"  {'figure':<{width}}  {'value':>11}  {'target':>12}  {'ratio':>6}  verdict")
     for f in figures:
         value = "n/a" if f["value"] is None else f"{f['value']:.2f}{f['unit']}"
         verdict = {True: "met", False: "MISSED", None: "not measured"}[f["met"]]
-        print(f"  {f['figure']:<{width}}  {value:>9}  {'<= ' + format(f['target'], 'g') + f['unit']:>9}  {verdict}")
+        ratio = "" if f.get("ratio_to_target") is None else f"{f['ratio_to_target']:.2f}"
+        print(f"  {f['figure']:<{width}}  {value:>11}  {_bound(f):>12}  {ratio:>6}  {verdict}")
     print(f"\nAgreement and failures: {'OK' if not problems else 'FAILED'}")
     for line in problems[:50]:
         print(f"  {line}")

@@ -34,9 +34,10 @@ def test_quick_runs_every_figure_and_prints_its_ratio_against_its_target(tmp_pat
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     summary = done.stdout.split("Issue 20 figures", 1)[1]
     for name in FIGURES:
-        line = re.search(rf"^  {re.escape(name)}\s+(\S+)\s+<= (\S+)\s+(met|MISSED)$", summary, re.M)
+        line = re.search(rf"^  {re.escape(name)}\s+(\S+)\s+<= (\S+)\s+(\S+)\s+(met|MISSED)$", summary, re.M)
         assert line, f"{name!r} missing from the summary:\n{summary}"
         assert line.group(1) != "n/a"
+        assert float(line.group(3)) > 0  # the ratio to the target
     assert "Agreement and failures: OK" in summary
     overhead_line = next(line for line in done.stdout.splitlines() if "=> druidflow run fixed overhead" in line)
     assert "heavy imports: none" in overhead_line, overhead_line
@@ -70,3 +71,37 @@ def test_memory_falls_back_to_20m_rows_when_the_disk_is_too_small(tmp_path, monk
     assert rows == [5_000_000, 20_000_000] and "5M vs 20M" in note
     monkeypatch.setattr(suite.shutil, "disk_usage", lambda path: types.SimpleNamespace(free=100 * suite.GIB))
     assert suite.memory_sizes(sizes, tmp_path) == ([5_000_000, 50_000_000], "")
+
+
+def test_the_metadata_targets_are_summary_figures_with_their_ratios(capsys):
+    ok = {"status": "ok", "load_average": "1.00, 1.00, 1.00"}
+    metadata = {
+        "metadata": {
+            "sqlite": {**ok, "visible_timeline_1M_stored_s": 1.0, "visible_timeline_1M_stored_cpu_s": 0.9,
+                       "visible_timeline_1M_stored_peak_mib": 112.0, "publish_100k_s": 4.0, "publish_100k_cpu_s": 3.0},
+            "postgresql": {**ok, "visible_timeline_1M_stored_s": 3.0, "visible_timeline_1M_stored_cpu_s": 1.5,
+                           "visible_timeline_1M_stored_peak_mib": 600.0, "publish_100k_s": 6.0, "publish_100k_cpu_s": 2.5},
+        },
+        "planner": {"sqlite": {**ok, "plan_1M_segments_s": 4.0, "plan_1M_segments_cpu_s": 3.9}},
+        "locks": {"postgresql": {"status": "ok", "8_processes_distinct_datasources_pairs_per_s": 600.0,
+                                 "distinct_datasources_cpu_bound_pairs_per_s": 2500.0}},
+    }  # fmt: skip
+    figures = {f["figure"]: f for f in suite.metadata_target_figures(metadata)}
+    pg_visible = figures["visible timeline, 1M stored segments, PostgreSQL"]
+    assert (pg_visible["value"], pg_visible["ratio_to_target"], pg_visible["met"]) == (3.0, 1.5, False)
+    assert figures["visible timeline, 1M stored segments, PostgreSQL, CPU"]["met"] is True
+    assert figures["visible timeline peak memory, 1M stored, PostgreSQL"]["met"] is False
+    assert figures["publish 100k segments, PostgreSQL"]["ratio_to_target"] == 1.2
+    assert figures["auto-compaction plan, 1M segments"]["met"] is True
+    # A throughput meets its target from above.
+    locks = figures["lock pairs/s, 8 processes on distinct dataSources, PostgreSQL"]
+    assert (locks["ratio_to_target"], locks["met"]) == (0.6, False)
+    assert figures["lock pairs/s, 8 processes on distinct dataSources, PostgreSQL, CPU bound"]["met"] is True
+    # A module that failed is "not measured", not a crash.
+    assert figures["auto-compaction plan, 1M segments"]["value"] == 4.0
+    missing = suite.metadata_target_figures({"planner": {"sqlite": {"status": "failed"}}})
+    assert all(f["met"] is None for f in missing)
+    suite.print_summary(list(figures.values()), [], 1.0)
+    out = capsys.readouterr().out
+    assert re.search(r"lock pairs/s, 8 processes on distinct dataSources, PostgreSQL\s+600.00/s\s+>= 1000/s\s+0.60\s+MISSED", out)
+    assert re.search(r"publish 100k segments, PostgreSQL\s+6.00s\s+<= 5s\s+1.20\s+MISSED", out)

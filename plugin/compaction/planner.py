@@ -32,7 +32,7 @@ import logging
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import numpy as np
 from pydantic import Field
@@ -138,41 +138,56 @@ def _plan(
     running = sorted({lk.task_id for held in locks.values() for lk in held if task_types.get(lk.task_id) == "compact"})
     slots = max(0, settings.max_compaction_task_slots - len(running))
 
-    verdicts: list[ChunkVerdict] = []
+    drafts: list[ChunkVerdict | _Draft] = []
     notes: list[str] = []
-    eligible: list[tuple[ChunkVerdict, DataSourceCompactionConfig, list[DataSegment]]] = []
+    eligible: list[tuple[_Draft, DataSourceCompactionConfig, list[DataSegment]]] = []
     for config in configs:
         found, chosen, note = _plan_data_source(config, store, locks[config.data_source], task_types)
-        verdicts.extend(found)
+        drafts.extend(found)
         eligible.extend(chosen)
         if note:
             notes.append(note)
 
     if settings.compaction_policy.type == "mostFragmentedFirst":
-        eligible.sort(key=lambda e: (-e[0].small_segments, -e[0].interval.start, e[0].data_source))
+        eligible.sort(key=lambda e: (-e[0].counts[3], -e[0].interval.start, e[0].data_source))
     else:  # newestSegmentFirst: dataSources interleaved, newest interval first
         eligible.sort(key=lambda e: (-e[0].interval.start, -e[0].interval.end, e[0].data_source))
 
-    decided: dict[int, ChunkVerdict] = {}
+    # The chunks to compact got a draft verdict; each becomes its final one here, built once (a copy per chunk
+    # cost as much as the verdict itself, 160k times at 1M segments).
     tasks: list[dict[str, Any]] = []
-    for rank, (verdict, config, segments) in enumerate(eligible):
+    taken = (
+        f"but all {settings.max_compaction_task_slots} compaction slots are taken ({len(running)} running, {slots} "
+        "given to newer or more fragmented chunks); planned again next run"
+    )
+    final: dict[int, ChunkVerdict] = {}
+    for rank, (draft, config, segments) in enumerate(eligible):
         if rank < slots:
-            task_id = f"{task_id_prefix}_{generate_task_id('compact', config.data_source, verdict.interval)}"
-            tasks.append(config.compact_task(task_id, verdict.interval, sha256_of_segment_ids([s.id for s in segments])))
-            decided[id(verdict)] = verdict.model_copy(update={"task_id": task_id})
+            task_id = f"{task_id_prefix}_{generate_task_id('compact', config.data_source, draft.interval)}"
+            tasks.append(config.compact_task(task_id, draft.interval, sha256_of_segment_ids([s.id for s in segments])))
+            final[id(draft)] = draft.verdict("compact", draft.reason, task_id)
         else:
-            decided[id(verdict)] = verdict.model_copy(
-                update={
-                    "category": "no_slot",
-                    "reason": f"needs compacting ({verdict.reason}) but all {settings.max_compaction_task_slots} compaction "
-                    f"slots are taken ({len(running)} running, {slots} given to newer or more fragmented chunks); "
-                    "planned again next run",
-                }
-            )
-    verdicts = [decided.get(id(v), v) for v in verdicts]
+            final[id(draft)] = draft.verdict("no_slot", f"needs compacting ({draft.reason}) {taken}")
+    verdicts = [final[id(v)] if isinstance(v, _Draft) else v for v in drafts]
     return AutoCompactionPlan(
         planned_at=format_instant(now_ms()), slots=slots, running=running, verdicts=verdicts, tasks=tasks, notes=notes
     )
+
+
+class _Draft(NamedTuple):
+    """A chunk that needs compacting, before the slots are handed out decide its final verdict."""
+
+    data_source: str
+    interval: Interval
+    reason: str
+    counts: tuple[int, int, int, int]  # segments, bytes, rows, small segments
+
+    def verdict(self, category: Category, reason: str, task_id: Optional[str] = None) -> ChunkVerdict:
+        n_segments, n_bytes, n_rows, n_small = self.counts
+        return ChunkVerdict.model_construct(
+            data_source=self.data_source, interval=self.interval, category=category, reason=reason,
+            segments=n_segments, bytes=n_bytes, rows=n_rows, small_segments=n_small, task_id=task_id,
+        )
 
 
 def _task_types(store: Any, task_ids: Iterable[str]) -> dict[str, str]:
@@ -186,7 +201,7 @@ def _task_types(store: Any, task_ids: Iterable[str]) -> dict[str, str]:
 
 def _plan_data_source(
     config: DataSourceCompactionConfig, store: Any, locks: Sequence[Any], task_types: dict[str, str]
-) -> tuple[list[ChunkVerdict], list[tuple[ChunkVerdict, DataSourceCompactionConfig, list[DataSegment]]], Optional[str]]:
+) -> tuple[list[ChunkVerdict | _Draft], list[tuple[_Draft, DataSourceCompactionConfig, list[DataSegment]]], Optional[str]]:
     ds = config.data_source
     timeline = Timeline(store.used_segments(ds))
     entries = [e for e in timeline.visible() if not e.is_tombstone]
@@ -202,7 +217,7 @@ def _plan_data_source(
     blocking_locks = overlapping_locks(candidates, locks)
 
     stats = _chunk_stats(grouped, wanted.target_rows_per_segment)
-    verdicts: list[ChunkVerdict] = []
+    verdicts: list[ChunkVerdict | _Draft] = []
     chosen = []
     for k in range(len(candidates) - 1, -1, -1):
         interval, segments, blocking = candidates[k], grouped[k], blocking_locks[k]
@@ -236,12 +251,14 @@ def _plan_data_source(
                 f"{config.input_segment_size_bytes:,}",
             )
         else:
-            why = needs_compaction(segments, wanted)
+            why = needs_compaction(segments, wanted, small=n_small)
             if why is None:
                 found = verdict("already_compacted", f"{n_segments} segment(s) already compacted as configured")
             else:
-                found = verdict("compact", why)
-                chosen.append((found, config, segments))
+                draft = _Draft(ds, interval, why, stats[k])
+                chosen.append((draft, config, segments))
+                verdicts.append(draft)
+                continue
         verdicts.append(found)
     return verdicts, chosen, None
 

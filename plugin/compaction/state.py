@@ -218,18 +218,20 @@ def _names(dims: list[tuple[str, str]]) -> str:
     return "[" + ", ".join(n if t == "string" else f"{n}:{t}" for n, t in dims) + "]"
 
 
-def needs_compaction(segments: Sequence[DataSegment], wanted: WantedState) -> Optional[str]:
+def needs_compaction(segments: Sequence[DataSegment], wanted: WantedState, *, small: Optional[int] = None) -> Optional[str]:
     """Why the segments of one time chunk should be compacted under ``wanted``, or None when they are done.
 
     In order: more than one segment below the target row count (fragmented); a segment without a compaction state
     (never compacted); segments compacted in different ways; a stored state that differs from ``wanted``.
+    ``small``, when the caller counted them already, is how many segments hold fewer rows than the target.
     """
     if not segments:
         return None
     target = wanted.target_rows_per_segment
-    small = [s for s in segments if s.num_rows < target]
-    if len(small) > 1:
-        return f"fragmented: {len(small)} of {len(segments)} segments hold fewer than the target {target:,} rows"
+    if small is None:
+        small = sum(1 for s in segments if s.num_rows < target)
+    if small > 1:
+        return f"fragmented: {small} of {len(segments)} segments hold fewer than the target {target:,} rows"
     missing = [s for s in segments if not s.last_compaction_state]
     if missing:
         return f"never compacted: {len(missing)} of {len(segments)} segment(s) have no compaction state"

@@ -9,12 +9,15 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from druidflow.intervals import Interval
+from druidflow.intervals import Interval, condense, umbrella
 from druidflow.metadata.records import SegmentRecord, segment_from_payload
 from druidflow.metadata.segment_rows import (
     SEGMENT_STATE,
     SegmentsChangedError,
+    chunks,
+    concat_sets,
     gc_paused,
+    ids_of_sets,
     load_sets,
     ordered,
     used_sets,
@@ -115,6 +118,42 @@ class SegmentReads(StoreBase):
                 return load_sets(c, data_source, sets, positions)
 
         return Timeline.from_sets(data_source, sets, load)
+
+    def timeline_around(
+        self, data_source: str, intervals: Sequence[Interval], *, conn: Optional[Connection] = None
+    ) -> Timeline:
+        """The narrow-column timeline of the used segments overlapping ``intervals`` and of every used segment
+        overlapping those: all that decides what is visible, or overshadowed, anywhere in them. One aggregate read
+        per disjoint span (far-apart intervals do not read the time between them); payloads are read only for the
+        sets the timeline hands out (on ``conn`` when given)."""
+        with self._read(conn) as c:
+            spans = []
+            for iv in intervals:
+                used = self.used_span(data_source, iv, conn=c)
+                spans.append(iv if used is None else umbrella([iv, used]))
+            sets = concat_sets([used_sets(c, data_source, span) for span in condense(spans)])
+
+        def load(positions: list[int]) -> list[list[DataSegment]]:
+            with self._read(conn) as c:
+                return load_sets(c, data_source, sets, positions)
+
+        return Timeline.from_sets(data_source, sets, load)
+
+    def set_ids(
+        self, data_source: str, keys: Sequence[tuple[int, int, str]], *, conn: Optional[Connection] = None
+    ) -> list[str]:
+        """The ids of the used segments of the partition sets ``keys`` (``(start_ms, end_ms, version)``), read
+        from a column (no payload parsed)."""
+        with self._read(conn) as c:
+            return ids_of_sets(c, data_source, keys)
+
+    def stored_ids(self, segment_ids: Sequence[str], *, conn: Optional[Connection] = None) -> set[str]:
+        """Which of ``segment_ids`` have a row (used or not)."""
+        out: set[str] = set()
+        with self._read(conn) as c:
+            for chunk in chunks(sorted(set(segment_ids))):
+                out.update(r[0] for r in c.execute(sa.select(S.c.id).where(S.c.id.in_(chunk))))
+        return out
 
     def visible_summary(
         self, data_source: str, interval: Optional[Interval] = None, *, conn: Optional[Connection] = None

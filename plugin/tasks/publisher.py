@@ -10,6 +10,7 @@ runs it in one metadata transaction through the store's own functions (``publish
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Optional, Union
 
@@ -20,6 +21,7 @@ from druidflow.intervals import Interval, condense
 from druidflow.locks.lock import LockType
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.shardspec import TombstoneShardSpec
+from druidflow.segments.timeline import Timeline
 from druidflow.specs.base import DruidModel
 from druidflow.tasks.runtime import Runtime
 
@@ -38,9 +40,13 @@ class SegmentsUnchanged(DruidModel):
     #: changes: the publish upgrades them instead of the task reading them.
     upgraded_into: Optional[str] = None
 
-    def check(self, store: Any, data_source: str, conn: Any) -> None:
+    def check(self, store: Any, data_source: str, conn: Any, timeline: Any = None) -> None:
+        """Raise :class:`InputChangedError` unless the segments are still the planned ones. ``timeline`` (one
+        covering :attr:`interval`, read on ``conn``) saves reading another for a visible scope."""
         if self.scope == "visible":  # the timeline from narrow columns: only the visible sets' payloads are read
-            segments = store.timeline(data_source, self.interval, conn=conn).visible_segments(self.interval)
+            if timeline is None:
+                timeline = store.timeline(data_source, self.interval, conn=conn)
+            segments = timeline.visible_segments(self.interval)
         else:
             segments = store.used_segments(data_source, self.interval, conn=conn)
         tolerated: set[str] = set()
@@ -138,24 +144,39 @@ def execute_publish(
                 raise LockRevokedError(
                     f"task {plan.task_id}: no valid lock covers segment {s.id} (version {s.version}); nothing was published"
                 )
-        republished = bool(segments) and all(store.get_segment(s.id, conn=conn) is not None for s in segments)
-        if not republished:
-            for condition in plan.preconditions:
-                condition.check(store, plan.data_source, conn)
+        ids_wanted = {s.id for s in segments}
+        republished = bool(segments) and store.stored_ids(sorted(ids_wanted), conn=conn) == ids_wanted
+        checks = [] if republished else list(plan.preconditions)
+        # The publish's one timeline, from narrow columns, read before anything is written: the preconditions
+        # check it, and the overshadowed inputs are found in it with the new segments added (in memory).
+        before = None
+        if plan.overshadowed_reason is not None or any(c.scope == "visible" for c in checks):
+            before = store.timeline_around(plan.data_source, [*intervals, *(c.interval for c in checks)], conn=conn)
+        for condition in checks:
+            condition.check(store, plan.data_source, conn, timeline=before)
         result = None
         if segments and appending:
             result = store.publish_appended_segments(segments, conn=conn)
         elif segments:
             result = store.publish_segments(segments, conn=conn)
         replace_versions = [lk.version for lk in cs.locks if lk.type is LockType.REPLACE]
+        copies: list[DataSegment] = []
         if replace_versions and not appending:
-            store.upgrade_appended_segments(plan.data_source, replace_versions, exclude=plan.upgrade_exclude, conn=conn)
+            copies = store.upgrade_appended_segments(plan.data_source, replace_versions, exclude=plan.upgrade_exclude, conn=conn)
         marked: list[str] = []
         if plan.mark_unused:
             store.mark_unused(plan.data_source, segment_ids=plan.mark_unused, reason=plan.mark_unused_reason, conn=conn)
             marked += list(plan.mark_unused)
         if plan.overshadowed_reason is not None:
-            ids = _overshadowed(store, plan, intervals, conn)
+            assert before is not None
+            inserted = set(result.inserted) - set(result.inserted_unused) if result else set()
+            # Rarer writes (upgraded copies, appended upgrades, ids marked unused) change the sets in ways the
+            # in-memory sum does not model: the timeline is read again for them.
+            exact = not (copies or appending or plan.mark_unused)
+            after = _with_segments(store, plan.data_source, before, [s for s in segments if s.id in inserted], conn) if exact else None
+            if after is None:
+                after = store.timeline_around(plan.data_source, intervals, conn=conn)
+            ids = _overshadowed(store, plan, intervals, after, conn)
             if ids:
                 store.mark_unused(plan.data_source, segment_ids=ids, reason=plan.overshadowed_reason, conn=conn)
             marked += ids
@@ -195,19 +216,37 @@ def tombstone(data_source: str, interval: Interval, version: str, **fields: Any)
     )
 
 
-def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], conn: Any) -> list[str]:
+def _with_segments(store: Any, data_source: str, before: Any, added: Sequence[DataSegment], conn: Any) -> Any:
+    """The timeline ``before`` with the partition sets of ``added`` (just inserted, used) in it, built in memory;
+    None when one of them joins a set ``before`` already holds (its completeness needs the set's rows)."""
+    if not added:
+        return before
+    from druidflow.metadata.segment_rows import concat_sets, load_sets
+
+    old, new = before.set_columns(), Timeline(added).set_columns()
+    held = set(zip(old.start.tolist(), old.end.tolist(), old.version, strict=True))
+    if any(key in held for key in zip(new.start.tolist(), new.end.tolist(), new.version, strict=True)):
+        return None
+    sets = concat_sets([old, new])
+    return Timeline.from_sets(data_source, sets, lambda ks: load_sets(conn, data_source, sets, ks))
+
+
+def _overshadowed(store: Any, plan: PublishPlan, intervals: Sequence[Interval], timeline: Any, conn: Any) -> list[str]:
+    """The used segments overlapping ``intervals`` that ``timeline`` (of everything overlapping them, after the
+    publish's writes) finds overshadowed, among ``overshadowedAmong`` when given: ids read from a column, no
+    payload parsed."""
+    starts = [iv.start for iv in intervals]  # condensed: sorted and disjoint
+
+    def overlaps(key: tuple[int, int, str]) -> bool:
+        i = bisect_left(starts, key[1]) - 1  # the last interval starting before the set ends
+        return i >= 0 and intervals[i].end > key[0]
+
+    keys = [k for k in timeline.overshadowed_sets() if overlaps(k)]
+    if not keys:
+        return []
+    ids = store.set_ids(plan.data_source, keys, conn=conn)
     among = set(plan.overshadowed_among) if plan.overshadowed_among is not None else None
-    out: set[str] = set()
-    for interval in intervals:
-        # Whatever overshadows a candidate overlaps it: read the whole span the candidates cover. The timeline
-        # comes from narrow columns; only overshadowed sets' payloads are read (for their ids).
-        span = store.used_span(plan.data_source, interval, conn=conn)
-        if span is None:
-            continue
-        for s in store.timeline(plan.data_source, span, conn=conn).overshadowed():
-            if s.interval.overlaps(interval) and (among is None or s.id in among):
-                out.add(s.id)
-    return sorted(out)
+    return sorted({sid for sid in ids if among is None or sid in among})
 
 
 def _some(what: str, ids: Sequence[str]) -> str:

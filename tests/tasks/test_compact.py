@@ -404,3 +404,46 @@ def test_a_compaction_longer_than_the_lock_lease_keeps_its_lock(rt, monkeypatch)
     monkeypatch.setattr(compact, "build_all", slow_build)
     report = compact.run(compact_spec(), short)
     assert report.status == "SUCCESS" and len(rt.store.used_segments("t")) == 1
+
+
+def test_publish_reads_the_timeline_once_and_parses_only_the_checked_inputs(rt, monkeypatch):
+    """Under the mutex, the publish reads one narrow-column timeline (one set aggregate for a contiguous span):
+    the unchanged-input check uses it, and the overshadowed inputs are found in it with the output added in
+    memory, their ids read from a column. Before, every lock interval (here 3 days) read its own timeline and
+    parsed every overshadowed segment's payload."""
+    from druidflow.metadata import segment_reads, segment_rows
+
+    rows = [dict(r, ts=r["ts"].replace("01T", f"0{d}T")) for d in (1, 2, 3) for r in batch(d)]
+    index.run(index_spec(rows, seg="HOUR", append=False, interval="2024-01-01/2024-01-04"), rt)
+    index.run(index_spec(rows, seg="HOUR", interval="2024-01-01/2024-01-04"), rt)  # a second partition per hour
+    hourly = rt.store.used_segments("t")
+    assert len(hourly) == 3 * 24 * 2
+    task = compact.submit(compact_spec("2024-01-01/2024-01-04", segmentGranularity="DAY"), rt)
+    compact.acquire_locks(task, rt)
+    plan = compact.plan(task, rt)
+    results = [compact.build_all(plan, rt)]
+    assert len(plan.index_plan.chunks) == 3
+
+    calls = {"sets": 0, "payloads": 0}
+    real_sets, real_parse = segment_reads.used_sets, segment_rows.segment_from_payload
+
+    def counted_sets(*args, **kwargs):
+        calls["sets"] += 1
+        return real_sets(*args, **kwargs)
+
+    def counted_parse(payload):
+        calls["payloads"] += 1
+        return real_parse(payload)
+
+    monkeypatch.setattr(segment_reads, "used_sets", counted_sets)
+    monkeypatch.setattr(segment_rows, "segment_from_payload", counted_parse)
+    report = compact.publish(plan, results, rt)
+    monkeypatch.undo()
+
+    assert calls["sets"] == 1
+    assert calls["payloads"] == len(hourly)  # the visible inputs, once, for the unchanged-input check
+    assert sorted(report.marked_unused) == sorted(s.id for s in hourly)
+    used = rt.store.used_segments("t")
+    assert len(used) == 3 and {s.interval.duration for s in used} == {86_400_000}
+    assert totals(rows_of(rt))["count"] == 2 * 3 * 24
+    compact.release(task.task_id, rt)
