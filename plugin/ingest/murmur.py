@@ -19,13 +19,47 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+_MASK = np.uint64(0xFFFFFFFF)
+_C1 = np.uint64(0xCC9E2D51)
+_C2 = np.uint64(0x1B873593)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix_block(h: np.uint64, k: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    """One whole 4-byte block ``k`` mixed into ``h``."""
+    h ^= _scramble(k)
+    h = ((h << np.uint64(13)) | (h >> np.uint64(19))) & _MASK
+    return (h * np.uint64(5) + np.uint64(0xE6546B64)) & _MASK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scramble(k: np.uint64) -> np.uint64:  # pragma: no cover - compiled
+    k = (k * _C1) & _MASK
+    k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & _MASK
+    return (k * _C2) & _MASK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finish(h: np.uint64, data: np.ndarray, tail: int | np.integer[Any], length: int | np.integer[Any]) -> np.uint32:  # pragma: no cover - compiled
+    """The last ``length & 3`` bytes (from ``data[tail]``) and the final avalanche of a key of ``length`` bytes."""
+    rest = length & 3
+    if rest:
+        k = np.uint64(0)
+        for q in range(rest - 1, -1, -1):
+            k = (k << np.uint64(8)) | np.uint64(data[tail + q])
+        h ^= _scramble(k)
+    h ^= np.uint64(length) & _MASK
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & _MASK
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & _MASK
+    h ^= h >> np.uint64(16)
+    return np.uint32(h)
+
 
 @njit(cache=True, nogil=True)
 def _hash_bytes(data: np.ndarray, start: int | np.integer[Any], length: int | np.integer[Any]) -> np.uint32:  # pragma: no cover - compiled
     """murmur3_32 (seed 0) of ``data[start:start + length]``, in 64-bit arithmetic masked to 32 bits."""
-    mask = np.uint64(0xFFFFFFFF)
-    c1 = np.uint64(0xCC9E2D51)
-    c2 = np.uint64(0x1B873593)
     h = np.uint64(0)
     p = start
     for _ in range(length >> 2):
@@ -35,64 +69,19 @@ def _hash_bytes(data: np.ndarray, start: int | np.integer[Any], length: int | np
             | (np.uint64(data[p + 2]) << np.uint64(16))
             | (np.uint64(data[p + 3]) << np.uint64(24))
         )
-        k = (k * c1) & mask
-        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-        k = (k * c2) & mask
-        h ^= k
-        h = ((h << np.uint64(13)) | (h >> np.uint64(19))) & mask
-        h = (h * np.uint64(5) + np.uint64(0xE6546B64)) & mask
+        h = _mix_block(h, k)
         p += 4
-    rest = length & 3
-    if rest:
-        k = np.uint64(0)
-        for q in range(rest - 1, -1, -1):
-            k = (k << np.uint64(8)) | np.uint64(data[p + q])
-        k = (k * c1) & mask
-        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-        k = (k * c2) & mask
-        h ^= k
-    h ^= np.uint64(length) & mask
-    h ^= h >> np.uint64(16)
-    h = (h * np.uint64(0x85EBCA6B)) & mask
-    h ^= h >> np.uint64(13)
-    h = (h * np.uint64(0xC2B2AE35)) & mask
-    h ^= h >> np.uint64(16)
-    return np.uint32(h)
+    return _finish(h, data, p, length)
 
 
 @njit(cache=True, nogil=True)
 def _hash_scratch(scratch: np.ndarray, words: np.ndarray, length: int) -> np.uint32:  # pragma: no cover - compiled
     """murmur3_32 (seed 0) of ``scratch[:length]``, its whole 4-byte blocks read through ``words`` (a little-endian
     uint32 view of the same buffer)."""
-    mask = np.uint64(0xFFFFFFFF)
-    c1 = np.uint64(0xCC9E2D51)
-    c2 = np.uint64(0x1B873593)
     h = np.uint64(0)
     for w in range(length >> 2):
-        k = np.uint64(words[w])
-        k = (k * c1) & mask
-        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-        k = (k * c2) & mask
-        h ^= k
-        h = ((h << np.uint64(13)) | (h >> np.uint64(19))) & mask
-        h = (h * np.uint64(5) + np.uint64(0xE6546B64)) & mask
-    rest = length & 3
-    if rest:
-        p = length - rest
-        k = np.uint64(0)
-        for q in range(rest - 1, -1, -1):
-            k = (k << np.uint64(8)) | np.uint64(scratch[p + q])
-        k = (k * c1) & mask
-        k = ((k << np.uint64(15)) | (k >> np.uint64(17))) & mask
-        k = (k * c2) & mask
-        h ^= k
-    h ^= np.uint64(length) & mask
-    h ^= h >> np.uint64(16)
-    h = (h * np.uint64(0x85EBCA6B)) & mask
-    h ^= h >> np.uint64(13)
-    h = (h * np.uint64(0xC2B2AE35)) & mask
-    h ^= h >> np.uint64(16)
-    return np.uint32(h)
+        h = _mix_block(h, np.uint64(words[w]))
+    return _finish(h, scratch, length - (length & 3), length)
 
 
 @njit(cache=True, nogil=True)
