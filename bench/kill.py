@@ -16,11 +16,9 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from bench.isolated_db import isolated
 from druidflow.intervals import MS_HOUR, Interval, parse_instant
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.ids import storage_dir
@@ -57,26 +55,6 @@ def make_segments(count: int, data_source: str, root: Path) -> list[DataSegment]
     return out
 
 
-@contextmanager
-def _isolated(url: str) -> Iterator[str]:
-    """The URL itself for SQLite; on PostgreSQL a URL whose search_path is a fresh schema, dropped afterwards."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    import sqlalchemy as sa
-
-    schema = f"druidflow_bench_kill_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def _analyze(rt) -> None:
     """Refresh PostgreSQL's statistics after the bulk setup, as autovacuum does within a minute in production
     (with none, the planner guesses a sequential scan for the shared-file lookup by load_path)."""
@@ -96,7 +74,7 @@ def run(url: str) -> dict:
     from druidflow.tasks import kill
     from druidflow.tasks.runtime import Runtime
 
-    with tempfile.TemporaryDirectory(prefix="druidflow-bench-kill-") as tmp, _isolated(url) as db_url:
+    with tempfile.TemporaryDirectory(prefix="druidflow-bench-kill-") as tmp, isolated(url, "druidflow_bench_kill") as db_url:
         root = Path(tmp) / "deep"
         rt = Runtime.from_urls(db_url, str(root), Path(tmp) / "work")
         try:

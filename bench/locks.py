@@ -20,11 +20,9 @@ import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from bench.cpu import load_average, measured, tagged
+from bench.isolated_db import isolated
 from druidflow.intervals import MS_DAY, Interval, parse_instant
 from druidflow.locks import TaskLockbox
 
@@ -113,30 +111,10 @@ def _spawn(target, db_url: str, processes: int) -> list:
     return reports
 
 
-@contextmanager
-def _isolated(url: str) -> Iterator[str]:
-    """The URL itself for SQLite; on PostgreSQL a URL whose search_path is a fresh schema, dropped afterwards."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    import sqlalchemy as sa
-
-    schema = f"druidflow_bench_locks_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def run(url: str) -> dict:
     """Lock acquire+release pairs per second on ``url``: one process, then 4 contending processes."""
     print(f"  bench.locks: load average {load_average()}", flush=True)
-    with _isolated(url) as db_url:
+    with isolated(url, "druidflow_bench_locks") as db_url:
         box = TaskLockbox(db_url)
         box.create_tables()
         _pairs_for(box, 0.2, "warmup", Interval(DAY0, DAY0 + MS_DAY))

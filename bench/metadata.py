@@ -17,11 +17,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache, lru_cache, partial
 
 from bench.cpu import load_average, measured, tagged
+from bench.isolated_db import isolated
 from druidflow.intervals import MS_HOUR, Interval, parse_instant
 from druidflow.metadata.store import MetadataStore
 from druidflow.segments.descriptor import DataSegment
@@ -96,26 +95,6 @@ def timeline_figures() -> tuple[tuple[str, float], ...]:
         ]
         del segments, timeline, entries, visible, shadowed
     return tuple(figures)
-
-
-@contextmanager
-def _isolated(url: str) -> Iterator[str]:
-    """The URL itself for SQLite; on PostgreSQL a URL whose search_path is a fresh schema, dropped afterwards."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    import sqlalchemy as sa
-
-    schema = f"druidflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _bulk_load(store: MetadataStore, count: int, data_source: str) -> None:
@@ -213,7 +192,7 @@ def run(url: str) -> dict:
     segments = make_segments(PUBLISH_COUNT)
     tag = f"druidflow_bench_{uuid.uuid4().hex[:8]}"
     load = load_average()
-    with _isolated(url) as isolated_url:
+    with isolated(url) as isolated_url:
         db_url = tagged(isolated_url, tag)
         store = MetadataStore(db_url)
         try:
