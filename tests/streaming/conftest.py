@@ -21,18 +21,26 @@ def runtime(sqlite_url, tmp_path):
     return Runtime.from_urls(sqlite_url, str(tmp_path / "deep"), work_dir=tmp_path / "work")
 
 
+def events_schema(data_source: str, intervals: list[str] | None = None) -> dict:
+    """The dataSchema of the messages :func:`kafka_spec` reads: HOUR segments, no rollup."""
+    granularity = {"segmentGranularity": "HOUR", "queryGranularity": "NONE", "rollup": False}
+    if intervals is not None:
+        granularity["intervals"] = intervals
+    return {
+        "dataSource": data_source,
+        "timestampSpec": {"column": "ts", "format": "millis"},
+        "dimensionsSpec": {"dimensions": [{"type": "long", "name": "id"}, "page"]},
+        "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "n", "fieldName": "n"}],
+        "granularitySpec": granularity,
+    }
+
+
 def kafka_spec(bootstrap: str, topic: str, data_source: str = "events", **io) -> dict:
     """A supervisor spec over JSON messages {"ts": millis, "id": int, "page": str, "n": int}."""
     return {
         "type": "kafka",
         "spec": {
-            "dataSchema": {
-                "dataSource": data_source,
-                "timestampSpec": {"column": "ts", "format": "millis"},
-                "dimensionsSpec": {"dimensions": [{"type": "long", "name": "id"}, "page"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "n", "fieldName": "n"}],
-                "granularitySpec": {"segmentGranularity": "HOUR", "queryGranularity": "NONE", "rollup": False},
-            },
+            "dataSchema": events_schema(data_source),
             "ioConfig": {
                 "topic": topic,
                 "inputFormat": {"type": "json"},

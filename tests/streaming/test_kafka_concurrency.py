@@ -22,7 +22,7 @@ from druidflow.locks import APPEND_VERSION
 from druidflow.segments.timeline import Timeline
 from druidflow.streaming import supervisor
 from druidflow.tasks.dispatch import run_task
-from tests.streaming.conftest import kafka_spec
+from tests.streaming.conftest import events_schema, kafka_spec
 from tests.streaming.helpers import BASE_MS, messages, visible_ids
 
 BATCH_IDS = range(1_000_000, 1_000_300)
@@ -33,14 +33,7 @@ def _batch_index(data_source: str) -> dict:
     return {
         "type": "index",
         "spec": {
-            "dataSchema": {
-                "dataSource": data_source,
-                "timestampSpec": {"column": "ts", "format": "millis"},
-                "dimensionsSpec": {"dimensions": [{"type": "long", "name": "id"}, "page"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "n", "fieldName": "n"}],
-                "granularitySpec": {"segmentGranularity": "HOUR", "queryGranularity": "NONE", "rollup": False,
-                                    "intervals": ["2024-01-01T00:00:00Z/2024-01-01T03:00:00Z"]},
-            },
+            "dataSchema": events_schema(data_source, ["2024-01-01T00:00:00Z/2024-01-01T03:00:00Z"]),
             "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": "\n".join(json.dumps(r) for r in rows)},
                          "inputFormat": {"type": "json"}, "appendToExisting": True},
         },
