@@ -102,8 +102,9 @@ MODERN_EDITS = {
 }
 
 
-def classic(**changes):
-    spec = copy.deepcopy(CLASSIC_WIKIPEDIA)
+def changed(base: dict, changes: dict) -> dict:
+    """A copy of ``base`` with each ``a__b__c=value`` set at that path (``None`` removes the key)."""
+    spec = copy.deepcopy(base)
     for path, value in changes.items():
         node = spec
         keys = path.split("__")
@@ -114,20 +115,14 @@ def classic(**changes):
         else:
             node[keys[-1]] = value
     return spec
+
+
+def classic(**changes):
+    return changed(CLASSIC_WIKIPEDIA, changes)
 
 
 def modern(**changes):
-    spec = copy.deepcopy(MODERN_EDITS)
-    for path, value in changes.items():
-        node = spec
-        keys = path.split("__")
-        for k in keys[:-1]:
-            node = node[k]
-        if value is None:
-            node.pop(keys[-1], None)
-        else:
-            node[keys[-1]] = value
-    return spec
+    return changed(MODERN_EDITS, changes)
 
 
 # --------------------------------------------------------------------------------------------- the two forms

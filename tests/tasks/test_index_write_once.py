@@ -58,13 +58,18 @@ def visible(rt: Runtime) -> list[tuple]:
     return sorted(zip(table["d"].to_pylist(), table["v"].to_pylist()))
 
 
-def test_a_build_rerun_after_publish_changes_no_published_file(rt, tmp_path):
+def planned(rt: Runtime, tmp_path, rows: list[tuple[str, str, int]]):
+    """An index task over one input file of ``rows``, submitted, locked and planned: (input dir, task, plan)."""
     data = tmp_path / "in"
     data.mkdir()
-    write_input(data / "a.json", [("2024-01-01T01:00:00Z", "x", 1), ("2024-01-02T01:00:00Z", "y", 2)])
+    write_input(data / "a.json", rows)
     task = index.submit(spec(data), rt)
     index.acquire_locks(task, rt)
-    plan = index.determine_partitions(task, rt)
+    return data, task, index.determine_partitions(task, rt)
+
+
+def test_a_build_rerun_after_publish_changes_no_published_file(rt, tmp_path):
+    data, task, plan = planned(rt, tmp_path, [("2024-01-01T01:00:00Z", "x", 1), ("2024-01-02T01:00:00Z", "y", 2)])
     first = index.build_units(task, plan.build_units, rt)
     published = index.publish(task, plan, [first], rt)
     before_files, before_rows = files(rt), visible(rt)
@@ -90,12 +95,7 @@ def test_a_build_rerun_after_publish_changes_no_published_file(rt, tmp_path):
 
 
 def test_a_build_under_a_revoked_lock_pushes_nothing(rt, tmp_path):
-    data = tmp_path / "in"
-    data.mkdir()
-    write_input(data / "a.json", [("2024-01-01T01:00:00Z", "x", 1)])
-    task = index.submit(spec(data), rt)
-    index.acquire_locks(task, rt)
-    plan = index.determine_partitions(task, rt)
+    data, task, plan = planned(rt, tmp_path, [("2024-01-01T01:00:00Z", "x", 1)])
     assert rt.lockbox.try_lock("kill_w", datasource=DS, interval="2024-01-01/2024-01-03", priority=99).acquired
     with pytest.raises(LockRevokedError):
         index.build_units(task, plan.build_units, rt)
@@ -103,12 +103,7 @@ def test_a_build_under_a_revoked_lock_pushes_nothing(rt, tmp_path):
 
 
 def test_a_publish_that_definitely_failed_deletes_its_files(rt, tmp_path):
-    data = tmp_path / "in"
-    data.mkdir()
-    write_input(data / "a.json", [("2024-01-01T01:00:00Z", "x", 1), ("2024-01-02T01:00:00Z", "y", 2)])
-    task = index.submit(spec(data), rt)
-    index.acquire_locks(task, rt)
-    plan = index.determine_partitions(task, rt)
+    data, task, plan = planned(rt, tmp_path, [("2024-01-01T01:00:00Z", "x", 1), ("2024-01-02T01:00:00Z", "y", 2)])
     built = index.build_units(task, plan.build_units, rt)
     assert len(files(rt)) == 2
     assert rt.lockbox.try_lock("kill_w", datasource=DS, interval="2024-01-01/2024-01-03", priority=99).acquired
@@ -119,12 +114,7 @@ def test_a_publish_that_definitely_failed_deletes_its_files(rt, tmp_path):
 
 
 def test_a_publish_whose_outcome_is_unknown_keeps_its_files(rt, tmp_path, monkeypatch):
-    data = tmp_path / "in"
-    data.mkdir()
-    write_input(data / "a.json", [("2024-01-01T01:00:00Z", "x", 1)])
-    task = index.submit(spec(data), rt)
-    index.acquire_locks(task, rt)
-    plan = index.determine_partitions(task, rt)
+    data, task, plan = planned(rt, tmp_path, [("2024-01-01T01:00:00Z", "x", 1)])
     built = index.build_units(task, plan.build_units, rt)
 
     def connection_lost(*args, **kwargs):
