@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.isolated_db import isolated
+from bench.metadata_db import isolated, main_over_url
 from druidflow.intervals import MS_HOUR, Interval, parse_instant
 from druidflow.segments.descriptor import DataSegment
 from druidflow.segments.ids import storage_dir
@@ -112,15 +112,7 @@ def run(url: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if argv:
-        figures = run(argv[0])
-    else:
-        with tempfile.TemporaryDirectory(prefix="druidflow-bench-") as tmp:
-            figures = run(f"sqlite:///{tmp}/metadata.db")
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value:,}" if isinstance(value, (int, float)) else f"{key:<{width}}  {value}")
-    return 0
+    return main_over_url(run, argv)
 
 
 if __name__ == "__main__":

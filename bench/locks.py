@@ -22,7 +22,7 @@ import tempfile
 import time
 
 from bench.cpu import load_average, measured, tagged
-from bench.isolated_db import isolated
+from bench.metadata_db import isolated
 from druidflow.intervals import MS_DAY, Interval, parse_instant
 from druidflow.locks import TaskLockbox
 

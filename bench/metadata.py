@@ -14,13 +14,12 @@ URL it uses a temporary SQLite file.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import uuid
 from functools import cache, lru_cache, partial
 
 from bench.cpu import load_average, measured, tagged
-from bench.isolated_db import isolated
+from bench.metadata_db import isolated, main_over_url
 from druidflow.intervals import MS_HOUR, Interval, parse_instant
 from druidflow.metadata.store import MetadataStore
 from druidflow.segments.descriptor import DataSegment
@@ -234,15 +233,7 @@ def run(url: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if argv:
-        figures = run(argv[0])
-    else:
-        with tempfile.TemporaryDirectory(prefix="druidflow-bench-") as tmp:
-            figures = run(f"sqlite:///{tmp}/metadata.db")
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value:,}" if isinstance(value, (int, float)) else f"{key:<{width}}  {value}")
-    return 0
+    return main_over_url(run, argv)
 
 
 if __name__ == "__main__":
