@@ -22,7 +22,8 @@ def index_task(
     data: Optional[str] = None,
     input_source: Optional[dict[str, Any]] = None,
     input_format: Optional[dict[str, Any]] = None,
-    dimensions: Sequence[str] = ("d",),
+    timestamp_format: str = "auto",
+    dimensions: Sequence[str | dict[str, Any]] = ("d",),
     metrics: Optional[list[dict[str, Any]]] = None,
     segment_granularity: str = "DAY",
     query_granularity: str = "HOUR",
@@ -43,7 +44,7 @@ def index_task(
     spec: dict[str, Any] = {
         "dataSchema": {
             "dataSource": data_source,
-            "timestampSpec": {"column": "ts", "format": "auto"},
+            "timestampSpec": {"column": "ts", "format": timestamp_format},
             "dimensionsSpec": {"dimensions": list(dimensions)},
             "metricsSpec": COUNT if metrics is None else metrics,
             "granularitySpec": granularity,

@@ -29,24 +29,15 @@ from druidflow.operators.compact import (
 from druidflow.operators.index import ReleaseLocksOperator
 from tests.airflow.conftest import DAGS_FOLDER
 from tests.airflow.operator_context import context, xcom
+from tests.index_specs import COUNT_AND_SUM_V, index_task, json_lines
 
 
 def index_spec(day: int, hour: int, ds: str = "events", seg: str = "HOUR") -> dict:
-    rows = "\n".join(json.dumps({"ts": f"2024-01-{day:02d}T{hour:02d}:{m:02d}:00Z", "d": f"k{m % 2}", "v": m}) for m in range(4))
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": ds,
-                "timestampSpec": {"column": "ts", "format": "iso"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": {"segmentGranularity": seg, "queryGranularity": "HOUR", "intervals": [f"2024-01-{day:02d}/P1D"]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": rows}, "inputFormat": {"type": "json"},
-                         "appendToExisting": True},
-        },
-    }
+    rows = json_lines({"ts": f"2024-01-{day:02d}T{hour:02d}:{m:02d}:00Z", "d": f"k{m % 2}", "v": m} for m in range(4))
+    return index_task(
+        data_source=ds, data=rows, timestamp_format="iso", metrics=COUNT_AND_SUM_V, segment_granularity=seg,
+        intervals=[f"2024-01-{day:02d}/P1D"], io={"appendToExisting": True},
+    )
 
 
 def seed(rt, ds: str = "events", days=(1, 2, 3), hours=(0, 1, 2)) -> None:

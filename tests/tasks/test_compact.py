@@ -21,6 +21,7 @@ from druidflow.tasks.compact import OVERSHADOWED_BY_COMPACTION, sha256_of_segmen
 from druidflow.tasks.dispatch import run_task
 from druidflow.tasks.index import BuildResult, BuildUnit
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task, json_lines
 
 DAY = "2024-01-01/2024-01-02"
 METRICS = [
@@ -40,21 +41,10 @@ def rt(db_url, tmp_path) -> Runtime:
 
 def index_spec(rows, *, ds="t", append=True, seg="DAY", query="HOUR", dims=("d", {"type": "long", "name": "n"}),
                metrics=None, rollup=True, interval="2024-01-01/2024-01-03") -> dict:
-    data = "\n".join(json.dumps(r) for r in rows)
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": ds,
-                "timestampSpec": {"column": "ts", "format": "iso"},
-                "dimensionsSpec": {"dimensions": list(dims)},
-                "metricsSpec": metrics if metrics is not None else METRICS,
-                "granularitySpec": {"segmentGranularity": seg, "queryGranularity": query, "rollup": rollup, "intervals": [interval]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": data}, "inputFormat": {"type": "json"},
-                         "appendToExisting": append},
-        },
-    }
+    return index_task(
+        data_source=ds, data=json_lines(rows), timestamp_format="iso", dimensions=dims, metrics=metrics if metrics is not None else METRICS,
+        segment_granularity=seg, query_granularity=query, rollup=rollup, intervals=[interval], io={"appendToExisting": append},
+    )
 
 
 def batch(i: int, hours=range(24)) -> list[dict]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -15,6 +13,7 @@ from druidflow.specs.tasks import parse_task
 from druidflow.tasks import index, merge, protocol
 from druidflow.tasks.dispatch import run_task
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task, json_lines
 
 METRICS = [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}]
 
@@ -28,23 +27,10 @@ def rows(days=(1, 2, 3), per_day=6, offset=0):
 
 
 def index_spec(data, *, ds="m", interval="2024-01-01/2024-01-04", priority=None):
-    spec = {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": ds,
-                "timestampSpec": {"column": "ts", "format": "iso"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": METRICS,
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "DAY", "rollup": True, "intervals": [interval]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": "\n".join(json.dumps(r) for r in data)},
-                         "inputFormat": {"type": "json"}},
-        },
-    }
-    if priority is not None:
-        spec["context"] = {"priority": priority}
-    return spec
+    return index_task(
+        data_source=ds, data=json_lines(data), timestamp_format="iso", metrics=METRICS, query_granularity="DAY", rollup=True,
+        intervals=[interval], context=None if priority is None else {"priority": priority},
+    )
 
 
 @pytest.fixture
