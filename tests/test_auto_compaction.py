@@ -21,6 +21,7 @@ from druidflow.specs.tuning import IndexTuningConfig
 from druidflow.tasks import compact, index
 from druidflow.tasks.compact import sha256_of_segment_ids
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import COUNT_AND_SUM_V, index_task, json_lines
 
 V1 = "2024-02-01T00:00:00.000Z"
 TARGET_ROWS = 1000
@@ -200,21 +201,11 @@ def test_needs_compaction_reasons():
 
 
 def _index_spec(hour: int) -> dict:
-    rows = "\n".join(json.dumps({"ts": f"2024-01-{d:02d}T{hour:02d}:00:00Z", "d": f"k{d % 2}", "v": d}) for d in range(1, 6))
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": "wiki",
-                "timestampSpec": {"column": "ts", "format": "iso"},
-                "dimensionsSpec": {"dimensions": ["d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "HOUR", "intervals": ["2024-01-01/2024-01-06"]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "inline", "data": rows}, "inputFormat": {"type": "json"},
-                         "appendToExisting": True},
-        },
-    }
+    rows = json_lines({"ts": f"2024-01-{d:02d}T{hour:02d}:00:00Z", "d": f"k{d % 2}", "v": d} for d in range(1, 6))
+    return index_task(
+        data_source="wiki", data=rows, timestamp_format="iso", metrics=COUNT_AND_SUM_V, intervals=["2024-01-01/2024-01-06"],
+        io={"appendToExisting": True},
+    )
 
 
 def test_plan_compact_plan_again_does_not_pick_a_compacted_chunk_twice(rt):

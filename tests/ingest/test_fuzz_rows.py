@@ -22,6 +22,7 @@ from druidflow.query import visible_rows
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
 from tests.hostile import DAY, delimited_row, json_row, parquet_file
+from tests.index_specs import COUNT_AND_SUM_V, index_task
 
 TASKS = 20
 ROWS_PER_TASK = 55
@@ -35,20 +36,11 @@ FORMATS = {
 
 
 def _spec(folder: Path, fmt: dict, max_parse_exceptions: int) -> dict:
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": "t",
-                "timestampSpec": {"column": "ts", "format": "auto"},
-                "dimensionsSpec": {"dimensions": ["id", "d"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "v", "fieldName": "v"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "NONE", "rollup": False, "intervals": [DAY]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "local", "baseDir": str(folder), "filter": "*"}, "inputFormat": fmt},
-            "tuningConfig": {"type": "index", "maxParseExceptions": max_parse_exceptions, "maxSavedParseExceptions": 3},
-        },
-    }
+    return index_task(
+        input_source={"type": "local", "baseDir": str(folder), "filter": "*"}, input_format=fmt, dimensions=["id", "d"],
+        metrics=COUNT_AND_SUM_V, query_granularity="NONE", rollup=False, intervals=[DAY],
+        tuning={"maxParseExceptions": max_parse_exceptions, "maxSavedParseExceptions": 3},
+    )
 
 
 def _write_input(rng: random.Random, fmt: str, folder: Path, first_id: int) -> int:

@@ -12,6 +12,7 @@ from druidflow.query import visible_rows
 from druidflow.specs.tuning import IndexSpec
 from druidflow.tasks import index
 from druidflow.tasks.runtime import Runtime
+from tests.index_specs import index_task
 
 
 @pytest.mark.parametrize(
@@ -25,20 +26,11 @@ def test_persist_codec_follows_the_index_spec(dims, metrics, codec):
 
 
 def _spec(input_dir, tuning: dict) -> dict:
-    return {
-        "type": "index",
-        "spec": {
-            "dataSchema": {
-                "dataSource": "wiki",
-                "timestampSpec": {"column": "ts", "format": "iso"},
-                "dimensionsSpec": {"dimensions": ["page", "user"]},
-                "metricsSpec": [{"type": "count", "name": "count"}, {"type": "longSum", "name": "n", "fieldName": "n"}],
-                "granularitySpec": {"segmentGranularity": "DAY", "queryGranularity": "NONE", "intervals": ["2024-01-01/P1D"]},
-            },
-            "ioConfig": {"type": "index", "inputSource": {"type": "local", "baseDir": str(input_dir), "filter": "*.json"}, "inputFormat": {"type": "json"}},
-            "tuningConfig": {"type": "index", "maxRowsInMemory": 2000, **tuning},
-        },
-    }
+    return index_task(
+        data_source="wiki", input_source={"type": "local", "baseDir": str(input_dir), "filter": "*.json"}, timestamp_format="iso",
+        dimensions=["page", "user"], metrics=[{"type": "count", "name": "count"}, {"type": "longSum", "name": "n", "fieldName": "n"}],
+        query_granularity="NONE", intervals=["2024-01-01/P1D"], tuning={"maxRowsInMemory": 2000, **tuning},
+    )
 
 
 def _build(tmp_path, monkeypatch, name: str, tuning: dict) -> tuple[int, int, int]:
