@@ -129,12 +129,14 @@ def test_druidflow_run_of_the_bundled_kill_example_deletes_nothing_without_confi
     assert druidflow("mark-unused", "wikipedia", "--all", env=env).returncode == 0
     out = druidflow("run", "examples/kill-wikipedia.json", env=env)
     assert out.returncode == 0, out.stderr
-    plan = json.loads(out.stdout)
+    report = json.loads(out.stdout)["killUnusedSegments"]  # Druid's KillTaskReport, Druidflow's counts beside it
+    assert report["payload"]["numSegmentsKilled"] == 0
+    plan = report["druidflowDetails"]
     assert plan["dryRun"] is True and plan["numSegmentsToKill"] == 7 and "numSegmentsKilled" not in plan
     assert "DRY RUN" in out.stderr
     assert len(json.loads(druidflow("segments", "wikipedia", "--all", "--json", env=env).stdout)) == 7
     done = druidflow("run", "examples/kill-wikipedia.json", "--confirm", env=env)
-    assert done.returncode == 0 and json.loads(done.stdout)["numSegmentsKilled"] == 7, done.stderr
+    assert done.returncode == 0 and json.loads(done.stdout)["killUnusedSegments"]["payload"]["numSegmentsKilled"] == 7, done.stderr
     assert "does not exist" in one_error_line(druidflow("segments", "wikipedia", "--all", env=env))
 
 
