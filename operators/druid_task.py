@@ -44,6 +44,17 @@ BUILD_RETRY_DELAY = timedelta(seconds=15)
 LOCK_WAIT_TIMEOUT = timedelta(hours=6)
 
 
+def lock_wait_sensor_args(kwargs: dict[str, Any], lock_wait_timeout: timedelta | float, *, retries: int) -> dict[str, Any]:
+    """A step that waits for locks is a reschedule-mode sensor: the worker slot is given back while it waits."""
+    kwargs.setdefault("mode", "reschedule")
+    kwargs.setdefault("poke_interval", 10)
+    kwargs.setdefault("exponential_backoff", True)
+    kwargs.setdefault("max_wait", timedelta(minutes=5))
+    kwargs.setdefault("retries", retries)
+    kwargs["timeout"] = lock_wait_timeout
+    return kwargs
+
+
 class DruidTaskStepOperator(DruidflowStepOperator):
     """A step that works on a submitted task of any registered type.
 
@@ -87,13 +98,7 @@ class DruidTaskAcquireLocksOperator(DruidTaskStepOperator, BaseSensorOperator):
     _heartbeat = False  # nothing is held until the step returns
 
     def __init__(self, *, lock_timeout_s: float = 0, lock_wait_timeout: timedelta | float = LOCK_WAIT_TIMEOUT, **kwargs: Any) -> None:
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", 10)
-        kwargs.setdefault("exponential_backoff", True)
-        kwargs.setdefault("max_wait", timedelta(minutes=5))
-        kwargs.setdefault("retries", 2)
-        kwargs["timeout"] = lock_wait_timeout
-        super().__init__(**kwargs)
+        super().__init__(**lock_wait_sensor_args(kwargs, lock_wait_timeout, retries=2))
         self.lock_timeout_s = lock_timeout_s
         self.lock_wait_timeout = lock_wait_timeout
 

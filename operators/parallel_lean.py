@@ -40,6 +40,7 @@ from druidflow.operators.druid_task import (
     _StillLocked,
     _waiting,
     emit_asset_event,
+    lock_wait_sensor_args,
 )
 from druidflow.operators.parallel import ParallelDecideOperator
 
@@ -74,13 +75,7 @@ class ParallelSubmitLockSplitOperator(SpecSubmitOperator, BaseSensorOperator):
     default_trigger_form = "druidflow.airflow.parallel_form:PARALLEL_FORM"
 
     def __init__(self, *, lock_timeout_s: float = 0, lock_wait_timeout: timedelta | float = LOCK_WAIT_TIMEOUT, **kwargs: Any) -> None:
-        kwargs.setdefault("mode", "reschedule")
-        kwargs.setdefault("poke_interval", 10)
-        kwargs.setdefault("exponential_backoff", True)
-        kwargs.setdefault("max_wait", timedelta(minutes=5))
-        kwargs.setdefault("retries", 3)
-        kwargs["timeout"] = lock_wait_timeout
-        super().__init__(**kwargs)
+        super().__init__(**lock_wait_sensor_args(kwargs, lock_wait_timeout, retries=3))
         self.lock_timeout_s = lock_timeout_s
         self.lock_wait_timeout = lock_wait_timeout
         self._submitted_id: str | None = None
